@@ -1,0 +1,72 @@
+// libc symbols the product needs: namespaces (setns), fds, interface lookup, flock, errno,
+// and vsnprintf to render libbpf's printf-style log lines.
+import { openLibrary, toCString } from "./_lib.ts";
+import { SysError } from "./errors.ts";
+
+const symbols = {
+  setns: { parameters: ["i32", "i32"], result: "i32" }, // int fd, int nstype
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" }, // path, flags, mode
+  close: { parameters: ["i32"], result: "i32" },
+  if_nametoindex: { parameters: ["buffer"], result: "u32" }, // const char *
+  flock: { parameters: ["i32", "i32"], result: "i32" }, // fd, operation
+  __errno_location: { parameters: [], result: "pointer" }, // int *
+  vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" }, // buf, n, fmt, va_list
+  getpid: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+function libc() {
+  return lib ??= openLibrary("libc", "libc.so.6", "EBPFCNI_LIBC", symbols, "libc6");
+}
+
+export const O_RDONLY = 0;
+export const O_CLOEXEC = 0o2000000;
+export const O_DIRECTORY = 0o200000;
+export const CLONE_NEWNET = 0x40000000;
+export const LOCK_EX = 2;
+export const LOCK_UN = 8;
+
+/** errno of the last failed libc call on this thread. */
+export function errno(): number {
+  const p = libc().symbols.__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+function check(op: string, rc: number): number {
+  if (rc < 0) throw new SysError(op, errno());
+  return rc;
+}
+
+export function openFd(path: string, flags = O_RDONLY | O_CLOEXEC): number {
+  return check(`open "${path}"`, libc().symbols.open(toCString(path), flags, 0));
+}
+
+export function closeFd(fd: number): void {
+  libc().symbols.close(fd);
+}
+
+/** Moves the calling thread into the namespace behind `fd`. */
+export function setns(fd: number, nstype: number): void {
+  check("setns", libc().symbols.setns(fd, nstype));
+}
+
+/** Interface index of `name` in the calling thread's network namespace, or 0. */
+export function ifNameToIndex(name: string): number {
+  return libc().symbols.if_nametoindex(toCString(name));
+}
+
+export function flock(fd: number, op: number): void {
+  check("flock", libc().symbols.flock(fd, op));
+}
+
+export function getpid(): number {
+  return libc().symbols.getpid();
+}
+
+/** Formats a C format string with a va_list (both raw pointers from a C callback). */
+export function formatVaList(fmt: Deno.PointerValue, args: Deno.PointerValue): string {
+  const buf = new Uint8Array(4096);
+  const n = libc().symbols.vsnprintf(buf, BigInt(buf.length), fmt, args);
+  if (n < 0) return "";
+  return new TextDecoder().decode(buf.subarray(0, Math.min(n, buf.length - 1)));
+}

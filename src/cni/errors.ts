@@ -1,0 +1,57 @@
+// Typed errors for the CNI protocol: a CniError maps to the spec's error JSON.
+
+/** Error codes reserved by the CNI spec (SPEC.md, "Error"). */
+export const ErrCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  PluginNotAvailable: 50,
+  LimitedConnectivity: 51,
+  // Plugin-specific codes (the spec leaves 100 and above to plugins).
+  AddressExhausted: 100,
+  AddressUnavailable: 101,
+  MapFull: 102,
+  Internal: 999,
+} as const;
+export type ErrCode = typeof ErrCode[keyof typeof ErrCode];
+
+/** An error the plugin reports to the runtime as the spec's error JSON. */
+export class CniError extends Error {
+  override name = "CniError";
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details = "",
+    options?: ErrorOptions,
+  ) {
+    super(msg, options);
+  }
+
+  /** The spec's error object, in the requested version's shape. */
+  toJSON(cniVersion: string): Record<string, unknown> {
+    const out: Record<string, unknown> = { cniVersion, code: this.code, msg: this.message };
+    if (this.details) out.details = this.details;
+    return out;
+  }
+}
+
+/** Joins an error's message with the messages of its causes. */
+export function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.message);
+      cur = cur.cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join(": ");
+}

@@ -1,0 +1,35 @@
+// Logging for a program whose stdout is the CNI result: everything goes to stderr, or to
+// the file named by EBPFCNI_LOG_FILE. EBPFCNI_LOG_LEVEL picks the threshold (default warn).
+
+const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+type Level = keyof typeof LEVELS;
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+const threshold = LEVELS[(env("EBPFCNI_LOG_LEVEL") ?? "warn") as Level] ?? LEVELS.warn;
+const file = env("EBPFCNI_LOG_FILE");
+const encoder = new TextEncoder();
+
+function write(level: Level, msg: string): void {
+  if (LEVELS[level] < threshold) return;
+  const line = encoder.encode(`${new Date().toISOString()} ebpfcni[${Deno.pid}] ${level}: ${msg}\n`);
+  try {
+    if (file) Deno.writeFileSync(file, line, { append: true, create: true });
+    else Deno.stderr.writeSync(line);
+  } catch {
+    // Logging must never break the command.
+  }
+}
+
+export const log = {
+  debug: (msg: string) => write("debug", msg),
+  info: (msg: string) => write("info", msg),
+  warn: (msg: string) => write("warn", msg),
+  error: (msg: string) => write("error", msg),
+};

@@ -1,0 +1,106 @@
+// Link, address and route operations over one netlink socket (so, one namespace).
+import { type NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkError, SysError } from "../../ffi/errors.ts";
+import * as M from "./messages.ts";
+import * as K from "./constants.ts";
+import { type Addr, type Link, parseAddr, parseLink, parseRoute, type RouteEntry } from "./parse.ts";
+
+export class Links {
+  constructor(readonly nl: NetlinkSocket) {}
+
+  /** The link called `name`, or undefined. */
+  get(name: string): Link | undefined {
+    try {
+      const [msg] = this.nl.get(M.getLink(name));
+      return msg ? parseLink(msg.payload) : undefined;
+    } catch (err) {
+      if (err instanceof SysError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
+  list(): Link[] {
+    return this.nl.dump(M.dumpLinks()).map((m) => parseLink(m.payload));
+  }
+
+  /** Creates bridge `name` unless it exists; true when this call created it. */
+  ensureBridge(name: string, mtu: number): { link: Link; created: boolean } {
+    let created = true;
+    try {
+      this.nl.request(M.newBridge(name, mtu));
+    } catch (err) {
+      // A concurrent ADD may have created it first.
+      if (!(err instanceof NetlinkError && err.exists)) throw err;
+      created = false;
+    }
+    const link = this.get(name);
+    if (!link) throw new SysError(`find bridge "${name}"`, 19, "vanished after creation");
+    if (link.kind !== "bridge") {
+      throw new SysError(`use "${name}" as bridge`, 17, `it exists and is a ${link.kind || "non-bridge"} link`);
+    }
+    return { link, created };
+  }
+
+  createVeth(hostName: string, peerName: string, peerNetnsFd: number, mtu: number): void {
+    this.nl.request(M.newVeth(hostName, peerName, peerNetnsFd, mtu));
+  }
+
+  setUp(link: Link): void {
+    this.nl.request(M.setLink(link.index, link.name, { flags: K.IFF_UP, mask: K.IFF_UP }));
+  }
+
+  setPromisc(link: Link, on: boolean): void {
+    this.nl.request(
+      M.setLink(link.index, link.name, { flags: on ? K.IFF_PROMISC : 0, mask: K.IFF_PROMISC }),
+    );
+  }
+
+  setMaster(link: Link, master: number): void {
+    this.nl.request(M.setLink(link.index, link.name, { master }));
+  }
+
+  setHairpin(link: Link, on: boolean): void {
+    this.nl.request(M.setLink(link.index, link.name, { hairpin: on }));
+  }
+
+  /** Deletes `name`; false when it did not exist. */
+  delete(name: string): boolean {
+    const link = this.get(name);
+    if (!link) return false;
+    try {
+      this.nl.request(M.delLink(link.index, name));
+      return true;
+    } catch (err) {
+      if (err instanceof SysError && err.notFound) return false;
+      throw err;
+    }
+  }
+
+  /** Adds an address; one already there is fine. */
+  addAddr(link: Link, ip: number, prefix: number): void {
+    try {
+      this.nl.request(M.newAddr(link.index, ip, prefix, link.name));
+    } catch (err) {
+      if (!(err instanceof NetlinkError && err.exists)) throw err;
+    }
+  }
+
+  addrs(index?: number): Addr[] {
+    const all = this.nl.dump(M.dumpAddrs()).map((m) => parseAddr(m.payload));
+    return all.filter((a): a is Addr => !!a && (index === undefined || a.index === index));
+  }
+
+  addRoute(r: M.RouteSpec, ifname: string): void {
+    try {
+      this.nl.request(M.newRoute(r, ifname));
+    } catch (err) {
+      if (!(err instanceof NetlinkError && err.exists)) throw err;
+    }
+  }
+
+  routes(): RouteEntry[] {
+    return this.nl.dump(M.dumpRoutes()).map((m) => parseRoute(m.payload)).filter((r): r is RouteEntry =>
+      !!r
+    );
+  }
+}

@@ -1,0 +1,220 @@
+// Pure builders of rtnetlink requests (link, address, route) as declarative attribute
+// tables; ffi/libmnl.ts serialises them.
+import type { NlAttr, NlRequest } from "../../ffi/libmnl.ts";
+import * as K from "./constants.ts";
+
+/** struct ifinfomsg (16 bytes). */
+export function ifinfomsg(
+  index = 0,
+  flags = 0,
+  change = 0,
+  family = K.AF_UNSPEC,
+): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, family);
+  v.setInt32(4, index, true);
+  v.setUint32(8, flags, true);
+  v.setUint32(12, change, true);
+  return b;
+}
+
+/** struct ifaddrmsg (8 bytes). */
+export function ifaddrmsg(prefixlen: number, index: number, family = K.AF_INET): Uint8Array {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, family);
+  v.setUint8(1, prefixlen);
+  v.setUint32(4, index, true);
+  return b;
+}
+
+/** struct rtmsg (12 bytes). */
+export function rtmsg(dstLen: number, scope: number, table = K.RT_TABLE_MAIN): Uint8Array {
+  return new Uint8Array([
+    K.AF_INET,
+    dstLen,
+    0,
+    0,
+    table < 256 ? table : 0,
+    K.RTPROT_BOOT,
+    scope,
+    K.RTN_UNICAST,
+    0,
+    0,
+    0,
+    0,
+  ]);
+}
+
+/** IPv4 address (host-order u32) as the 4 network-order bytes netlink wants. */
+export function ip4(n: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+}
+
+export function getLink(name: string): NlRequest {
+  return {
+    op: `get link "${name}"`,
+    type: K.RTM_GETLINK,
+    flags: 0,
+    header: ifinfomsg(),
+    attrs: [{ type: K.IFLA_IFNAME, str: name }],
+  };
+}
+
+export function dumpLinks(): NlRequest {
+  return { op: "list links", type: K.RTM_GETLINK, flags: 0, header: ifinfomsg(), attrs: [] };
+}
+
+export function newBridge(name: string, mtu: number): NlRequest {
+  return {
+    op: `create bridge "${name}"`,
+    type: K.RTM_NEWLINK,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: ifinfomsg(),
+    attrs: [
+      { type: K.IFLA_IFNAME, str: name },
+      { type: K.IFLA_MTU, u32: mtu },
+      { type: K.IFLA_LINKINFO, nest: [{ type: K.IFLA_INFO_KIND, str: "bridge" }] },
+    ],
+  };
+}
+
+/** A veth pair whose peer is created straight inside the namespace `peerNetnsFd`. */
+export function newVeth(
+  hostName: string,
+  peerName: string,
+  peerNetnsFd: number,
+  mtu: number,
+): NlRequest {
+  const peer: NlAttr[] = [
+    { type: K.IFLA_IFNAME, str: peerName },
+    { type: K.IFLA_MTU, u32: mtu },
+    { type: K.IFLA_NET_NS_FD, u32: peerNetnsFd },
+  ];
+  return {
+    op: `create veth "${hostName}" with peer "${peerName}"`,
+    type: K.RTM_NEWLINK,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: ifinfomsg(),
+    attrs: [
+      { type: K.IFLA_IFNAME, str: hostName },
+      { type: K.IFLA_MTU, u32: mtu },
+      {
+        type: K.IFLA_LINKINFO,
+        nest: [
+          { type: K.IFLA_INFO_KIND, str: "veth" },
+          {
+            type: K.IFLA_INFO_DATA,
+            nest: [{ type: K.VETH_INFO_PEER, header: ifinfomsg(), nest: peer }],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Sets interface flags under `mask` (e.g. IFF_UP) and, optionally, its master. */
+export function setLink(
+  index: number,
+  name: string,
+  opts: { flags?: number; mask?: number; master?: number; hairpin?: boolean },
+): NlRequest {
+  const attrs: NlAttr[] = [];
+  if (opts.master !== undefined) attrs.push({ type: K.IFLA_MASTER, u32: opts.master });
+  if (opts.hairpin !== undefined) {
+    attrs.push({
+      type: K.IFLA_LINKINFO,
+      nest: [
+        { type: K.IFLA_INFO_SLAVE_KIND, str: "bridge" },
+        {
+          type: K.IFLA_INFO_SLAVE_DATA,
+          nest: [{ type: K.IFLA_BRPORT_MODE, u8: opts.hairpin ? 1 : 0 }],
+        },
+      ],
+    });
+  }
+  return {
+    op: `configure link "${name}"`,
+    type: K.RTM_NEWLINK,
+    flags: 0,
+    header: ifinfomsg(index, opts.flags ?? 0, opts.mask ?? 0),
+    attrs,
+  };
+}
+
+export function delLink(index: number, name: string): NlRequest {
+  return {
+    op: `delete link "${name}"`,
+    type: K.RTM_DELLINK,
+    flags: 0,
+    header: ifinfomsg(index),
+    attrs: [],
+  };
+}
+
+export function newAddr(index: number, ip: number, prefix: number, ifname: string): NlRequest {
+  const host = 32 - prefix;
+  const bcast = prefix >= 31 ? ip : (ip | ((2 ** host - 1) >>> 0)) >>> 0;
+  return {
+    op: `add address to "${ifname}"`,
+    type: K.RTM_NEWADDR,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: ifaddrmsg(prefix, index),
+    attrs: [
+      { type: K.IFA_LOCAL, bytes: ip4(ip) },
+      { type: K.IFA_ADDRESS, bytes: ip4(ip) },
+      { type: K.IFA_BROADCAST, bytes: ip4(bcast) },
+    ],
+  };
+}
+
+export function dumpAddrs(): NlRequest {
+  return {
+    op: "list addresses",
+    type: K.RTM_GETADDR,
+    flags: 0,
+    header: ifaddrmsg(0, 0),
+    attrs: [],
+  };
+}
+
+export interface RouteSpec {
+  dst: number;
+  dstLen: number;
+  gw?: number;
+  oif: number;
+  priority?: number;
+  table?: number;
+  mtu?: number;
+  advmss?: number;
+}
+
+export function newRoute(r: RouteSpec, ifname: string): NlRequest {
+  const attrs: NlAttr[] = [{ type: K.RTA_OIF, u32: r.oif }];
+  if (r.dstLen > 0) attrs.push({ type: K.RTA_DST, bytes: ip4(r.dst) });
+  if (r.gw !== undefined) attrs.push({ type: K.RTA_GATEWAY, bytes: ip4(r.gw) });
+  if (r.priority !== undefined) attrs.push({ type: K.RTA_PRIORITY, u32: r.priority });
+  if (r.table !== undefined) attrs.push({ type: K.RTA_TABLE, u32: r.table });
+  const metrics: NlAttr[] = [];
+  if (r.mtu !== undefined) metrics.push({ type: K.RTAX_MTU, u32: r.mtu });
+  if (r.advmss !== undefined) metrics.push({ type: K.RTAX_ADVMSS, u32: r.advmss });
+  if (metrics.length) attrs.push({ type: K.RTA_METRICS, nest: metrics });
+  return {
+    op: `add route to ${r.dstLen ? "a prefix" : "default"} via "${ifname}"`,
+    type: K.RTM_NEWROUTE,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: rtmsg(r.dstLen, r.gw === undefined ? K.RT_SCOPE_LINK : K.RT_SCOPE_UNIVERSE, r.table),
+    attrs,
+  };
+}
+
+export function dumpRoutes(): NlRequest {
+  return {
+    op: "list routes",
+    type: K.RTM_GETROUTE,
+    flags: 0,
+    header: rtmsg(0, 0, 0),
+    attrs: [],
+  };
+}

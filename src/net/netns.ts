@@ -1,0 +1,49 @@
+// Network namespaces. A namespace belongs to a thread, so entering one is synchronous on
+// the calling (main) thread and always undone before returning. Netlink sockets stay bound
+// to the namespace they were opened in, so we enter only to open a socket.
+import { CLONE_NEWNET, closeFd, O_CLOEXEC, O_RDONLY, openFd, setns } from "../../ffi/libc.ts";
+import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { SysError } from "../../ffi/errors.ts";
+
+/** An open namespace file; close it when done. */
+export class Netns {
+  private constructor(readonly path: string, readonly fd: number) {}
+
+  /** Opens `path` (e.g. /var/run/netns/x or /proc/PID/ns/net). NotFound → SysError. */
+  static open(path: string): Netns {
+    return new Netns(path, openFd(path, O_RDONLY | O_CLOEXEC));
+  }
+
+  /** Runs `fn` inside this namespace on the current thread, then returns to the original. */
+  run<T>(fn: () => T): T {
+    const home = openFd("/proc/thread-self/ns/net");
+    try {
+      try {
+        setns(this.fd, CLONE_NEWNET);
+      } catch (err) {
+        if (err instanceof SysError && err.errno === 22) {
+          throw new SysError(`enter "${this.path}"`, 22, "not a network namespace", {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+      try {
+        return fn();
+      } finally {
+        setns(home, CLONE_NEWNET);
+      }
+    } finally {
+      closeFd(home);
+    }
+  }
+
+  /** A netlink socket that operates inside this namespace. */
+  socket(): NetlinkSocket {
+    return this.run(() => new NetlinkSocket());
+  }
+
+  close(): void {
+    closeFd(this.fd);
+  }
+}

@@ -1,0 +1,109 @@
+// Pure parsers for rtnetlink replies: links, addresses and routes out of NlMessage payloads.
+import * as K from "./constants.ts";
+
+export interface Link {
+  index: number;
+  name: string;
+  flags: number;
+  mtu: number;
+  master: number;
+  mac: string;
+  kind: string;
+}
+
+export interface Addr {
+  index: number;
+  prefixlen: number;
+  /** IPv4 as host-order u32. */
+  ip: number;
+}
+
+export interface RouteEntry {
+  dst: number;
+  dstLen: number;
+  gw: number | undefined;
+  oif: number;
+  table: number;
+}
+
+interface RawAttr {
+  type: number;
+  data: Uint8Array;
+}
+
+/** Splits netlink attributes (struct nlattr TLVs, 4-byte aligned). */
+export function attrs(b: Uint8Array, start = 0): RawAttr[] {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out: RawAttr[] = [];
+  for (let off = start; off + 4 <= b.length;) {
+    const len = v.getUint16(off, true);
+    if (len < 4 || off + len > b.length) break;
+    out.push({ type: v.getUint16(off + 2, true) & 0x3fff, data: b.subarray(off + 4, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+function cstr(d: Uint8Array): string {
+  const end = d.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? d : d.subarray(0, end));
+}
+
+function u32(d: Uint8Array): number {
+  return new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0, true);
+}
+
+function be32(d: Uint8Array): number {
+  return new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0, false);
+}
+
+export function parseLink(payload: Uint8Array): Link {
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const link: Link = {
+    index: v.getInt32(4, true),
+    flags: v.getUint32(8, true),
+    name: "",
+    mtu: 0,
+    master: 0,
+    mac: "",
+    kind: "",
+  };
+  for (const a of attrs(payload, 16)) {
+    if (a.type === K.IFLA_IFNAME) link.name = cstr(a.data);
+    else if (a.type === K.IFLA_MTU) link.mtu = u32(a.data);
+    else if (a.type === K.IFLA_MASTER) link.master = u32(a.data);
+    else if (a.type === K.IFLA_ADDRESS) {
+      link.mac = Array.from(a.data, (x) => x.toString(16).padStart(2, "0")).join(":");
+    } else if (a.type === K.IFLA_LINKINFO) {
+      for (const i of attrs(a.data)) if (i.type === K.IFLA_INFO_KIND) link.kind = cstr(i.data);
+    }
+  }
+  return link;
+}
+
+/** IPv4 addresses only; others are skipped by the caller. */
+export function parseAddr(payload: Uint8Array): Addr | undefined {
+  if (payload[0] !== K.AF_INET) return undefined;
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  let ip: number | undefined;
+  let address: number | undefined;
+  for (const a of attrs(payload, 8)) {
+    if (a.type === K.IFA_LOCAL) ip = be32(a.data);
+    else if (a.type === K.IFA_ADDRESS) address = be32(a.data);
+  }
+  const chosen = ip ?? address;
+  if (chosen === undefined) return undefined;
+  return { index: v.getUint32(4, true), prefixlen: payload[1] ?? 0, ip: chosen };
+}
+
+export function parseRoute(payload: Uint8Array): RouteEntry | undefined {
+  if (payload[0] !== K.AF_INET) return undefined;
+  const r: RouteEntry = { dst: 0, dstLen: payload[1] ?? 0, gw: undefined, oif: 0, table: payload[4] ?? 0 };
+  for (const a of attrs(payload, 12)) {
+    if (a.type === K.RTA_DST) r.dst = be32(a.data);
+    else if (a.type === K.RTA_GATEWAY) r.gw = be32(a.data);
+    else if (a.type === K.RTA_OIF) r.oif = u32(a.data);
+    else if (a.type === K.RTA_TABLE) r.table = u32(a.data);
+  }
+  return r;
+}
