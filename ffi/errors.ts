@@ -62,7 +62,12 @@ export class NetlinkError extends SysError {
 /** A shared library could not be opened or lacks a symbol. */
 export class LibraryError extends Error {
   override name = "LibraryError";
-  constructor(readonly library: string, readonly path: string, hint: string, options?: ErrorOptions) {
+  constructor(
+    readonly library: string,
+    readonly path: string,
+    hint: string,
+    options?: ErrorOptions,
+  ) {
     super(`Cannot load ${library} from "${path}": ${hint}`, options);
   }
 }

@@ -27,7 +27,10 @@ const symbols = {
     parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
-  bpf_map_update_batch: { parameters: ["i32", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  bpf_map_update_batch: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   bpf_map_delete_batch: { parameters: ["i32", "buffer", "buffer", "buffer"], result: "i32" },
   bpf_tc_hook_create: { parameters: ["buffer"], result: "i32" }, // struct bpf_tc_hook *
   bpf_tc_hook_destroy: { parameters: ["buffer"], result: "i32" },
@@ -40,7 +43,8 @@ const symbols = {
 
 let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
 const printDefinition = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
-let printCallback: Deno.UnsafeCallback<typeof printDefinition> | undefined;
+// Held so the callback is not collected while libbpf may call it.
+let _printCallback: Deno.UnsafeCallback<typeof printDefinition> | undefined;
 let captured: string[] | undefined;
 let logSink: (level: number, msg: string) => void = () => {};
 
@@ -55,7 +59,7 @@ function bpf() {
     logSink(level, msg);
     return 0;
   });
-  printCallback = cb;
+  _printCallback = cb;
   lib.symbols.libbpf_set_print(cb.pointer);
   return lib;
 }
@@ -87,7 +91,6 @@ function check(op: string, rc: number): number {
   if (rc < 0) fail(op, rc);
   return rc;
 }
-
 
 /** An opened (and possibly loaded) bpf_object. Close it when done; pinned objects stay. */
 export class BpfObject {
@@ -171,7 +174,10 @@ export { closeFd };
 function objInfo(fd: number, size: number, what: string): DataView {
   const info = new Uint8Array(size);
   const len = new Uint32Array([size]);
-  check(`read ${what} info`, bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)));
+  check(
+    `read ${what} info`,
+    bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)),
+  );
   return new DataView(info.buffer);
 }
 
@@ -199,7 +205,10 @@ export function progInfo(fd: number): ProgInfo {
   v.setUint32(52, ids.length, true); // nr_map_ids
   v.setBigUint64(56, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ids))), true);
   const len = new Uint32Array([info.length]);
-  check("read program info", bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)));
+  check(
+    "read program info",
+    bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)),
+  );
   const nr = Math.min(v.getUint32(52, true), ids.length);
   return {
     type: v.getUint32(0, true),

@@ -18,7 +18,9 @@ const encoder = new TextEncoder();
 
 function write(level: Level, msg: string): void {
   if (LEVELS[level] < threshold) return;
-  const line = encoder.encode(`${new Date().toISOString()} ebpfcni[${Deno.pid}] ${level}: ${msg}\n`);
+  const line = encoder.encode(
+    `${new Date().toISOString()} ebpfcni[${Deno.pid}] ${level}: ${msg}\n`,
+  );
   try {
     if (file) Deno.writeFileSync(file, line, { append: true, create: true });
     else Deno.stderr.writeSync(line);

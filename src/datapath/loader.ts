@@ -11,7 +11,14 @@ import {
   setLibbpfLog,
 } from "../../ffi/libbpf.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { closeFd as closeRaw, flock, LOCK_EX, O_CLOEXEC, O_DIRECTORY, openFd } from "../../ffi/libc.ts";
+import {
+  closeFd as closeRaw,
+  flock,
+  LOCK_EX,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  openFd,
+} from "../../ffi/libc.ts";
 import * as gen from "./bpf_object.gen.ts";
 import { ENDPOINT_MAP, type MapSpec, POLICY_MAP, PROGRAM_PIN, STATS_MAP } from "./layout.ts";
 import { log } from "../log.ts";
@@ -188,7 +195,9 @@ export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
 function hint(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   if (err instanceof SysError) {
-    if (err.errno === 1 || err.errno === 13) return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
+    if (err.errno === 1 || err.errno === 13) {
+      return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
+    }
     if (/not on BPF FS|pin/.test(msg) && (err.errno === 22 || err.errno === 1)) {
       return `${msg} (is it on a bpffs mount? mount -t bpf bpf /sys/fs/bpf)`;
     }

@@ -3,7 +3,14 @@ import { type NetlinkSocket } from "../../ffi/libmnl.ts";
 import { NetlinkError, SysError } from "../../ffi/errors.ts";
 import * as M from "./messages.ts";
 import * as K from "./constants.ts";
-import { type Addr, type Link, parseAddr, parseLink, parseRoute, type RouteEntry } from "./parse.ts";
+import {
+  type Addr,
+  type Link,
+  parseAddr,
+  parseLink,
+  parseRoute,
+  type RouteEntry,
+} from "./parse.ts";
 
 export class Links {
   constructor(readonly nl: NetlinkSocket) {}
@@ -36,7 +43,11 @@ export class Links {
     const link = this.get(name);
     if (!link) throw new SysError(`find bridge "${name}"`, 19, "vanished after creation");
     if (link.kind !== "bridge") {
-      throw new SysError(`use "${name}" as bridge`, 17, `it exists and is a ${link.kind || "non-bridge"} link`);
+      throw new SysError(
+        `use "${name}" as bridge`,
+        17,
+        `it exists and is a ${link.kind || "non-bridge"} link`,
+      );
     }
     return { link, created };
   }
@@ -99,8 +110,8 @@ export class Links {
   }
 
   routes(): RouteEntry[] {
-    return this.nl.dump(M.dumpRoutes()).map((m) => parseRoute(m.payload)).filter((r): r is RouteEntry =>
-      !!r
-    );
+    return this.nl.dump(M.dumpRoutes()).map((m) => parseRoute(m.payload)).filter((
+      r,
+    ): r is RouteEntry => !!r);
   }
 }

@@ -98,7 +98,13 @@ export function parseAddr(payload: Uint8Array): Addr | undefined {
 
 export function parseRoute(payload: Uint8Array): RouteEntry | undefined {
   if (payload[0] !== K.AF_INET) return undefined;
-  const r: RouteEntry = { dst: 0, dstLen: payload[1] ?? 0, gw: undefined, oif: 0, table: payload[4] ?? 0 };
+  const r: RouteEntry = {
+    dst: 0,
+    dstLen: payload[1] ?? 0,
+    gw: undefined,
+    oif: 0,
+    table: payload[4] ?? 0,
+  };
   for (const a of attrs(payload, 12)) {
     if (a.type === K.RTA_DST) r.dst = be32(a.data);
     else if (a.type === K.RTA_GATEWAY) r.gw = be32(a.data);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds dist/ebpfcni: the datapath object is generated and embedded, then `deno compile`
+# makes one executable. deno compile needs Deno's `denort` runtime: it uses $DENORT_BIN
+# when set, else downloads it. When neither works (no route to Deno's server), a launcher
+# is written at the same path instead: it runs the same entry point with the same
+# permissions through the pinned deno, and this script says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DENO=${DENO:-$ROOT/.deno/bin/deno}
+export DENO_DIR=${DENO_DIR:-$ROOT/.deno/cache}
+OUT=${EBPFCNI_OUT:-$ROOT/dist/ebpfcni}
+# Keep in step with the launcher below; both are what the binary may do.
+# FFI is full access anyway, and Deno wants --allow-all to write under /sys (bpffs).
+PERMS=(--allow-all)
+
+bash scripts/gen-bpf.sh
+mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT"
+
+compile_log=$(mktemp)
+if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output "$OUT" \
+  src/main.ts >"$compile_log" 2>&1; then
+  echo "build: compiled $OUT with deno compile ($( [ -n "${DENORT_BIN:-}" ] && echo "denort: $DENORT_BIN" || echo "denort downloaded"))" >&2
+  rm -f "$compile_log"
+  exit 0
+fi
+reason=$(grep -m1 -iE 'error|denort|dns|download' "$compile_log" || tail -n 1 "$compile_log")
+rm -f "$compile_log"
+"$DENO" check --quiet src/main.ts
+cat >"$OUT" <<LAUNCHER
+#!/bin/sh
+# ebpfcni launcher, written by scripts/build.sh because deno compile could not get its
+# denort runtime. Runs the same entry point with the same permissions as the compiled binary.
+DENO_DIR="$DENO_DIR" exec "$DENO" run --quiet --no-prompt --cached-only --no-config \\
+  ${PERMS[*]} "$ROOT/src/main.ts" "\$@"
+LAUNCHER
+chmod 0755 "$OUT"
+# Warm the module cache so the first real run pays no transpile cost.
+"$OUT" version >/dev/null
+cat >&2 <<MSG
+build: NOTE: deno compile could not get the denort runtime (${reason:-unknown reason}).
+build: wrote a LAUNCHER at $OUT instead of a compiled binary: it runs src/main.ts with
+build: the same permissions through $DENO. Set DENORT_BIN to a denort $("$DENO" --version | head -n1 | cut -d' ' -f2) binary to compile for real.
+MSG

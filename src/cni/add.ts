@@ -1,0 +1,204 @@
+// ADD: lease an address, build bridge + veth + addresses + routes, attach the classifier
+// to the host veth, register the endpoint. Every step registers its undo; a failure
+// anywhere reverts the steps before it and leaves the host as it was.
+import { CniError, ErrCode } from "./errors.ts";
+import type { IpConfig, Result, Route } from "./types.ts";
+import { type Ctx, identityOf, ipamAddCtx, ipamDelCtx } from "./context.ts";
+import { openNetns } from "./netns_open.ts";
+import { Undo } from "./undo.ts";
+import { faultPoint } from "./fault.ts";
+import { ipamAdd, ipamDel } from "../ipam/mod.ts";
+import { formatIpv4, tryParseIpv4 } from "../ipam/cidr.ts";
+import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { Links } from "../net/link.ts";
+import type { Link } from "../net/parse.ts";
+import type { RouteSpec } from "../net/messages.ts";
+import { openDatapath } from "./datapath.ts";
+import { attachIngress } from "../datapath/tc.ts";
+import { EndpointMap, MapFullError } from "../datapath/maps.ts";
+import { log } from "../log.ts";
+
+interface V4 {
+  ip: number;
+  prefix: number;
+  gateway: number | undefined;
+  config: IpConfig;
+}
+
+function v4Of(ips: IpConfig[]): V4[] {
+  const out: V4[] = [];
+  for (const c of ips) {
+    const [addr = "", len = "32"] = c.address.split("/");
+    const ip = tryParseIpv4(addr);
+    if (ip === undefined) {
+      log.warn(`ignoring non-IPv4 address ${c.address} from IPAM (IPv4 only)`);
+      continue;
+    }
+    const gw = c.gateway === undefined ? undefined : tryParseIpv4(c.gateway);
+    out.push({ ip, prefix: Number(len), gateway: gw, config: c });
+  }
+  return out;
+}
+
+function parseDst(dst: string): { dst: number; len: number } | undefined {
+  const [a = "", l = "32"] = dst.split("/");
+  const ip = tryParseIpv4(a);
+  return ip === undefined ? undefined : { dst: ip, len: Number(l) };
+}
+
+/** Container routes as the bridge plugin makes them: a route without gw goes via the
+ * gateway; isDefaultGateway adds 0.0.0.0/0 via the gateway. */
+export function containerRoutes(
+  routes: Route[],
+  gateway: number | undefined,
+  isDefaultGateway: boolean,
+): { specs: Omit<RouteSpec, "oif">[]; result: Route[] } {
+  const result = [...routes];
+  if (isDefaultGateway && gateway !== undefined && !routes.some((r) => r.dst === "0.0.0.0/0")) {
+    result.push({ dst: "0.0.0.0/0", gw: formatIpv4(gateway) });
+  }
+  const specs: Omit<RouteSpec, "oif">[] = [];
+  for (const r of result) {
+    const d = parseDst(r.dst);
+    if (!d) continue; // IPv6 routes from a delegated IPAM: not configured here
+    const gw = r.gw !== undefined ? tryParseIpv4(r.gw) : gateway;
+    const spec: Omit<RouteSpec, "oif"> = { dst: d.dst, dstLen: d.len };
+    if (gw !== undefined) spec.gw = gw;
+    if (r.priority !== undefined) spec.priority = r.priority;
+    if (r.table !== undefined) spec.table = r.table;
+    if (r.mtu !== undefined) spec.mtu = r.mtu;
+    if (r.advmss !== undefined) spec.advmss = r.advmss;
+    specs.push(spec);
+  }
+  return { specs, result };
+}
+
+export async function cmdAdd(ctx: Ctx): Promise<Result> {
+  const { env, conf, state } = ctx;
+  const { identity } = identityOf(ctx);
+  const ns = openNetns(env.netns);
+  const undo = new Undo();
+  const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);
+  const dp = openDatapath(conf.pinDir, true);
+  let host: NetlinkSocket | undefined;
+  let inner: NetlinkSocket | undefined;
+  const record = {
+    containerId: env.containerId,
+    ifname: env.ifname,
+    netns: env.netns,
+    hostVeth: ctx.hostVeth,
+    bridge: conf.bridge,
+    ips: [] as string[],
+    identity,
+    pinDir: conf.pinDir,
+  };
+  try {
+    state.write(record);
+    undo.push("remove attachment state", () => state.remove(env.containerId, env.ifname));
+    await fault("after-state");
+
+    const ipam = await ipamAdd(ipamAddCtx(ctx));
+    undo.push("release the address", () => ipamDel(ipamDelCtx(ctx)));
+    const v4 = v4Of(ipam.ips);
+    const first = v4[0];
+    if (!first) {
+      throw new CniError(
+        ErrCode.InvalidConfig,
+        `IPAM "${conf.ipam.type}" returned no IPv4 address`,
+      );
+    }
+    record.ips = v4.map((a) => formatIpv4(a.ip));
+    state.write(record);
+    await fault("after-lease");
+
+    host = new NetlinkSocket();
+    const links = new Links(host);
+    const { link: bridge } = links.ensureBridge(conf.bridge, conf.mtu);
+    if (conf.isGateway) {
+      for (const a of v4) if (a.gateway !== undefined) links.addAddr(bridge, a.gateway, a.prefix);
+    }
+    if (conf.promiscMode) links.setPromisc(bridge, true);
+    links.setUp(bridge);
+    await fault("after-bridge");
+
+    inner = ns.socket();
+    const cl = new Links(inner);
+    if (cl.get(env.ifname)) {
+      throw new CniError(
+        ErrCode.InvalidEnv,
+        `Interface "${env.ifname}" already exists in CNI_NETNS "${env.netns}"`,
+      );
+    }
+    // A host veth with our derived name is left over from an ADD that crashed: replace it.
+    if (links.delete(ctx.hostVeth)) log.warn(`removed stale ${ctx.hostVeth}`);
+    links.createVeth(ctx.hostVeth, env.ifname, ns.fd, conf.mtu);
+    undo.push(`delete ${ctx.hostVeth}`, () => links.delete(ctx.hostVeth));
+    await fault("after-veth");
+
+    const hv = mustGet(links, ctx.hostVeth);
+    links.setMaster(hv, bridge.index);
+    if (conf.hairpinMode) links.setHairpin(hv, true);
+    links.setUp(hv);
+    const c = mustGet(cl, env.ifname);
+    cl.setUp(c);
+    for (const a of v4) cl.addAddr(c, a.ip, a.prefix);
+    const routes = containerRoutes(ipam.routes, first.gateway, conf.isDefaultGateway);
+    for (const r of routes.specs) cl.addRoute({ ...r, oif: c.index }, env.ifname);
+    await fault("after-addr");
+
+    attachIngress(hv.index, dp.progFd);
+    await fault("after-attach");
+
+    const endpoints = new EndpointMap(dp.endpointFd);
+    for (const a of v4) {
+      const before = endpoints.get(a.ip);
+      try {
+        endpoints.set(a.ip, identity);
+      } catch (err) {
+        if (err instanceof MapFullError) {
+          throw new CniError(
+            ErrCode.MapFull,
+            `Cannot register ${formatIpv4(a.ip)}: ${err.message}`,
+            "",
+            {
+              cause: err,
+            },
+          );
+        }
+        throw err;
+      }
+      undo.push(
+        `unregister ${formatIpv4(a.ip)}`,
+        () => before === undefined ? endpoints.delete(a.ip) : endpoints.set(a.ip, before),
+      );
+    }
+    await fault("after-endpoint");
+
+    const bridgeNow = mustGet(links, conf.bridge);
+    return {
+      cniVersion: conf.cniVersion,
+      interfaces: [
+        { name: bridgeNow.name, mac: bridgeNow.mac },
+        { name: hv.name, mac: hv.mac },
+        { name: c.name, mac: c.mac, mtu: c.mtu, sandbox: env.netns },
+      ],
+      ips: v4.map((a) => ({ ...a.config, interface: 2 })),
+      routes: routes.result,
+      ...(ipam.dns ?? conf.dns ? { dns: ipam.dns ?? conf.dns } : {}),
+    };
+  } catch (err) {
+    await undo.run();
+    throw err;
+  } finally {
+    inner?.close();
+    host?.close();
+    ns.close();
+    dp.close();
+  }
+}
+
+function mustGet(links: Links, name: string): Link {
+  const l = links.get(name);
+  if (!l) throw new CniError(ErrCode.Internal, `Link "${name}" vanished during setup`);
+  return l;
+}

@@ -1,0 +1,122 @@
+// Tests for args.ts: CNI_ARGS parsing, the keys the plugin reads and the IP literal checks.
+
+import assert from "node:assert/strict";
+import { CniError } from "./errors.ts";
+import {
+  identityArg,
+  isIpv4,
+  isIpv6,
+  normalizeRequestedIpv4,
+  parseCidr,
+  parseCniArgs,
+  podNameArg,
+  podNamespaceArg,
+  requestedIpsFromArgs,
+} from "./args.ts";
+
+function errorOf(fn: () => unknown): CniError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof CniError) return e;
+    throw e;
+  }
+  throw new Error("expected a CniError");
+}
+
+const KUBELET =
+  "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u";
+
+Deno.test("parseCniArgs() reads what the kubelet passes", () => {
+  const args = parseCniArgs(KUBELET);
+  assert.equal(args.get("IgnoreUnknown"), "1");
+  assert.equal(podNamespaceArg(args), "default");
+  assert.equal(podNameArg(args), "web-0");
+  assert.equal(args.size, 5);
+});
+
+Deno.test("parseCniArgs() returns an empty map for an empty string", () => {
+  assert.equal(parseCniArgs("").size, 0);
+});
+
+Deno.test("parseCniArgs() keeps everything after the first = as the value", () => {
+  assert.equal(parseCniArgs("K=a=b").get("K"), "a=b");
+  assert.equal(parseCniArgs("K=").get("K"), "");
+});
+
+Deno.test("parseCniArgs() skips empty segments such as a trailing semicolon", () => {
+  assert.deepEqual([...parseCniArgs("A=1;;B=2;").entries()], [["A", "1"], ["B", "2"]]);
+});
+
+Deno.test("parseCniArgs() rejects a pair without = with code 4 naming it", () => {
+  const err = errorOf(() => parseCniArgs("A=1;oops;B=2"));
+  assert.equal(err.code, 4);
+  assert.equal(err.message, 'Invalid CNI_ARGS pair "oops": expected KEY=VALUE');
+  assert.equal(errorOf(() => parseCniArgs("=v")).code, 4);
+});
+
+Deno.test("requestedIpsFromArgs() reads a comma-separated IPv4 list", () => {
+  assert.deepEqual(requestedIpsFromArgs(parseCniArgs("IP=10.0.0.5,10.0.0.6/24")), [
+    "10.0.0.5",
+    "10.0.0.6",
+  ]);
+  assert.deepEqual(requestedIpsFromArgs(parseCniArgs("IP=")), []);
+  assert.deepEqual(requestedIpsFromArgs(parseCniArgs("")), []);
+});
+
+Deno.test("requestedIpsFromArgs() rejects a bad address with code 4 naming it", () => {
+  for (const bad of ["IP=10.0.0.256", "IP=10.0.0.1,", "IP=fd00::1", "IP=host", "IP=010.0.0.1"]) {
+    assert.equal(errorOf(() => requestedIpsFromArgs(parseCniArgs(bad))).code, 4, bad);
+  }
+  assert.match(
+    errorOf(() => requestedIpsFromArgs(parseCniArgs("IP=1.2.3"))).message,
+    /^Invalid CNI_ARGS IP "1\.2\.3": must be an IPv4 address$/,
+  );
+});
+
+Deno.test("identityArg() returns EBPFCNI_IDENTITY unparsed, empty meaning absent", () => {
+  assert.equal(identityArg(parseCniArgs("EBPFCNI_IDENTITY=42")), "42");
+  assert.equal(identityArg(parseCniArgs("EBPFCNI_IDENTITY=")), undefined);
+  assert.equal(identityArg(parseCniArgs("")), undefined);
+});
+
+Deno.test("isIpv4() accepts dotted quads only", () => {
+  for (const ok of ["0.0.0.0", "10.1.2.3", "255.255.255.255"]) assert.ok(isIpv4(ok), ok);
+  for (const bad of ["256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", " 1.2.3.4", "1.2.3.4/32"]) {
+    assert.ok(!isIpv4(bad), bad);
+  }
+});
+
+Deno.test("isIpv6() accepts RFC 4291 forms and rejects malformed ones", () => {
+  for (
+    const ok of ["::", "::1", "fd00::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::ffff:1.2.3.4"]
+  ) {
+    assert.ok(isIpv6(ok), ok);
+  }
+  for (
+    const bad of [
+      "1:2:3:4:5:6:7:8:9",
+      "1::2::3",
+      "12345::",
+      "1:2:3:4:5:6:7:8::",
+      "fe80::1%eth0",
+      "1.2.3.4",
+    ]
+  ) {
+    assert.ok(!isIpv6(bad), bad);
+  }
+});
+
+Deno.test("parseCidr() checks the prefix length against the family", () => {
+  assert.deepEqual(parseCidr("10.0.0.0/8"), { address: "10.0.0.0", prefix: 8, family: 4 });
+  assert.deepEqual(parseCidr("fd00::/64"), { address: "fd00::", prefix: 64, family: 6 });
+  for (const bad of ["10.0.0.0/33", "10.0.0.0", "10.0.0.0/", "10.0.0.0/08", "fd00::/129", "x/8"]) {
+    assert.equal(parseCidr(bad), undefined, bad);
+  }
+});
+
+Deno.test("normalizeRequestedIpv4() drops a prefix length and refuses IPv6", () => {
+  assert.equal(normalizeRequestedIpv4("10.0.0.7/24"), "10.0.0.7");
+  assert.equal(normalizeRequestedIpv4("10.0.0.7"), "10.0.0.7");
+  assert.equal(normalizeRequestedIpv4("fd00::7/64"), undefined);
+});

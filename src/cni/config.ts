@@ -1,0 +1,361 @@
+// The network config on stdin: decoded, type-checked and defaulted into a NetConf, keeping the
+// raw bytes and object because IPAM plugins are handed the config as the runtime sent it.
+
+import { CniError, ErrCode } from "./errors.ts";
+import { describeValue, ifNameProblem, validateNetworkName } from "./env.ts";
+import { normalizeRequestedIpv4, parseCidr, requestedIpsFromArgs } from "./args.ts";
+import { parseDns, parsePrevResult } from "./result.ts";
+import type { Dns, Result } from "./types.ts";
+import { negotiate, type SupportedVersion } from "./version.ts";
+
+export const DEFAULT_BRIDGE = "cni0";
+export const DEFAULT_MTU = 1500;
+export const MIN_MTU = 68;
+export const MAX_MTU = 65535;
+export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
+export const MAX_IDENTITY = 4294967295;
+
+export interface IpamConf {
+  type: string;
+  /** The ipam object as given, or as built from podcidr; IPAM plugins read their own fields. */
+  raw: Record<string, unknown>;
+  /** Built from the legacy top-level "podcidr" rather than given as "ipam". */
+  fromPodCidr: boolean;
+}
+
+/** The plugin's part of the "args" convention: args.cni.{ips,identity,labels}. */
+export interface ConfArgs {
+  /** Requested addresses, each a bare IPv4 address (a prefix length given is dropped). */
+  ips: string[];
+  identity?: number;
+  labels?: Record<string, string>;
+}
+
+export interface NetConf {
+  cniVersion: SupportedVersion;
+  name: string;
+  type: string;
+  bridge: string;
+  mtu: number;
+  /** Give the bridge the gateway address. Always true when isDefaultGateway is. */
+  isGateway: boolean;
+  /** Add a default route via the gateway in the container. */
+  isDefaultGateway: boolean;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  pinDir: string;
+  /** Per-attachment records (what ADD changed), so DEL and GC can undo it. */
+  stateDir: string;
+  ipam: IpamConf;
+  args: ConfArgs;
+  /** runtimeConfig.ips (normalized like args.ips) and ipRanges as given, for the IPAM code. */
+  runtimeConfig: { ips: string[]; ipRanges?: unknown };
+  prevResult?: Result;
+  /** prevResult exactly as given, for passing on unchanged. */
+  prevResultRaw?: Record<string, unknown>;
+  dns?: Dns;
+  /** stdin as received. */
+  raw: Uint8Array;
+  /** stdin parsed, unknown fields included. */
+  json: Record<string, unknown>;
+}
+
+/**
+ * Options of the reference bridge plugin this plugin does not implement, with the reference
+ * defaults. Setting one to anything else is code 2 rather than silently doing less than asked.
+ */
+const UNSUPPORTED_DEFAULTS: Record<string, unknown> = {
+  ipMasq: false,
+  vlan: 0,
+  vlanTrunk: [],
+  preserveDefaultVlan: true,
+  forceAddress: false,
+  enabledad: false,
+  macspoofchk: false,
+  disableContainerInterface: false,
+  portIsolation: false,
+};
+
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function invalid(path: string, expected: string, value: unknown): CniError {
+  return new CniError(
+    ErrCode.InvalidConfig,
+    `Invalid network config: "${path}" must be ${expected}, got ${describeValue(value)}`,
+  );
+}
+
+function required(path: string): CniError {
+  return new CniError(ErrCode.InvalidConfig, `Invalid network config: "${path}" is required`);
+}
+
+// JSON null counts as absent throughout, as it does for Go's decoder.
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+function bool(o: Obj, key: string, dflt: boolean): boolean {
+  const v = o[key];
+  if (!present(v)) return dflt;
+  if (typeof v !== "boolean") throw invalid(key, "a boolean", v);
+  return v;
+}
+
+function optObject(o: Obj, key: string, path = key): Obj | undefined {
+  const v = o[key];
+  if (!present(v)) return undefined;
+  if (!isObject(v)) throw invalid(path, "an object", v);
+  return v;
+}
+
+function isU32Identity(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_IDENTITY;
+}
+
+/** A string array of requested IPv4 addresses, normalized to bare addresses. */
+function ipList(o: Obj, key: string, path: string): string[] {
+  const v = o[key];
+  if (!present(v)) return [];
+  if (!Array.isArray(v)) throw invalid(path, "an array of IPv4 addresses", v);
+  return v.map((item, i) => {
+    const ip = typeof item === "string" ? normalizeRequestedIpv4(item) : undefined;
+    if (ip === undefined) throw invalid(`${path}[${i}]`, "an IPv4 address", item);
+    return ip;
+  });
+}
+
+/**
+ * Labels as an object of strings, or as the CONVENTIONS.md list of {"key","value"} objects.
+ * Object.fromEntries defines own properties, so a "__proto__" label stays a plain label.
+ */
+function labels(v: unknown, path: string): Record<string, string> {
+  if (Array.isArray(v)) {
+    return Object.fromEntries(v.map((item, i) => {
+      if (!isObject(item) || typeof item.key !== "string" || typeof item.value !== "string") {
+        throw invalid(`${path}[${i}]`, 'an object with string "key" and "value"', item);
+      }
+      return [item.key, item.value];
+    }));
+  }
+  if (!isObject(v)) throw invalid(path, "an object of strings", v);
+  return Object.fromEntries(
+    Object.entries(v).map(([k, val]) => {
+      if (typeof val !== "string") throw invalid(`${path}.${k}`, "a string", val);
+      return [k, val];
+    }),
+  );
+}
+
+function decode(stdin: Uint8Array): Obj {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(stdin);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid UTF-8",
+      e instanceof Error ? e.message : String(e),
+      { cause: e },
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid JSON",
+      e instanceof Error ? e.message : String(e),
+      { cause: e },
+    );
+  }
+  if (!isObject(parsed)) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      `Could not decode network config: expected a JSON object, got ${describeValue(parsed)}`,
+    );
+  }
+  return parsed;
+}
+
+/**
+ * Parses stdin into a NetConf. Checks run in skel's order where skel has one: decoding (code 6),
+ * the network name (7), the version (1); then the plugin's own fields (7) and finally options it
+ * does not implement (2). Unknown fields are ignored, as the spec asks.
+ */
+export function parseNetConf(stdin: Uint8Array): NetConf {
+  const json = decode(stdin);
+
+  const cniVersion = json.cniVersion;
+  if (!present(cniVersion)) throw required("cniVersion");
+  if (typeof cniVersion !== "string") throw invalid("cniVersion", "a string", cniVersion);
+  const name = json.name;
+  if (!present(name)) throw required("name");
+  if (typeof name !== "string") throw invalid("name", "a string", name);
+  validateNetworkName(name);
+  const version = negotiate(cniVersion);
+
+  const type = json.type;
+  if (!present(type)) throw required("type");
+  if (typeof type !== "string" || type === "") throw invalid("type", "a non-empty string", type);
+
+  let bridge = DEFAULT_BRIDGE;
+  if (present(json.bridge)) {
+    if (typeof json.bridge !== "string") throw invalid("bridge", "a string", json.bridge);
+    const problem = ifNameProblem(json.bridge);
+    if (problem !== undefined) {
+      throw new CniError(
+        ErrCode.InvalidConfig,
+        `Invalid network config: "bridge" ${problem}, got ${describeValue(json.bridge)}`,
+      );
+    }
+    bridge = json.bridge;
+  }
+
+  let mtu = DEFAULT_MTU;
+  if (present(json.mtu)) {
+    const v = json.mtu;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < MIN_MTU || v > MAX_MTU) {
+      throw invalid("mtu", `an integer from ${MIN_MTU} to ${MAX_MTU}`, v);
+    }
+    mtu = v;
+  }
+
+  const isDefaultGateway = bool(json, "isDefaultGateway", false);
+  // As the reference bridge plugin: a default route via the gateway needs the gateway.
+  const isGateway = bool(json, "isGateway", true) || isDefaultGateway;
+  const hairpinMode = bool(json, "hairpinMode", false);
+  const promiscMode = bool(json, "promiscMode", false);
+
+  const pinDir = absPath(json, "pinDir", DEFAULT_PIN_DIR);
+  const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
+
+  const ipam = parseIpam(json);
+  const args = parseArgs(json);
+  const runtimeConfig = optObject(json, "runtimeConfig");
+
+  const conf: NetConf = {
+    cniVersion: version,
+    name,
+    type,
+    bridge,
+    mtu,
+    isGateway,
+    isDefaultGateway,
+    hairpinMode,
+    promiscMode,
+    pinDir,
+    stateDir,
+    ipam,
+    args,
+    runtimeConfig: {
+      ips: runtimeConfig ? ipList(runtimeConfig, "ips", "runtimeConfig.ips") : [],
+    },
+    raw: stdin,
+    json,
+  };
+  if (runtimeConfig !== undefined && present(runtimeConfig.ipRanges)) {
+    conf.runtimeConfig.ipRanges = runtimeConfig.ipRanges;
+  }
+
+  const prevResultRaw = optObject(json, "prevResult");
+  if (prevResultRaw !== undefined) {
+    conf.prevResultRaw = prevResultRaw;
+    conf.prevResult = parsePrevResult(prevResultRaw, version);
+  }
+  if (present(json.dns)) conf.dns = parseDns(json.dns, "Invalid network config");
+
+  const unsupported = Object.keys(UNSUPPORTED_DEFAULTS).filter((key) =>
+    present(json[key]) && !isDefault(json[key], UNSUPPORTED_DEFAULTS[key])
+  );
+  if (unsupported.length > 0) {
+    throw new CniError(
+      ErrCode.UnsupportedField,
+      `Unsupported config fields: ${unsupported.join(", ")}`,
+    );
+  }
+  return conf;
+}
+
+/** An optional absolute path field without ".." segments. */
+function absPath(json: Obj, key: string, dflt: string): string {
+  if (!present(json[key])) return dflt;
+  const v = json[key];
+  if (
+    typeof v !== "string" || !v.startsWith("/") || v.includes("\0") ||
+    v.split("/").includes("..")
+  ) {
+    throw invalid(key, 'an absolute path without ".." segments', v);
+  }
+  return v;
+}
+
+/** Does `v` mean the same as the reference default `dflt` (an empty list for list options)? */
+function isDefault(v: unknown, dflt: unknown): boolean {
+  if (Array.isArray(dflt)) return Array.isArray(v) && v.length === 0;
+  return v === dflt;
+}
+
+/** "ipam", or the legacy "podcidr" shorthand when there is no "ipam" (ipam wins if both). */
+function parseIpam(json: Obj): IpamConf {
+  const ipam = optObject(json, "ipam");
+  if (ipam !== undefined) {
+    const type = ipam.type;
+    if (!present(type)) throw required("ipam.type");
+    if (typeof type !== "string" || type === "") {
+      throw invalid("ipam.type", "a non-empty string", type);
+    }
+    return { type, raw: ipam, fromPodCidr: false };
+  }
+  const podcidr = json.podcidr;
+  if (!present(podcidr)) throw required("ipam");
+  if (typeof podcidr !== "string" || parseCidr(podcidr)?.family !== 4) {
+    throw invalid("podcidr", "an IPv4 subnet in CIDR notation", podcidr);
+  }
+  return {
+    type: "host-local",
+    raw: { type: "host-local", subnet: podcidr, routes: [{ dst: "0.0.0.0/0" }] },
+    fromPodCidr: true,
+  };
+}
+
+function parseArgs(json: Obj): ConfArgs {
+  const out: ConfArgs = { ips: [] };
+  const args = optObject(json, "args");
+  const cni = args ? optObject(args, "cni", "args.cni") : undefined;
+  if (cni === undefined) return out;
+  out.ips = ipList(cni, "ips", "args.cni.ips");
+  if (present(cni.identity)) {
+    if (!isU32Identity(cni.identity)) {
+      throw invalid("args.cni.identity", `an integer from 1 to ${MAX_IDENTITY}`, cni.identity);
+    }
+    out.identity = cni.identity;
+  }
+  if (present(cni.labels)) out.labels = labels(cni.labels, "args.cni.labels");
+  return out;
+}
+
+/**
+ * The config to hand a delegated IPAM plugin: stdin unchanged, or with the "ipam" object that
+ * the legacy podcidr stood for added, since the IPAM plugin cannot read podcidr.
+ */
+export function ipamStdin(conf: NetConf): Uint8Array {
+  if (!conf.ipam.fromPodCidr) return conf.raw;
+  return new TextEncoder().encode(JSON.stringify({ ...conf.json, ipam: conf.ipam.raw }));
+}
+
+/**
+ * All addresses requested for the pod, in order CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips,
+ * without duplicates. Config entries were checked by parseNetConf (code 7); CNI_ARGS ones are
+ * checked here (code 4).
+ */
+export function requestedIps(conf: NetConf, cniArgs: Map<string, string>): string[] {
+  return [
+    ...new Set([...requestedIpsFromArgs(cniArgs), ...conf.args.ips, ...conf.runtimeConfig.ips]),
+  ];
+}

@@ -1,0 +1,71 @@
+// What every command derives from env + config before touching the host: validated names,
+// the IPAM contexts, the identity. Pure apart from reading nothing at all.
+import type { CniEnv } from "./env.ts";
+import { ipamStdin, type NetConf, requestedIps } from "./config.ts";
+import { identityArg, parseCniArgs, podNamespaceArg } from "./args.ts";
+import type { IpamContext, IpamDelContext } from "../ipam/mod.ts";
+import { type ResolvedIdentity, resolveIdentity } from "../policy/identity.ts";
+import { hostVethName } from "../net/names.ts";
+import { StateStore } from "./state.ts";
+
+export interface Ctx {
+  env: CniEnv;
+  rawEnv: Record<string, string>;
+  conf: NetConf;
+  cniArgs: Map<string, string>;
+  hostVeth: string;
+  state: StateStore;
+}
+
+export function makeCtx(env: CniEnv, rawEnv: Record<string, string>, conf: NetConf): Ctx {
+  return {
+    env,
+    rawEnv,
+    conf,
+    cniArgs: parseCniArgs(env.args),
+    hostVeth: env.containerId ? hostVethName(env.containerId, env.ifname) : "",
+    state: new StateStore(conf.stateDir, conf.name),
+  };
+}
+
+/** The CNI_* variables a delegated IPAM plugin is run with. */
+function cniEnv(ctx: Ctx): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.rawEnv)) if (k.startsWith("CNI_")) out[k] = v;
+  return out;
+}
+
+export function ipamDelCtx(
+  ctx: Ctx,
+  containerId = ctx.env.containerId,
+  ifname = ctx.env.ifname,
+): IpamDelContext {
+  return {
+    network: ctx.conf.name,
+    containerId,
+    ifname,
+    ipam: ctx.conf.ipam.raw,
+    rawConfig: ipamStdin(ctx.conf),
+    env: cniEnv(ctx),
+  };
+}
+
+export function ipamAddCtx(ctx: Ctx): IpamContext {
+  const out: IpamContext = {
+    ...ipamDelCtx(ctx),
+    requestedIps: requestedIps(ctx.conf, ctx.cniArgs),
+  };
+  if (ctx.conf.runtimeConfig.ipRanges !== undefined) {
+    out.runtimeIpRanges = ctx.conf.runtimeConfig.ipRanges;
+  }
+  return out;
+}
+
+export function identityOf(ctx: Ctx): ResolvedIdentity {
+  return resolveIdentity({
+    cniArgsIdentity: identityArg(ctx.cniArgs),
+    argsIdentity: ctx.conf.args.identity,
+    labels: ctx.conf.args.labels,
+    namespace: podNamespaceArg(ctx.cniArgs),
+  });
+}

@@ -1,0 +1,69 @@
+// DEL: best effort and idempotent. Removes the endpoint entries, the host veth (which takes
+// the container end with it) and the per-attachment state, and releases the lease, whether
+// or not the netns or the links still exist. A second DEL, or a DEL after a failed ADD,
+// finds nothing to do and succeeds.
+import type { Ctx } from "./context.ts";
+import { ipamDelCtx } from "./context.ts";
+import { ipamDel } from "../ipam/mod.ts";
+import { openDatapath } from "./datapath.ts";
+import { EndpointMap } from "../datapath/maps.ts";
+import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { Links } from "../net/link.ts";
+import { hostVethName } from "../net/names.ts";
+import { tryParseIpv4 } from "../ipam/cidr.ts";
+import type { AttachmentState } from "./state.ts";
+import { log } from "../log.ts";
+
+export interface Teardown {
+  containerId: string;
+  ifname: string;
+  /** Addresses to unregister; from the state record and the prevResult. */
+  ips: string[];
+  identity?: number;
+}
+
+/** Undoes one attachment on the host. Shared by DEL and GC. */
+export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<void> {
+  const veth = hostVethName(t.containerId, t.ifname);
+  if (links.delete(veth)) log.info(`deleted ${veth}`);
+
+  const dp = openDatapath(ctx.conf.pinDir, false);
+  if (dp) {
+    try {
+      const endpoints = new EndpointMap(dp.endpointFd);
+      for (const text of new Set(t.ips)) {
+        const ip = tryParseIpv4(text);
+        if (ip === undefined) continue;
+        // Only our own registration: the address may already belong to a newer pod.
+        const id = endpoints.get(ip);
+        if (id !== undefined && (t.identity === undefined || id === t.identity)) {
+          endpoints.delete(ip);
+        }
+      }
+    } finally {
+      dp.close();
+    }
+  }
+  await ipamDel(ipamDelCtx(ctx, t.containerId, t.ifname));
+  ctx.state.remove(t.containerId, t.ifname);
+}
+
+export function teardownOf(s: AttachmentState): Teardown {
+  return { containerId: s.containerId, ifname: s.ifname, ips: s.ips, identity: s.identity };
+}
+
+export async function cmdDel(ctx: Ctx): Promise<void> {
+  const { env } = ctx;
+  const saved = ctx.state.read(env.containerId, env.ifname);
+  const t: Teardown = saved
+    ? teardownOf(saved)
+    : { containerId: env.containerId, ifname: env.ifname, ips: [] };
+  // Without a state record (an earlier DEL finished, or ADD never began) there is no
+  // endpoint entry of ours to remove: a prevResult address may already be another pod's.
+  const host = new NetlinkSocket();
+  try {
+    await teardown(ctx, t, new Links(host));
+  } finally {
+    host.close();
+  }
+}

@@ -1,0 +1,85 @@
+// The CNI protocol entry: env + stdin in, result or error JSON out. Validation happens
+// before any change to the host; errors become the spec's error object on stdout with a
+// non-zero exit, anything unexpected becomes code 999 with its cause chain in details.
+import { causeChain, CniError, ErrCode } from "./errors.ts";
+import { parseEnv } from "./env.ts";
+import { parseNetConf } from "./config.ts";
+import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./version.ts";
+import { formatError, formatResult } from "./result.ts";
+import { makeCtx } from "./context.ts";
+import { log } from "../log.ts";
+
+export interface CniIo {
+  env: Record<string, string>;
+  stdin: () => Promise<Uint8Array>;
+  stdout: (s: string) => void;
+}
+
+/** The cniVersion of a config that may not parse, for shaping an error. */
+function versionHint(stdin: Uint8Array | undefined): string {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(stdin)).cniVersion;
+    return typeof v === "string" ? v : CURRENT_VERSION;
+  } catch {
+    return CURRENT_VERSION;
+  }
+}
+
+export async function runCni(io: CniIo): Promise<number> {
+  let stdin: Uint8Array | undefined;
+  let version: string = CURRENT_VERSION;
+  try {
+    const env = parseEnv(io.env);
+    if (env.command === "VERSION") {
+      io.stdout(JSON.stringify(versionInfo()) + "\n");
+      return 0;
+    }
+    stdin = await io.stdin();
+    version = versionHint(stdin);
+    const conf = parseNetConf(stdin);
+    version = conf.cniVersion;
+    checkCommandAllowed(env.command, conf.cniVersion);
+    const ctx = makeCtx(env, io.env, conf);
+    log.debug(`${env.command} ${env.containerId} ${env.ifname} on "${conf.name}"`);
+    switch (env.command) {
+      case "ADD": {
+        const { cmdAdd } = await import("./add.ts");
+        const result = await cmdAdd(ctx);
+        io.stdout(JSON.stringify(formatResult(result, conf.cniVersion)) + "\n");
+        return 0;
+      }
+      case "DEL": {
+        const { cmdDel } = await import("./del.ts");
+        await cmdDel(ctx);
+        return 0;
+      }
+      case "CHECK": {
+        const { cmdCheck } = await import("./check.ts");
+        await cmdCheck(ctx);
+        return 0;
+      }
+      case "STATUS": {
+        const { cmdStatus } = await import("./status.ts");
+        await cmdStatus(ctx);
+        return 0;
+      }
+      case "GC": {
+        const { cmdGc } = await import("./gc.ts");
+        await cmdGc(ctx);
+        return 0;
+      }
+    }
+  } catch (err) {
+    const cniErr = err instanceof CniError ? err : new CniError(
+      ErrCode.Internal,
+      err instanceof Error ? err.message : String(err),
+      causeChain(err),
+      {
+        cause: err,
+      },
+    );
+    log.error(`${io.env.CNI_COMMAND}: ${causeChain(cniErr)}`);
+    io.stdout(JSON.stringify(formatError(cniErr, version)) + "\n");
+    return 1;
+  }
+}

@@ -1,0 +1,30 @@
+// Fault injection for the robustness tests: EBPFCNI_FAULT="fail:<point>" makes ADD fail at
+// that point; "hang:<point>" makes it stop there (for kill -9). Unset in production.
+
+export const FAULT_POINTS = [
+  "after-state",
+  "after-lease",
+  "after-bridge",
+  "after-veth",
+  "after-addr",
+  "after-attach",
+  "after-endpoint",
+] as const;
+export type FaultPoint = typeof FAULT_POINTS[number];
+
+export class InjectedFault extends Error {
+  override name = "InjectedFault";
+}
+
+export async function faultPoint(env: Record<string, string>, point: FaultPoint): Promise<void> {
+  const spec = env.EBPFCNI_FAULT;
+  if (!spec) return;
+  const [mode, at] = spec.split(":");
+  if (at !== point) return;
+  if (mode === "fail") throw new InjectedFault(`Injected failure at ${point}`);
+  if (mode === "hang") {
+    const marker = env.EBPFCNI_FAULT_MARKER;
+    if (marker) Deno.writeTextFileSync(marker, point);
+    await new Promise(() => {}); // until killed
+  }
+}

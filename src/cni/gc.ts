@@ -1,0 +1,85 @@
+// GC (cni.dev/valid-attachments): every attachment we recorded that is not in the valid
+// list is torn down like a DEL; then leases held by no valid attachment are released and
+// their endpoint entries removed.
+import { CniError, ErrCode } from "./errors.ts";
+import type { Ctx } from "./context.ts";
+import { ipamDelCtx } from "./context.ts";
+import { teardown, teardownOf } from "./del.ts";
+import { ipamGc } from "../ipam/mod.ts";
+import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { Links } from "../net/link.ts";
+import { openDatapath } from "./datapath.ts";
+import { EndpointMap } from "../datapath/maps.ts";
+import { tryParseIpv4 } from "../ipam/cidr.ts";
+import { causeChain } from "./errors.ts";
+import { log } from "../log.ts";
+
+interface Valid {
+  containerId: string;
+  ifname: string;
+}
+
+export function validAttachments(json: Record<string, unknown>): Valid[] {
+  const raw = json["cni.dev/valid-attachments"] ?? json["cni.dev/attachments"] ?? [];
+  if (!Array.isArray(raw)) {
+    throw new CniError(ErrCode.InvalidConfig, '"cni.dev/valid-attachments" must be a list');
+  }
+  return raw.map((a, i) => {
+    const o = a as Record<string, unknown>;
+    if (typeof o?.containerID !== "string" || typeof o?.ifname !== "string") {
+      throw new CniError(
+        ErrCode.InvalidConfig,
+        `"cni.dev/valid-attachments"[${i}] needs string "containerID" and "ifname"`,
+      );
+    }
+    return { containerId: o.containerID, ifname: o.ifname };
+  });
+}
+
+export async function cmdGc(ctx: Ctx): Promise<void> {
+  const valid = validAttachments(ctx.conf.json);
+  const key = (a: Valid) => `${a.containerId}\n${a.ifname}`;
+  const keep = new Set(valid.map(key));
+  const host = new NetlinkSocket();
+  const errors: string[] = [];
+  try {
+    const links = new Links(host);
+    for (const s of ctx.state.list()) {
+      if (keep.has(key(s))) continue;
+      try {
+        await teardown(ctx, teardownOf(s), links);
+      } catch (err) {
+        errors.push(`${s.containerId}/${s.ifname}: ${causeChain(err)}`);
+      }
+    }
+  } finally {
+    host.close();
+  }
+  const d = ipamDelCtx(ctx);
+  const released = await ipamGc(ctx.conf.name, ctx.conf.ipam.raw, valid, {
+    rawConfig: d.rawConfig,
+    env: d.env,
+  });
+  if (released.length) {
+    log.info(`gc released ${released.join(", ")}`);
+    const dp = openDatapath(ctx.conf.pinDir, false);
+    if (dp) {
+      try {
+        const endpoints = new EndpointMap(dp.endpointFd);
+        for (const text of released) {
+          const ip = tryParseIpv4(text);
+          if (ip !== undefined) endpoints.delete(ip);
+        }
+      } finally {
+        dp.close();
+      }
+    }
+  }
+  if (errors.length) {
+    throw new CniError(
+      ErrCode.Internal,
+      `GC could not remove ${errors.length} attachment(s)`,
+      errors.join("; "),
+    );
+  }
+}

@@ -1,0 +1,328 @@
+// IPAM façade for the CNI commands: the built-in host-local-compatible allocator
+// for `"type": "host-local"`, delegation to the plugin binary for any other type.
+//
+// API
+//   ipamAdd(ctx: IpamContext): Promise<IpamResult>
+//     One address per range set, written to the store before returning. Idempotent:
+//     an attachment (containerId, ifname) that already holds a lease in a range set
+//     gets that lease back (host-local instead fails with "duplicate allocation").
+//     Errors: 7 bad config, 100 a range set is full, 101 a requested IP is taken,
+//     is a gateway or lies outside the ranges, 5 store I/O.
+//   ipamDel(ctx: IpamDelContext): Promise<void>
+//     Releases the attachment's leases; succeeds when there are none.
+//   ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Promise<void>
+//     Code 3 when a range set has no lease for the attachment, 999 when the leases
+//     differ from `expected` (the prevResult's IPs; only IPv4 entries are compared).
+//   ipamGc(network, ipam, validAttachments, delegation?): Promise<string[]>
+//     Releases every lease of the built-in store not owned by a valid attachment and
+//     returns the released IPs; for a delegated type runs the plugin's GC, returns [].
+//   ipamStatus(network, ipam, delegation?): Promise<void>
+//     Code 50 when the store directory is not usable; delegated types run STATUS.
+
+import { CniError, ErrCode } from "../cni/errors.ts";
+import type { Dns, IpamResult, IpConfig } from "../cni/types.ts";
+import { allocate, type Allocation, checkRequested, rangeFor } from "./allocator.ts";
+import { formatIpv4, parseIpv4, tryParseIpv4 } from "./cidr.ts";
+import {
+  formatRangeSet,
+  HOST_LOCAL,
+  type HostLocalConfig,
+  ipamType,
+  parseDataDir,
+  parseHostLocalConfig,
+  parseResolvConf,
+  type RangeSet,
+} from "./config.ts";
+import { delegateAdd, delegateCommand } from "./delegate.ts";
+import { type Lease, LeaseStore, ownedBy } from "./store.ts";
+
+export interface IpamContext {
+  /** Network name from the CNI config; names the store directory. */
+  network: string;
+  containerId: string;
+  ifname: string;
+  /** The raw "ipam" object of the config. */
+  ipam: Record<string, unknown>;
+  /** The whole stdin, passed to a delegated plugin. */
+  rawConfig: Uint8Array;
+  /** CNI_* variables (CNI_PATH included) for a delegated plugin; CNI_COMMAND is set here. */
+  env: Record<string, string>;
+  /** From CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, merged by the caller. */
+  requestedIps: string[];
+  /** runtimeConfig.ipRanges (the "ipRanges" capability); prepended to the ranges. */
+  runtimeIpRanges?: unknown;
+}
+
+export type IpamDelContext = Omit<IpamContext, "requestedIps" | "runtimeIpRanges">;
+
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
+
+/** What GC and STATUS need to run a delegated plugin. */
+export interface Delegation {
+  rawConfig: Uint8Array;
+  env: Record<string, string>;
+}
+
+function isBuiltIn(ipam: unknown): boolean {
+  return ipamType(ipam) === HOST_LOCAL;
+}
+
+async function readResolvConf(path: string): Promise<Dns> {
+  try {
+    return parseResolvConf(await Deno.readTextFile(path));
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CniError(ErrCode.IoFailure, `Cannot read resolvConf "${path}": ${why}`, "", {
+      cause: err,
+    });
+  }
+}
+
+/** A requested address as a u32; "a.b.c.d/n" is accepted like host-local's ip.ParseIP. */
+function parseRequested(text: string): number {
+  const bare = text.trim().replace(/\/\d+$/, "");
+  const ip = tryParseIpv4(bare);
+  if (ip === undefined) {
+    throw new CniError(ErrCode.InvalidConfig, `Requested IP address "${text}" is not IPv4`);
+  }
+  return ip;
+}
+
+/** Gives each range set at most one requested IP; leftovers are code 101 before anything is written. */
+function assignRequested(cfg: HostLocalConfig, requested: string[]): (number | undefined)[] {
+  const remaining = [...new Set(requested.map(parseRequested))];
+  const assigned = cfg.ranges.map((set) => {
+    const i = remaining.findIndex((ip) => rangeFor(set, ip) !== undefined);
+    return i < 0 ? undefined : remaining.splice(i, 1)[0];
+  });
+  if (remaining.length > 0) {
+    const list = remaining.map(formatIpv4).join(", ");
+    const inSome = remaining.some((ip) => cfg.ranges.some((set) => rangeFor(set, ip)));
+    throw new CniError(
+      ErrCode.AddressUnavailable,
+      inSome
+        ? `Cannot allocate requested IP addresses ${list}: only one address is allocated per range set`
+        : `Requested IP addresses ${list} are not in any range set (${
+          cfg.ranges.map(formatRangeSet).join("; ")
+        })`,
+    );
+  }
+  return assigned;
+}
+
+function toIpConfig(a: Allocation): IpConfig {
+  return {
+    address: `${formatIpv4(a.ip)}/${a.range.subnet.prefix}`,
+    gateway: formatIpv4(a.range.gateway),
+  };
+}
+
+function leaseIn(set: RangeSet, leases: Lease[]): number | undefined {
+  return leases.map((l) => parseIpv4(l.ip)).find((ip) => rangeFor(set, ip) !== undefined);
+}
+
+async function allocateFromSet(
+  store: LeaseStore,
+  ctx: IpamContext,
+  set: RangeSet,
+  index: number,
+  requested: number | undefined,
+  leased: Set<number>,
+): Promise<Allocation> {
+  if (requested !== undefined) {
+    const a = checkRequested(set, requested, leased);
+    if (!(await store.reserve(formatIpv4(a.ip), ctx.containerId, ctx.ifname, index))) {
+      throw new CniError(
+        ErrCode.AddressUnavailable,
+        `Requested IP address ${formatIpv4(a.ip)} is already allocated`,
+      );
+    }
+    return a;
+  }
+  const lastText = await store.lastReservedIp(index);
+  const last = lastText === undefined ? undefined : tryParseIpv4(lastText);
+  for (;;) {
+    const a = allocate(set, leased, last);
+    if (await store.reserve(formatIpv4(a.ip), ctx.containerId, ctx.ifname, index)) return a;
+    // Taken behind our back (a writer that ignores the lock): skip it and go on.
+    leased.add(a.ip);
+  }
+}
+
+async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
+  const cfg = parseHostLocalConfig(ctx.ipam, ctx.runtimeIpRanges);
+  const requested = assignRequested(cfg, ctx.requestedIps);
+  const dns = cfg.resolvConf === undefined ? undefined : await readResolvConf(cfg.resolvConf);
+  const store = await LeaseStore.open(cfg.dataDir, ctx.network);
+
+  const ips = await store.locked(async () => {
+    const all = await store.leases();
+    const leased = new Set(all.map((l) => parseIpv4(l.ip)));
+    const mine = all.filter((l) => ownedBy(l, ctx.containerId, ctx.ifname));
+    const reservedNow: string[] = [];
+    try {
+      const out: IpConfig[] = [];
+      for (const [index, set] of cfg.ranges.entries()) {
+        const want = requested[index];
+        const held = leaseIn(set, mine);
+        if (held !== undefined) {
+          if (want !== undefined && want !== held) {
+            throw new CniError(
+              ErrCode.AddressUnavailable,
+              `Requested IP address ${formatIpv4(want)} conflicts with ${
+                formatIpv4(held)
+              }, already leased to container "${ctx.containerId}" interface "${ctx.ifname}"`,
+            );
+          }
+          out.push(toIpConfig({ ip: held, range: rangeFor(set, held)! }));
+          continue;
+        }
+        const a = await allocateFromSet(store, ctx, set, index, want, leased);
+        reservedNow.push(formatIpv4(a.ip));
+        leased.add(a.ip);
+        out.push(toIpConfig(a));
+      }
+      return out;
+    } catch (err) {
+      // All or nothing, like host-local: drop what this call reserved.
+      for (const ip of reservedNow) await store.releaseByIp(ip).catch(() => {});
+      throw err;
+    }
+  });
+
+  const result: IpamResult = { ips, routes: cfg.routes };
+  if (dns !== undefined) result.dns = dns;
+  return result;
+}
+
+/** Allocates (or returns the existing) addresses for the attachment. */
+export async function ipamAdd(ctx: IpamContext): Promise<IpamResult> {
+  if (!isBuiltIn(ctx.ipam)) return await delegateAdd(ipamType(ctx.ipam), ctx.rawConfig, ctx.env);
+  return await hostLocalAdd(ctx);
+}
+
+/** Releases the attachment's addresses; only dataDir is read so a broken range config cannot block DEL. */
+export async function ipamDel(ctx: IpamDelContext): Promise<void> {
+  if (!isBuiltIn(ctx.ipam)) {
+    return await delegateCommand(ipamType(ctx.ipam), "DEL", ctx.rawConfig, ctx.env);
+  }
+  const store = await LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
+  if (store === undefined) return;
+  await store.locked(() => store.releaseByAttachment(ctx.containerId, ctx.ifname));
+}
+
+function parseExpected(c: IpConfig): { ip: number; prefix: number } | undefined {
+  const [addr = "", prefix] = c.address.split("/");
+  const ip = tryParseIpv4(addr);
+  return ip === undefined ? undefined : { ip, prefix: Number(prefix ?? "32") };
+}
+
+/** Verifies the attachment still holds its leases and that they match `expected`. */
+export async function ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Promise<void> {
+  if (!isBuiltIn(ctx.ipam)) {
+    return await delegateCommand(ipamType(ctx.ipam), "CHECK", ctx.rawConfig, ctx.env);
+  }
+  const cfg = parseHostLocalConfig(ctx.ipam);
+  const who = `container "${ctx.containerId}" interface "${ctx.ifname}"`;
+  const store = await LeaseStore.openExisting(cfg.dataDir, ctx.network);
+  const mine = store === undefined
+    ? []
+    : await store.locked(() => store.findByAttachment(ctx.containerId, ctx.ifname));
+
+  const held = new Set<number>();
+  for (const set of cfg.ranges) {
+    const ip = leaseIn(set, mine);
+    if (ip === undefined) {
+      throw new CniError(
+        ErrCode.UnknownContainer,
+        `No address is leased to ${who} in range set ${formatRangeSet(set)}`,
+      );
+    }
+    held.add(ip);
+  }
+
+  const want = expected.map(parseExpected).filter((e) => e !== undefined);
+  if (want.length === 0) return;
+  const differs = (why: string) =>
+    new CniError(ErrCode.Internal, `Addresses leased to ${who} differ from the result: ${why}`);
+  for (const e of want) {
+    const set = cfg.ranges.find((s) => rangeFor(s, e.ip) !== undefined);
+    const text = formatIpv4(e.ip);
+    if (set === undefined) throw differs(`${text} is not in any range set`);
+    if (!held.has(e.ip)) throw differs(`${text} is not leased`);
+    const prefix = rangeFor(set, e.ip)!.subnet.prefix;
+    if (e.prefix !== prefix) throw differs(`${text}/${e.prefix} should have prefix /${prefix}`);
+  }
+  for (const ip of held) {
+    if (!want.some((e) => e.ip === ip)) throw differs(`leased ${formatIpv4(ip)} is missing`);
+  }
+}
+
+function needDelegation(what: string, type: string, d: Delegation | undefined): Delegation {
+  if (d === undefined) {
+    throw new CniError(
+      ErrCode.Internal,
+      `${what} of IPAM plugin "${type}" needs the raw network config and environment`,
+    );
+  }
+  return d;
+}
+
+/** Releases leases of the built-in store not owned by one of `validAttachments`; returns their IPs. */
+export async function ipamGc(
+  network: string,
+  ipam: Record<string, unknown>,
+  validAttachments: Attachment[],
+  delegation?: Delegation,
+): Promise<string[]> {
+  const type = ipamType(ipam);
+  if (type !== HOST_LOCAL) {
+    const d = needDelegation("GC", type, delegation);
+    await delegateCommand(type, "GC", d.rawConfig, d.env);
+    return [];
+  }
+  const store = await LeaseStore.openExisting(parseDataDir(ipam), network);
+  if (store === undefined) return [];
+  const valid = new Set(validAttachments.map((a) => `${a.containerId.trim()}\n${a.ifname}`));
+  const validIds = new Set(validAttachments.map((a) => a.containerId.trim()));
+  return await store.locked(async () => {
+    const released: string[] = [];
+    for (const l of await store.leases()) {
+      // A legacy lease names no interface: keep it while its container has any attachment.
+      const keep = l.ifname === undefined
+        ? validIds.has(l.containerId)
+        : valid.has(`${l.containerId}\n${l.ifname}`);
+      if (!keep && await store.releaseByIp(l.ip)) released.push(l.ip);
+    }
+    return released;
+  });
+}
+
+/** Code 50 unless the store directory can be created, locked and written. */
+export async function ipamStatus(
+  network: string,
+  ipam: Record<string, unknown>,
+  delegation?: Delegation,
+): Promise<void> {
+  const type = ipamType(ipam);
+  if (type !== HOST_LOCAL) {
+    const d = needDelegation("STATUS", type, delegation);
+    return await delegateCommand(type, "STATUS", d.rawConfig, d.env);
+  }
+  const cfg = parseHostLocalConfig(ipam);
+  try {
+    const store = await LeaseStore.open(cfg.dataDir, network);
+    await store.locked(() => store.probeWritable());
+  } catch (err) {
+    if (!(err instanceof CniError) || err.code !== ErrCode.IoFailure) throw err;
+    throw new CniError(
+      ErrCode.PluginNotAvailable,
+      `IPAM store for network "${network}" is not usable: ${err.message}`,
+      "",
+      { cause: err },
+    );
+  }
+}

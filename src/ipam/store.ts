@@ -1,0 +1,310 @@
+// The on-disk lease store, shared with the reference host-local plugin
+// (plugins/ipam/host-local/backend/disk): one directory per network,
+// <dataDir>/<network>/, holding
+//   <ip>                   one file per lease: "<containerID>\r\n<ifname>", no trailing newline
+//                          (older host-local wrote just "<containerID>": a "legacy" lease)
+//   last_reserved_ip.<N>   the IP last reserved from range set N, no trailing newline
+//   lock                   empty; every operation holds flock(LOCK_EX) on it
+// Both plugins can therefore manage the same directory concurrently.
+//
+// host-local creates a lease with O_EXCL and then writes it, so a crash in between
+// leaves an empty file that blocks the IP forever. We write a temporary file, fsync
+// it and link(2) it to the IP's name instead: link is as exclusive as O_EXCL but the
+// name only ever appears with its full contents. A temporary file left by a crash is
+// removed by the next operation, which is safe because temporaries only exist while
+// their writer holds the lock.
+
+import { CniError, ErrCode } from "../cni/errors.ts";
+import { formatIpv4, tryParseIpv4 } from "./cidr.ts";
+
+/** A lease file; ifname is undefined for a legacy file that holds only the container ID. */
+export interface Lease {
+  ip: string;
+  containerId: string;
+  ifname?: string;
+}
+
+export const LOCK_FILE = "lock";
+export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
+const TMP_PREFIX = ".ebpfcni-tmp.";
+const LINE_BREAK = "\r\n";
+const READ_BATCH = 64;
+
+function ioError(msg: string, cause: unknown): CniError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new CniError(ErrCode.IoFailure, `${msg}: ${why}`, "", { cause });
+}
+
+/** Refuses names that could escape the data directory (the name becomes a path component). */
+export function validateNetworkName(network: string): void {
+  if (
+    network === "" || network === "." || network.includes("/") || network.includes("..") ||
+    network.includes("\0")
+  ) {
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      `Network name "${network}" cannot be used as a directory name`,
+    );
+  }
+}
+
+/** host-local's match key: it trims the container ID, and compares against trimmed contents. */
+function leaseKey(containerId: string, ifname: string): string {
+  return containerId.trim() + LINE_BREAK + ifname;
+}
+
+/** Whether a lease belongs to the attachment; a legacy lease belongs to every interface of its container. */
+export function ownedBy(lease: Lease, containerId: string, ifname: string): boolean {
+  return lease.ifname === undefined
+    ? lease.containerId === containerId.trim()
+    : leaseKey(lease.containerId, lease.ifname) === leaseKey(containerId, ifname);
+}
+
+function isBookkeeping(name: string): boolean {
+  return name === LOCK_FILE || name.startsWith(LAST_RESERVED_PREFIX) ||
+    name.startsWith(TMP_PREFIX);
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Deno.errors.NotFound;
+}
+
+export class LeaseStore {
+  #held = 0;
+
+  private constructor(readonly dir: string) {}
+
+  /** Opens the network's directory, creating it (mode 0755, like host-local). */
+  static async open(dataDir: string, network: string): Promise<LeaseStore> {
+    validateNetworkName(network);
+    const dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
+    try {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw ioError(`Cannot create lease directory "${dir}"`, err);
+    }
+    return new LeaseStore(dir);
+  }
+
+  /** Opens the directory only if it exists: DEL and GC must not create state. */
+  static async openExisting(dataDir: string, network: string): Promise<LeaseStore | undefined> {
+    validateNetworkName(network);
+    const dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
+    try {
+      if (!(await Deno.stat(dir)).isDirectory) {
+        throw new CniError(ErrCode.IoFailure, `Lease directory "${dir}" is not a directory`);
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      if (err instanceof CniError) throw err;
+      throw ioError(`Cannot open lease directory "${dir}"`, err);
+    }
+    return new LeaseStore(dir);
+  }
+
+  /** Runs fn holding the directory's exclusive flock; every other method requires it. */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    const path = `${this.dir}/${LOCK_FILE}`;
+    let file: Deno.FsFile;
+    try {
+      // Read-only suffices for flock and works on a lock file we cannot write.
+      file = await Deno.open(path, { read: true }).catch((err) => {
+        if (!isNotFound(err)) throw err;
+        return Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+      });
+    } catch (err) {
+      throw ioError(`Cannot open lock file "${path}"`, err);
+    }
+    try {
+      try {
+        await file.lock(true);
+      } catch (err) {
+        throw ioError(`Cannot lock "${path}"`, err);
+      }
+      this.#held++;
+      try {
+        await this.#removeStaleTemporaries();
+        return await fn();
+      } finally {
+        this.#held--;
+      }
+    } finally {
+      file.close(); // closing drops the flock
+    }
+  }
+
+  #requireLock(): void {
+    if (this.#held === 0) {
+      throw new CniError(ErrCode.Internal, `Lease store "${this.dir}" used without its lock`);
+    }
+  }
+
+  async #names(): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const e of Deno.readDir(this.dir)) if (e.isFile) names.push(e.name);
+    } catch (err) {
+      throw ioError(`Cannot list lease directory "${this.dir}"`, err);
+    }
+    return names.sort();
+  }
+
+  async #removeStaleTemporaries(): Promise<void> {
+    for (const name of await this.#names()) {
+      if (name.startsWith(TMP_PREFIX)) await this.#removeIfPresent(name);
+    }
+  }
+
+  async #removeIfPresent(name: string): Promise<boolean> {
+    try {
+      await Deno.remove(`${this.dir}/${name}`);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw ioError(`Cannot remove "${this.dir}/${name}"`, err);
+    }
+  }
+
+  /** Writes a file atomically: temporary file, fsync, then link (exclusive) or rename (replace). */
+  async #writeAtomic(name: string, data: string, exclusive: boolean): Promise<boolean> {
+    const tmp = `${this.dir}/${TMP_PREFIX}${name}.${crypto.randomUUID()}`;
+    const target = `${this.dir}/${name}`;
+    try {
+      const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+      try {
+        await f.write(new TextEncoder().encode(data));
+        await f.syncData();
+      } finally {
+        f.close();
+      }
+      if (!exclusive) {
+        await Deno.rename(tmp, target);
+        return true;
+      }
+      try {
+        await Deno.link(tmp, target);
+        return true;
+      } catch (err) {
+        if (err instanceof Deno.errors.AlreadyExists) return false;
+        throw err;
+      }
+    } catch (err) {
+      throw ioError(`Cannot write "${target}"`, err);
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /** Creates the lease file for ip; false if the IP is already leased. Records last_reserved_ip.N. */
+  async reserve(
+    ip: string,
+    containerId: string,
+    ifname: string,
+    rangeSetIndex: number,
+  ): Promise<boolean> {
+    this.#requireLock();
+    const n = tryParseIpv4(ip);
+    if (n === undefined || formatIpv4(n) !== ip) {
+      throw new CniError(ErrCode.Internal, `Cannot reserve "${ip}": not a canonical IPv4 address`);
+    }
+    if (!(await this.#writeAtomic(ip, leaseKey(containerId, ifname), true))) return false;
+    try {
+      await this.#writeAtomic(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`, ip, false);
+    } catch (err) {
+      await this.#removeIfPresent(ip).catch(() => {});
+      throw err;
+    }
+    return true;
+  }
+
+  async #read(name: string): Promise<string | undefined> {
+    try {
+      return await Deno.readTextFile(`${this.dir}/${name}`);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw ioError(`Cannot read "${this.dir}/${name}"`, err);
+    }
+  }
+
+  /** Every file that could be a lease, with its trimmed contents (host-local compares those). */
+  async #contents(): Promise<{ name: string; key: string }[]> {
+    const names = (await this.#names()).filter((n) => !isBookkeeping(n));
+    const out: { name: string; key: string }[] = [];
+    // Batched: a /16 can hold tens of thousands of leases, more than the fd limit.
+    for (let i = 0; i < names.length; i += READ_BATCH) {
+      const batch = names.slice(i, i + READ_BATCH);
+      const texts = await Promise.all(batch.map((n) => this.#read(n)));
+      batch.forEach((name, j) => {
+        const text = texts[j];
+        if (text !== undefined) out.push({ name, key: text.trim() });
+      });
+    }
+    return out;
+  }
+
+  /** All IPv4 leases; a file with unreadable contents still counts as taken. */
+  async leases(): Promise<Lease[]> {
+    this.#requireLock();
+    const out: Lease[] = [];
+    for (const { name, key } of await this.#contents()) {
+      if (tryParseIpv4(name) === undefined) continue;
+      const sep = key.indexOf(LINE_BREAK);
+      out.push(
+        sep < 0 ? { ip: name, containerId: key } : {
+          ip: name,
+          containerId: key.slice(0, sep),
+          ifname: key.slice(sep + LINE_BREAK.length),
+        },
+      );
+    }
+    return out;
+  }
+
+  /** The attachment's leases, legacy (container-ID-only) files included, like host-local's GetByID. */
+  async findByAttachment(containerId: string, ifname: string): Promise<Lease[]> {
+    return (await this.leases()).filter((l) => ownedBy(l, containerId, ifname));
+  }
+
+  /**
+   * Removes the attachment's lease files and returns their names. Like host-local,
+   * legacy files are only considered when no exact match exists.
+   */
+  async releaseByAttachment(containerId: string, ifname: string): Promise<string[]> {
+    this.#requireLock();
+    const entries = await this.#contents();
+    const remove = async (match: string): Promise<string[]> => {
+      const removed: string[] = [];
+      for (const e of entries) {
+        if (e.key === match && await this.#removeIfPresent(e.name)) removed.push(e.name);
+      }
+      return removed;
+    };
+    const exact = await remove(leaseKey(containerId, ifname));
+    return exact.length > 0 ? exact : await remove(containerId.trim());
+  }
+
+  /** Proves the directory is writable by creating and removing a temporary file. */
+  async probeWritable(): Promise<void> {
+    this.#requireLock();
+    const path = `${this.dir}/${TMP_PREFIX}probe.${crypto.randomUUID()}`;
+    try {
+      (await Deno.open(path, { write: true, createNew: true, mode: 0o600 })).close();
+      await Deno.remove(path);
+    } catch (err) {
+      throw ioError(`Cannot write to lease directory "${this.dir}"`, err);
+    }
+  }
+
+  /** Removes the lease file of ip; false if there was none. */
+  async releaseByIp(ip: string): Promise<boolean> {
+    this.#requireLock();
+    if (tryParseIpv4(ip) === undefined) return false;
+    return await this.#removeIfPresent(ip);
+  }
+
+  /** The last IP reserved from range set N, if recorded (contents are not trimmed, as in host-local). */
+  async lastReservedIp(rangeSetIndex: number): Promise<string | undefined> {
+    this.#requireLock();
+    return await this.#read(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`);
+  }
+}
