@@ -39,47 +39,51 @@ const symbols = {
   bpf_tc_query: { parameters: ["buffer", "buffer"], result: "i32" },
   bpf_prog_test_run_opts: { parameters: ["i32", "buffer"], result: "i32" }, // fd, opts
   bpf_enable_stats: { parameters: ["i32"], result: "i32" }, // enum bpf_stats_type
+  libbpf_num_possible_cpus: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
 const printDefinition = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
-// Held so the callback is not collected while libbpf may call it.
-let _printCallback: Deno.UnsafeCallback<typeof printDefinition> | undefined;
 let captured: string[] | undefined;
 let logSink: (level: number, msg: string) => void = () => {};
 
 function bpf() {
   if (lib) return lib;
   lib = openLibrary("libbpf", "libbpf.so.1", "EBPFCNI_LIBBPF", symbols, "libbpf1");
-  // libbpf calls this synchronously on the calling (main) thread; va_list arrives as a
-  // pointer on x86-64, so vsnprintf can render it.
-  const cb = new Deno.UnsafeCallback(printDefinition, (level, fmt, args) => {
-    const msg = formatVaList(fmt, args).replace(/\n$/, "");
-    captured?.push(msg);
-    logSink(level, msg);
-    return 0;
-  });
-  _printCallback = cb;
-  lib.symbols.libbpf_set_print(cb.pointer);
+  // Silent by default: errors come back as return codes. libbpf's printer is process-wide,
+  // so a JS callback is installed only while capturing (an isolate that ends must not leave
+  // its callback behind for another one, e.g. under deno test --parallel).
+  lib.symbols.libbpf_set_print(null);
   return lib;
 }
 
-/** Where libbpf's own messages go (level: 0 warn, 1 info, 2 debug). */
+/** Where libbpf's own messages go while they are captured (level: 0 warn, 1 info, 2 debug). */
 export function setLibbpfLog(sink: (level: number, msg: string) => void): void {
   logSink = sink;
 }
 
-/** Runs `fn`, collecting what libbpf prints meanwhile, and returns it with the result. */
+/** Runs `fn` with libbpf's messages captured, and returns them with the result. */
 function capturing<T>(fn: () => T): { value: T; log: string } {
   const outer = captured;
   captured = [];
+  const lines = captured;
+  // libbpf calls back synchronously on this thread; va_list arrives as a pointer on
+  // x86-64, so vsnprintf can render it.
+  const cb = new Deno.UnsafeCallback(printDefinition, (level, fmt, args) => {
+    const msg = formatVaList(fmt, args).replace(/\n$/, "").replace(/^libbpf: /, "");
+    lines.push(msg);
+    logSink(level, msg);
+    return 0;
+  });
+  const previous = bpf().symbols.libbpf_set_print(cb.pointer);
   try {
     const value = fn();
-    return { value, log: captured.join("\n") };
+    return { value, log: lines.join("\n") };
   } finally {
-    const mine = captured;
+    bpf().symbols.libbpf_set_print(previous);
+    cb.close();
     captured = outer;
-    outer?.push(...mine);
+    outer?.push(...lines);
   }
 }
 
@@ -95,24 +99,35 @@ function check(op: string, rc: number): number {
 /** An opened (and possibly loaded) bpf_object. Close it when done; pinned objects stay. */
 export class BpfObject {
   #ptr: Deno.PointerObject | null;
+  /** The verifier log of a failed load (libbpf retries into it with log level 1). */
+  readonly #kernelLog: Uint8Array;
+  /** Kept alive: libbpf holds pointers into them until close. */
+  readonly #keep: Uint8Array[];
 
-  private constructor(ptr: Deno.PointerObject) {
+  private constructor(ptr: Deno.PointerObject, kernelLog: Uint8Array, keep: Uint8Array[]) {
     this.#ptr = ptr;
+    this.#kernelLog = kernelLog;
+    this.#keep = keep;
   }
 
   /** Opens an ELF object from memory, naming it `name` (prefixes internal maps). */
   static openMem(bytes: Uint8Array<ArrayBuffer>, name: string): BpfObject {
     const nameC = toCString(name);
+    const kernelLog = new Uint8Array(1 << 20);
     const opts = new Uint8Array(80); // sizeof(struct bpf_object_open_opts), libbpf 1.1
     const v = new DataView(opts.buffer);
+    const addr = (b: Uint8Array<ArrayBuffer>) =>
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
     v.setBigUint64(0, 80n, true);
-    v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(nameC))), true);
+    v.setBigUint64(8, addr(nameC), true); // object_name
+    v.setBigUint64(56, addr(kernelLog), true); // kernel_log_buf
+    v.setBigUint64(64, BigInt(kernelLog.length), true); // kernel_log_size
     const { value: ptr, log } = capturing(() =>
       bpf().symbols.bpf_object__open_mem(bytes, BigInt(bytes.length), opts)
     );
     // libbpf 1.x returns NULL and sets errno for pointer results.
     if (!ptr) throw new BpfError("open BPF object", errno() || Errno.EINVAL, log);
-    return new BpfObject(ptr);
+    return new BpfObject(ptr, kernelLog, [nameC, bytes]);
   }
 
   #handle(): Deno.PointerObject {
@@ -143,7 +158,13 @@ export class BpfObject {
   /** Loads maps and programs into the kernel; the error carries the verifier log. */
   load(): void {
     const { value: rc, log } = capturing(() => bpf().symbols.bpf_object__load(this.#handle()));
-    if (rc < 0) fail("load BPF object", rc, log);
+    if (rc < 0) {
+      const end = this.#kernelLog.indexOf(0);
+      const verifier = new TextDecoder().decode(
+        this.#kernelLog.subarray(0, end < 0 ? undefined : end),
+      );
+      fail("load BPF object", rc, [log, verifier].filter(Boolean).join("\n"));
+    }
   }
 
   mapFd(name: string): number {
@@ -157,6 +178,7 @@ export class BpfObject {
   close(): void {
     if (this.#ptr) bpf().symbols.bpf_object__close(this.#ptr);
     this.#ptr = null;
+    this.#keep.length = 0;
   }
 }
 
@@ -449,6 +471,11 @@ export function progTestRun(
 /** Turns on run-time statistics (bpf_prog_info.run_time_ns) while the returned fd is open. */
 export function enableRunTimeStats(): number {
   return check("enable BPF run-time stats", bpf().symbols.bpf_enable_stats(0));
+}
+
+/** Possible CPUs: per-CPU map values hold one slot for each. */
+export function possibleCpus(): number {
+  return check("count possible CPUs", bpf().symbols.libbpf_num_possible_cpus());
 }
 
 /** Opens the map with kernel id `id`. */

@@ -14,7 +14,7 @@ const symbols = {
   getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
 function libc() {
   return lib ??= openLibrary("libc", "libc.so.6", "EBPFCNI_LIBC", symbols, "libc6");
 }

@@ -29,7 +29,7 @@ const symbols = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
 function mnl() {
   return lib ??= openLibrary("libmnl", "libmnl.so.0", "EBPFCNI_LIBMNL", symbols, "libmnl0");
 }
@@ -43,7 +43,10 @@ export const NLMSG_ERROR = 0x2;
 export const NLMSG_DONE = 0x3;
 const NLMSGERR_ATTR_MSG = 1;
 const NLM_F_ACK_TLVS = 0x200;
+/** Receive buffer: dumps arrive in chunks of up to a page or so per message batch. */
 const BUF_SIZE = 32768;
+/** Our requests are small (a veth pair with its peer is the largest, < 200 bytes). */
+const MSG_SIZE = 4096;
 
 /** One attribute: a scalar, a string, raw bytes, or a nest (optionally opening with a raw
  * struct, as IFLA_INFO_DATA/VETH_INFO_PEER does with its ifinfomsg). */
@@ -75,7 +78,7 @@ export interface NlMessage {
 }
 
 class MessageBuilder {
-  readonly buf = new Uint8Array(BUF_SIZE);
+  readonly buf = new Uint8Array(MSG_SIZE);
   readonly #base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.buf));
   readonly nlh: Deno.PointerObject;
 
@@ -114,7 +117,7 @@ class MessageBuilder {
         this.attrs(a.nest);
         s.mnl_attr_nest_end(this.nlh, nest);
       }
-      if (this.length > BUF_SIZE - 256) throw new Error("Netlink message too large");
+      if (this.length > MSG_SIZE - 256) throw new Error("Netlink message too large");
     }
   }
 }

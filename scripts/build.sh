@@ -25,21 +25,28 @@ if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output 
   rm -f "$compile_log"
   exit 0
 fi
-reason=$(grep -m1 -iE 'error|denort|dns|download' "$compile_log" || tail -n 1 "$compile_log")
+reason=$(NO_COLOR=1 grep -m1 -iE 'dns|lookup|denort|download|connect' "$compile_log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/^ *//' || true)
+[ -n "$reason" ] || reason=$(tail -n 1 "$compile_log")
 rm -f "$compile_log"
 "$DENO" check --quiet src/main.ts
+# The launcher runs the entry point bundled (one file per mode, code-split like the module
+# graph): loading ~50 modules one by one costs a CNI call more time than the work itself.
+LIB="$(dirname "$OUT")/ebpfcni.lib"
+rm -rf "$LIB"
+"$DENO" bundle --quiet --platform deno --code-splitting --outdir "$LIB" src/main.ts
 cat >"$OUT" <<LAUNCHER
 #!/bin/sh
 # ebpfcni launcher, written by scripts/build.sh because deno compile could not get its
-# denort runtime. Runs the same entry point with the same permissions as the compiled binary.
+# denort runtime. Runs the same entry point (src/main.ts, bundled into $LIB) with the
+# same permissions as the compiled binary.
 DENO_DIR="$DENO_DIR" exec "$DENO" run --quiet --no-prompt --cached-only --no-config \\
-  ${PERMS[*]} "$ROOT/src/main.ts" "\$@"
+  ${PERMS[*]} "$LIB/main.js" "\$@"
 LAUNCHER
 chmod 0755 "$OUT"
-# Warm the module cache so the first real run pays no transpile cost.
+# Warm the code cache so the first real run pays no compile cost.
 "$OUT" version >/dev/null
 cat >&2 <<MSG
 build: NOTE: deno compile could not get the denort runtime (${reason:-unknown reason}).
-build: wrote a LAUNCHER at $OUT instead of a compiled binary: it runs src/main.ts with
-build: the same permissions through $DENO. Set DENORT_BIN to a denort $("$DENO" --version | head -n1 | cut -d' ' -f2) binary to compile for real.
+build: wrote a LAUNCHER at $OUT instead of a compiled binary: it runs src/main.ts
+build: (bundled into $LIB) with the same permissions through $DENO. Set DENORT_BIN to a denort $("$DENO" --version | head -n1 | cut -d' ' -f2) binary to compile for real.
 MSG

@@ -36,8 +36,13 @@ const b64 = [
 ${lines.map((l) => `  "${l}",`).join("\n")}
 ].join("");
 
-/** The stripped ELF object (${bytes.length} bytes). */
-export const OBJECT_BYTES: Uint8Array = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+let decoded: Uint8Array<ArrayBuffer> | undefined;
+
+/** The stripped ELF object (${bytes.length} bytes), decoded on first use: the fast path of
+ * every CNI call reuses the pinned program and never needs it. */
+export function objectBytes(): Uint8Array<ArrayBuffer> {
+  return decoded ??= Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
 `;
 Deno.writeTextFileSync(outPath, src);
 console.error(`gen_bpf: wrote ${outPath} (${bytes.length} byte object, tags ${tags.join(", ")})`);

@@ -93,6 +93,17 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     pinDir: conf.pinDir,
   };
   try {
+    // Checked before any change: the rollback of a duplicate ADD must not undo the live
+    // attachment it duplicates (its lease and state record have the same keys as ours).
+    inner = ns.socket();
+    const cl = new Links(inner);
+    if (cl.get(env.ifname)) {
+      throw new CniError(
+        ErrCode.InvalidEnv,
+        `Interface "${env.ifname}" already exists in CNI_NETNS "${env.netns}"`,
+      );
+    }
+
     state.write(record);
     undo.push("remove attachment state", () => state.remove(env.containerId, env.ifname));
     await fault("after-state");
@@ -121,14 +132,6 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     links.setUp(bridge);
     await fault("after-bridge");
 
-    inner = ns.socket();
-    const cl = new Links(inner);
-    if (cl.get(env.ifname)) {
-      throw new CniError(
-        ErrCode.InvalidEnv,
-        `Interface "${env.ifname}" already exists in CNI_NETNS "${env.netns}"`,
-      );
-    }
     // A host veth with our derived name is left over from an ADD that crashed: replace it.
     if (links.delete(ctx.hostVeth)) log.warn(`removed stale ${ctx.hostVeth}`);
     links.createVeth(ctx.hostVeth, env.ifname, ns.fd, conf.mtu);

@@ -1,6 +1,8 @@
 // Fault injection for the robustness tests: EBPFCNI_FAULT="fail:<point>" makes ADD fail at
 // that point; "hang:<point>" makes it stop there (for kill -9). Unset in production.
 
+import { log } from "../log.ts";
+
 export const FAULT_POINTS = [
   "after-state",
   "after-lease",
@@ -17,6 +19,7 @@ export class InjectedFault extends Error {
 }
 
 export async function faultPoint(env: Record<string, string>, point: FaultPoint): Promise<void> {
+  log.debug(`ADD reached ${point} at ${performance.now().toFixed(1)} ms`);
   const spec = env.EBPFCNI_FAULT;
   if (!spec) return;
   const [mode, at] = spec.split(":");

@@ -149,7 +149,7 @@ function withDirLock<T>(dir: string, fn: () => T): T {
 }
 
 function loadAndPin(pinDir: string): Datapath {
-  const obj = BpfObject.openMem(gen.OBJECT_BYTES as Uint8Array<ArrayBuffer>, gen.OBJECT_NAME);
+  const obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
   try {
     for (const spec of [ENDPOINT_MAP, POLICY_MAP, STATS_MAP]) {
       obj.setMapPinPath(spec.name, pinPath(pinDir, spec.name));

@@ -10,6 +10,7 @@ import {
   mapNextKey,
   mapUpdate,
   mapUpdateBatch,
+  possibleCpus,
 } from "../../ffi/libbpf.ts";
 import { Errno, SysError } from "../../ffi/errors.ts";
 import {
@@ -189,7 +190,7 @@ export class PolicyMap {
 
 /** Verdict counters summed over CPUs. */
 export function readStats(fd: number): Record<(typeof STAT_NAMES)[number], bigint> {
-  const cpus = navigator.hardwareConcurrency;
+  const cpus = possibleCpus();
   const value = new Uint8Array(STATS_MAP.valueSize * cpus);
   const out = {} as Record<(typeof STAT_NAMES)[number], bigint>;
   STAT_NAMES.forEach((name, i) => {

@@ -70,9 +70,9 @@ function isBuiltIn(ipam: unknown): boolean {
   return ipamType(ipam) === HOST_LOCAL;
 }
 
-async function readResolvConf(path: string): Promise<Dns> {
+function readResolvConf(path: string): Dns {
   try {
-    return parseResolvConf(await Deno.readTextFile(path));
+    return parseResolvConf(Deno.readTextFileSync(path));
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new CniError(ErrCode.IoFailure, `Cannot read resolvConf "${path}": ${why}`, "", {
@@ -155,8 +155,8 @@ async function allocateFromSet(
 async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
   const cfg = parseHostLocalConfig(ctx.ipam, ctx.runtimeIpRanges);
   const requested = assignRequested(cfg, ctx.requestedIps);
-  const dns = cfg.resolvConf === undefined ? undefined : await readResolvConf(cfg.resolvConf);
-  const store = await LeaseStore.open(cfg.dataDir, ctx.network);
+  const dns = cfg.resolvConf === undefined ? undefined : readResolvConf(cfg.resolvConf);
+  const store = LeaseStore.open(cfg.dataDir, ctx.network);
 
   const ips = await store.locked(async () => {
     const all = await store.leases();
@@ -188,7 +188,13 @@ async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
       return out;
     } catch (err) {
       // All or nothing, like host-local: drop what this call reserved.
-      for (const ip of reservedNow) await store.releaseByIp(ip).catch(() => {});
+      for (const ip of reservedNow) {
+        try {
+          store.releaseByIp(ip);
+        } catch {
+          // the original error matters more
+        }
+      }
       throw err;
     }
   });
@@ -209,7 +215,7 @@ export async function ipamDel(ctx: IpamDelContext): Promise<void> {
   if (!isBuiltIn(ctx.ipam)) {
     return await delegateCommand(ipamType(ctx.ipam), "DEL", ctx.rawConfig, ctx.env);
   }
-  const store = await LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
+  const store = LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
   if (store === undefined) return;
   await store.locked(() => store.releaseByAttachment(ctx.containerId, ctx.ifname));
 }
@@ -227,7 +233,7 @@ export async function ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Prom
   }
   const cfg = parseHostLocalConfig(ctx.ipam);
   const who = `container "${ctx.containerId}" interface "${ctx.ifname}"`;
-  const store = await LeaseStore.openExisting(cfg.dataDir, ctx.network);
+  const store = LeaseStore.openExisting(cfg.dataDir, ctx.network);
   const mine = store === undefined
     ? []
     : await store.locked(() => store.findByAttachment(ctx.containerId, ctx.ifname));
@@ -284,7 +290,7 @@ export async function ipamGc(
     await delegateCommand(type, "GC", d.rawConfig, d.env);
     return [];
   }
-  const store = await LeaseStore.openExisting(parseDataDir(ipam), network);
+  const store = LeaseStore.openExisting(parseDataDir(ipam), network);
   if (store === undefined) return [];
   const valid = new Set(validAttachments.map((a) => `${a.containerId.trim()}\n${a.ifname}`));
   const validIds = new Set(validAttachments.map((a) => a.containerId.trim()));
@@ -314,7 +320,7 @@ export async function ipamStatus(
   }
   const cfg = parseHostLocalConfig(ipam);
   try {
-    const store = await LeaseStore.open(cfg.dataDir, network);
+    const store = LeaseStore.open(cfg.dataDir, network);
     await store.locked(() => store.probeWritable());
   } catch (err) {
     if (!(err instanceof CniError) || err.code !== ErrCode.IoFailure) throw err;

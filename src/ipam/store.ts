@@ -8,7 +8,7 @@
 // Both plugins can therefore manage the same directory concurrently.
 //
 // host-local creates a lease with O_EXCL and then writes it, so a crash in between
-// leaves an empty file that blocks the IP forever. We write a temporary file, fsync
+// leaves an empty file that blocks the IP forever. We write a temporary file
 // it and link(2) it to the IP's name instead: link is as exclusive as O_EXCL but the
 // name only ever appears with its full contents. A temporary file left by a crash is
 // removed by the next operation, which is safe because temporaries only exist while
@@ -28,7 +28,6 @@ export const LOCK_FILE = "lock";
 export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
 const TMP_PREFIX = ".ebpfcni-tmp.";
 const LINE_BREAK = "\r\n";
-const READ_BATCH = 64;
 
 function ioError(msg: string, cause: unknown): CniError {
   const why = cause instanceof Error ? cause.message : String(cause);
@@ -75,11 +74,11 @@ export class LeaseStore {
   private constructor(readonly dir: string) {}
 
   /** Opens the network's directory, creating it (mode 0755, like host-local). */
-  static async open(dataDir: string, network: string): Promise<LeaseStore> {
+  static open(dataDir: string, network: string): LeaseStore {
     validateNetworkName(network);
     const dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
     try {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (err) {
       throw ioError(`Cannot create lease directory "${dir}"`, err);
     }
@@ -87,11 +86,11 @@ export class LeaseStore {
   }
 
   /** Opens the directory only if it exists: DEL and GC must not create state. */
-  static async openExisting(dataDir: string, network: string): Promise<LeaseStore | undefined> {
+  static openExisting(dataDir: string, network: string): LeaseStore | undefined {
     validateNetworkName(network);
     const dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
     try {
-      if (!(await Deno.stat(dir)).isDirectory) {
+      if (!Deno.statSync(dir).isDirectory) {
         throw new CniError(ErrCode.IoFailure, `Lease directory "${dir}" is not a directory`);
       }
     } catch (err) {
@@ -103,15 +102,17 @@ export class LeaseStore {
   }
 
   /** Runs fn holding the directory's exclusive flock; every other method requires it. */
-  async locked<T>(fn: () => Promise<T>): Promise<T> {
+  async locked<T>(fn: () => T | Promise<T>): Promise<T> {
     const path = `${this.dir}/${LOCK_FILE}`;
     let file: Deno.FsFile;
     try {
       // Read-only suffices for flock and works on a lock file we cannot write.
-      file = await Deno.open(path, { read: true }).catch((err) => {
+      try {
+        file = Deno.openSync(path, { read: true });
+      } catch (err) {
         if (!isNotFound(err)) throw err;
-        return Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-      });
+        file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+      }
     } catch (err) {
       throw ioError(`Cannot open lock file "${path}"`, err);
     }
@@ -123,7 +124,7 @@ export class LeaseStore {
       }
       this.#held++;
       try {
-        await this.#removeStaleTemporaries();
+        this.#removeStaleTemporaries();
         return await fn();
       } finally {
         this.#held--;
@@ -139,25 +140,25 @@ export class LeaseStore {
     }
   }
 
-  async #names(): Promise<string[]> {
+  #names(): string[] {
     const names: string[] = [];
     try {
-      for await (const e of Deno.readDir(this.dir)) if (e.isFile) names.push(e.name);
+      for (const e of Deno.readDirSync(this.dir)) if (e.isFile) names.push(e.name);
     } catch (err) {
       throw ioError(`Cannot list lease directory "${this.dir}"`, err);
     }
     return names.sort();
   }
 
-  async #removeStaleTemporaries(): Promise<void> {
-    for (const name of await this.#names()) {
-      if (name.startsWith(TMP_PREFIX)) await this.#removeIfPresent(name);
+  #removeStaleTemporaries(): void {
+    for (const name of this.#names()) {
+      if (name.startsWith(TMP_PREFIX)) this.#removeIfPresent(name);
     }
   }
 
-  async #removeIfPresent(name: string): Promise<boolean> {
+  #removeIfPresent(name: string): boolean {
     try {
-      await Deno.remove(`${this.dir}/${name}`);
+      Deno.removeSync(`${this.dir}/${name}`);
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -165,24 +166,20 @@ export class LeaseStore {
     }
   }
 
-  /** Writes a file atomically: temporary file, fsync, then link (exclusive) or rename (replace). */
-  async #writeAtomic(name: string, data: string, exclusive: boolean): Promise<boolean> {
+  /** Writes a file atomically: temporary file, then link (exclusive) or rename (replace).
+   * No fsync, like host-local: the name only ever appears complete, which is what a killed
+   * plugin needs; leases do not outlive a power loss in a useful way anyway (pods are gone). */
+  #writeAtomic(name: string, data: string, exclusive: boolean): boolean {
     const tmp = `${this.dir}/${TMP_PREFIX}${name}.${crypto.randomUUID()}`;
     const target = `${this.dir}/${name}`;
     try {
-      const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-      try {
-        await f.write(new TextEncoder().encode(data));
-        await f.syncData();
-      } finally {
-        f.close();
-      }
+      Deno.writeTextFileSync(tmp, data, { createNew: true, mode: 0o600 });
       if (!exclusive) {
-        await Deno.rename(tmp, target);
+        Deno.renameSync(tmp, target);
         return true;
       }
       try {
-        await Deno.link(tmp, target);
+        Deno.linkSync(tmp, target);
         return true;
       } catch (err) {
         if (err instanceof Deno.errors.AlreadyExists) return false;
@@ -191,35 +188,43 @@ export class LeaseStore {
     } catch (err) {
       throw ioError(`Cannot write "${target}"`, err);
     } finally {
-      await Deno.remove(tmp).catch(() => {});
+      try {
+        Deno.removeSync(tmp);
+      } catch {
+        // already gone or never made
+      }
     }
   }
 
   /** Creates the lease file for ip; false if the IP is already leased. Records last_reserved_ip.N. */
-  async reserve(
+  reserve(
     ip: string,
     containerId: string,
     ifname: string,
     rangeSetIndex: number,
-  ): Promise<boolean> {
+  ): boolean {
     this.#requireLock();
     const n = tryParseIpv4(ip);
     if (n === undefined || formatIpv4(n) !== ip) {
       throw new CniError(ErrCode.Internal, `Cannot reserve "${ip}": not a canonical IPv4 address`);
     }
-    if (!(await this.#writeAtomic(ip, leaseKey(containerId, ifname), true))) return false;
+    if (!(this.#writeAtomic(ip, leaseKey(containerId, ifname), true))) return false;
     try {
-      await this.#writeAtomic(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`, ip, false);
+      this.#writeAtomic(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`, ip, false);
     } catch (err) {
-      await this.#removeIfPresent(ip).catch(() => {});
+      try {
+        this.#removeIfPresent(ip);
+      } catch {
+        // the original error matters more
+      }
       throw err;
     }
     return true;
   }
 
-  async #read(name: string): Promise<string | undefined> {
+  #read(name: string): string | undefined {
     try {
-      return await Deno.readTextFile(`${this.dir}/${name}`);
+      return Deno.readTextFileSync(`${this.dir}/${name}`);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw ioError(`Cannot read "${this.dir}/${name}"`, err);
@@ -227,26 +232,21 @@ export class LeaseStore {
   }
 
   /** Every file that could be a lease, with its trimmed contents (host-local compares those). */
-  async #contents(): Promise<{ name: string; key: string }[]> {
-    const names = (await this.#names()).filter((n) => !isBookkeeping(n));
+  #contents(): { name: string; key: string }[] {
     const out: { name: string; key: string }[] = [];
-    // Batched: a /16 can hold tens of thousands of leases, more than the fd limit.
-    for (let i = 0; i < names.length; i += READ_BATCH) {
-      const batch = names.slice(i, i + READ_BATCH);
-      const texts = await Promise.all(batch.map((n) => this.#read(n)));
-      batch.forEach((name, j) => {
-        const text = texts[j];
-        if (text !== undefined) out.push({ name, key: text.trim() });
-      });
+    for (const name of this.#names()) {
+      if (isBookkeeping(name)) continue;
+      const text = this.#read(name);
+      if (text !== undefined) out.push({ name, key: text.trim() });
     }
     return out;
   }
 
   /** All IPv4 leases; a file with unreadable contents still counts as taken. */
-  async leases(): Promise<Lease[]> {
+  leases(): Lease[] {
     this.#requireLock();
     const out: Lease[] = [];
-    for (const { name, key } of await this.#contents()) {
+    for (const { name, key } of this.#contents()) {
       if (tryParseIpv4(name) === undefined) continue;
       const sep = key.indexOf(LINE_BREAK);
       out.push(
@@ -261,50 +261,50 @@ export class LeaseStore {
   }
 
   /** The attachment's leases, legacy (container-ID-only) files included, like host-local's GetByID. */
-  async findByAttachment(containerId: string, ifname: string): Promise<Lease[]> {
-    return (await this.leases()).filter((l) => ownedBy(l, containerId, ifname));
+  findByAttachment(containerId: string, ifname: string): Lease[] {
+    return this.leases().filter((l) => ownedBy(l, containerId, ifname));
   }
 
   /**
    * Removes the attachment's lease files and returns their names. Like host-local,
    * legacy files are only considered when no exact match exists.
    */
-  async releaseByAttachment(containerId: string, ifname: string): Promise<string[]> {
+  releaseByAttachment(containerId: string, ifname: string): string[] {
     this.#requireLock();
-    const entries = await this.#contents();
-    const remove = async (match: string): Promise<string[]> => {
+    const entries = this.#contents();
+    const remove = (match: string): string[] => {
       const removed: string[] = [];
       for (const e of entries) {
-        if (e.key === match && await this.#removeIfPresent(e.name)) removed.push(e.name);
+        if (e.key === match && this.#removeIfPresent(e.name)) removed.push(e.name);
       }
       return removed;
     };
-    const exact = await remove(leaseKey(containerId, ifname));
-    return exact.length > 0 ? exact : await remove(containerId.trim());
+    const exact = remove(leaseKey(containerId, ifname));
+    return exact.length > 0 ? exact : remove(containerId.trim());
   }
 
   /** Proves the directory is writable by creating and removing a temporary file. */
-  async probeWritable(): Promise<void> {
+  probeWritable(): void {
     this.#requireLock();
     const path = `${this.dir}/${TMP_PREFIX}probe.${crypto.randomUUID()}`;
     try {
-      (await Deno.open(path, { write: true, createNew: true, mode: 0o600 })).close();
-      await Deno.remove(path);
+      Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+      Deno.removeSync(path);
     } catch (err) {
       throw ioError(`Cannot write to lease directory "${this.dir}"`, err);
     }
   }
 
   /** Removes the lease file of ip; false if there was none. */
-  async releaseByIp(ip: string): Promise<boolean> {
+  releaseByIp(ip: string): boolean {
     this.#requireLock();
     if (tryParseIpv4(ip) === undefined) return false;
-    return await this.#removeIfPresent(ip);
+    return this.#removeIfPresent(ip);
   }
 
   /** The last IP reserved from range set N, if recorded (contents are not trimmed, as in host-local). */
-  async lastReservedIp(rangeSetIndex: number): Promise<string | undefined> {
+  lastReservedIp(rangeSetIndex: number): string | undefined {
     this.#requireLock();
-    return await this.#read(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`);
+    return this.#read(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`);
   }
 }

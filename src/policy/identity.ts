@@ -13,7 +13,7 @@
 // io.kubernetes.pod.namespace), sorted bytewise (LC_ALL=C), each line ended by "\n"; the first
 // 4 bytes of the SHA-1 digest, big-endian, are the identity. A hash of 0 maps to RESERVED_IDENTITY.
 
-import { createHash } from "node:crypto";
+import { sha1 } from "../hash.ts";
 import { CniError, ErrCode } from "../cni/errors.ts";
 import { quote } from "../cni/env.ts";
 import { MAX_IDENTITY } from "../cni/config.ts";
@@ -133,9 +133,7 @@ export function labelHashInput(labels: Record<string, string>, namespace?: strin
 
 /** The identity the labels hash to (see the module header). */
 export function identityFromLabels(labels: Record<string, string>, namespace?: string): number {
-  return identityFromDigest(
-    createHash("sha1").update(labelHashInput(labels, namespace), "utf8").digest(),
-  );
+  return identityFromDigest(sha1(labelHashInput(labels, namespace)));
 }
 
 /** The identity a SHA-1 digest stands for: its first 4 bytes big-endian, 0 read as reserved. */
