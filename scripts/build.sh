@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DENO=${DENO:-$ROOT/.deno/bin/deno}
-export DENO_DIR=${DENO_DIR:-$ROOT/.deno/cache}
+# Absolute: the launcher bakes it in.
+export DENO_DIR=$(realpath -m "${DENO_DIR:-$ROOT/.deno/cache}")
 OUT=${EBPFCNI_OUT:-$ROOT/dist/ebpfcni}
 # Keep in step with the launcher below; both are what the binary may do.
 # FFI is full access anyway, and Deno wants --allow-all to write under /sys (bpffs).
@@ -16,11 +17,13 @@ PERMS=(--allow-all)
 
 bash scripts/gen-bpf.sh
 mkdir -p "$(dirname "$OUT")"
-rm -f "$OUT"
 
 compile_log=$(mktemp)
-if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output "$OUT" \
+# Everything is built beside the target and renamed into place, so a test or runtime using
+# dist/ebpfcni meanwhile never finds it missing or half-written.
+if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output "$OUT.new" \
   src/main.ts >"$compile_log" 2>&1; then
+  mv -f "$OUT.new" "$OUT"
   echo "build: compiled $OUT with deno compile ($( [ -n "${DENORT_BIN:-}" ] && echo "denort: $DENORT_BIN" || echo "denort downloaded"))" >&2
   rm -f "$compile_log"
   exit 0
@@ -32,9 +35,9 @@ rm -f "$compile_log"
 # The launcher runs the entry point bundled (one file per mode, code-split like the module
 # graph): loading ~50 modules one by one costs a CNI call more time than the work itself.
 LIB="$(dirname "$OUT")/ebpfcni.lib"
-rm -rf "$LIB"
-"$DENO" bundle --quiet --platform deno --code-splitting --outdir "$LIB" src/main.ts
-cat >"$OUT" <<LAUNCHER
+rm -rf "$LIB.new"
+"$DENO" bundle --quiet --platform deno --code-splitting --outdir "$LIB.new" src/main.ts
+cat >"$OUT.new" <<LAUNCHER
 #!/bin/sh
 # ebpfcni launcher, written by scripts/build.sh because deno compile could not get its
 # denort runtime. Runs the same entry point (src/main.ts, bundled into $LIB) with the
@@ -42,7 +45,12 @@ cat >"$OUT" <<LAUNCHER
 DENO_DIR="$DENO_DIR" exec "$DENO" run --quiet --no-prompt --cached-only --no-config \\
   ${PERMS[*]} "$LIB/main.js" "\$@"
 LAUNCHER
-chmod 0755 "$OUT"
+chmod 0755 "$OUT.new"
+rm -rf "$LIB.old"
+[ -d "$LIB" ] && mv "$LIB" "$LIB.old"
+mv "$LIB.new" "$LIB"
+mv -f "$OUT.new" "$OUT"
+rm -rf "$LIB.old"
 # Warm the code cache so the first real run pays no compile cost.
 "$OUT" version >/dev/null
 cat >&2 <<MSG

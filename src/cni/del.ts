@@ -4,7 +4,7 @@
 // finds nothing to do and succeeds.
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
-import { ipamDel } from "../ipam/mod.ts";
+import { ipamDel, ipamLeasedIps, ipamValidateDel } from "../ipam/mod.ts";
 import { openDatapath } from "./datapath.ts";
 import { EndpointMap } from "../datapath/maps.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
@@ -27,16 +27,21 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
   const veth = hostVethName(t.containerId, t.ifname);
   if (links.delete(veth)) log.info(`deleted ${veth}`);
 
+  const ipamCtx = ipamDelCtx(ctx, t.containerId, t.ifname);
+  // An address still leased to this attachment is ours whatever identity an operator has
+  // given it since; one only recorded (a DEL that crashed after releasing) may already be
+  // another pod's, so it goes only if it still holds this pod's identity.
+  const leased = new Set(await ipamLeasedIps(ipamCtx) ?? []);
   const dp = openDatapath(ctx.conf.pinDir, false);
   if (dp) {
     try {
       const endpoints = new EndpointMap(dp.endpointFd);
-      for (const text of new Set(t.ips)) {
+      for (const text of new Set<string>([...t.ips, ...leased])) {
         const ip = tryParseIpv4(text);
         if (ip === undefined) continue;
-        // Only our own registration: the address may already belong to a newer pod.
         const id = endpoints.get(ip);
-        if (id !== undefined && (t.identity === undefined || id === t.identity)) {
+        if (id === undefined) continue;
+        if (leased.has(text) || t.identity === undefined || id === t.identity) {
           endpoints.delete(ip);
         }
       }
@@ -44,7 +49,7 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
       dp.close();
     }
   }
-  await ipamDel(ipamDelCtx(ctx, t.containerId, t.ifname));
+  await ipamDel(ipamCtx);
   ctx.state.remove(t.containerId, t.ifname);
 }
 
@@ -54,6 +59,8 @@ export function teardownOf(s: AttachmentState): Teardown {
 
 export async function cmdDel(ctx: Ctx): Promise<void> {
   const { env } = ctx;
+  // A config that would make ipamDel fail must not get as far as deleting the links.
+  ipamValidateDel(ctx.conf.ipam.raw);
   const saved = ctx.state.read(env.containerId, env.ifname);
   const t: Teardown = saved
     ? teardownOf(saved)

@@ -8,8 +8,12 @@
 //     gets that lease back (host-local instead fails with "duplicate allocation").
 //     Errors: 7 bad config, 100 a range set is full, 101 a requested IP is taken,
 //     is a gateway or lies outside the ranges, 5 store I/O.
+//   ipamValidate(ctx: IpamContext): void
+//     The config and requested-IP errors of ipamAdd (7, 101), found without the store.
 //   ipamDel(ctx: IpamDelContext): Promise<void>
 //     Releases the attachment's leases; succeeds when there are none.
+//   ipamValidateDel(ipam): void
+//     The config errors (7) of ipamDel and ipamGc, found without the store.
 //   ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Promise<void>
 //     Code 3 when a range set has no lease for the attachment, 999 when the leases
 //     differ from `expected` (the prevResult's IPs; only IPv4 entries are compared).
@@ -204,6 +208,24 @@ async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
   return result;
 }
 
+/**
+ * Throws what ipamAdd would for a bad built-in config or requested IPs (7, 101), without
+ * touching the store, so ADD can refuse bad input before it changes the host. Delegated types
+ * validate their own config when run.
+ */
+export function ipamValidate(ctx: IpamContext): void {
+  if (!isBuiltIn(ctx.ipam)) return;
+  assignRequested(parseHostLocalConfig(ctx.ipam, ctx.runtimeIpRanges), ctx.requestedIps);
+}
+
+/**
+ * Throws what ipamDel and ipamGc would for a bad config (7: the type, and host-local's
+ * dataDir) without touching anything, so DEL and GC can refuse it before they tear down.
+ */
+export function ipamValidateDel(ipam: Record<string, unknown>): void {
+  if (isBuiltIn(ipam)) parseDataDir(ipam);
+}
+
 /** Allocates (or returns the existing) addresses for the attachment. */
 export async function ipamAdd(ctx: IpamContext): Promise<IpamResult> {
   if (!isBuiltIn(ctx.ipam)) return await delegateAdd(ipamType(ctx.ipam), ctx.rawConfig, ctx.env);
@@ -224,6 +246,17 @@ function parseExpected(c: IpConfig): { ip: number; prefix: number } | undefined 
   const [addr = "", prefix] = c.address.split("/");
   const ip = tryParseIpv4(addr);
   return ip === undefined ? undefined : { ip, prefix: Number(prefix ?? "32") };
+}
+
+/** The addresses the built-in store leases to the attachment; undefined for a delegated
+ * IPAM type, whose leases only that plugin knows. */
+export async function ipamLeasedIps(ctx: IpamDelContext): Promise<string[] | undefined> {
+  if (!isBuiltIn(ctx.ipam)) return undefined;
+  const store = LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
+  if (store === undefined) return [];
+  return await store.locked(() =>
+    store.findByAttachment(ctx.containerId, ctx.ifname).map((l) => l.ip)
+  );
 }
 
 /** Verifies the attachment still holds its leases and that they match `expected`. */
