@@ -2,7 +2,7 @@
 // raw bytes and object because IPAM plugins are handed the config as the runtime sent it.
 
 import { CniError, ErrCode } from "./errors.ts";
-import { describeValue, ifNameProblem, validateNetworkName } from "./env.ts";
+import { describeValue, dirPathProblem, ifNameProblem, validateNetworkName } from "./env.ts";
 import { normalizeRequestedIpv4, parseCidr, requestedIpsFromArgs } from "./args.ts";
 import { parseDns, parsePrevResult } from "./result.ts";
 import type { Dns, Result } from "./types.ts";
@@ -286,12 +286,10 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
 function absPath(json: Obj, key: string, dflt: string): string {
   if (!present(json[key])) return dflt;
   const v = json[key];
-  if (
-    typeof v !== "string" || !v.startsWith("/") || v.includes("\0") ||
-    v.split("/").includes("..")
-  ) {
-    throw invalid(key, 'an absolute path without ".." segments', v);
-  }
+  const what = 'an absolute path without ".." segments';
+  if (typeof v !== "string") throw invalid(key, what, v);
+  const problem = dirPathProblem(v);
+  if (problem !== undefined) throw invalid(key, `${what} (${problem})`, v);
   return v;
 }
 

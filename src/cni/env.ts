@@ -46,6 +46,15 @@ const ID_RULE =
 /** Linux IFNAMSIZ minus the terminating NUL. */
 export const MAX_IFNAME_BYTES = 15;
 
+/** Linux NAME_MAX: the network name names a directory in the lease and state stores. */
+export const NAME_MAX = 255;
+
+/**
+ * The longest container ID (IDs are ASCII): it names the attachment's state file,
+ * "<id>_<ifname>.json", written through "<id>_<ifname>.json.tmp", which must fit NAME_MAX.
+ */
+export const MAX_CONTAINER_ID = NAME_MAX - "_".length - MAX_IFNAME_BYTES - ".json.tmp".length;
+
 /**
  * Quotes a value for an error message: JSON string syntax (so control characters cannot forge
  * log lines) and cut to `max` characters, since env and config values can be arbitrarily long.
@@ -116,6 +125,12 @@ export function validateContainerId(id: string): string {
   if (!ID_RE.test(id)) {
     throw new CniError(ErrCode.InvalidEnv, `Invalid CNI_CONTAINERID ${quote(id)}: ${ID_RULE}`);
   }
+  if (id.length > MAX_CONTAINER_ID) {
+    throw new CniError(
+      ErrCode.InvalidEnv,
+      `Invalid CNI_CONTAINERID ${quote(id)}: must be at most ${MAX_CONTAINER_ID} characters long`,
+    );
+  }
   return id;
 }
 
@@ -126,6 +141,12 @@ export function validateNetworkName(name: string): string {
   }
   if (!ID_RE.test(name)) {
     throw new CniError(ErrCode.InvalidConfig, `Invalid network name ${quote(name)}: ${ID_RULE}`);
+  }
+  if (name.length > NAME_MAX) {
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      `Invalid network name ${quote(name)}: must be at most ${NAME_MAX} characters long`,
+    );
   }
   return name;
 }
@@ -159,6 +180,28 @@ export function validateIfName(
     throw new CniError(code, `Invalid ${field} ${quote(name)}: ${problem}`);
   }
   return name;
+}
+
+/** Linux PATH_MAX, the terminating NUL included. */
+export const PATH_MAX = 4096;
+
+/**
+ * Why `path` cannot be a directory the plugin creates and writes in (pinDir, stateDir, the
+ * IPAM dataDir), or undefined: it must be absolute (a relative one would land wherever the
+ * runtime runs the plugin from), without ".." segments (no escaping the intended tree) or NUL,
+ * and fit the kernel's PATH_MAX and NAME_MAX.
+ */
+export function dirPathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "not absolute";
+  if (path.includes("\0")) return "contains NUL";
+  const parts = path.split("/");
+  if (parts.includes("..")) return 'has a ".." segment';
+  const bytes = (s: string) => new TextEncoder().encode(s).length;
+  if (bytes(path) >= PATH_MAX) return `longer than ${PATH_MAX - 1} bytes`;
+  if (parts.some((p) => bytes(p) > NAME_MAX)) {
+    return `has a component longer than ${NAME_MAX} bytes`;
+  }
+  return undefined;
 }
 
 /**

@@ -28,6 +28,8 @@ export async function faultPoint(env: Record<string, string>, point: FaultPoint)
   if (mode === "hang") {
     const marker = env.EBPFCNI_FAULT_MARKER;
     if (marker) Deno.writeTextFileSync(marker, point);
-    await new Promise(() => {}); // until killed
+    // Until killed. The timer keeps the event loop alive: a bare never-settling promise
+    // makes Deno exit at once with "Top-level await promise never resolved".
+    await new Promise(() => setInterval(() => {}, 3_600_000));
   }
 }

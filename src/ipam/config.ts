@@ -2,11 +2,13 @@
 // host-local's defaults (plugins/ipam/host-local/backend/allocator/{config,range}.go).
 //
 // Differences from host-local, all stricter: IPv6 is rejected (our eBPF maps are
-// IPv4-only), the gateway must lie in its subnet, and range fields without a
-// "subnet" are an error instead of being silently dropped.
+// IPv4-only), the gateway must lie in its subnet, range fields without a "subnet"
+// are an error instead of being silently dropped, and dataDir must be an absolute
+// path without ".." segments.
 
 import { CniError, ErrCode } from "../cni/errors.ts";
 import type { Dns, Route } from "../cni/types.ts";
+import { dirPathProblem, quote } from "../cni/env.ts";
 import {
   addIp,
   broadcast,
@@ -104,7 +106,17 @@ export function ipamType(ipam: unknown): string {
 /** Just the data directory: DEL and GC need nothing else, so a broken range config cannot block them. */
 export function parseDataDir(ipam: unknown): string {
   const dir = optString(asIpamObject(ipam), "dataDir", "dataDir");
-  return dir === undefined || dir === "" ? DEFAULT_DATA_DIR : dir;
+  if (dir === undefined || dir === "") return DEFAULT_DATA_DIR;
+  // Stricter than host-local, which would follow a relative or ".." path anywhere.
+  const problem = dirPathProblem(dir);
+  if (problem !== undefined) {
+    throw invalid(
+      `IPAM config field "dataDir" must be an absolute path without ".." segments (${problem}), got ${
+        quote(dir)
+      }`,
+    );
+  }
+  return dir;
 }
 
 function ipv4Field(o: Obj, key: string, path: string): number | undefined {
