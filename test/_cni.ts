@@ -2,14 +2,23 @@
 // a JSON config on stdin. Every network gets random names (bridge, subnet, pin, state and
 // lease directories) and is removed in `cleanup()`, so tests can run twice and in parallel.
 import { fileURLToPath } from "node:url";
+import { hostVethName } from "../src/net/names.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 export const BINARY = Deno.env.get("EBPFCNI_BINARY") ?? `${ROOT}/dist/ebpfcni`;
+/** The reference host-local IPAM plugin (containernetworking/plugins). */
+export const HOST_LOCAL = "/usr/lib/cni/host-local";
 
 export function rand(n = 6): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => (b % 36).toString(36)).join(
     "",
   );
+}
+
+/** A container ID unique on this host: host veth names derive from it, and other tests (and
+ * other test files running at the same time) must not derive the same name. */
+export function containerId(prefix = "c"): string {
+  return `${prefix}-${rand(8)}`;
 }
 
 /** Runs a command (observation tools only: ip, tc, bpftool, ping). */
@@ -61,7 +70,16 @@ export interface CniReply {
   json: Record<string, unknown> | undefined;
 }
 
-export async function runPlugin(
+export function runPlugin(
+  call: CniCall,
+  defaults?: Record<string, unknown>,
+): Promise<CniReply> {
+  return runBinary(BINARY, call, defaults);
+}
+
+/** Runs any CNI plugin binary the way runPlugin runs ours. */
+export async function runBinary(
+  binary: string,
   call: CniCall,
   defaults?: Record<string, unknown>,
 ): Promise<CniReply> {
@@ -79,7 +97,7 @@ export async function runPlugin(
   }
   const config = call.config ?? defaults ?? {};
   const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  const p = new Deno.Command(BINARY, {
+  const p = new Deno.Command(binary, {
     env,
     clearEnv: true,
     stdin: "piped",
@@ -98,6 +116,37 @@ export async function runPlugin(
     json = undefined;
   }
   return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+}
+
+interface LinkAddr {
+  local: string;
+  prefixlen: number;
+}
+
+/** What `TestNetwork.snapshot()` records; equal snapshots mean the host was not changed. */
+export interface HostSnapshot {
+  links: string[];
+  /** Which of the lease and state directories exist. */
+  dirs: string[];
+  leases: string[];
+  state: string[];
+  pins: string[];
+  pinParent: string[];
+  endpoints: Record<string, number>;
+}
+
+/** A bpftool map key/value: a number (with BTF) or hex bytes, little-endian (without). */
+function u32Of(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (Array.isArray(v)) {
+    return v.slice(0, 4).reduce((n: number, b, i) => n + parseInt(String(b), 16) * 256 ** i, 0);
+  }
+  throw new Error(`unexpected bpftool value ${JSON.stringify(v)}`);
+}
+
+/** A host-order u32 IPv4 address as dotted quad. */
+export function ipText(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
 /** A throwaway network: random bridge, /24 subnet, pin dir, state and lease dirs. */
@@ -175,14 +224,127 @@ export class TestNetwork {
     }
   }
 
-  /** endpoint_map entries as {key, value} from bpftool, [] when not pinned. */
+  /** endpoint_map entries as {key, value} from bpftool, [] when not pinned. Without BTF,
+   * bpftool prints keys and values as hex byte arrays; they are decoded (little-endian u32). */
   async endpoints(): Promise<{ key: number; value: number }[]> {
     const r = await sh("bpftool", ["-j", "map", "dump", "pinned", `${this.pinDir}/endpoint_map`]);
     if (r.code !== 0) return [];
-    return JSON.parse(r.stdout).map((e: { key: number; value: number }) => ({
-      key: e.key,
-      value: e.value,
+    return JSON.parse(r.stdout).map((e: { key: unknown; value: unknown }) => ({
+      key: u32Of(e.key),
+      value: u32Of(e.value),
     }));
+  }
+
+  /** endpoint_map as dotted-quad IP → identity, sorted by IP text. */
+  async endpointIps(): Promise<Record<string, number>> {
+    const out: [string, number][] = (await this.endpoints()).map((e) => [ipText(e.key), e.value]);
+    return Object.fromEntries(out.sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  /** The host-side veth name the plugin derives for an attachment. */
+  hostVeth(containerId: string, ifname = "eth0"): string {
+    return hostVethName(containerId, ifname);
+  }
+
+  /** Per-attachment state files the plugin keeps for this network (names only). */
+  stateFiles(): string[] {
+    try {
+      return [...Deno.readDirSync(`${this.stateDir}/${this.name}`)].map((e) => e.name).sort();
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
+  }
+
+  /** ADD with the network's config; throws with the plugin's output unless it succeeds. */
+  async add(
+    containerId: string,
+    netns: string,
+    opts: Partial<CniCall> = {},
+  ): Promise<Record<string, unknown>> {
+    const r = await this.run({ command: "ADD", containerId, netns, ifname: "eth0", ...opts });
+    if (r.code !== 0 || !r.json) {
+      throw new Error(`ADD ${containerId} failed (${r.code}): ${r.stdout}${r.stderr}`);
+    }
+    return r.json;
+  }
+
+  /** Runs the reference host-local IPAM binary on this network's ipam section (same name and
+   * dataDir), as version 1.0.0, the newest it speaks. */
+  hostLocal(command: string, containerId: string, ifname = "eth0"): Promise<CniReply> {
+    return runBinary(HOST_LOCAL, {
+      command,
+      containerId,
+      ifname,
+      netns: "/proc/self/ns/net", // host-local never enters it, but skel requires it
+    }, this.config({}, {}, "1.0.0"));
+  }
+
+  /** What a CNI command can change on the host for this network: the bridge and the host veth
+   * of `containerIds`, links in `netnses`, the lease and state directories, leases, state
+   * files, the pin dir and endpoint_map.
+   * Other links on the host are not ours (other tests run at the same time), and every link
+   * the plugin makes has one of these derived names. */
+  async snapshot(containerIds: string[] = [], netnses: string[] = []): Promise<HostSnapshot> {
+    // Name, master, admin state (not operstate: carrier comes up asynchronously) and IPv4
+    // addresses (IPv6 link-local ones appear asynchronously too).
+    const describe = async (pre: string[], prefix: string, name?: string): Promise<string[]> => {
+      const dev = name === undefined ? [] : ["dev", name];
+      const l = await sh("ip", [...pre, "-j", "link", "show", ...dev]);
+      if (l.code !== 0) return [];
+      const a = await sh("ip", [...pre, "-j", "-4", "addr", "show", ...dev], { check: true });
+      const v4 = new Map<string, string[]>(
+        (JSON.parse(a.stdout || "[]") as { ifname: string; addr_info: LinkAddr[] }[])
+          .map((i) => [i.ifname, i.addr_info.map((x) => `${x.local}/${x.prefixlen}`)]),
+      );
+      return (JSON.parse(l.stdout) as { ifname: string; flags: string[]; master?: string }[])
+        .map((i) =>
+          `${prefix}${i.ifname} master=${i.master ?? "-"} ${
+            i.flags.includes("UP") ? "up" : "down"
+          } ${(v4.get(i.ifname) ?? []).join(",")}`.trim()
+        );
+    };
+    const links: string[] = [];
+    for (const name of [this.bridge, ...containerIds.map((c) => this.hostVeth(c))]) {
+      links.push(...await describe([], "", name));
+    }
+    // The classifier on each host veth.
+    for (const name of containerIds.map((c) => this.hostVeth(c))) {
+      const f = await sh("tc", ["filter", "show", "dev", name, "ingress"]);
+      const m = f.stdout.match(/handle (\S+) .*?\bid (\d+)/);
+      if (f.code === 0) {
+        links.push(`${name} ingress: ${m ? `handle ${m[1]} prog ${m[2]}` : "none"}`);
+      }
+    }
+    for (const ns of netnses) {
+      links.push(...await describe(["-n", ns.split("/").pop()!], `${ns}: `));
+    }
+    let pins: string[] = [];
+    try {
+      pins = [...Deno.readDirSync(this.pinDir)].map((e) => e.name).sort();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      pins = ["<no pin dir>"];
+    }
+    const base = this.pinDir.split("/").pop()!;
+    const pinParent = [...Deno.readDirSync(this.pinDir.replace(/\/[^/]+$/, ""))]
+      .map((e) => e.name).filter((n) => n.startsWith(base)).sort();
+    const dirs = [this.dataDir, `${this.dataDir}/${this.name}`, this.stateDir].flatMap((d) => {
+      try {
+        return Deno.statSync(d).isDirectory ? [d] : [];
+      } catch {
+        return [];
+      }
+    });
+    return {
+      links,
+      dirs,
+      leases: this.leases(),
+      state: this.stateFiles(),
+      pins,
+      pinParent,
+      endpoints: await this.endpointIps(),
+    };
   }
 
   /** Host links whose name starts with "veth" and whose master is this bridge. */
@@ -233,4 +395,17 @@ export async function ping(netnsPath: string, ip: string): Promise<boolean> {
   const name = netnsPath.split("/").pop()!;
   const r = await sh("ip", ["netns", "exec", name, "ping", "-c", "1", "-W", "1", ip]);
   return r.code === 0;
+}
+
+/** Whether a link called `name` exists on the host (or in the named netns). */
+export async function linkExists(name: string, netnsName?: string): Promise<boolean> {
+  const pre = netnsName === undefined ? [] : ["-n", netnsName];
+  return (await sh("ip", [...pre, "link", "show", "dev", name])).code === 0;
+}
+
+/** Ping that may succeed on any of `tries` attempts (the first can be lost to ARP resolution on
+ * a loaded host); for asserting reachability. Use `ping` to assert unreachability. */
+export async function pingEventually(netnsPath: string, ip: string, tries = 3): Promise<boolean> {
+  for (let i = 0; i < tries; i++) if (await ping(netnsPath, ip)) return true;
+  return false;
 }

@@ -7,7 +7,7 @@ import { type Ctx, identityOf, ipamAddCtx, ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { Undo } from "./undo.ts";
 import { faultPoint } from "./fault.ts";
-import { ipamAdd, ipamDel } from "../ipam/mod.ts";
+import { ipamAdd, ipamDel, ipamValidate } from "../ipam/mod.ts";
 import { formatIpv4, tryParseIpv4 } from "../ipam/cidr.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
@@ -76,6 +76,7 @@ export function containerRoutes(
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { env, conf, state } = ctx;
   const { identity } = identityOf(ctx);
+  ipamValidate(ipamAddCtx(ctx));
   const ns = openNetns(env.netns);
   const undo = new Undo();
   const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);

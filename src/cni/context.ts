@@ -28,10 +28,13 @@ export function makeCtx(env: CniEnv, rawEnv: Record<string, string>, conf: NetCo
   };
 }
 
-/** The CNI_* variables a delegated IPAM plugin is run with. */
-function cniEnv(ctx: Ctx): Record<string, string> {
+/** The CNI_* variables a delegated IPAM plugin is run with, naming the attachment it acts on
+ * (GC tears down attachments other than the one, if any, in its own environment). */
+function cniEnv(ctx: Ctx, containerId: string, ifname: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.rawEnv)) if (k.startsWith("CNI_")) out[k] = v;
+  if (containerId !== "") out.CNI_CONTAINERID = containerId;
+  if (ifname !== "") out.CNI_IFNAME = ifname;
   return out;
 }
 
@@ -46,7 +49,7 @@ export function ipamDelCtx(
     ifname,
     ipam: ctx.conf.ipam.raw,
     rawConfig: ipamStdin(ctx.conf),
-    env: cniEnv(ctx),
+    env: cniEnv(ctx, containerId, ifname),
   };
 }
 
