@@ -1,7 +1,7 @@
 // Tests for args.ts: CNI_ARGS parsing, the keys the plugin reads and the IP literal checks.
 
 import assert from "node:assert/strict";
-import { CniError } from "./errors.ts";
+import { errorOf } from "./_test_util.ts";
 import {
   identityArg,
   isIpv4,
@@ -13,16 +13,6 @@ import {
   podNamespaceArg,
   requestedIpsFromArgs,
 } from "./args.ts";
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 const KUBELET =
   "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u";

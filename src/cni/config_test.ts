@@ -1,7 +1,7 @@
 // Tests for config.ts: decoding, field types and defaults, unsupported options, requested IPs.
 
 import assert from "node:assert/strict";
-import { CniError } from "./errors.ts";
+import { errorOf } from "./_test_util.ts";
 import { parseCniArgs } from "./args.ts";
 import { DEFAULT_PIN_DIR, ipamStdin, type NetConf, parseNetConf, requestedIps } from "./config.ts";
 
@@ -16,16 +16,6 @@ const BASE = {
 
 function conf(overrides: Record<string, unknown> = {}): NetConf {
   return parseNetConf(enc.encode(JSON.stringify({ ...BASE, ...overrides })));
-}
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
 }
 
 Deno.test("parseNetConf() fills in the defaults", () => {

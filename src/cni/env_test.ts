@@ -1,7 +1,7 @@
 // Tests for env.ts: per-command required variables and the rules for their values.
 
 import assert from "node:assert/strict";
-import { CniError } from "./errors.ts";
+import { errorOf } from "./_test_util.ts";
 import {
   ifNameProblem,
   parseEnv,
@@ -19,16 +19,6 @@ const FULL = {
   CNI_ARGS: "K8S_POD_NAME=p",
   CNI_PATH: "/opt/cni/bin:/usr/lib/cni",
 };
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 Deno.test("parseEnv() reads a complete ADD environment", () => {
   assert.deepEqual(parseEnv(FULL), {

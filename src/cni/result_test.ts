@@ -1,20 +1,11 @@
 // Tests for result.ts: per-version result shapes, prevResult parsing and error objects.
 
 import assert from "node:assert/strict";
+import { errorOf } from "./_test_util.ts";
 import { CniError } from "./errors.ts";
 import { formatError, formatResult, parsePrevResult } from "./result.ts";
 import type { Result } from "./types.ts";
 import { SUPPORTED_VERSIONS } from "./version.ts";
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 const RESULT: Result = {
   cniVersion: "1.1.0",

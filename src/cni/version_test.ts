@@ -1,7 +1,7 @@
 // Tests for version.ts: negotiation, comparison, per-command version rules and VERSION output.
 
 import assert from "node:assert/strict";
-import { CniError } from "./errors.ts";
+import { codeOf } from "./_test_util.ts";
 import {
   checkCommandAllowed,
   compareVersions,
@@ -11,16 +11,6 @@ import {
   SUPPORTED_VERSIONS,
   versionInfo,
 } from "./version.ts";
-
-function codeOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e.code;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 Deno.test("negotiate() returns every supported version unchanged", () => {
   for (const v of SUPPORTED_VERSIONS) assert.equal(negotiate(v), v);

@@ -1,7 +1,7 @@
 // Tests for identity.ts: source precedence, validation and the shell agent's label hash.
 
 import assert from "node:assert/strict";
-import { CniError } from "../cni/errors.ts";
+import { errorOf } from "../cni/_test_util.ts";
 import { identityArg, parseCniArgs, podNamespaceArg } from "../cni/args.ts";
 import { parseNetConf } from "../cni/config.ts";
 import {
@@ -12,16 +12,6 @@ import {
   RESERVED_IDENTITY,
   resolveIdentity,
 } from "./identity.ts";
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 // Expected values come from the shell: printf '<lines>' | LC_ALL=C sort | sha1sum, first 8 hex
 // digits read as an unsigned 32-bit integer.
