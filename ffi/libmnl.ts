@@ -2,7 +2,7 @@
 // as data (NlRequest, NlAttr) and serialised here with mnl_nlmsg_* / mnl_attr_*; replies
 // come back as plain byte arrays for the pure parsers in src/net/.
 import { openLibrary, toCString } from "./_lib.ts";
-import { NetlinkError, SysError } from "./errors.ts";
+import { Errno, NetlinkError, SysError } from "./errors.ts";
 import { errno } from "./libc.ts";
 
 const symbols = {
@@ -198,19 +198,27 @@ export class NetlinkSocket {
   #exchange(req: NlRequest, extraFlags: number): NlMessage[] {
     const seq = this.#send(req, extraFlags);
     const out: NlMessage[] = [];
+    let interrupted = false;
     for (;;) {
       const n = Number(
         mnl().symbols.mnl_socket_recvfrom(this.#sock(), this.#rx, BigInt(BUF_SIZE)),
       );
       if (n < 0) throw new SysError(`${req.op}: receive`, errno());
-      // mnl_cb_run checks sequence and port, and turns NLMSG_ERROR into -1 with errno.
+      // mnl_cb_run checks sequence and port, and turns NLMSG_ERROR into -1 with errno
+      // (EINTR for a dump the kernel marked inconsistent: links came or went meanwhile).
       const rc = mnl().symbols.mnl_cb_run(this.#rx, BigInt(n), seq, this.#portid, null, null);
       const msgs = parseMessages(this.#rx, n);
+      const done = msgs.some((m) => m.type === NLMSG_DONE || m.type === NLMSG_ERROR);
       if (rc < 0) {
         const e = errno();
+        if (e === Errno.EINTR && !done) {
+          interrupted = true; // read the rest of the dump so the socket stays usable
+          continue;
+        }
         const err = msgs.find((m) => m.type === NLMSG_ERROR);
         throw new NetlinkError(req.op, e, err ? extAckMessage(err) : "");
       }
+      if (interrupted && done) throw new NetlinkError(req.op, Errno.EINTR, "dump interrupted");
       for (const m of msgs) {
         if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) return out;
         out.push(m);
@@ -228,9 +236,16 @@ export class NetlinkSocket {
     return this.#exchange(req, 0);
   }
 
-  /** Sends a dump request and returns every reply message. */
+  /** Sends a dump request and returns every reply message; a dump the kernel reports as
+   * interrupted (the table changed meanwhile) is retried a few times. */
   dump(req: NlRequest): NlMessage[] {
-    return this.#exchange(req, NLM_F_DUMP);
+    for (let attempt = 1;; attempt++) {
+      try {
+        return this.#exchange(req, NLM_F_DUMP);
+      } catch (err) {
+        if (!(err instanceof NetlinkError && err.errno === Errno.EINTR) || attempt >= 5) throw err;
+      }
+    }
   }
 
   close(): void {

@@ -19,6 +19,7 @@ import {
   encodePolicyKey,
   encodeU32,
   ENDPOINT_MAP,
+  type MapSpec,
   POLICY_ALLOW,
   POLICY_MAP,
   STAT_NAMES,
@@ -48,7 +49,8 @@ function wrapFull(err: unknown, what: string, max: number): never {
   throw err;
 }
 
-/** Reads every entry with the batch API, falling back to key iteration. */
+/** Visits every entry with the batch API, falling back to key iteration on kernels
+ * without batch ops for the map type. */
 function readAll(
   fd: number,
   keySize: number,
@@ -83,6 +85,13 @@ function readAll(
     have = mapNextKey(fd, key, next);
     key.set(next);
   }
+}
+
+/** Keys in a map, whatever their values: each takes one of its max_entries slots. */
+export function countEntries(fd: number, spec: MapSpec): number {
+  let n = 0;
+  readAll(fd, spec.keySize, spec.valueSize, spec.maxEntries, () => n++);
+  return n;
 }
 
 export class EndpointMap {

@@ -1,0 +1,187 @@
+// Pure parsing of the CLI's command lines and values: identities, IPv4 addresses, the pin
+// directory, and each command's flags. Flags go through node:util parseArgs (tokens mode),
+// but its errors are replaced with one-line messages that name the bad flag or value.
+import { parseArgs } from "node:util";
+import { quote } from "../cni/env.ts";
+import { MAX_IDENTITY } from "../policy/identity.ts";
+import { IDENTITY_RANGE, ipv4Problem, ipv4ToU32 } from "../policy/records.ts";
+import { UsageError } from "./errors.ts";
+
+/** Where the maps are pinned unless --pin-dir or EBPFCNI_PIN_DIR says otherwise (the same
+ * default as the CNI config's pinDir and the original tools' /sys/fs/bpf/tc/globals). */
+export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
+
+/** Parses a decimal identity (1 ..= 2^32-1); `label` names it in the error ("identity",
+ * "--src identity"). */
+export function parseIdentity(text: string, label = "identity"): number {
+  const n = /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_IDENTITY)) {
+    throw new UsageError(`invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
+  }
+  return n;
+}
+
+/** Parses a dotted-quad IPv4 address into a host-order u32; `label` names it in errors. */
+export function parseIpv4(text: string, label = "IP"): number {
+  const why = ipv4Problem(text);
+  if (why !== undefined) throw new UsageError(`invalid ${label} ${quote(text)}: ${why}`);
+  return ipv4ToU32(text);
+}
+
+/** The pin directory from --pin-dir, else EBPFCNI_PIN_DIR, else the default; absolute, with
+ * trailing slashes dropped (pin paths are built by appending "/name"). */
+export function resolvePinDir(flag: string | undefined, env: Record<string, string>): string {
+  const fromEnv = env[PIN_DIR_ENV];
+  const [raw, label] = flag !== undefined
+    ? [flag, "--pin-dir"]
+    : fromEnv !== undefined && fromEnv !== ""
+    ? [fromEnv, PIN_DIR_ENV]
+    : [DEFAULT_PIN_DIR, "pin directory"];
+  if (!raw.startsWith("/")) {
+    throw new UsageError(`invalid ${label} ${quote(raw)}: must be an absolute path`);
+  }
+  if (raw.includes("\0")) throw new UsageError(`invalid ${label} ${quote(raw)}: contains NUL`);
+  const trimmed = raw.replace(/\/+$/, "");
+  return trimmed === "" ? "/" : trimmed;
+}
+
+// ---- flags --------------------------------------------------------------------------------
+
+export interface FlagSpec {
+  type: "string" | "boolean";
+  short?: string;
+}
+export type FlagSpecs = Record<string, FlagSpec>;
+
+export interface ParsedFlags {
+  values: Record<string, string | boolean>;
+  positionals: string[];
+}
+
+/** True when -h or --help appears before any "--": help wins over every other problem. */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === "--") return false;
+    if (a === "-h" || a === "--help") return true;
+  }
+  return false;
+}
+
+/** Is `arg` one of `flags` (long, long=value, or short)? */
+function isFlag(arg: string, flags: FlagSpecs): boolean {
+  if (arg.startsWith("--")) return Object.hasOwn(flags, arg.slice(2).split("=")[0] ?? "");
+  return arg.length === 2 && Object.values(flags).some((f) => f.short === arg[1]);
+}
+
+/**
+ * Parses one command's flags and positionals. `command` ("endpoint add") goes into messages.
+ * Unknown flags, a string flag without a value (or followed by another flag), a value given
+ * to a boolean flag, a flag given twice, and too many or too few positionals are usage errors.
+ */
+export function parseFlags(
+  args: string[],
+  flags: FlagSpecs,
+  command: string,
+  positionals: { min: number; max: number; names: string } = { min: 0, max: 0, names: "" },
+): ParsedFlags {
+  const { tokens } = parseArgs({
+    args,
+    options: flags,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const values: Record<string, string | boolean> = {};
+  const pos: string[] = [];
+  const where = `for "ebpfcni ${command}"`;
+  for (const t of tokens) {
+    if (t.kind === "positional") {
+      pos.push(t.value);
+      continue;
+    }
+    if (t.kind !== "option") continue;
+    // Own properties only: "--constructor" must not find Object.prototype.constructor.
+    const spec = Object.hasOwn(flags, t.name) ? flags[t.name] : undefined;
+    if (spec === undefined) {
+      throw new UsageError(`unknown flag ${quote(t.rawName)} ${where} (see --help)`);
+    }
+    const flag = `--${t.name}`;
+    if (Object.hasOwn(values, t.name)) throw new UsageError(`flag ${flag} given twice`);
+    if (spec.type === "boolean") {
+      if (t.inlineValue) {
+        throw new UsageError(`flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
+      }
+      values[t.name] = true;
+    } else {
+      // parseArgs hands a string flag the next argument even when that is another flag
+      // (`--ip --identity 5`); a value like "-1" is kept, for the value check to name it.
+      if (t.value === undefined || (!t.inlineValue && isFlag(t.value, flags))) {
+        throw new UsageError(`missing value for ${flag}`);
+      }
+      values[t.name] = t.value;
+    }
+  }
+  if (pos.length > positionals.max) {
+    const extra = pos[positionals.max] ?? "";
+    throw new UsageError(`unexpected argument ${quote(extra)} ${where}`);
+  }
+  if (pos.length < positionals.min) {
+    throw new UsageError(`missing ${positionals.names} ${where}`);
+  }
+  return { values, positionals: pos };
+}
+
+/** The value of a required string flag; its absence is a usage error naming the synopsis. */
+export function requireFlag(
+  values: Record<string, string | boolean>,
+  name: string,
+  synopsis: string,
+): string {
+  const v = values[name];
+  if (typeof v !== "string") {
+    throw new UsageError(`missing required flag --${name} (usage: ebpfcni ${synopsis})`);
+  }
+  return v;
+}
+
+/**
+ * Consumes the options allowed before a command word (--pin-dir, -h/--help, and --version at
+ * the top): returns them and the rest, which starts at the first non-option argument.
+ */
+export function takeLeadingOptions(
+  args: readonly string[],
+  allowVersion: boolean,
+): { rest: string[]; pinDir?: string; help: boolean; version: boolean } {
+  let pinDir: string | undefined;
+  let help = false;
+  let version = false;
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") break;
+    if (a === "-h" || a === "--help") help = true;
+    else if (allowVersion && a === "--version") version = true;
+    else if (a === "--pin-dir" || a.startsWith("--pin-dir=")) {
+      if (pinDir !== undefined) throw new UsageError("flag --pin-dir given twice");
+      const v = a === "--pin-dir" ? args[++i] : a.slice("--pin-dir=".length);
+      if (v === undefined || (a === "--pin-dir" && v.startsWith("-"))) {
+        throw new UsageError("missing value for --pin-dir");
+      }
+      pinDir = v;
+    } else {
+      throw new UsageError(`unknown flag ${quote(a)} before the command (see ebpfcni --help)`);
+    }
+  }
+  const out: { rest: string[]; pinDir?: string; help: boolean; version: boolean } = {
+    rest: args.slice(i),
+    help,
+    version,
+  };
+  if (pinDir !== undefined) out.pinDir = pinDir;
+  return out;
+}

@@ -1,0 +1,104 @@
+// Opening what is pinned under the pin directory, one pin at a time and never creating any.
+//
+// The loader's openPinnedMaps() is all-or-nothing and also refuses a pinned program from another
+// build; the CLI must still reach live maps then (after an upgrade, before the next CNI ADD
+// reloads the program), and status must say which pin is missing. So each pin is opened here
+// on its own and checked against its layout.
+import { closeFd, mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/libbpf.ts";
+import { SysError } from "../../ffi/errors.ts";
+import { BPF_PROG_TYPE_SCHED_CLS, type MapSpec, PROGRAM_PIN } from "../datapath/layout.ts";
+import { CommandError } from "./errors.ts";
+import { createHint } from "./usage.ts";
+
+export interface PinnedMap {
+  spec: MapSpec;
+  path: string;
+  fd: number;
+  id: number;
+}
+
+export interface PinnedProgram {
+  path: string;
+  fd: number;
+  info: ProgInfo;
+}
+
+export function pinPath(pinDir: string, name: string): string {
+  return pinDir === "/" ? `/${name}` : `${pinDir}/${name}`;
+}
+
+function permissionHint(err: unknown): string {
+  return err instanceof SysError && (err.errno === 1 || err.errno === 13)
+    ? " (needs root, or CAP_BPF and read access to the pin)"
+    : "";
+}
+
+/** Opens the pin at `path`; undefined when nothing is pinned there. */
+function openPin(path: string): number | undefined {
+  try {
+    return objGet(path);
+  } catch (err) {
+    // ENOTDIR: a path component is a file, so nothing can be pinned below it.
+    if (err instanceof SysError && (err.notFound || err.errno === 20)) return undefined;
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new CommandError(`cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
+  }
+}
+
+/** Opens one pinned map, checking it is ours; undefined when it is not pinned. */
+export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
+  const path = pinPath(pinDir, spec.name);
+  const fd = openPin(path);
+  if (fd === undefined) return undefined;
+  try {
+    const info = mapInfo(fd);
+    if (
+      info.type !== spec.type || info.keySize !== spec.keySize ||
+      info.valueSize !== spec.valueSize || info.maxEntries !== spec.maxEntries
+    ) {
+      throw new CommandError(
+        `"${path}" is not ebpfcni's ${spec.name}: it has type ${info.type}, key ${info.keySize}, ` +
+          `value ${info.valueSize}, max ${info.maxEntries}; expected type ${spec.type}, key ` +
+          `${spec.keySize}, value ${spec.valueSize}, max ${spec.maxEntries}`,
+      );
+    }
+    return { spec, path, fd, id: info.id };
+  } catch (err) {
+    closeFd(fd);
+    if (err instanceof CommandError) throw err;
+    throw new CommandError(`cannot read map "${path}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Opens a map the command needs; its absence fails the command with how to create it. */
+export function requireMap(pinDir: string, spec: MapSpec): PinnedMap {
+  const map = openMap(pinDir, spec);
+  if (map) return map;
+  throw new CommandError(`no ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
+}
+
+/** Opens the pinned program; undefined when none is pinned. */
+export function openProgram(pinDir: string): PinnedProgram | undefined {
+  const path = pinPath(pinDir, PROGRAM_PIN);
+  const fd = openPin(path);
+  if (fd === undefined) return undefined;
+  let info: ProgInfo;
+  try {
+    info = progInfo(fd);
+  } catch (err) {
+    closeFd(fd);
+    throw new CommandError(`cannot read program "${path}": ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  // A map pinned under the program's name reads as garbage program info; its type tells.
+  if (info.type !== BPF_PROG_TYPE_SCHED_CLS) {
+    closeFd(fd);
+    throw new CommandError(`"${path}" is not ebpfcni's tc program (type ${info.type})`);
+  }
+  return { path, fd, info };
+}
+
+export function closePin(p: { fd: number } | undefined): void {
+  if (p) closeFd(p.fd);
+}

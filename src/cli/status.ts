@@ -1,0 +1,83 @@
+// `ebpfcni status [--json] [--init]`: what is pinned under the pin directory and how full it
+// is, the pinned program, the verdict counters, the links with the program attached, and the
+// version. Read-only unless --init, which loads and pins the datapath as a CNI ADD would.
+import { DatapathError, ensureDatapath } from "../datapath/loader.ts";
+import { LibraryError } from "../../ffi/errors.ts";
+import { setLibbpfLog } from "../../ffi/libbpf.ts";
+import { log } from "../log.ts";
+import type { Command, Ctx } from "./command.ts";
+import { CommandError, EXIT_FAILED, EXIT_OK } from "./errors.ts";
+import { pinDirFs } from "./mounts.ts";
+import { collectStatus } from "./status_collect.ts";
+import { renderStatus, statusJson, statusTrouble } from "./status_view.ts";
+
+/** Where libbpf's messages go outside init: as the loader routes them. */
+function defaultLibbpfLog(level: number, msg: string): void {
+  if (level === 0) log.warn(`libbpf: ${msg}`);
+  else log.debug(`libbpf: ${msg}`);
+}
+
+/** Loads and pins the datapath unless it is there (what the first CNI ADD does). */
+function init(ctx: Ctx): void {
+  const fs = pinDirFs(ctx.pinDir);
+  if (!fs.bpffs) {
+    const on = fs.mount?.fsType ?? "an unknown filesystem";
+    throw new CommandError(
+      `cannot pin under "${ctx.pinDir}": it is on ${on}, not bpffs ` +
+        "(mount -t bpf bpf /sys/fs/bpf, or choose a --pin-dir on bpffs)",
+    );
+  }
+  // libbpf explains a failed load in warnings over several lines; the CLI reports one line,
+  // with the first warning in it, and leaves the rest to the debug log.
+  const warnings: string[] = [];
+  setLibbpfLog((level, msg) => {
+    if (level === 0) warnings.push(msg);
+    log.debug(`libbpf: ${msg}`);
+  });
+  try {
+    const dp = ensureDatapath(ctx.pinDir);
+    const loaded = dp.loaded;
+    dp.close();
+    if (loaded) ctx.io.err(`ebpfcni: loaded the datapath and pinned it under "${ctx.pinDir}"\n`);
+  } catch (err) {
+    if (err instanceof DatapathError || err instanceof LibraryError) {
+      const first = err.message.split("\n")[0] ?? err.message;
+      const why = warnings[0] === undefined ? "" : ` (libbpf: ${warnings[0]})`;
+      throw new CommandError(first.charAt(0).toLowerCase() + first.slice(1) + why, { cause: err });
+    }
+    throw err;
+  } finally {
+    setLibbpfLog(defaultLibbpfLog);
+  }
+}
+
+export const statusCommand: Command = {
+  synopsis: "status [--json] [--init]",
+  summary: "pins, map fill levels, program, counters, attached links, version",
+  help: `Shows the pin directory and whether bpffs is mounted there, each map with its entries and
+fill level, the pinned program (id, tag, whether it is this build's), the verdict counters
+of stats_map, the links whose tc ingress hook has the program, and the version.
+Exits 1 (after printing) when the maps are not pinned; it never creates anything, unless:
+
+  --init   first load the datapath and pin it under the pin directory if it is not there,
+           as the first CNI ADD on a node does: pinned maps are kept (never replaced), a
+           pinned program from another build is replaced
+  --json   print JSON: {"version", "pinDir", "pinDirExists",
+           "bpffs": {"mounted", "mountPoint", "fsType"},
+           "maps": [{"name", "pinned", "id", "entries", "maxEntries", "problem"}],
+           "program": {"pinned", "id", "tag", "thisBuild", "usesPinnedMaps", "problem"},
+           "counters": {"pass_non_ipv4", ..., "allow"} or null,
+           "attached": [{"name", "ifindex", "kind", "programId", "pinned"}]}
+           ("problem" only when something else is pinned under the name; absent
+           fields are unknown)`,
+  flags: { json: { type: "boolean" }, init: { type: "boolean" } },
+  run(ctx, { values }) {
+    if (values.init) init(ctx);
+    const s = collectStatus(ctx.pinDir);
+    ctx.io.out(values.json ? statusJson(s) : renderStatus(s));
+    const problem = statusTrouble(s);
+    if (problem === undefined) return EXIT_OK;
+    ctx.io.err(`ebpfcni: ${problem}\n`);
+    return EXIT_FAILED;
+  },
+};
