@@ -2,6 +2,9 @@
 // that requested addresses (here and in config.ts) and results (result.ts) need.
 
 import { CniError, ErrCode } from "./errors.ts";
+import { ipv4Problem, isIpv6 } from "../ipam/cidr.ts";
+
+export { isIpv6 };
 import { quote } from "./env.ts";
 
 /** The CNI_ARGS keys the plugin understands; others are ignored, as with IgnoreUnknown=1. */
@@ -73,39 +76,9 @@ export function podNameArg(args: Map<string, string>): string | undefined {
 
 // ---- IP literals -------------------------------------------------------------------------------
 
-const OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
-// No leading zeros: "010.0.0.1" is octal to some parsers and rejected by Go's net.ParseIP.
-const IPV4_RE = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-
 /** Is `s` a dotted-quad IPv4 address without leading zeros? */
 export function isIpv4(s: string): boolean {
-  return IPV4_RE.test(s);
-}
-
-/** Is `s` an IPv6 address in RFC 4291 text form (no zone), IPv4-suffixed forms included? */
-export function isIpv6(s: string): boolean {
-  if (s.length > 45 || !s.includes(":")) return false;
-  const halves = s.split("::");
-  if (halves.length > 2) return false;
-  const groups = (half: string): string[] | undefined => (half === "" ? [] : half.split(":"));
-  const head = groups(halves[0] ?? "");
-  const tail = halves.length === 2 ? groups(halves[1] ?? "") : [];
-  if (head === undefined || tail === undefined) return false;
-  const all = [...head, ...tail];
-  let count = 0;
-  for (let i = 0; i < all.length; i++) {
-    const g = all[i] ?? "";
-    if (i === all.length - 1 && g.includes(".")) {
-      if (!isIpv4(g)) return false;
-      count += 2;
-    } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
-      count += 1;
-    } else {
-      return false;
-    }
-  }
-  // "::" stands for at least one zero group.
-  return halves.length === 2 ? count <= 7 : count === 8;
+  return ipv4Problem(s) === undefined;
 }
 
 /** Is `s` an IPv4 or IPv6 address? */

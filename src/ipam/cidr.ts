@@ -14,8 +14,6 @@ export interface Cidr {
   prefix: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-
 /** Parses a dotted quad; rejects leading zeros, missing octets and surrounding junk. */
 export function parseIpv4(text: string): number {
   const why = ipv4Problem(text);
@@ -28,14 +26,48 @@ export function tryParseIpv4(text: string): number | undefined {
   return ipv4Problem(text) === undefined ? ipv4ToU32Unchecked(text) : undefined;
 }
 
-function ipv4Problem(text: string): string | undefined {
-  if (text.includes(":")) return "IPv6 addresses are not supported";
+/** Is `s` an IPv6 address in RFC 4291 text form (no zone), IPv4-suffixed forms included? */
+export function isIpv6(s: string): boolean {
+  if (s.length > 45 || !s.includes(":")) return false;
+  const halves = s.split("::");
+  if (halves.length > 2) return false;
+  const groups = (half: string): string[] | undefined => (half === "" ? [] : half.split(":"));
+  const head = groups(halves[0] ?? "");
+  const tail = halves.length === 2 ? groups(halves[1] ?? "") : [];
+  if (head === undefined || tail === undefined) return false;
+  const all = [...head, ...tail];
+  let count = 0;
+  for (let i = 0; i < all.length; i++) {
+    const g = all[i] ?? "";
+    if (i === all.length - 1 && g.includes(".")) {
+      if (ipv4Problem(g) !== undefined) return false;
+      count += 2;
+    } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
+      count += 1;
+    } else {
+      return false;
+    }
+  }
+  // "::" stands for at least one zero group.
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
+/** Why `text` is not a dotted-quad IPv4 address (no leading zeros), or undefined. The one
+ * IPv4 syntax rule of the product: IPAM, CNI_ARGS, and the CLI all use it. */
+export function ipv4Problem(text: string): string | undefined {
+  if (text.includes(":")) {
+    return isIpv6(text)
+      ? "IPv6 addresses are not supported (IPv4 dotted quad only)"
+      : "not an IPv4 address (dotted quad, e.g. 10.13.0.2)";
+  }
+  if (text.includes("/")) return "expected a single address, not a CIDR";
   const parts = text.split(".");
-  if (parts.length !== 4) return `expected 4 octets, found ${parts.length}`;
+  if (parts.length !== 4) return `expected 4 dot-separated octets, found ${parts.length}`;
   for (const part of parts) {
-    // Leading zeros are rejected because some tools read them as octal.
-    if (!OCTET.test(part)) return `invalid octet "${part}"`;
-    if (Number(part) > 255) return `octet ${part} out of range`;
+    if (!/^[0-9]{1,3}$/.test(part)) return `invalid octet ${JSON.stringify(part.slice(0, 16))}`;
+    // Leading zeros are refused because some tools (inet_aton) read them as octal.
+    if (part.length > 1 && part.startsWith("0")) return `octet "${part}" has a leading zero`;
+    if (Number(part) > 255) return `octet ${part} out of range 0-255`;
   }
   return undefined;
 }

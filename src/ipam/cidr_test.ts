@@ -25,14 +25,17 @@ Deno.test("parseIpv4() and formatIpv4() round-trip host-order numbers", () => {
 
 Deno.test("parseIpv4() rejects malformed addresses with the reason", () => {
   const cases: [string, string][] = [
-    ["300.1.1.1", `Cannot parse IPv4 address "300.1.1.1": octet 300 out of range`],
-    ["1.2.3", `Cannot parse IPv4 address "1.2.3": expected 4 octets, found 3`],
+    ["300.1.1.1", `Cannot parse IPv4 address "300.1.1.1": octet 300 out of range 0-255`],
+    ["1.2.3", `Cannot parse IPv4 address "1.2.3": expected 4 dot-separated octets, found 3`],
     [" 1.2.3.4", `Cannot parse IPv4 address " 1.2.3.4": invalid octet " 1"`],
     ["x1.2.3.4", `Cannot parse IPv4 address "x1.2.3.4": invalid octet "x1"`],
     ["1.2.3.4x", `Cannot parse IPv4 address "1.2.3.4x": invalid octet "4x"`],
-    ["01.2.3.4", `Cannot parse IPv4 address "01.2.3.4": invalid octet "01"`],
+    ["01.2.3.4", `Cannot parse IPv4 address "01.2.3.4": octet "01" has a leading zero`],
     ["1..3.4", `Cannot parse IPv4 address "1..3.4": invalid octet ""`],
-    ["fd00::1", `Cannot parse IPv4 address "fd00::1": IPv6 addresses are not supported`],
+    [
+      "fd00::1",
+      `Cannot parse IPv4 address "fd00::1": IPv6 addresses are not supported (IPv4 dotted quad only)`,
+    ],
   ];
   for (const [text, message] of cases) {
     assert.throws(() => parseIpv4(text), { name: "CidrError", message });
@@ -58,7 +61,7 @@ Deno.test("parseCidr() explains what is wrong", () => {
     ["10.0.0.0", `Cannot parse subnet "10.0.0.0": missing prefix length`],
     ["10.0.0.0/", `Cannot parse subnet "10.0.0.0/": invalid prefix length ""`],
     ["10.0.0.0/024", `Cannot parse subnet "10.0.0.0/024": invalid prefix length "024"`],
-    ["10.0.0/24", `Cannot parse subnet "10.0.0/24": expected 4 octets, found 3`],
+    ["10.0.0/24", `Cannot parse subnet "10.0.0/24": expected 4 dot-separated octets, found 3`],
     ["fd00::/64", `Cannot parse subnet "fd00::/64": IPv6 subnets are not supported`],
     [
       "10.0.0.1/24",

@@ -115,7 +115,7 @@ Deno.test("parseHostLocalConfig() reports unparsable subnets with the field in d
   );
   configError(
     () => parseHostLocalConfig({ type: "host-local", subnet: "10.0.0.0/24", gateway: "10.0.0" }),
-    `Cannot parse IPv4 address "10.0.0": expected 4 octets, found 3`,
+    `Cannot parse IPv4 address "10.0.0": expected 4 dot-separated octets, found 3`,
     `field "gateway"`,
   );
 });
