@@ -71,7 +71,7 @@ function capturing<T>(fn: () => T): { value: T; log: string } {
   // x86-64, so vsnprintf can render it.
   const cb = new Deno.UnsafeCallback(printDefinition, (level, fmt, args) => {
     const msg = formatVaList(fmt, args).replace(/\n$/, "").replace(/^libbpf: /, "");
-    lines.push(msg);
+    if (level === 0) lines.push(msg); // warnings explain a failure; info/debug only log
     logSink(level, msg);
     return 0;
   });

@@ -6,7 +6,7 @@ import {
   ensureDatapath,
   openPinnedMaps,
 } from "../datapath/loader.ts";
-import { LibraryError } from "../../ffi/errors.ts";
+import { BpfError, LibraryError } from "../../ffi/errors.ts";
 import { CniError, ErrCode } from "./errors.ts";
 
 export function openDatapath(pinDir: string, create: true): Datapath;
@@ -16,7 +16,8 @@ export function openDatapath(pinDir: string, create: boolean): Datapath | undefi
     return create ? ensureDatapath(pinDir) : openPinnedMaps(pinDir);
   } catch (err) {
     if (err instanceof DatapathError || err instanceof LibraryError) {
-      throw new CniError(ErrCode.TryAgainLater, err.message, "", { cause: err });
+      const log = err.cause instanceof BpfError ? err.cause.log : "";
+      throw new CniError(ErrCode.TryAgainLater, err.message, log, { cause: err });
     }
     throw err;
   }

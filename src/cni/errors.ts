@@ -46,7 +46,10 @@ export function causeChain(err: unknown): string {
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
     if (cur instanceof Error) {
-      parts.push(cur.message);
+      // Wrappers often repeat their cause's words: keep each piece once.
+      if (!parts.some((p) => p.includes(cur instanceof Error ? cur.message : ""))) {
+        parts.push(cur.message);
+      }
       cur = cur.cause;
     } else {
       parts.push(String(cur));

@@ -192,14 +192,17 @@ export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
   return openPinned(pinDir);
 }
 
+/** One line saying what failed and, where we can tell, what to do; the libbpf and
+ * verifier log stays on the cause (BpfError.log). */
 function hint(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const full = err instanceof Error ? err.message : String(err);
+  const msg = full.split("\n")[0] ?? full;
   if (err instanceof SysError) {
     if (err.errno === 1 || err.errno === 13) {
       return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
     }
-    if (/not on BPF FS|pin/.test(msg) && (err.errno === 22 || err.errno === 1)) {
-      return `${msg} (is it on a bpffs mount? mount -t bpf bpf /sys/fs/bpf)`;
+    if (/not on BPF FS|pin/.test(full) && (err.errno === 22 || err.errno === 1)) {
+      return `${msg} (the pin directory is not on BPF FS: mount -t bpf bpf /sys/fs/bpf)`;
     }
   }
   return msg;
