@@ -14,6 +14,7 @@ import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
 import type { RouteSpec } from "../net/messages.ts";
 import { openDatapath } from "./datapath.ts";
+import type { Datapath } from "../datapath/loader.ts";
 import { attachIngress } from "../datapath/tc.ts";
 import { EndpointMap, MapFullError } from "../datapath/maps.ts";
 import { log } from "../log.ts";
@@ -80,7 +81,13 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const ns = openNetns(env.netns);
   const undo = new Undo();
   const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);
-  const dp = openDatapath(conf.pinDir, true);
+  let dp: Datapath;
+  try {
+    dp = openDatapath(conf.pinDir, true);
+  } catch (err) {
+    ns.close();
+    throw err;
+  }
   let host: NetlinkSocket | undefined;
   let inner: NetlinkSocket | undefined;
   const record = {

@@ -5,6 +5,7 @@ import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { openDatapath } from "./datapath.ts";
+import type { Datapath } from "../datapath/loader.ts";
 import { ipamCheck } from "../ipam/mod.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
@@ -25,10 +26,12 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   await ipamCheck(ipamDelCtx(ctx), ips);
 
   const ns = openNetns(env.netns);
-  const host = new NetlinkSocket();
+  let host: NetlinkSocket | undefined;
   let inner: NetlinkSocket | undefined;
-  const dp = openDatapath(conf.pinDir, false);
+  let dp: Datapath | undefined;
   try {
+    host = new NetlinkSocket();
+    dp = openDatapath(conf.pinDir, false);
     const links = new Links(host);
     const bridge = links.get(conf.bridge) ?? fail(`Bridge "${conf.bridge}" is missing`);
     if (bridge.kind !== "bridge") fail(`"${conf.bridge}" is not a bridge`);
@@ -72,7 +75,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   } finally {
     dp?.close();
     inner?.close();
-    host.close();
+    host?.close();
     ns.close();
   }
 }
