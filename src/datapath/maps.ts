@@ -95,17 +95,23 @@ export function countEntries(fd: number, spec: MapSpec): number {
 }
 
 export class EndpointMap {
+  // Reused for single-entry calls: they run in loops (CLI, benchmarks), and an allocation
+  // per call costs about as much as the FFI call itself.
+  readonly #key = new Uint8Array(4);
+  readonly #value = new Uint8Array(4);
+
   constructor(readonly fd: number) {}
 
   get(ip: number): number | undefined {
-    const v = new Uint8Array(4);
-    return mapLookup(this.fd, encodeU32(ip), v) ? decodeU32(v) : undefined;
+    return mapLookup(this.fd, encodeU32(ip, this.#key), this.#value)
+      ? decodeU32(this.#value)
+      : undefined;
   }
 
   /** Insert or replace. */
   set(ip: number, identity: number): void {
     try {
-      mapUpdate(this.fd, encodeU32(ip), encodeU32(identity), BPF_ANY);
+      mapUpdate(this.fd, encodeU32(ip, this.#key), encodeU32(identity, this.#value), BPF_ANY);
     } catch (err) {
       wrapFull(err, "endpoint_map", ENDPOINT_MAP.maxEntries);
     }
@@ -114,7 +120,7 @@ export class EndpointMap {
   /** Insert only; false when the address is already registered. */
   add(ip: number, identity: number): boolean {
     try {
-      mapUpdate(this.fd, encodeU32(ip), encodeU32(identity), BPF_NOEXIST);
+      mapUpdate(this.fd, encodeU32(ip, this.#key), encodeU32(identity, this.#value), BPF_NOEXIST);
       return true;
     } catch (err) {
       if (err instanceof SysError && err.exists) return false;
@@ -123,7 +129,7 @@ export class EndpointMap {
   }
 
   delete(ip: number): boolean {
-    return mapDelete(this.fd, encodeU32(ip));
+    return mapDelete(this.fd, encodeU32(ip, this.#key));
   }
 
   list(): Endpoint[] {
