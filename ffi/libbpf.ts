@@ -17,7 +17,6 @@ const symbols = {
   bpf_obj_get: { parameters: ["buffer"], result: "i32" }, // path
   bpf_obj_pin: { parameters: ["i32", "buffer"], result: "i32" }, // fd, path
   bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" }, // fd, info, __u32 *len
-  bpf_map_get_fd_by_id: { parameters: ["u32"], result: "i32" },
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
@@ -33,12 +32,10 @@ const symbols = {
   },
   bpf_map_delete_batch: { parameters: ["i32", "buffer", "buffer", "buffer"], result: "i32" },
   bpf_tc_hook_create: { parameters: ["buffer"], result: "i32" }, // struct bpf_tc_hook *
-  bpf_tc_hook_destroy: { parameters: ["buffer"], result: "i32" },
   bpf_tc_attach: { parameters: ["buffer", "buffer"], result: "i32" }, // hook, struct bpf_tc_opts *
   bpf_tc_detach: { parameters: ["buffer", "buffer"], result: "i32" },
   bpf_tc_query: { parameters: ["buffer", "buffer"], result: "i32" },
   bpf_prog_test_run_opts: { parameters: ["i32", "buffer"], result: "i32" }, // fd, opts
-  bpf_enable_stats: { parameters: ["i32"], result: "i32" }, // enum bpf_stats_type
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -268,7 +265,6 @@ export function mapInfo(fd: number): MapInfo {
 
 export const BPF_ANY = 0n;
 export const BPF_NOEXIST = 1n;
-export const BPF_EXIST = 2n;
 
 export function mapUpdate(
   fd: number,
@@ -401,14 +397,6 @@ export function tcHookCreate(ifindex: number, point = BPF_TC_INGRESS): void {
   if (rc < 0 && rc !== -Errno.EEXIST) fail(`create tc hook on ifindex ${ifindex}`, rc);
 }
 
-/** Removes the clsact qdisc and with it every tc program on the device. */
-export function tcHookDestroy(ifindex: number): void {
-  const rc = bpf().symbols.bpf_tc_hook_destroy(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS));
-  if (rc < 0 && rc !== -Errno.ENOENT && rc !== -Errno.EINVAL) {
-    fail(`destroy tc hook on ifindex ${ifindex}`, rc);
-  }
-}
-
 /** Attaches `progFd` as a direct-action filter at (handle, priority), replacing one there. */
 export function tcAttach(
   ifindex: number,
@@ -468,17 +456,7 @@ export function progTestRun(
   return { retval: v.getUint32(56, true), durationNs: v.getUint32(64, true) };
 }
 
-/** Turns on run-time statistics (bpf_prog_info.run_time_ns) while the returned fd is open. */
-export function enableRunTimeStats(): number {
-  return check("enable BPF run-time stats", bpf().symbols.bpf_enable_stats(0));
-}
-
 /** Possible CPUs: per-CPU map values hold one slot for each. */
 export function possibleCpus(): number {
   return check("count possible CPUs", bpf().symbols.libbpf_num_possible_cpus());
-}
-
-/** Opens the map with kernel id `id`. */
-export function mapFdById(id: number): number {
-  return check(`open map id ${id}`, bpf().symbols.bpf_map_get_fd_by_id(id));
 }

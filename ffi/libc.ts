@@ -11,7 +11,6 @@ const symbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" }, // fd, operation
   __errno_location: { parameters: [], result: "pointer" }, // int *
   vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" }, // buf, n, fmt, va_list
-  getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
@@ -24,7 +23,6 @@ export const O_CLOEXEC = 0o2000000;
 export const O_DIRECTORY = 0o200000;
 export const CLONE_NEWNET = 0x40000000;
 export const LOCK_EX = 2;
-export const LOCK_UN = 8;
 
 /** errno of the last failed libc call on this thread. */
 export function errno(): number {
@@ -57,10 +55,6 @@ export function ifNameToIndex(name: string): number {
 
 export function flock(fd: number, op: number): void {
   check("flock", libc().symbols.flock(fd, op));
-}
-
-export function getpid(): number {
-  return libc().symbols.getpid();
 }
 
 /** Formats a C format string with a va_list (both raw pointers from a C callback). */

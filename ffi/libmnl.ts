@@ -6,7 +6,7 @@ import { Errno, NetlinkError, SysError } from "./errors.ts";
 import { errno } from "./libc.ts";
 
 const symbols = {
-  mnl_socket_open: { parameters: ["i32"], result: "pointer" }, // int bus
+  mnl_socket_open2: { parameters: ["i32", "i32"], result: "pointer" }, // int bus, int flags
   mnl_socket_bind: { parameters: ["pointer", "u32", "i32"], result: "i32" }, // nl, groups, pid
   mnl_socket_close: { parameters: ["pointer"], result: "i32" },
   mnl_socket_get_portid: { parameters: ["pointer"], result: "u32" },
@@ -35,6 +35,7 @@ function mnl() {
 }
 
 export const NETLINK_ROUTE = 0;
+const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_EXT_ACK = 11;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
@@ -166,7 +167,8 @@ export class NetlinkSocket {
 
   constructor(bus = NETLINK_ROUTE) {
     const s = mnl().symbols;
-    const nl = s.mnl_socket_open(bus);
+    // Close-on-exec: a delegated IPAM plugin must not inherit a socket into a pod's netns.
+    const nl = s.mnl_socket_open2(bus, SOCK_CLOEXEC);
     if (!nl) throw new SysError("open netlink socket", errno());
     if (s.mnl_socket_bind(nl, 0, 0) < 0) {
       const e = errno();

@@ -398,10 +398,7 @@ export async function ping(netnsPath: string, ip: string): Promise<boolean> {
 }
 
 /** Whether a link called `name` exists on the host (or in the named netns). */
-export async function linkExists(name: string, netnsName?: string): Promise<boolean> {
-  const pre = netnsName === undefined ? [] : ["-n", netnsName];
-  return (await sh("ip", [...pre, "link", "show", "dev", name])).code === 0;
-}
+export { linkExists } from "./_kernel.ts";
 
 /** Ping that may succeed on any of `tries` attempts (the first can be lost to ARP resolution on
  * a loaded host); for asserting reachability. Use `ping` to assert unreachability. */

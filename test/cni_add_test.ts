@@ -39,3 +39,32 @@ Deno.test("a duplicate ADD is refused with code 4 and leaves the live attachment
     assert.notEqual((other.ips as { address: string }[])[0]!.address, `${ip}/24`);
   });
 });
+
+Deno.test("an ADD of an attachment live in another netns is refused and takes nothing over", async () => {
+  await withNetwork(async (net) => {
+    const id = containerId("moved");
+    const ns = await net.netns();
+    const first = await net.add(id, ns, { args: "EBPFCNI_IDENTITY=1001" });
+    const before = await net.snapshot([id], [ns]);
+
+    const elsewhere = await net.netns();
+    const again = await net.run({
+      command: "ADD",
+      containerId: id,
+      netns: elsewhere,
+      ifname: "eth0",
+    });
+    assert.equal(again.json?.code, 4, again.stdout);
+    assert.match(String(again.json?.msg), /already attached/);
+    // The live pod keeps its host veth, lease, state record and endpoint entry.
+    assert.deepEqual(await net.snapshot([id], [ns]), before);
+    const check = await net.run({
+      command: "CHECK",
+      containerId: id,
+      netns: ns,
+      ifname: "eth0",
+      config: net.config({ prevResult: first }),
+    });
+    assert.equal(check.code, 0, check.stdout);
+  });
+});

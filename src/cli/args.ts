@@ -9,7 +9,8 @@ import { UsageError } from "./errors.ts";
 
 /** Where the maps are pinned unless --pin-dir or EBPFCNI_PIN_DIR says otherwise (the same
  * default as the CNI config's pinDir and the original tools' /sys/fs/bpf/tc/globals). */
-export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
+import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
 
 /** Parses a decimal identity (1 ..= 2^32-1); `label` names it in the error ("identity",

@@ -103,6 +103,14 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   try {
     // Checked before any change: the rollback of a duplicate ADD must not undo the live
     // attachment it duplicates (its lease and state record have the same keys as ours).
+    const prior = state.read(env.containerId, env.ifname);
+    if (prior && prior.netns !== env.netns && pathExists(prior.netns)) {
+      throw new CniError(
+        ErrCode.InvalidEnv,
+        `Container "${env.containerId}" interface "${env.ifname}" is already attached in ` +
+          `"${prior.netns}": DEL it first`,
+      );
+    }
     inner = ns.socket();
     const cl = new Links(inner);
     if (cl.get(env.ifname)) {
@@ -132,7 +140,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
 
     host = new NetlinkSocket();
     const links = new Links(host);
-    const { link: bridge } = links.ensureBridge(conf.bridge, conf.mtu);
+    const bridge = links.ensureBridge(conf.bridge, conf.mtu);
     if (conf.isGateway) {
       for (const a of v4) if (a.gateway !== undefined) links.addAddr(bridge, a.gateway, a.prefix);
     }
@@ -205,6 +213,15 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     host?.close();
     ns.close();
     dp.close();
+  }
+}
+
+function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

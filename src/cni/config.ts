@@ -12,7 +12,8 @@ export const DEFAULT_BRIDGE = "cni0";
 export const DEFAULT_MTU = 1500;
 export const MIN_MTU = 68;
 export const MAX_MTU = 65535;
-export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
+import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
 export const MAX_IDENTITY = 4294967295;
 

@@ -20,6 +20,8 @@ export interface Teardown {
   /** Addresses to unregister; from the state record and the prevResult. */
   ips: string[];
   identity?: number;
+  /** Where ADD registered the endpoint (the config's pinDir may have changed since). */
+  pinDir?: string;
 }
 
 /** Undoes one attachment on the host. Shared by DEL and GC. */
@@ -32,7 +34,7 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
   // given it since; one only recorded (a DEL that crashed after releasing) may already be
   // another pod's, so it goes only if it still holds this pod's identity.
   const leased = new Set(await ipamLeasedIps(ipamCtx) ?? []);
-  const dp = openDatapath(ctx.conf.pinDir, false);
+  const dp = openDatapath(t.pinDir ?? ctx.conf.pinDir, false);
   if (dp) {
     try {
       const endpoints = new EndpointMap(dp.endpointFd);
@@ -54,7 +56,13 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
 }
 
 export function teardownOf(s: AttachmentState): Teardown {
-  return { containerId: s.containerId, ifname: s.ifname, ips: s.ips, identity: s.identity };
+  return {
+    containerId: s.containerId,
+    ifname: s.ifname,
+    ips: s.ips,
+    identity: s.identity,
+    pinDir: s.pinDir,
+  };
 }
 
 export async function cmdDel(ctx: Ctx): Promise<void> {

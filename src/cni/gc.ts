@@ -58,24 +58,22 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     host.close();
   }
   const d = ipamDelCtx(ctx);
-  const released = await ipamGc(ctx.conf.name, ctx.conf.ipam.raw, valid, {
-    rawConfig: d.rawConfig,
-    env: d.env,
-  });
-  if (released.length) {
-    log.info(`gc released ${released.join(", ")}`);
-    const dp = openDatapath(ctx.conf.pinDir, false);
-    if (dp) {
-      try {
-        const endpoints = new EndpointMap(dp.endpointFd);
-        for (const text of released) {
-          const ip = tryParseIpv4(text);
-          if (ip !== undefined) endpoints.delete(ip);
-        }
-      } finally {
-        dp.close();
-      }
-    }
+  const dp = openDatapath(ctx.conf.pinDir, false);
+  try {
+    const endpoints = dp ? new EndpointMap(dp.endpointFd) : undefined;
+    const released = await ipamGc(
+      ctx.conf.name,
+      ctx.conf.ipam.raw,
+      valid,
+      { rawConfig: d.rawConfig, env: d.env },
+      (text) => {
+        const ip = tryParseIpv4(text);
+        if (ip !== undefined) endpoints?.delete(ip);
+      },
+    );
+    if (released.length) log.info(`gc released ${released.join(", ")}`);
+  } finally {
+    dp?.close();
   }
   if (errors.length) {
     throw new CniError(

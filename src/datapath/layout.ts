@@ -52,6 +52,10 @@ export const STAT_NAMES = [
 
 export const POLICY_ALLOW = 1;
 
+/** Where the maps and the program are pinned unless configured otherwise (the original's
+ * tc "globals" directory, so bpftool habits keep working). */
+export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+
 /** The pinned program's file name in the pin directory. */
 export const PROGRAM_PIN = "tc_prog";
 

@@ -20,10 +20,17 @@ import {
   openFd,
 } from "../../ffi/libc.ts";
 import * as gen from "./bpf_object.gen.ts";
-import { ENDPOINT_MAP, type MapSpec, POLICY_MAP, PROGRAM_PIN, STATS_MAP } from "./layout.ts";
-import { log } from "../log.ts";
+import {
+  DEFAULT_PIN_DIR,
+  ENDPOINT_MAP,
+  type MapSpec,
+  POLICY_MAP,
+  PROGRAM_PIN,
+  STATS_MAP,
+} from "./layout.ts";
 
-export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
+export { DEFAULT_PIN_DIR };
+import { log } from "../log.ts";
 
 /** Open fds of the pinned datapath. Close it when done; the pins stay. */
 export interface Datapath {
@@ -78,7 +85,7 @@ function checkMap(fd: number, spec: MapSpec, path: string): number {
 
 /** Opens the pinned program and maps if they are all there and belong together and the
  * program is the embedded one; otherwise undefined (and nothing left open). */
-function openPinned(pinDir: string): Datapath | undefined {
+function openPinned(pinDir: string, justLoaded = false): Datapath | undefined {
   const fds: number[] = [];
   const closeAll = () => fds.forEach((fd) => closeFd(fd));
   try {
@@ -106,7 +113,13 @@ function openPinned(pinDir: string): Datapath | undefined {
     ];
     // A program from another build, or one bound to maps that were re-pinned since, is
     // replaced; the maps themselves are kept.
-    if (!gen.PROGRAM_TAGS.includes(prog.tag) || !ids.every((id) => prog.mapIds.includes(id))) {
+    const ours = gen.PROGRAM_TAGS.includes(prog.tag);
+    if (justLoaded && !ours) {
+      // The tag prediction does not hold on this kernel: everything works, but each call
+      // will reload the program. Say so rather than fail.
+      log.warn(`kernel tag ${prog.tag} of the program just loaded is not the predicted one`);
+    }
+    if ((!ours && !justLoaded) || !ids.every((id) => prog.mapIds.includes(id))) {
       log.info(`pinned program ${prog.id} (tag ${prog.tag}) is stale; reloading`);
       closeAll();
       return undefined;
@@ -164,7 +177,7 @@ function loadAndPin(pinDir: string): Datapath {
     const progFd = obj.programFd(gen.PROGRAM_PROCESS_TC);
     objPin(progFd, progPath);
     // Reopen through the pins so the returned fds outlive the object.
-    const dp = openPinned(pinDir);
+    const dp = openPinned(pinDir, true);
     if (!dp) throw new DatapathError(`Pins under "${pinDir}" vanished right after loading`);
     return { ...dp, loaded: true };
   } finally {

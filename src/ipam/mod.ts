@@ -316,6 +316,9 @@ export async function ipamGc(
   ipam: Record<string, unknown>,
   validAttachments: Attachment[],
   delegation?: Delegation,
+  /** Called for each released IP while the store is still locked, so what the caller undoes
+   * for it cannot race an ADD that leases the IP next. */
+  onReleased: (ip: string) => void = () => {},
 ): Promise<string[]> {
   const type = ipamType(ipam);
   if (type !== HOST_LOCAL) {
@@ -334,7 +337,10 @@ export async function ipamGc(
       const keep = l.ifname === undefined
         ? validIds.has(l.containerId)
         : valid.has(`${l.containerId}\n${l.ifname}`);
-      if (!keep && await store.releaseByIp(l.ip)) released.push(l.ip);
+      if (!keep && await store.releaseByIp(l.ip)) {
+        released.push(l.ip);
+        onReleased(l.ip);
+      }
     }
     return released;
   });

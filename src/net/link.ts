@@ -30,15 +30,12 @@ export class Links {
     return this.nl.dump(M.dumpLinks()).map((m) => parseLink(m.payload));
   }
 
-  /** Creates bridge `name` unless it exists; true when this call created it. */
-  ensureBridge(name: string, mtu: number): { link: Link; created: boolean } {
-    let created = true;
+  /** Creates bridge `name` unless it exists (a concurrent ADD may have made it first). */
+  ensureBridge(name: string, mtu: number): Link {
     try {
       this.nl.request(M.newBridge(name, mtu));
     } catch (err) {
-      // A concurrent ADD may have created it first.
       if (!(err instanceof NetlinkError && err.exists)) throw err;
-      created = false;
     }
     const link = this.get(name);
     if (!link) throw new SysError(`find bridge "${name}"`, 19, "vanished after creation");
@@ -49,7 +46,7 @@ export class Links {
         `it exists and is a ${link.kind || "non-bridge"} link`,
       );
     }
-    return { link, created };
+    return link;
   }
 
   createVeth(hostName: string, peerName: string, peerNetnsFd: number, mtu: number): void {

@@ -31,7 +31,14 @@ export class Netns {
       try {
         return fn();
       } finally {
-        setns(home, CLONE_NEWNET);
+        try {
+          setns(home, CLONE_NEWNET);
+        } catch (err) {
+          // Carrying on would run host-side work (rollback included) inside the pod's
+          // namespace: stop here, the runtime sees a failed call.
+          console.error(`ebpfcni: fatal: cannot return from "${this.path}": ${err}`);
+          Deno.exit(70);
+        }
       }
     } finally {
       closeFd(home);
