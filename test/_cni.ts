@@ -107,7 +107,11 @@ export async function runBinary(
   const w = p.stdin.getWriter();
   await w.write(new TextEncoder().encode(stdin));
   await w.close();
-  const out = await p.output();
+  return toReply(await p.output());
+}
+
+/** A finished plugin process as a CniReply (stdout parsed as JSON when it is). */
+export function toReply(out: Deno.CommandOutput): CniReply {
   const stdout = new TextDecoder().decode(out.stdout);
   let json: Record<string, unknown> | undefined;
   try {

@@ -3,7 +3,15 @@
 // with a working directory of our choosing or until a fault point to kill it there, and
 // running many plugin processes with bounded concurrency.
 import assert from "node:assert/strict";
-import { BINARY, type CniCall, type CniReply, sh, type TestNetwork, withNetwork } from "./_cni.ts";
+import {
+  BINARY,
+  type CniCall,
+  type CniReply,
+  sh,
+  type TestNetwork,
+  toReply,
+  withNetwork,
+} from "./_cni.ts";
 import { hostVethName } from "../src/net/names.ts";
 
 export { hostVethName };
@@ -155,14 +163,7 @@ export async function runPluginIn(
   const { p, written } = spawn(call, cwd, defaults);
   const out = await p.output();
   await written;
-  const stdout = new TextDecoder().decode(out.stdout);
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+  return toReply(out);
 }
 
 /** Starts an ADD that stops at fault point `point`, waits until it is there, and kills it
