@@ -83,20 +83,8 @@ export async function runBinary(
   call: CniCall,
   defaults?: Record<string, unknown>,
 ): Promise<CniReply> {
-  const env: Record<string, string> = {
-    CNI_COMMAND: call.command,
-    CNI_PATH: "/usr/lib/cni",
-  };
-  if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
-  if (call.netns !== undefined) env.CNI_NETNS = call.netns;
-  if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
-  if (call.args !== undefined) env.CNI_ARGS = call.args;
-  for (const [k, v] of Object.entries(call.env ?? {})) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  const config = call.config ?? defaults ?? {};
-  const stdin = typeof config === "string" ? config : JSON.stringify(config);
+  const env = pluginEnv(call);
+  const stdin = stdinOf(call, defaults);
   const p = new Deno.Command(binary, {
     env,
     clearEnv: true,
@@ -105,9 +93,36 @@ export async function runBinary(
     stderr: "piped",
   }).spawn();
   const w = p.stdin.getWriter();
-  await w.write(new TextEncoder().encode(stdin));
+  await w.write(stdin);
   await w.close();
   return toReply(await p.output());
+}
+
+/** The environment a runtime gives the plugin for `call` (env entries set to undefined are
+ * removed). */
+export function pluginEnv(
+  call: Pick<CniCall, "command" | "containerId" | "netns" | "ifname" | "args" | "env">,
+): Record<string, string> {
+  const env: Record<string, string> = { CNI_COMMAND: call.command, CNI_PATH: "/usr/lib/cni" };
+  if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
+  if (call.netns !== undefined) env.CNI_NETNS = call.netns;
+  if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
+  if (call.args !== undefined) env.CNI_ARGS = call.args;
+  for (const [k, v] of Object.entries(call.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+/** The stdin for `call`: its config (object, text or raw bytes), else `defaults`. */
+export function stdinOf(
+  call: { config?: Record<string, unknown> | string | Uint8Array },
+  defaults?: Record<string, unknown>,
+): Uint8Array<ArrayBuffer> {
+  const config = call.config ?? defaults ?? {};
+  if (config instanceof Uint8Array) return Uint8Array.from(config);
+  return new TextEncoder().encode(typeof config === "string" ? config : JSON.stringify(config));
 }
 
 /** A finished plugin process as a CniReply (stdout parsed as JSON when it is). */
@@ -271,6 +286,21 @@ export class TestNetwork {
       throw new Error(`ADD ${containerId} failed (${r.code}): ${r.stdout}${r.stderr}`);
     }
     return r.json;
+  }
+
+  /** CHECK of an attachment on eth0 against the result its ADD returned. */
+  check(
+    containerId: string,
+    netns: string,
+    prevResult: Record<string, unknown>,
+  ): Promise<CniReply> {
+    return this.run({
+      command: "CHECK",
+      containerId,
+      netns,
+      ifname: "eth0",
+      config: this.config({ prevResult }),
+    });
   }
 
   /** Runs the reference host-local IPAM binary on this network's ipam section (same name and

@@ -7,7 +7,9 @@ import {
   BINARY,
   type CniCall,
   type CniReply,
+  pluginEnv,
   sh,
+  stdinOf,
   type TestNetwork,
   toReply,
   withNetwork,
@@ -112,26 +114,6 @@ export async function netnsList(): Promise<string[]> {
   return r.stdout.trim().split("\n").filter((l) => l).map((l) => l.split(" ")[0]!).sort();
 }
 
-/** The environment runPlugin builds for a call, applied the same way. */
-function pluginEnv(call: CniCall): Record<string, string> {
-  const env: Record<string, string> = { CNI_COMMAND: call.command, CNI_PATH: "/usr/lib/cni" };
-  if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
-  if (call.netns !== undefined) env.CNI_NETNS = call.netns;
-  if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
-  if (call.args !== undefined) env.CNI_ARGS = call.args;
-  for (const [k, v] of Object.entries(call.env ?? {})) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
-function stdinOf(call: CniCall, defaults?: Record<string, unknown>): Uint8Array {
-  const config = call.config ?? defaults ?? {};
-  if (config instanceof Uint8Array) return config;
-  return new TextEncoder().encode(typeof config === "string" ? config : JSON.stringify(config));
-}
-
 /** A CNI call whose stdin may also be raw bytes (for invalid UTF-8). */
 export type RawCniCall = Omit<CniCall, "config"> & {
   config?: Record<string, unknown> | string | Uint8Array;
@@ -139,7 +121,7 @@ export type RawCniCall = Omit<CniCall, "config"> & {
 
 function spawn(call: RawCniCall, cwd: string, defaults?: Record<string, unknown>) {
   const p = new Deno.Command(BINARY, {
-    env: pluginEnv(call as CniCall),
+    env: pluginEnv(call),
     clearEnv: true,
     cwd,
     stdin: "piped",
@@ -147,7 +129,7 @@ function spawn(call: RawCniCall, cwd: string, defaults?: Record<string, unknown>
     stderr: "piped",
   }).spawn();
   const w = p.stdin.getWriter();
-  const written = w.write(stdinOf(call as CniCall, defaults)).then(() => w.close()).catch(
+  const written = w.write(stdinOf(call, defaults)).then(() => w.close()).catch(
     () => {/* the plugin may exit before reading all of stdin */},
   );
   return { p, written };

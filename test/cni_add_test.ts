@@ -26,13 +26,7 @@ Deno.test("a duplicate ADD is refused with code 4 and leaves the live attachment
     // address would be handed out twice and DEL could no longer find the endpoint entry.
     assert.deepEqual(await net.snapshot([id], [ns]), before);
 
-    const check = await net.run({
-      command: "CHECK",
-      containerId: id,
-      netns: ns,
-      ifname: "eth0",
-      config: net.config({ prevResult: first }),
-    });
+    const check = await net.check(id, ns, first);
     assert.equal(check.code, 0, check.stdout);
     // A second pod still gets a different address.
     const other = await net.add(containerId("dup-other"), await net.netns());
@@ -58,13 +52,7 @@ Deno.test("an ADD of an attachment live in another netns is refused and takes no
     assert.match(String(again.json?.msg), /already attached/);
     // The live pod keeps its host veth, lease, state record and endpoint entry.
     assert.deepEqual(await net.snapshot([id], [ns]), before);
-    const check = await net.run({
-      command: "CHECK",
-      containerId: id,
-      netns: ns,
-      ifname: "eth0",
-      config: net.config({ prevResult: first }),
-    });
+    const check = await net.check(id, ns, first);
     assert.equal(check.code, 0, check.stdout);
   });
 });

@@ -20,13 +20,7 @@ async function addPod(net: TestNetwork): Promise<Pod> {
 }
 
 function check(net: TestNetwork, p: Pod) {
-  return net.run({
-    command: "CHECK",
-    containerId: p.id,
-    netns: p.ns,
-    ifname: "eth0",
-    config: net.config({ prevResult: p.result }),
-  });
+  return net.check(p.id, p.ns, p.result);
 }
 
 async function assertCheckFails(net: TestNetwork, p: Pod, msg: RegExp): Promise<void> {

@@ -133,13 +133,7 @@ Deno.test("DEL as podman/containerd send it (prevResult, live CNI_NETNS) cleans 
     assert.deepEqual(await net.endpointIps(), { [keepIp]: 1002 });
     assert.deepEqual(net.stateFiles(), [`${keepId}_eth0.json`]);
     // The other pod is untouched.
-    const check = await net.run({
-      command: "CHECK",
-      containerId: keepId,
-      netns: nsKeep,
-      ifname: "eth0",
-      config: net.config({ prevResult: keep }),
-    });
+    const check = await net.check(keepId, nsKeep, keep);
     assert.equal(check.code, 0, check.stdout);
   });
 });

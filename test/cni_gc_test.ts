@@ -65,13 +65,7 @@ Deno.test("GC removes exactly the attachments missing from valid-attachments", a
 
     // The valid ones still pass CHECK and still talk to each other.
     for (const p of [a, b]) {
-      const check = await net.run({
-        command: "CHECK",
-        containerId: p.id,
-        netns: p.ns,
-        ifname: "eth0",
-        config: net.config({ prevResult: p.result }),
-      });
+      const check = await net.check(p.id, p.ns, p.result);
       assert.equal(check.code, 0, `${p.id}: ${check.stdout}`);
     }
     await allowPair(net.pinDir, a.identity, b.identity);
