@@ -8,7 +8,7 @@ import { openNetns } from "./netns_open.ts";
 import { Undo } from "./undo.ts";
 import { faultPoint } from "./fault.ts";
 import { ipamAdd, ipamDel, ipamValidate } from "../ipam/mod.ts";
-import { formatIpv4, tryParseIpv4 } from "../ipam/cidr.ts";
+import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";

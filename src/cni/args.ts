@@ -2,7 +2,7 @@
 // that requested addresses (here and in config.ts) and results (result.ts) need.
 
 import { CniError, ErrCode } from "./errors.ts";
-import { ipv4Problem, isIpv6 } from "../ipam/cidr.ts";
+import { ipv4Problem, isIpv6 } from "../spec/ipv4.ts";
 
 export { isIpv6 };
 import { quote } from "./env.ts";

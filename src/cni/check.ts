@@ -10,7 +10,7 @@ import { ipamCheck } from "../ipam/mod.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
-import { formatIpv4, tryParseIpv4 } from "../ipam/cidr.ts";
+import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import { EndpointMap } from "../datapath/maps.ts";
 import { containerRoutes } from "./add.ts";
 

@@ -10,7 +10,7 @@ import { EndpointMap } from "../datapath/maps.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
-import { tryParseIpv4 } from "../ipam/cidr.ts";
+import { tryParseIpv4 } from "../spec/ipv4.ts";
 import type { AttachmentState } from "./state.ts";
 import { log } from "../log.ts";
 

@@ -10,7 +10,7 @@ import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
 import { EndpointMap } from "../datapath/maps.ts";
-import { tryParseIpv4 } from "../ipam/cidr.ts";
+import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { causeChain } from "./errors.ts";
 import { log } from "../log.ts";
 

@@ -5,7 +5,7 @@
 // leased IPs and the last reserved IP as data; nothing here touches the disk.
 
 import { CniError, ErrCode } from "../cni/errors.ts";
-import { formatIpv4 } from "./cidr.ts";
+import { formatIpv4 } from "../spec/ipv4.ts";
 import { formatRangeSet, type Range, type RangeSet } from "./config.ts";
 
 export interface Allocation {

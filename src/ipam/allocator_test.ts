@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { CniError } from "../cni/errors.ts";
 import { allocate, candidates, checkRequested } from "./allocator.ts";
-import { formatIpv4, parseIpv4 } from "./cidr.ts";
+import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { parseHostLocalConfig, type RangeSet } from "./config.ts";
 
 function set(ipam: Record<string, unknown>): RangeSet {

@@ -19,7 +19,7 @@ import {
   formatIpv4,
   parseCidr,
   parseIpv4,
-} from "./cidr.ts";
+} from "../spec/ipv4.ts";
 
 /** One allocatable range; all addresses are host-order u32, start..end inclusive. */
 export interface Range {

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { CniError } from "../cni/errors.ts";
-import { formatIpv4 } from "./cidr.ts";
+import { formatIpv4 } from "../spec/ipv4.ts";
 import {
   DEFAULT_DATA_DIR,
   formatRangeSet,

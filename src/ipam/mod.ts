@@ -26,7 +26,7 @@
 import { CniError, ErrCode } from "../cni/errors.ts";
 import type { Dns, IpamResult, IpConfig } from "../cni/types.ts";
 import { allocate, type Allocation, checkRequested, rangeFor } from "./allocator.ts";
-import { formatIpv4, parseIpv4, tryParseIpv4 } from "./cidr.ts";
+import { formatIpv4, parseIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import {
   formatRangeSet,
   HOST_LOCAL,

@@ -15,7 +15,7 @@
 // their writer holds the lock.
 
 import { CniError, ErrCode } from "../cni/errors.ts";
-import { formatIpv4, tryParseIpv4 } from "./cidr.ts";
+import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 
 /** A lease file; ifname is undefined for a legacy file that holds only the container ID. */
 export interface Lease {

@@ -6,7 +6,7 @@
 //   endpoints: [{"ip":"10.13.0.2","identity":1001}]  sorted by address numerically;
 //   policies:  [{"src":1001,"dst":1002}]              sorted by src, then dst.
 import type { Endpoint, Policy } from "../datapath/maps.ts";
-import { formatIpv4, parseIpv4 } from "../ipam/cidr.ts";
+import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { MAX_IDENTITY } from "./identity.ts";
 
 export interface EndpointRecord {
@@ -27,7 +27,7 @@ export function isIdentity(n: unknown): n is number {
   return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_IDENTITY;
 }
 
-export { formatIpv4, ipv4Problem } from "../ipam/cidr.ts";
+export { formatIpv4, ipv4Problem } from "../spec/ipv4.ts";
 
 /** A dotted quad as a host-order u32 (the endpoint_map key); call ipv4Problem first. */
 export const ipv4ToU32 = parseIpv4;

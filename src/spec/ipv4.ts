@@ -1,4 +1,4 @@
-// Pure IPv4 arithmetic for the IPAM module: dotted-quad and CIDR parsing, u32 maths.
+// Pure IPv4 arithmetic, the one IPv4 syntax of the product: dotted-quad and CIDR parsing, u32 maths.
 //
 // Addresses are plain numbers in host order (0 ..= 0xffffffff) so they compare and
 // increment naturally; every helper keeps results in that range with `>>> 0`.

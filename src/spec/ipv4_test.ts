@@ -13,7 +13,7 @@ import {
   parseIpv4,
   prefixMask,
   tryParseIpv4,
-} from "./cidr.ts";
+} from "./ipv4.ts";
 
 Deno.test("parseIpv4() and formatIpv4() round-trip host-order numbers", () => {
   assert.equal(parseIpv4("10.13.0.2"), 0x0a0d0002);
