@@ -2,8 +2,8 @@
 // concurrent allocation from separate plugin processes.
 
 import assert from "node:assert/strict";
-import { CniError } from "../src/cni/errors.ts";
-import type { IpamResult } from "../src/cni/types.ts";
+import { CniError } from "../src/spec/cni.ts";
+import type { IpamResult } from "../src/spec/cni.ts";
 import { ipamAdd } from "../src/ipam/mod.ts";
 import { LeaseStore } from "../src/ipam/store.ts";
 

@@ -2,9 +2,9 @@
 // directory, and each command's flags. Flags go through node:util parseArgs (tokens mode),
 // but its errors are replaced with one-line messages that name the bad flag or value.
 import { parseArgs } from "node:util";
-import { quote } from "../cni/env.ts";
-import { MAX_IDENTITY } from "../policy/identity.ts";
-import { IDENTITY_RANGE, ipv4Problem, ipv4ToU32 } from "../policy/records.ts";
+import { quote } from "../spec/text.ts";
+import { IDENTITY_RANGE, parseIdentityText } from "../spec/identity.ts";
+import { ipv4Problem, parseIpv4 as ipv4FromText } from "../spec/ipv4.ts";
 import { UsageError } from "./errors.ts";
 
 /** Where the maps are pinned unless --pin-dir or EBPFCNI_PIN_DIR says otherwise (the same
@@ -16,8 +16,8 @@ export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
 /** Parses a decimal identity (1 ..= 2^32-1); `label` names it in the error ("identity",
  * "--src identity"). */
 export function parseIdentity(text: string, label = "identity"): number {
-  const n = /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 1 && n <= MAX_IDENTITY)) {
+  const n = parseIdentityText(text);
+  if (n === undefined) {
     throw new UsageError(`invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
   }
   return n;
@@ -27,7 +27,7 @@ export function parseIdentity(text: string, label = "identity"): number {
 export function parseIpv4(text: string, label = "IP"): number {
   const why = ipv4Problem(text);
   if (why !== undefined) throw new UsageError(`invalid ${label} ${quote(text)}: ${why}`);
-  return ipv4ToU32(text);
+  return ipv4FromText(text);
 }
 
 /** The pin directory from --pin-dir, else EBPFCNI_PIN_DIR, else the default; absolute, with

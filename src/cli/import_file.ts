@@ -1,7 +1,7 @@
 // Shared steps of `endpoint import` and `policy import`: reading the file (or stdin), turning
 // validation failures into usage errors that name the file, and writing in batches that are
 // undone if the kernel refuses one part-way (e.g. a CNI ADD filled the map meanwhile).
-import { quote } from "../cni/env.ts";
+import { quote } from "../spec/text.ts";
 import { ImportError } from "../policy/import.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";

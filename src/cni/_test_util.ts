@@ -1,5 +1,5 @@
 // Shared by the unit tests: the CniError a call throws.
-import { CniError } from "./errors.ts";
+import { CniError } from "../spec/cni.ts";
 
 /** The CniError `fn` throws; fails the test if it throws something else or nothing. */
 export function errorOf(fn: () => unknown): CniError {

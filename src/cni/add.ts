@@ -1,8 +1,8 @@
 // ADD: lease an address, build bridge + veth + addresses + routes, attach the classifier
 // to the host veth, register the endpoint. Every step registers its undo; a failure
 // anywhere reverts the steps before it and leaves the host as it was.
-import { CniError, ErrCode } from "./errors.ts";
-import type { IpConfig, Result, Route } from "./types.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import type { IpConfig, Result, Route } from "../spec/cni.ts";
 import { type Ctx, identityOf, ipamAddCtx, ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { Undo } from "./undo.ts";

@@ -1,11 +1,11 @@
 // CNI_ARGS ("K=V;K2=V2") parsing, the keys the plugin reads from it, and the IP literal checks
 // that requested addresses (here and in config.ts) and results (result.ts) need.
 
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import { ipv4Problem, isIpv6 } from "../spec/ipv4.ts";
 
 export { isIpv6 };
-import { quote } from "./env.ts";
+import { quote } from "../spec/text.ts";
 
 /** The CNI_ARGS keys the plugin understands; others are ignored, as with IgnoreUnknown=1. */
 export const ARG_IP = "IP";

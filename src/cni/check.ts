@@ -1,6 +1,6 @@
 // CHECK: verifies what ADD built is still there: the bridge, both veth ends, the address
 // and routes inside the netns, the lease, and the classifier on the host veth.
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";

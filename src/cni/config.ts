@@ -1,11 +1,13 @@
 // The network config on stdin: decoded, type-checked and defaulted into a NetConf, keeping the
 // raw bytes and object because IPAM plugins are handed the config as the runtime sent it.
 
-import { CniError, ErrCode } from "./errors.ts";
-import { describeValue, dirPathProblem, ifNameProblem, validateNetworkName } from "./env.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import { describeValue } from "../spec/text.ts";
+import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
+import { dirPathProblem, ifNameProblem, validateNetworkName } from "../spec/names.ts";
 import { normalizeRequestedIpv4, parseCidr, requestedIpsFromArgs } from "./args.ts";
 import { parseDns, parsePrevResult } from "./result.ts";
-import type { Dns, Result } from "./types.ts";
+import type { Dns, Result } from "../spec/cni.ts";
 import { negotiate, type SupportedVersion } from "./version.ts";
 
 export const DEFAULT_BRIDGE = "cni0";
@@ -15,7 +17,6 @@ export const MAX_MTU = 65535;
 export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
-export const MAX_IDENTITY = 4294967295;
 
 export interface IpamConf {
   type: string;
@@ -112,10 +113,6 @@ function optObject(o: Obj, key: string, path = key): Obj | undefined {
   if (!present(v)) return undefined;
   if (!isObject(v)) throw invalid(path, "an object", v);
   return v;
-}
-
-function isU32Identity(v: unknown): v is number {
-  return typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_IDENTITY;
 }
 
 /** A string array of requested IPv4 addresses, normalized to bare addresses. */
@@ -330,8 +327,8 @@ function parseArgs(json: Obj): ConfArgs {
   if (cni === undefined) return out;
   out.ips = ipList(cni, "ips", "args.cni.ips");
   if (present(cni.identity)) {
-    if (!isU32Identity(cni.identity)) {
-      throw invalid("args.cni.identity", `an integer from 1 to ${MAX_IDENTITY}`, cni.identity);
+    if (!isIdentity(cni.identity)) {
+      throw invalid("args.cni.identity", IDENTITY_RANGE, cni.identity);
     }
     out.identity = cni.identity;
   }

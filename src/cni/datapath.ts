@@ -7,7 +7,7 @@ import {
   openPinnedMaps,
 } from "../datapath/loader.ts";
 import { BpfError, LibraryError } from "../../ffi/errors.ts";
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 
 export function openDatapath(pinDir: string, create: true): Datapath;
 export function openDatapath(pinDir: string, create: false): Datapath | undefined;

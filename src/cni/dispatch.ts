@@ -1,7 +1,7 @@
 // The CNI protocol entry: env + stdin in, result or error JSON out. Validation happens
 // before any change to the host; errors become the spec's error object on stdout with a
 // non-zero exit, anything unexpected becomes code 999 with its cause chain in details.
-import { causeChain, CniError, ErrCode } from "./errors.ts";
+import { causeChain, CniError, ErrCode } from "../spec/cni.ts";
 import { parseEnv } from "./env.ts";
 import { parseNetConf } from "./config.ts";
 import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./version.ts";

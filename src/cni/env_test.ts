@@ -2,14 +2,9 @@
 
 import assert from "node:assert/strict";
 import { errorOf } from "./_test_util.ts";
-import {
-  ifNameProblem,
-  parseEnv,
-  quote,
-  validateIfName,
-  validateNetnsPath,
-  validateNetworkName,
-} from "./env.ts";
+import { parseEnv, validateIfName, validateNetnsPath } from "./env.ts";
+import { ifNameProblem, validateNetworkName } from "../spec/names.ts";
+import { quote } from "../spec/text.ts";
 
 const FULL = {
   CNI_COMMAND: "ADD",

@@ -1,7 +1,7 @@
 // GC (cni.dev/valid-attachments): every attachment we recorded that is not in the valid
 // list is torn down like a DEL; then leases held by no valid attachment are released and
 // their endpoint entries removed.
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { teardown, teardownOf } from "./del.ts";
@@ -11,7 +11,7 @@ import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
 import { EndpointMap } from "../datapath/maps.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
-import { causeChain } from "./errors.ts";
+import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
 
 interface Valid {

@@ -2,8 +2,8 @@
 // namespace is an invalid environment variable (code 4), found before any change.
 import { Netns } from "../net/netns.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { CniError, ErrCode } from "./errors.ts";
-import { quote } from "./env.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import { quote } from "../spec/text.ts";
 
 export function openNetns(path: string): Netns {
   let ns: Netns;

@@ -1,10 +1,10 @@
 // Results and errors on the wire: the 1.x Result converted to the shape of the requested spec
 // version, and prevResult (either shape) read back into a validated 1.x Result.
 
-import { CniError, ErrCode } from "./errors.ts";
-import { describeValue } from "./env.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import { describeValue } from "../spec/text.ts";
 import { isIp, isIpv6, parseCidr } from "./args.ts";
-import type { Dns, Interface, IpConfig, Result, Route } from "./types.ts";
+import type { Dns, Interface, IpConfig, Result, Route } from "../spec/cni.ts";
 import {
   CURRENT_VERSION,
   isSupportedVersion,

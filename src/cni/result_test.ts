@@ -2,9 +2,9 @@
 
 import assert from "node:assert/strict";
 import { errorOf } from "./_test_util.ts";
-import { CniError } from "./errors.ts";
+import { CniError } from "../spec/cni.ts";
 import { formatError, formatResult, parsePrevResult } from "./result.ts";
-import type { Result } from "./types.ts";
+import type { Result } from "../spec/cni.ts";
 import { SUPPORTED_VERSIONS } from "./version.ts";
 
 const RESULT: Result = {

@@ -1,7 +1,7 @@
 // Per-attachment records: written before ADD changes anything and completed as it goes, so
 // DEL and GC can undo an ADD that crashed half-way. One JSON file per attachment under
 // <stateDir>/<network>/.
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 
 export interface AttachmentState {
   containerId: string;

@@ -1,6 +1,6 @@
 // STATUS: ready only when bpffs holds (or can take) the pinned datapath and the lease store
 // is usable. Loading here is the same idempotent step every ADD does first.
-import { CniError, ErrCode } from "./errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamStatus } from "../ipam/mod.ts";
 import { openDatapath } from "./datapath.ts";

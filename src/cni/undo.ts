@@ -1,7 +1,7 @@
 // An undo stack for ADD: each step registers how to revert itself; on failure the steps
 // are reverted in reverse order, best effort, and what could not be reverted is logged.
 import { log } from "../log.ts";
-import { causeChain } from "./errors.ts";
+import { causeChain } from "../spec/cni.ts";
 
 export class Undo {
   #steps: { what: string; fn: () => unknown }[] = [];

@@ -1,8 +1,9 @@
 // CNI spec versions: which ones the plugin speaks, how they compare, and which commands each
 // version allows (the rules of libcni's pkg/skel and pkg/version).
 
-import { CniError, ErrCode } from "./errors.ts";
-import { type Command, quote } from "./env.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import type { Command } from "./env.ts";
+import { quote } from "../spec/text.ts";
 
 /** The spec versions whose config and result shapes the plugin implements, oldest first. */
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;

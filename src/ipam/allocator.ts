@@ -4,7 +4,7 @@
 // same address back until the whole set has been used. The store supplies the
 // leased IPs and the last reserved IP as data; nothing here touches the disk.
 
-import { CniError, ErrCode } from "../cni/errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { formatRangeSet, type Range, type RangeSet } from "./config.ts";
 

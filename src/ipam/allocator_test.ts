@@ -1,7 +1,7 @@
 // Unit tests for the pure allocator: host-local's iteration order and its errors.
 
 import assert from "node:assert/strict";
-import { CniError } from "../cni/errors.ts";
+import { CniError } from "../spec/cni.ts";
 import { allocate, candidates, checkRequested } from "./allocator.ts";
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { parseHostLocalConfig, type RangeSet } from "./config.ts";

@@ -6,9 +6,10 @@
 // are an error instead of being silently dropped, and dataDir must be an absolute
 // path without ".." segments.
 
-import { CniError, ErrCode } from "../cni/errors.ts";
-import type { Dns, Route } from "../cni/types.ts";
-import { dirPathProblem, quote } from "../cni/env.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import type { Dns, Route } from "../spec/cni.ts";
+import { dirPathProblem } from "../spec/names.ts";
+import { quote } from "../spec/text.ts";
 import {
   addIp,
   broadcast,

@@ -1,7 +1,7 @@
 // Unit tests for host-local IPAM config parsing and validation.
 
 import assert from "node:assert/strict";
-import { CniError } from "../cni/errors.ts";
+import { CniError } from "../spec/cni.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import {
   DEFAULT_DATA_DIR,

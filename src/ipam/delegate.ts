@@ -3,8 +3,8 @@
 // in its environment; its result (0.1.0 to 1.x shapes) is normalised to IpamResult
 // and its error JSON is rethrown as a CniError with the same code, msg and details.
 
-import { CniError, ErrCode } from "../cni/errors.ts";
-import type { Dns, IpamResult, IpConfig, Route } from "../cni/types.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import type { Dns, IpamResult, IpConfig, Route } from "../spec/cni.ts";
 
 export type DelegateCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
 

@@ -23,8 +23,8 @@
 //   ipamStatus(network, ipam, delegation?): Promise<void>
 //     Code 50 when the store directory is not usable; delegated types run STATUS.
 
-import { CniError, ErrCode } from "../cni/errors.ts";
-import type { Dns, IpamResult, IpConfig } from "../cni/types.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import type { Dns, IpamResult, IpConfig } from "../spec/cni.ts";
 import { allocate, type Allocation, checkRequested, rangeFor } from "./allocator.ts";
 import { formatIpv4, parseIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import {

@@ -14,8 +14,9 @@
 // removed by the next operation, which is safe because temporaries only exist while
 // their writer holds the lock.
 
-import { CniError, ErrCode } from "../cni/errors.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
+import { validateNetworkName } from "../spec/names.ts";
 
 /** A lease file; ifname is undefined for a legacy file that holds only the container ID. */
 export interface Lease {
@@ -32,19 +33,6 @@ const LINE_BREAK = "\r\n";
 function ioError(msg: string, cause: unknown): CniError {
   const why = cause instanceof Error ? cause.message : String(cause);
   return new CniError(ErrCode.IoFailure, `${msg}: ${why}`, "", { cause });
-}
-
-/** Refuses names that could escape the data directory (the name becomes a path component). */
-export function validateNetworkName(network: string): void {
-  if (
-    network === "" || network === "." || network.includes("/") || network.includes("..") ||
-    network.includes("\0")
-  ) {
-    throw new CniError(
-      ErrCode.InvalidConfig,
-      `Network name "${network}" cannot be used as a directory name`,
-    );
-  }
 }
 
 /** host-local's match key: it trims the container ID, and compares against trimmed contents. */

@@ -14,14 +14,17 @@
 // 4 bytes of the SHA-1 digest, big-endian, are the identity. A hash of 0 maps to RESERVED_IDENTITY.
 
 import { sha1 } from "../hash.ts";
-import { CniError, ErrCode } from "../cni/errors.ts";
-import { quote } from "../cni/env.ts";
-import { MAX_IDENTITY } from "../cni/config.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
+import { quote } from "../spec/text.ts";
+import {
+  IDENTITY_RANGE,
+  isIdentity,
+  parseIdentityText,
+  RESERVED_IDENTITY,
+} from "../spec/identity.ts";
+export { RESERVED_IDENTITY };
 
-export { MAX_IDENTITY };
 
-/** The identity of pods without identity information. */
-export const RESERVED_IDENTITY = 1;
 
 /** The label the kubelet sets to the pod's namespace. */
 export const NAMESPACE_LABEL = "io.kubernetes.pod.namespace";
@@ -44,15 +47,14 @@ export interface ResolvedIdentity {
   source: IdentitySource;
 }
 
-const RANGE = `an integer from 1 to ${MAX_IDENTITY}`;
 
 /** Parses EBPFCNI_IDENTITY: decimal digits only, in range; code 4 otherwise. */
 export function parseIdentityArg(value: string): number {
-  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= MAX_IDENTITY)) {
+  const n = parseIdentityText(value);
+  if (n === undefined) {
     throw new CniError(
       ErrCode.InvalidEnv,
-      `Invalid EBPFCNI_IDENTITY ${quote(value)}: must be ${RANGE}`,
+      `Invalid EBPFCNI_IDENTITY ${quote(value)}: must be ${IDENTITY_RANGE}`,
     );
   }
   return n;
@@ -60,10 +62,10 @@ export function parseIdentityArg(value: string): number {
 
 /** Checks a config identity (args.cni.identity); code 7 if out of range or not an integer. */
 export function checkConfigIdentity(value: number): number {
-  if (!(Number.isInteger(value) && value >= 1 && value <= MAX_IDENTITY)) {
+  if (!isIdentity(value)) {
     throw new CniError(
       ErrCode.InvalidConfig,
-      `Invalid network config: "args.cni.identity" must be ${RANGE}, got ${quote(String(value))}`,
+      `Invalid network config: "args.cni.identity" must be ${IDENTITY_RANGE}, got ${quote(String(value))}`,
     );
   }
   return value;

@@ -7,8 +7,9 @@
 // the count of further problems. Repeated entries are fine; an address given two different
 // identities is not (which one was meant?).
 import type { Endpoint, Policy } from "../datapath/maps.ts";
-import { describeValue } from "../cni/env.ts";
-import { IDENTITY_RANGE, ipv4Problem, ipv4ToU32, isIdentity } from "./records.ts";
+import { describeValue } from "../spec/text.ts";
+import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
+import { ipv4Problem, parseIpv4 } from "../spec/ipv4.ts";
 
 /** The file is not a valid import file; nothing should be written. */
 export class ImportError extends Error {
@@ -124,7 +125,7 @@ export function parseEndpointFile(text: string): ImportFile<Endpoint> {
       problems.add(i, identityProblem("identity", identity));
       continue;
     }
-    const addr = ipv4ToU32(ip);
+    const addr = parseIpv4(ip);
     const prev = seen.get(addr);
     if (prev === undefined) {
       seen.set(addr, [identity, i]);

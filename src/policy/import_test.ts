@@ -8,7 +8,8 @@ import {
   planEndpointImport,
   planPolicyImport,
 } from "./import.ts";
-import { formatRecordsJson, ipv4ToU32 } from "./records.ts";
+import { formatRecordsJson } from "./records.ts";
+import { parseIpv4 } from "../spec/ipv4.ts";
 
 function rejects(fn: () => unknown, message: string, index?: number): void {
   assert.throws(fn, (err: unknown) => {
@@ -90,8 +91,8 @@ Deno.test("parseEndpointFile() reads what endpoint list --json prints", () => {
     identity: 7,
   }]);
   assert.deepEqual(parseEndpointFile(text), {
-    entries: [{ ip: ipv4ToU32("10.13.0.2"), identity: 1001 }, {
-      ip: ipv4ToU32("10.13.0.10"),
+    entries: [{ ip: parseIpv4("10.13.0.2"), identity: 1001 }, {
+      ip: parseIpv4("10.13.0.10"),
       identity: 7,
     }],
     total: 2,

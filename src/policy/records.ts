@@ -6,8 +6,7 @@
 //   endpoints: [{"ip":"10.13.0.2","identity":1001}]  sorted by address numerically;
 //   policies:  [{"src":1001,"dst":1002}]              sorted by src, then dst.
 import type { Endpoint, Policy } from "../datapath/maps.ts";
-import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
-import { MAX_IDENTITY } from "./identity.ts";
+import { formatIpv4 } from "../spec/ipv4.ts";
 
 export interface EndpointRecord {
   ip: string;
@@ -18,19 +17,6 @@ export interface PolicyRecord {
   src: number;
   dst: number;
 }
-
-/** The identity rule as error messages state it. */
-export const IDENTITY_RANGE = `an integer from 1 to ${MAX_IDENTITY}`;
-
-/** Is `n` a valid identity: an integer from 1 to 2^32-1? */
-export function isIdentity(n: unknown): n is number {
-  return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_IDENTITY;
-}
-
-export { formatIpv4, ipv4Problem } from "../spec/ipv4.ts";
-
-/** A dotted quad as a host-order u32 (the endpoint_map key); call ipv4Problem first. */
-export const ipv4ToU32 = parseIpv4;
 
 export function endpointRecords(entries: readonly Endpoint[]): EndpointRecord[] {
   return [...entries].sort((a, b) => a.ip - b.ip).map((e) => ({

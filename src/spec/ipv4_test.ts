@@ -9,6 +9,7 @@ import {
   cidrSize,
   formatCidr,
   formatIpv4,
+  ipv4Problem,
   parseCidr,
   parseIpv4,
   prefixMask,
@@ -99,3 +100,14 @@ Deno.test("addIp() wraps around the 32-bit space", () => {
   assert.equal(addIp(0, -1), 0xffffffff);
   assert.equal(addIp(parseIpv4("10.0.0.255"), 1), parseIpv4("10.0.1.0"));
 });
+
+Deno.test("parseIpv4() and formatIpv4() round-trip, ipv4Problem() accepts dotted quads", () => {
+  for (const text of ["0.0.0.0", "10.13.0.2", "192.168.255.1", "255.255.255.255"]) {
+    assert.equal(ipv4Problem(text), undefined);
+    assert.equal(formatIpv4(parseIpv4(text)), text);
+  }
+  assert.equal(parseIpv4("10.13.0.2"), 0x0a0d0002);
+  assert.equal(ipv4Problem("256.0.0.1"), "octet 256 out of range 0-255");
+  assert.equal(ipv4Problem("fe80::1"), "IPv6 addresses are not supported (IPv4 dotted quad only)");
+});
+

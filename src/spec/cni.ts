@@ -1,4 +1,6 @@
-// Typed errors for the CNI protocol: a CniError maps to the spec's error JSON.
+// The CNI spec's shapes and errors: the result types (1.x shape; src/cni/result.ts converts to
+// older ones) and CniError, which maps to the spec's error JSON. Part of the leaf layer: it
+// imports nothing of ours.
 
 /** Error codes reserved by the CNI spec (SPEC.md, "Error"). */
 export const ErrCode = {
@@ -57,4 +59,52 @@ export function causeChain(err: unknown): string {
     }
   }
   return parts.join(": ");
+}
+
+
+export interface Interface {
+  name: string;
+  mac?: string;
+  mtu?: number;
+  sandbox?: string;
+}
+
+export interface IpConfig {
+  /** CIDR notation, e.g. "10.13.0.2/24". */
+  address: string;
+  gateway?: string;
+  /** Index into Result.interfaces. */
+  interface?: number;
+}
+
+export interface Route {
+  dst: string;
+  gw?: string;
+  mtu?: number;
+  advmss?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+}
+
+export interface Dns {
+  nameservers?: string[];
+  domain?: string;
+  search?: string[];
+  options?: string[];
+}
+
+export interface Result {
+  cniVersion: string;
+  interfaces?: Interface[];
+  ips?: IpConfig[];
+  routes?: Route[];
+  dns?: Dns;
+}
+
+/** What an IPAM plugin (built-in or delegated) returns. */
+export interface IpamResult {
+  ips: IpConfig[];
+  routes: Route[];
+  dns?: Dns;
 }

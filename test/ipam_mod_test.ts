@@ -1,8 +1,8 @@
-// Unit tests for the IPAM façade on the built-in store (temp dataDir per test).
+// The IPAM façade on the built-in store (temp dataDir per test).
 
 import assert from "node:assert/strict";
-import { CniError } from "../cni/errors.ts";
-import { ipamAdd, ipamCheck, type IpamContext, ipamDel, ipamGc, ipamStatus } from "./mod.ts";
+import { CniError } from "../src/spec/cni.ts";
+import { ipamAdd, ipamCheck, type IpamContext, ipamDel, ipamGc, ipamStatus } from "../src/ipam/mod.ts";
 
 type Ctx = IpamContext & { dir: string };
 

@@ -1,8 +1,8 @@
-// Unit tests for IPAM delegation, using small shell-script plugins in a temp CNI_PATH.
+// IPAM delegation, using small shell-script plugins in a temp CNI_PATH.
 
 import assert from "node:assert/strict";
-import { CniError } from "../cni/errors.ts";
-import { delegateAdd, delegateCommand, findPlugin, parseIpamResult } from "./delegate.ts";
+import { CniError } from "../src/spec/cni.ts";
+import { delegateAdd, delegateCommand, findPlugin, parseIpamResult } from "../src/ipam/delegate.ts";
 
 async function withPlugins(
   plugins: Record<string, string>,
