@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { ipamAdd, ipamCheck, type IpamContext, ipamDel } from "../src/ipam/mod.ts";
+import { parseIpamConf } from "../src/ipam/config.ts";
 import { LeaseStore } from "../src/ipam/store.ts";
 
 const HOST_LOCAL = "/usr/lib/cni/host-local";
@@ -71,7 +72,7 @@ function ours(ipam: Record<string, unknown>, containerId: string): IpamContext {
     network: "net1",
     containerId,
     ifname: "eth0",
-    ipam,
+    conf: parseIpamConf(ipam, false),
     rawConfig: new TextEncoder().encode(JSON.stringify(netConfig(ipam))),
     env: {},
     requestedIps: [],

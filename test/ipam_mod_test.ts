@@ -2,7 +2,15 @@
 
 import assert from "node:assert/strict";
 import { CniError } from "../src/spec/cni.ts";
-import { ipamAdd, ipamCheck, type IpamContext, ipamDel, ipamGc, ipamStatus } from "../src/ipam/mod.ts";
+import {
+  ipamAdd,
+  ipamCheck,
+  type IpamContext,
+  ipamDel,
+  ipamGc,
+  ipamStatus,
+} from "../src/ipam/mod.ts";
+import { parseIpamConf } from "../src/ipam/config.ts";
 
 type Ctx = IpamContext & { dir: string };
 
@@ -19,18 +27,19 @@ function ctx(
   dataDir: string,
   ipam: Record<string, unknown>,
   containerId = "c1",
-  more: Partial<IpamContext> = {},
+  more: Partial<IpamContext> & { runtimeIpRanges?: unknown } = {},
 ): Ctx {
+  const { runtimeIpRanges, ...rest } = more;
   return {
     network: "net1",
     containerId,
     ifname: "eth0",
-    ipam: { type: "host-local", dataDir, ...ipam },
+    conf: parseIpamConf({ type: "host-local", dataDir, ...ipam }, false, runtimeIpRanges),
     rawConfig: new Uint8Array(),
     env: {},
     requestedIps: [],
     dir: `${dataDir}/net1`,
-    ...more,
+    ...rest,
   };
 }
 
@@ -189,7 +198,7 @@ Deno.test("ipamGc() releases leases of attachments that are not valid", async ()
     await ipamAdd(ctx(d, SUBNET, "c2"));
     await ipamAdd(ctx(d, SUBNET, "c3"));
     await Deno.writeTextFile(`${d}/net1/10.13.0.100`, "legacy");
-    const released = await ipamGc("net1", ctx(d, SUBNET).ipam, [
+    const released = await ipamGc("net1", ctx(d, SUBNET).conf, [
       { containerId: "c2", ifname: "eth0" },
       { containerId: "legacy", ifname: "eth0" },
     ]);
@@ -200,16 +209,16 @@ Deno.test("ipamGc() releases leases of attachments that are not valid", async ()
       "last_reserved_ip.0",
       "lock",
     ]);
-    assert.deepEqual(await ipamGc("unused", ctx(d, SUBNET).ipam, []), []);
+    assert.deepEqual(await ipamGc("unused", ctx(d, SUBNET).conf, []), []);
   });
 });
 
 Deno.test("ipamStatus() passes on a writable store and fails with code 50 otherwise", async () => {
   await withDataDir(async (d) => {
-    await ipamStatus("net1", ctx(d, SUBNET).ipam);
+    await ipamStatus("net1", ctx(d, SUBNET).conf);
     await Deno.writeTextFile(`${d}/file`, "");
     await assert.rejects(
-      ipamStatus("net1", ctx(`${d}/file`, SUBNET).ipam),
+      ipamStatus("net1", ctx(`${d}/file`, SUBNET).conf),
       cniError(50, /^IPAM store for network "net1" is not usable: Cannot create lease directory/),
     );
   });
@@ -235,7 +244,7 @@ Deno.test("ipamAdd() delegates other IPAM types to their plugin", {
     network: "static-net",
     containerId: "c1",
     ifname: "eth0",
-    ipam: config.ipam,
+    conf: parseIpamConf(config.ipam, false),
     rawConfig: new TextEncoder().encode(JSON.stringify(config)),
     env: { CNI_PATH: "/usr/lib/cni", CNI_CONTAINERID: "c1", CNI_NETNS: "/x", CNI_IFNAME: "eth0" },
     requestedIps: [],

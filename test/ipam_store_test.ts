@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { CniError } from "../src/spec/cni.ts";
 import type { IpamResult } from "../src/spec/cni.ts";
 import { ipamAdd } from "../src/ipam/mod.ts";
+import { parseIpamConf } from "../src/ipam/config.ts";
 import { LeaseStore } from "../src/ipam/store.ts";
 
 async function withDataDir(fn: (dataDir: string) => void | Promise<void>): Promise<void> {
@@ -180,11 +181,13 @@ function ipamFor(dataDir: string): Record<string, unknown> {
 Deno.test("16 concurrent ipamAdd processes all get distinct addresses", async () => {
   await withDataDir(async (d) => {
     const modUrl = new URL("../src/ipam/mod.ts", import.meta.url).href;
+    const confUrl = new URL("../src/ipam/config.ts", import.meta.url).href;
     const code = `
       const { ipamAdd } = await import(${JSON.stringify(modUrl)});
+      const { parseIpamConf } = await import(${JSON.stringify(confUrl)});
       const r = await ipamAdd({
         network: "net1", containerId: Deno.args[0], ifname: "eth0",
-        ipam: ${JSON.stringify(ipamFor(d))},
+        conf: parseIpamConf(${JSON.stringify(ipamFor(d))}, false),
         rawConfig: new Uint8Array(), env: {}, requestedIps: [],
       });
       console.log(JSON.stringify(r));`;
@@ -221,7 +224,7 @@ Deno.test("16 concurrent ipamAdd calls in one process all get distinct addresses
           network: "net1",
           containerId: `ctr${i}`,
           ifname: "eth0",
-          ipam: ipamFor(d),
+          conf: parseIpamConf(ipamFor(d), false),
           rawConfig: new Uint8Array(),
           env: {},
           requestedIps: [],

@@ -7,7 +7,7 @@ import { type Ctx, identityOf, ipamAddCtx, ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { Undo } from "./undo.ts";
 import { faultPoint } from "./fault.ts";
-import { ipamAdd, ipamDel, ipamValidate } from "../ipam/mod.ts";
+import { ipamAdd, ipamDel, ipamPlan } from "../ipam/mod.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
@@ -77,7 +77,8 @@ export function containerRoutes(
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { env, conf, state } = ctx;
   const { identity } = identityOf(ctx);
-  ipamValidate(ipamAddCtx(ctx));
+  const ipamCtx = ipamAddCtx(ctx);
+  const plan = ipamPlan(ipamCtx);
   const ns = openNetns(env.netns);
   const undo = new Undo();
   const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);
@@ -124,7 +125,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     undo.push("remove attachment state", () => state.remove(env.containerId, env.ifname));
     await fault("after-state");
 
-    const ipam = await ipamAdd(ipamAddCtx(ctx));
+    const ipam = await ipamAdd(ipamCtx, plan);
     undo.push("release the address", () => ipamDel(ipamDelCtx(ctx)));
     const v4 = v4Of(ipam.ips);
     const first = v4[0];

@@ -1,10 +1,7 @@
-// CNI_ARGS ("K=V;K2=V2") parsing, the keys the plugin reads from it, and the IP literal checks
-// that requested addresses (here and in config.ts) and results (result.ts) need.
+// CNI_ARGS ("K=V;K2=V2") parsing and the keys the plugin reads from it.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { ipv4Problem, isIpv6 } from "../spec/ipv4.ts";
-
-export { isIpv6 };
+import { formatIpv4, parseIpv4Prefix } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
 
 /** The CNI_ARGS keys the plugin understands; others are ignored, as with IgnoreUnknown=1. */
@@ -74,43 +71,11 @@ export function podNameArg(args: Map<string, string>): string | undefined {
   return nonEmpty(args, ARG_POD_NAME);
 }
 
-// ---- IP literals -------------------------------------------------------------------------------
-
-/** Is `s` a dotted-quad IPv4 address without leading zeros? */
-export function isIpv4(s: string): boolean {
-  return ipv4Problem(s) === undefined;
-}
-
-/** Is `s` an IPv4 or IPv6 address? */
-export function isIp(s: string): boolean {
-  return isIpv4(s) || isIpv6(s);
-}
-
-export interface Cidr {
-  address: string;
-  prefix: number;
-  family: 4 | 6;
-}
-
-/** Parses "address/prefix" for either family, or returns undefined. */
-export function parseCidr(s: string): Cidr | undefined {
-  const slash = s.indexOf("/");
-  if (slash < 0) return undefined;
-  const address = s.slice(0, slash);
-  const p = s.slice(slash + 1);
-  if (!/^(?:0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-  const prefix = Number(p);
-  if (isIpv4(address)) return prefix <= 32 ? { address, prefix, family: 4 } : undefined;
-  if (isIpv6(address)) return prefix <= 128 ? { address, prefix, family: 6 } : undefined;
-  return undefined;
-}
-
 /**
  * A requested address as "a.b.c.d" or "a.b.c.d/len" reduced to "a.b.c.d", or undefined if it
  * is neither. The plugin is IPv4-only, so IPv6 requests are invalid here.
  */
 export function normalizeRequestedIpv4(s: string): string | undefined {
-  if (isIpv4(s)) return s;
-  const cidr = parseCidr(s);
-  return cidr?.family === 4 ? cidr.address : undefined;
+  const p = parseIpv4Prefix(s);
+  return p === undefined ? undefined : formatIpv4(p.ip);
 }

@@ -1,12 +1,18 @@
-// The network config on stdin: decoded, type-checked and defaulted into a NetConf, keeping the
-// raw bytes and object because IPAM plugins are handed the config as the runtime sent it.
+// The network config on stdin: decoded, type-checked and defaulted into a NetConf, once, at the
+// boundary (the IPAM section included); the commands get typed values. The raw bytes and
+// object are kept because IPAM plugins are handed the config as the runtime sent it.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { describeValue } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
 import { dirPathProblem, ifNameProblem, validateNetworkName } from "../spec/names.ts";
-import { normalizeRequestedIpv4, parseCidr, requestedIpsFromArgs } from "./args.ts";
-import { parseDns, parsePrevResult } from "./result.ts";
+import { normalizeRequestedIpv4, requestedIpsFromArgs } from "./args.ts";
+import { parseIpPrefix } from "../spec/ipv4.ts";
+import { parsePrevResult } from "./result.ts";
+import { parseDns } from "../spec/dns.ts";
+import { contextStyle, FieldReader, isObject, type Obj } from "../spec/json.ts";
+import { type IpamConf, parseIpamConf } from "../ipam/config.ts";
+export type { IpamConf };
 import type { Dns, Result } from "../spec/cni.ts";
 import { negotiate, type SupportedVersion } from "./version.ts";
 
@@ -17,14 +23,6 @@ export const MAX_MTU = 65535;
 export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
-
-export interface IpamConf {
-  type: string;
-  /** The ipam object as given, or as built from podcidr; IPAM plugins read their own fields. */
-  raw: Record<string, unknown>;
-  /** Built from the legacy top-level "podcidr" rather than given as "ipam". */
-  fromPodCidr: boolean;
-}
 
 /** The plugin's part of the "args" convention: args.cni.{ips,identity,labels}. */
 export interface ConfArgs {
@@ -79,40 +77,15 @@ const UNSUPPORTED_DEFAULTS: Record<string, unknown> = {
   portIsolation: false,
 };
 
-type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+const fields = new FieldReader(contextStyle("Invalid network config"));
 
 function invalid(path: string, expected: string, value: unknown): CniError {
-  return new CniError(
-    ErrCode.InvalidConfig,
-    `Invalid network config: "${path}" must be ${expected}, got ${describeValue(value)}`,
-  );
-}
-
-function required(path: string): CniError {
-  return new CniError(ErrCode.InvalidConfig, `Invalid network config: "${path}" is required`);
+  return fields.invalid(path, expected, value);
 }
 
 // JSON null counts as absent throughout, as it does for Go's decoder.
 function present(v: unknown): boolean {
   return v !== undefined && v !== null;
-}
-
-function bool(o: Obj, key: string, dflt: boolean): boolean {
-  const v = o[key];
-  if (!present(v)) return dflt;
-  if (typeof v !== "boolean") throw invalid(key, "a boolean", v);
-  return v;
-}
-
-function optObject(o: Obj, key: string, path = key): Obj | undefined {
-  const v = o[key];
-  if (!present(v)) return undefined;
-  if (!isObject(v)) throw invalid(path, "an object", v);
-  return v;
 }
 
 /** A string array of requested IPv4 addresses, normalized to bare addresses. */
@@ -189,53 +162,36 @@ function decode(stdin: Uint8Array): Obj {
 export function parseNetConf(stdin: Uint8Array): NetConf {
   const json = decode(stdin);
 
-  const cniVersion = json.cniVersion;
-  if (!present(cniVersion)) throw required("cniVersion");
-  if (typeof cniVersion !== "string") throw invalid("cniVersion", "a string", cniVersion);
-  const name = json.name;
-  if (!present(name)) throw required("name");
-  if (typeof name !== "string") throw invalid("name", "a string", name);
+  const cniVersion = fields.string(json, "cniVersion");
+  const name = fields.string(json, "name");
   validateNetworkName(name);
   const version = negotiate(cniVersion);
 
-  const type = json.type;
-  if (!present(type)) throw required("type");
-  if (typeof type !== "string" || type === "") throw invalid("type", "a non-empty string", type);
+  const type = fields.string(json, "type", "", true);
 
-  let bridge = DEFAULT_BRIDGE;
-  if (present(json.bridge)) {
-    if (typeof json.bridge !== "string") throw invalid("bridge", "a string", json.bridge);
-    const problem = ifNameProblem(json.bridge);
-    if (problem !== undefined) {
-      throw new CniError(
-        ErrCode.InvalidConfig,
-        `Invalid network config: "bridge" ${problem}, got ${describeValue(json.bridge)}`,
-      );
-    }
-    bridge = json.bridge;
+  const bridge = fields.optString(json, "bridge") ?? DEFAULT_BRIDGE;
+  const problem = ifNameProblem(bridge);
+  if (problem !== undefined) {
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      `Invalid network config: "bridge" ${problem}, got ${describeValue(json.bridge)}`,
+    );
   }
 
-  let mtu = DEFAULT_MTU;
-  if (present(json.mtu)) {
-    const v = json.mtu;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < MIN_MTU || v > MAX_MTU) {
-      throw invalid("mtu", `an integer from ${MIN_MTU} to ${MAX_MTU}`, v);
-    }
-    mtu = v;
-  }
+  const mtu = fields.optInt(json, "mtu", "", MIN_MTU, MAX_MTU) ?? DEFAULT_MTU;
 
-  const isDefaultGateway = bool(json, "isDefaultGateway", false);
+  const isDefaultGateway = fields.optBool(json, "isDefaultGateway") ?? false;
   // As the reference bridge plugin: a default route via the gateway needs the gateway.
-  const isGateway = bool(json, "isGateway", true) || isDefaultGateway;
-  const hairpinMode = bool(json, "hairpinMode", false);
-  const promiscMode = bool(json, "promiscMode", false);
+  const isGateway = (fields.optBool(json, "isGateway") ?? true) || isDefaultGateway;
+  const hairpinMode = fields.optBool(json, "hairpinMode") ?? false;
+  const promiscMode = fields.optBool(json, "promiscMode") ?? false;
 
   const pinDir = absPath(json, "pinDir", DEFAULT_PIN_DIR);
   const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
 
-  const ipam = parseIpam(json);
+  const runtimeConfig = fields.optObject(json, "runtimeConfig");
+  const ipam = parseIpam(json, runtimeConfig?.ipRanges);
   const args = parseArgs(json);
-  const runtimeConfig = optObject(json, "runtimeConfig");
 
   const conf: NetConf = {
     cniVersion: version,
@@ -261,12 +217,12 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     conf.runtimeConfig.ipRanges = runtimeConfig.ipRanges;
   }
 
-  const prevResultRaw = optObject(json, "prevResult");
+  const prevResultRaw = fields.optObject(json, "prevResult");
   if (prevResultRaw !== undefined) {
     conf.prevResultRaw = prevResultRaw;
     conf.prevResult = parsePrevResult(prevResultRaw, version);
   }
-  if (present(json.dns)) conf.dns = parseDns(json.dns, "Invalid network config");
+  if (present(json.dns)) conf.dns = parseDns(json.dns, fields);
 
   const unsupported = Object.keys(UNSUPPORTED_DEFAULTS).filter((key) =>
     present(json[key]) && !isDefault(json[key], UNSUPPORTED_DEFAULTS[key])
@@ -298,32 +254,25 @@ function isDefault(v: unknown, dflt: unknown): boolean {
 }
 
 /** "ipam", or the legacy "podcidr" shorthand when there is no "ipam" (ipam wins if both). */
-function parseIpam(json: Obj): IpamConf {
-  const ipam = optObject(json, "ipam");
+function parseIpam(json: Obj, runtimeIpRanges: unknown): IpamConf {
+  const ipam = fields.optObject(json, "ipam");
   if (ipam !== undefined) {
-    const type = ipam.type;
-    if (!present(type)) throw required("ipam.type");
-    if (typeof type !== "string" || type === "") {
-      throw invalid("ipam.type", "a non-empty string", type);
-    }
-    return { type, raw: ipam, fromPodCidr: false };
+    fields.string(ipam, "type", "ipam", true);
+    return parseIpamConf(ipam, false, runtimeIpRanges);
   }
   const podcidr = json.podcidr;
-  if (!present(podcidr)) throw required("ipam");
-  if (typeof podcidr !== "string" || parseCidr(podcidr)?.family !== 4) {
+  if (!present(podcidr)) throw fields.missing("ipam");
+  if (typeof podcidr !== "string" || parseIpPrefix(podcidr)?.family !== 4) {
     throw invalid("podcidr", "an IPv4 subnet in CIDR notation", podcidr);
   }
-  return {
-    type: "host-local",
-    raw: { type: "host-local", subnet: podcidr, routes: [{ dst: "0.0.0.0/0" }] },
-    fromPodCidr: true,
-  };
+  const raw = { type: "host-local", subnet: podcidr, routes: [{ dst: "0.0.0.0/0" }] };
+  return parseIpamConf(raw, true, runtimeIpRanges);
 }
 
 function parseArgs(json: Obj): ConfArgs {
   const out: ConfArgs = { ips: [] };
-  const args = optObject(json, "args");
-  const cni = args ? optObject(args, "cni", "args.cni") : undefined;
+  const args = fields.optObject(json, "args");
+  const cni = args ? fields.optObject(args, "cni", "args") : undefined;
   if (cni === undefined) return out;
   out.ips = ipList(cni, "ips", "args.cni.ips");
   if (present(cni.identity)) {

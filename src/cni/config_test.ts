@@ -30,11 +30,16 @@ Deno.test("parseNetConf() fills in the defaults", () => {
   assert.equal(c.hairpinMode, false);
   assert.equal(c.promiscMode, false);
   assert.equal(c.pinDir, DEFAULT_PIN_DIR);
-  assert.deepEqual(c.ipam, {
+  const { type, raw, fromPodCidr, builtIn } = c.ipam;
+  assert.deepEqual({ type, raw, fromPodCidr, builtIn }, {
     type: "host-local",
     raw: { type: "host-local", subnet: "10.13.0.0/24" },
     fromPodCidr: false,
+    builtIn: true,
   });
+  // Parsed once, here: the ranges and dataDir are typed values already.
+  assert.ok(c.ipam.builtIn && !(c.ipam.config instanceof Error));
+  assert.equal(c.ipam.dataDir, "/var/lib/cni/networks");
   assert.deepEqual(c.args, { ips: [] });
   assert.deepEqual(c.runtimeConfig, { ips: [] });
   assert.equal(c.prevResult, undefined);
@@ -99,7 +104,8 @@ Deno.test("parseNetConf() tells a string mtu from a number in the message", () =
 
 Deno.test("parseNetConf() builds host-local IPAM from the legacy podcidr", () => {
   const c = conf({ ipam: undefined, podcidr: "10.244.1.0/24" });
-  assert.deepEqual(c.ipam, {
+  const { type, raw, fromPodCidr } = c.ipam;
+  assert.deepEqual({ type, raw, fromPodCidr }, {
     type: "host-local",
     raw: { type: "host-local", subnet: "10.244.1.0/24", routes: [{ dst: "0.0.0.0/0" }] },
     fromPodCidr: true,

@@ -47,21 +47,14 @@ export function ipamDelCtx(
     network: ctx.conf.name,
     containerId,
     ifname,
-    ipam: ctx.conf.ipam.raw,
+    conf: ctx.conf.ipam,
     rawConfig: ipamStdin(ctx.conf),
     env: cniEnv(ctx, containerId, ifname),
   };
 }
 
 export function ipamAddCtx(ctx: Ctx): IpamContext {
-  const out: IpamContext = {
-    ...ipamDelCtx(ctx),
-    requestedIps: requestedIps(ctx.conf, ctx.cniArgs),
-  };
-  if (ctx.conf.runtimeConfig.ipRanges !== undefined) {
-    out.runtimeIpRanges = ctx.conf.runtimeConfig.ipRanges;
-  }
-  return out;
+  return { ...ipamDelCtx(ctx), requestedIps: requestedIps(ctx.conf, ctx.cniArgs) };
 }
 
 export function identityOf(ctx: Ctx): ResolvedIdentity {

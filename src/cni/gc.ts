@@ -5,7 +5,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { teardown, teardownOf } from "./del.ts";
-import { ipamGc, ipamValidateDel } from "../ipam/mod.ts";
+import { ipamGc } from "../ipam/mod.ts";
 import { NetlinkSocket } from "../../ffi/libmnl.ts";
 import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
@@ -38,8 +38,6 @@ export function validAttachments(json: Record<string, unknown>): Valid[] {
 
 export async function cmdGc(ctx: Ctx): Promise<void> {
   const valid = validAttachments(ctx.conf.json);
-  // A config that would make ipamDel/ipamGc fail must not get as far as deleting links.
-  ipamValidateDel(ctx.conf.ipam.raw);
   const key = (a: Valid) => `${a.containerId}\n${a.ifname}`;
   const keep = new Set(valid.map(key));
   const host = new NetlinkSocket();
@@ -63,7 +61,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     const endpoints = dp ? new EndpointMap(dp.endpointFd) : undefined;
     const released = await ipamGc(
       ctx.conf.name,
-      ctx.conf.ipam.raw,
+      ctx.conf.ipam,
       valid,
       { rawConfig: d.rawConfig, env: d.env },
       (text) => {

@@ -3,7 +3,9 @@
 
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { describeValue } from "../spec/text.ts";
-import { isIp, isIpv6, parseCidr } from "./args.ts";
+import { contextStyle, FieldReader, isObject } from "../spec/json.ts";
+import { parseDns } from "../spec/dns.ts";
+import { isIp, parseIpPrefix } from "../spec/ipv4.ts";
 import type { Dns, Interface, IpConfig, Result, Route } from "../spec/cni.ts";
 import {
   CURRENT_VERSION,
@@ -50,7 +52,7 @@ function formatInterface(i: Interface, legacy: boolean): Record<string, unknown>
 function formatIp(ip: IpConfig, legacy: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   // types/040 derives the family from the address; the key order follows its struct.
-  if (legacy) out.version = isIpv6(ip.address.split("/")[0] ?? "") ? "6" : "4";
+  if (legacy) out.version = parseIpPrefix(ip.address)?.family === 6 ? "6" : "4";
   if (ip.interface !== undefined) out.interface = ip.interface;
   out.address = ip.address;
   if (ip.gateway) out.gateway = ip.gateway;
@@ -89,85 +91,7 @@ export function formatError(err: CniError, cniVersion: string): Record<string, u
 
 // ---- prevResult --------------------------------------------------------------------------------
 
-type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 const U32_MAX = 4294967295;
-
-/**
- * Typed reads of JSON fields that fail with code 7 naming the field's path; `context` starts the
- * message ("Invalid prevResult", "Invalid network config"). JSON null counts as absent, as in Go.
- */
-class FieldReader {
-  constructor(readonly context: string) {}
-
-  invalid(path: string, expected: string, value: unknown): CniError {
-    return new CniError(
-      ErrCode.InvalidConfig,
-      `${this.context}: "${path}" must be ${expected}, got ${describeValue(value)}`,
-    );
-  }
-
-  object(v: unknown, path: string): Obj {
-    if (!isObject(v)) throw this.invalid(path, "an object", v);
-    return v;
-  }
-
-  optString(o: Obj, key: string, path: string): string | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "string") throw this.invalid(`${path}.${key}`, "a string", v);
-    return v;
-  }
-
-  optInt(o: Obj, key: string, path: string): number | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > U32_MAX) {
-      throw this.invalid(`${path}.${key}`, `an integer from 0 to ${U32_MAX}`, v);
-    }
-    return v;
-  }
-
-  optArray(o: Obj, key: string): unknown[] {
-    const v = o[key];
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) throw this.invalid(key, "an array", v);
-    return v;
-  }
-
-  optStringArray(o: Obj, key: string, path: string): string[] | undefined {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) throw this.invalid(`${path}.${key}`, "an array of strings", v);
-    return v.map((item, i) => {
-      if (typeof item !== "string") throw this.invalid(`${path}.${key}[${i}]`, "a string", item);
-      return item;
-    });
-  }
-}
-
-/**
- * Reads a dns object. `context` starts error messages; config.ts passes "Invalid network config"
- * so a bad dns in the config reads as a config error.
- */
-export function parseDns(v: unknown, context = "Invalid prevResult", path = "dns"): Dns {
-  const r = new FieldReader(context);
-  const o = r.object(v, path);
-  const out: Dns = {};
-  const nameservers = r.optStringArray(o, "nameservers", path);
-  if (nameservers !== undefined) out.nameservers = nameservers;
-  const domain = r.optString(o, "domain", path);
-  if (domain !== undefined) out.domain = domain;
-  const search = r.optStringArray(o, "search", path);
-  if (search !== undefined) out.search = search;
-  const options = r.optStringArray(o, "options", path);
-  if (options !== undefined) out.options = options;
-  return out;
-}
 
 /**
  * Reads a previous plugin's result into the 1.x shape, accepting the 0.3.x/0.4.0 shape too (its
@@ -175,7 +99,7 @@ export function parseDns(v: unknown, context = "Invalid prevResult", path = "dns
  * fields are code 7. The result takes the config's `cniVersion`, as libcni parses it so.
  */
 export function parsePrevResult(obj: unknown, cniVersion: string): Result {
-  const r = new FieldReader("Invalid prevResult");
+  const r = new FieldReader(contextStyle("Invalid prevResult"));
   if (!isObject(obj)) {
     throw new CniError(
       ErrCode.InvalidConfig,
@@ -183,8 +107,10 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
     );
   }
   const out: Result = { cniVersion };
+  const u32 = (o: Record<string, unknown>, key: string, path: string) =>
+    r.optInt(o, key, path, 0, U32_MAX);
 
-  const interfaces = r.optArray(obj, "interfaces").map((v, i) => {
+  const interfaces = (r.optArray(obj, "interfaces") ?? []).map((v, i) => {
     const path = `interfaces[${i}]`;
     const o = r.object(v, path);
     if (typeof o.name !== "string" || o.name === "") {
@@ -193,7 +119,7 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
     const intf: Interface = { name: o.name };
     const mac = r.optString(o, "mac", path);
     if (mac) intf.mac = mac;
-    const mtu = r.optInt(o, "mtu", path);
+    const mtu = u32(o, "mtu", path);
     if (mtu) intf.mtu = mtu;
     const sandbox = r.optString(o, "sandbox", path);
     if (sandbox) intf.sandbox = sandbox;
@@ -201,11 +127,11 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
   });
   if (interfaces.length > 0) out.interfaces = interfaces;
 
-  const ips = r.optArray(obj, "ips").map((v, i) => {
+  const ips = (r.optArray(obj, "ips") ?? []).map((v, i) => {
     const path = `ips[${i}]`;
     const o = r.object(v, path);
     const address = o.address;
-    const cidr = typeof address === "string" ? parseCidr(address) : undefined;
+    const cidr = typeof address === "string" ? parseIpPrefix(address) : undefined;
     if (typeof address !== "string" || cidr === undefined) {
       throw r.invalid(`${path}.address`, "an address in CIDR notation", address);
     }
@@ -219,17 +145,17 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
       if (!isIp(gateway)) throw r.invalid(`${path}.gateway`, "an IP address", gateway);
       ip.gateway = gateway;
     }
-    const intf = r.optInt(o, "interface", path);
+    const intf = u32(o, "interface", path);
     if (intf !== undefined) ip.interface = intf;
     return ip;
   });
   if (ips.length > 0) out.ips = ips;
 
-  const routes = r.optArray(obj, "routes").map((v, i) => {
+  const routes = (r.optArray(obj, "routes") ?? []).map((v, i) => {
     const path = `routes[${i}]`;
     const o = r.object(v, path);
     const dst = o.dst;
-    if (typeof dst !== "string" || parseCidr(dst) === undefined) {
+    if (typeof dst !== "string" || parseIpPrefix(dst) === undefined) {
       throw r.invalid(`${path}.dst`, "a destination in CIDR notation", dst);
     }
     const route: Route = { dst };
@@ -239,11 +165,11 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
       route.gw = gw;
     }
     for (const key of ["mtu", "advmss", "priority"] as const) {
-      const n = r.optInt(o, key, path);
+      const n = u32(o, key, path);
       if (n) route[key] = n;
     }
     for (const key of ["table", "scope"] as const) {
-      const n = r.optInt(o, key, path);
+      const n = u32(o, key, path);
       if (n !== undefined) route[key] = n;
     }
     return route;
@@ -251,7 +177,7 @@ export function parsePrevResult(obj: unknown, cniVersion: string): Result {
   if (routes.length > 0) out.routes = routes;
 
   if (obj.dns !== undefined && obj.dns !== null) {
-    const dns = parseDns(obj.dns);
+    const dns = parseDns(obj.dns, r);
     if (Object.keys(dns).length > 0) out.dns = dns;
   }
   return out;

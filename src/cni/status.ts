@@ -16,5 +16,5 @@ export async function cmdStatus(ctx: Ctx): Promise<void> {
     });
   }
   const d = ipamDelCtx(ctx);
-  await ipamStatus(ctx.conf.name, ctx.conf.ipam.raw, { rawConfig: d.rawConfig, env: d.env });
+  await ipamStatus(ctx.conf.name, ctx.conf.ipam, { rawConfig: d.rawConfig, env: d.env });
 }

@@ -8,8 +8,9 @@
 
 import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Dns, Route } from "../spec/cni.ts";
+import { FieldReader, isObject, type Obj } from "../spec/json.ts";
 import { dirPathProblem } from "../spec/names.ts";
-import { quote } from "../spec/text.ts";
+import { jsonKind, quote } from "../spec/text.ts";
 import {
   addIp,
   broadcast,
@@ -44,38 +45,22 @@ export interface HostLocalConfig {
 export const HOST_LOCAL = "host-local";
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 
-type Obj = Record<string, unknown>;
+/** The IPAM messages' style: `IPAM config field "ranges[0]" must be an array, got object`. */
+const fields = new FieldReader({
+  code: ErrCode.InvalidConfig,
+  invalid: (path, expected, v) =>
+    `IPAM config field "${path}" must be ${expected}, got ${jsonKind(v)}`,
+  missing: (path) => `IPAM config field "${path}" is missing`,
+});
 
 function invalid(msg: string, details = "", cause?: unknown): CniError {
   return new CniError(ErrCode.InvalidConfig, msg, details, cause === undefined ? {} : { cause });
 }
 
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "array";
-  return typeof v;
-}
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function optString(o: Obj, key: string, path: string): string | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== "string") {
-    throw invalid(`IPAM config field "${path}" must be a string, got ${describe(v)}`);
-  }
-  return v;
-}
-
-function optArray(o: Obj, key: string, path: string): unknown[] | undefined {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v)) {
-    throw invalid(`IPAM config field "${path}" must be an array, got ${describe(v)}`);
-  }
-  return v;
+/** A string field where "" counts as absent, as host-local reads it. */
+function optText(o: Obj, key: string, parent = ""): string | undefined {
+  const v = fields.optString(o, key, parent);
+  return v === "" ? undefined : v;
 }
 
 /** Wraps a CidrError as code 7, naming the field in details. */
@@ -90,14 +75,14 @@ function withField<T>(path: string, fn: () => T): T {
 
 /** The "ipam" object itself, or a code 7 error. */
 export function asIpamObject(ipam: unknown): Obj {
-  if (!isObj(ipam)) throw invalid(`IPAM config "ipam" must be an object, got ${describe(ipam)}`);
+  if (!isObject(ipam)) throw invalid(`IPAM config "ipam" must be an object, got ${jsonKind(ipam)}`);
   return ipam;
 }
 
 /** The plugin type; a name with "/" is refused because it is looked up in CNI_PATH. */
 export function ipamType(ipam: unknown): string {
-  const type = optString(asIpamObject(ipam), "type", "type");
-  if (type === undefined || type === "") throw invalid(`IPAM config field "type" is missing`);
+  const type = optText(asIpamObject(ipam), "type");
+  if (type === undefined) throw fields.missing("type");
   if (type.includes("/") || type === "." || type === "..") {
     throw invalid(`IPAM plugin type "${type}" is not a plain plugin name`);
   }
@@ -106,8 +91,8 @@ export function ipamType(ipam: unknown): string {
 
 /** Just the data directory: DEL and GC need nothing else, so a broken range config cannot block them. */
 export function parseDataDir(ipam: unknown): string {
-  const dir = optString(asIpamObject(ipam), "dataDir", "dataDir");
-  if (dir === undefined || dir === "") return DEFAULT_DATA_DIR;
+  const dir = optText(asIpamObject(ipam), "dataDir");
+  if (dir === undefined) return DEFAULT_DATA_DIR;
   // Stricter than host-local, which would follow a relative or ".." path anywhere.
   const problem = dirPathProblem(dir);
   if (problem !== undefined) {
@@ -120,10 +105,10 @@ export function parseDataDir(ipam: unknown): string {
   return dir;
 }
 
-function ipv4Field(o: Obj, key: string, path: string): number | undefined {
-  const text = optString(o, key, path);
-  if (text === undefined || text === "") return undefined;
-  return withField(path, () => parseIpv4(text));
+function ipv4Field(o: Obj, key: string, parent: string): number | undefined {
+  const text = optText(o, key, parent);
+  if (text === undefined) return undefined;
+  return withField(parent === "" ? key : `${parent}.${key}`, () => parseIpv4(text));
 }
 
 function parseSubnet(text: string, path: string): Cidr {
@@ -142,16 +127,12 @@ function parseSubnet(text: string, path: string): Cidr {
 }
 
 /** One range with host-local's defaults: start .1, end broadcast-1, gateway .1. */
-function parseRange(raw: unknown, path: string): Range {
-  if (!isObj(raw)) {
-    throw invalid(`IPAM config field "${path}" must be an object, got ${describe(raw)}`);
-  }
+function parseRange(v: unknown, path: string): Range {
   // path is "" for the single-range shorthand at the top of the ipam object.
+  const raw = path === "" ? asIpamObject(v) : fields.object(v, path);
   const at = (key: string): string => path === "" ? key : `${path}.${key}`;
-  const subnetText = optString(raw, "subnet", at("subnet"));
-  if (subnetText === undefined || subnetText === "") {
-    throw invalid(`IPAM config field "${at("subnet")}" is missing`);
-  }
+  const subnetText = optText(raw, "subnet", path);
+  if (subnetText === undefined) throw fields.missing(at("subnet"));
   const subnet = parseSubnet(subnetText, at("subnet"));
   const cidr = formatCidr(subnet);
   const inSubnet = (ip: number, key: string): number => {
@@ -164,15 +145,15 @@ function parseRange(raw: unknown, path: string): Range {
     return ip;
   };
   const rangeStart = inSubnet(
-    ipv4Field(raw, "rangeStart", at("rangeStart")) ?? addIp(subnet.network, 1),
+    ipv4Field(raw, "rangeStart", path) ?? addIp(subnet.network, 1),
     "rangeStart",
   );
   const rangeEnd = inSubnet(
-    ipv4Field(raw, "rangeEnd", at("rangeEnd")) ?? addIp(broadcast(subnet), -1),
+    ipv4Field(raw, "rangeEnd", path) ?? addIp(broadcast(subnet), -1),
     "rangeEnd",
   );
   const gateway = inSubnet(
-    ipv4Field(raw, "gateway", at("gateway")) ?? addIp(subnet.network, 1),
+    ipv4Field(raw, "gateway", path) ?? addIp(subnet.network, 1),
     "gateway",
   );
   if (rangeEnd < rangeStart) {
@@ -197,9 +178,7 @@ function rangesOverlap(a: Range, b: Range): boolean {
 }
 
 function parseRangeSet(raw: unknown, path: string): RangeSet {
-  if (!Array.isArray(raw)) {
-    throw invalid(`IPAM config field "${path}" must be an array, got ${describe(raw)}`);
-  }
+  if (!Array.isArray(raw)) throw fields.invalid(path, "an array", raw);
   if (raw.length === 0) throw invalid(`IPAM config field "${path}" is an empty range set`);
   const set = raw.map((r, i) => parseRange(r, `${path}[${i}]`));
   for (let i = 0; i < set.length; i++) {
@@ -222,12 +201,10 @@ function parseRangeSets(raw: unknown[] | undefined, path: string): RangeSet[] {
 
 const ROUTE_INTS = ["mtu", "advmss", "priority", "table", "scope"] as const;
 
-function parseRoute(raw: unknown, path: string): Route {
-  if (!isObj(raw)) {
-    throw invalid(`IPAM config field "${path}" must be an object, got ${describe(raw)}`);
-  }
-  const dst = optString(raw, "dst", `${path}.dst`);
-  if (dst === undefined || dst === "") throw invalid(`IPAM config field "${path}.dst" is missing`);
+function parseRoute(v: unknown, path: string): Route {
+  const raw = fields.object(v, path);
+  const dst = optText(raw, "dst", path);
+  if (dst === undefined) throw fields.missing(`${path}.dst`);
   if (dst.includes(":")) {
     throw invalid(
       `IPv6 route "${dst}" is not supported: ebpfcni's maps hold IPv4 addresses only`,
@@ -237,18 +214,14 @@ function parseRoute(raw: unknown, path: string): Route {
   // host-local keeps the destination as written (host bits included), so only validate it.
   withField(`${path}.dst`, () => parseCidr(dst, { strict: false }));
   const route: Route = { dst };
-  const gw = optString(raw, "gw", `${path}.gw`);
-  if (gw !== undefined && gw !== "") {
+  const gw = optText(raw, "gw", path);
+  if (gw !== undefined) {
     withField(`${path}.gw`, () => parseIpv4(gw));
     route.gw = gw;
   }
   for (const key of ROUTE_INTS) {
-    const v = raw[key];
-    if (v === undefined) continue;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-      throw invalid(`IPAM config field "${path}.${key}" must be a non-negative integer`);
-    }
-    route[key] = v;
+    const n = fields.optInt(raw, key, path, 0, Number.MAX_SAFE_INTEGER, "a non-negative integer");
+    if (n !== undefined) route[key] = n;
   }
   return route;
 }
@@ -265,20 +238,22 @@ export function parseHostLocalConfig(ipam: unknown, runtimeIpRanges?: unknown): 
   if (runtimeIpRanges !== undefined && runtimeIpRanges !== null) {
     if (!Array.isArray(runtimeIpRanges)) {
       throw invalid(
-        `Runtime config field "ipRanges" must be an array, got ${describe(runtimeIpRanges)}`,
+        `Runtime config field "ipRanges" must be an array, got ${jsonKind(runtimeIpRanges)}`,
       );
     }
     ranges.push(...parseRangeSets(runtimeIpRanges, "runtimeConfig.ipRanges"));
   }
-  const subnet = optString(o, "subnet", "subnet");
-  if (subnet !== undefined && subnet !== "") {
+  const subnet = optText(o, "subnet");
+  if (subnet !== undefined) {
     ranges.push([parseRange(o, "")]);
   } else {
     for (const key of ["rangeStart", "rangeEnd", "gateway"]) {
-      if (o[key] !== undefined) throw invalid(`IPAM config field "${key}" requires "subnet"`);
+      if (o[key] !== undefined && o[key] !== null) {
+        throw invalid(`IPAM config field "${key}" requires "subnet"`);
+      }
     }
   }
-  ranges.push(...parseRangeSets(optArray(o, "ranges", "ranges"), "ranges"));
+  ranges.push(...parseRangeSets(fields.optArray(o, "ranges"), "ranges"));
   if (ranges.length === 0) {
     throw invalid(`IPAM config has no IP ranges: set "subnet" or "ranges"`);
   }
@@ -300,12 +275,10 @@ export function parseHostLocalConfig(ipam: unknown, runtimeIpRanges?: unknown): 
     }
   }
 
-  const routes = (optArray(o, "routes", "routes") ?? []).map((r, i) =>
-    parseRoute(r, `routes[${i}]`)
-  );
-  const resolvConf = optString(o, "resolvConf", "resolvConf");
+  const routes = (fields.optArray(o, "routes") ?? []).map((r, i) => parseRoute(r, `routes[${i}]`));
+  const resolvConf = optText(o, "resolvConf");
   const config: HostLocalConfig = { type, ranges, routes, dataDir: parseDataDir(o) };
-  if (resolvConf !== undefined && resolvConf !== "") config.resolvConf = resolvConf;
+  if (resolvConf !== undefined) config.resolvConf = resolvConf;
   return config;
 }
 
@@ -334,4 +307,53 @@ export function parseResolvConf(text: string): Dns {
     }
   }
   return dns;
+}
+
+/** The "ipam" section, parsed once where the network config is read. */
+interface IpamConfBase {
+  type: string;
+  /** The ipam object as given, or as built from podcidr; a delegated plugin reads its own
+   * fields from the config it is handed. */
+  raw: Obj;
+  /** Built from the legacy top-level "podcidr" rather than given as "ipam". */
+  fromPodCidr: boolean;
+}
+
+/** The built-in host-local allocator. `dataDir` is all DEL and GC need, so a range config that
+ * is now invalid cannot block them: its error is kept and thrown only where ranges are used. */
+export interface BuiltInIpamConf extends IpamConfBase {
+  builtIn: true;
+  dataDir: string;
+  config: HostLocalConfig | CniError;
+}
+
+export interface DelegatedIpamConf extends IpamConfBase {
+  builtIn: false;
+}
+
+export type IpamConf = BuiltInIpamConf | DelegatedIpamConf;
+
+/** Parses the ipam object: the type, and for host-local its dataDir (errors now) and ranges
+ * (errors kept for the commands that use them). `runtimeIpRanges` is runtimeConfig.ipRanges. */
+export function parseIpamConf(
+  ipam: Obj,
+  fromPodCidr: boolean,
+  runtimeIpRanges?: unknown,
+): IpamConf {
+  const type = ipamType(ipam);
+  if (type !== HOST_LOCAL) return { builtIn: false, type, raw: ipam, fromPodCidr };
+  let config: HostLocalConfig | CniError;
+  try {
+    config = parseHostLocalConfig(ipam, runtimeIpRanges);
+  } catch (err) {
+    if (!(err instanceof CniError)) throw err;
+    config = err;
+  }
+  return { builtIn: true, type, raw: ipam, fromPodCidr, dataDir: parseDataDir(ipam), config };
+}
+
+/** The parsed host-local config, or the error that made it invalid. */
+export function hostLocalConfig(conf: BuiltInIpamConf): HostLocalConfig {
+  if (conf.config instanceof CniError) throw conf.config;
+  return conf.config;
 }

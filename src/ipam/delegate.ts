@@ -4,15 +4,11 @@
 // and its error JSON is rethrown as a CniError with the same code, msg and details.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
-import type { Dns, IpamResult, IpConfig, Route } from "../spec/cni.ts";
+import type { IpamResult, IpConfig, Route } from "../spec/cni.ts";
+import { parseDns } from "../spec/dns.ts";
+import { fieldPath, FieldReader, isObject, type Obj } from "../spec/json.ts";
 
 export type DelegateCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** The plugin's path: the first regular file named `name` in the colon-separated CNI_PATH. */
 export async function findPlugin(name: string, cniPath: string): Promise<string> {
@@ -54,7 +50,7 @@ function pluginFailure(name: string, status: number, stdout: string, stderr: str
       { cause: err },
     );
   }
-  if (!isObj(parsed)) {
+  if (!isObject(parsed)) {
     return new CniError(ErrCode.Internal, `${from}: ${stdout.trim()}`, stderr.trim());
   }
   const code = typeof parsed.code === "number" && parsed.code > 0 ? parsed.code : ErrCode.Internal;
@@ -109,88 +105,70 @@ export async function execPlugin(
   return stdout;
 }
 
-function decodeError(name: string, why: string): CniError {
-  return new CniError(
-    ErrCode.DecodeFailure,
-    `Cannot decode the result of IPAM plugin "${name}": ${why}`,
-  );
-}
-
-function str(v: unknown, what: string, name: string): string {
-  if (typeof v !== "string") throw decodeError(name, `${what} must be a string`);
-  return v;
+/** A reader whose errors say the plugin's result cannot be decoded (code 6). */
+function resultReader(name: string): FieldReader {
+  const prefix = `Cannot decode the result of IPAM plugin "${name}"`;
+  return new FieldReader({
+    code: ErrCode.DecodeFailure,
+    invalid: (path, expected) => `${prefix}: ${path} must be ${expected}`,
+    missing: (path) => `${prefix}: ${path} is missing`,
+  });
 }
 
 const ROUTE_INTS = ["mtu", "advmss", "priority", "table", "scope"] as const;
 
-function parseRoutes(v: unknown, name: string): Route[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw decodeError(name, `"routes" must be an array`);
-  return v.map((r, i) => {
-    if (!isObj(r)) throw decodeError(name, `routes[${i}] must be an object`);
-    const route: Route = { dst: str(r.dst, `routes[${i}].dst`, name) };
-    if (r.gw !== undefined && r.gw !== "") route.gw = str(r.gw, `routes[${i}].gw`, name);
+function parseRoutes(o: Obj, path: string, r: FieldReader): Route[] {
+  return (r.optArray(o, "routes", path) ?? []).map((v, i) => {
+    const at = fieldPath(fieldPath(path, "routes"), i);
+    const ro = r.object(v, at);
+    const route: Route = { dst: r.string(ro, "dst", at) };
+    const gw = r.optString(ro, "gw", at);
+    if (gw) route.gw = gw;
     for (const key of ROUTE_INTS) {
-      const n = r[key];
+      const n = ro[key];
       if (typeof n === "number") route[key] = n;
     }
     return route;
   });
 }
 
-function parseDns(v: unknown, name: string): Dns | undefined {
-  if (!isObj(v)) return undefined;
-  const strings = (x: unknown, what: string): string[] | undefined => {
-    if (x === undefined || x === null) return undefined;
-    if (!Array.isArray(x) || !x.every((s) => typeof s === "string")) {
-      throw decodeError(name, `dns.${what} must be an array of strings`);
-    }
-    return x.length > 0 ? x : undefined;
-  };
-  const dns: Dns = {};
-  const nameservers = strings(v.nameservers, "nameservers");
-  const search = strings(v.search, "search");
-  const options = strings(v.options, "options");
-  if (nameservers) dns.nameservers = nameservers;
-  if (typeof v.domain === "string" && v.domain !== "") dns.domain = v.domain;
-  if (search) dns.search = search;
-  if (options) dns.options = options;
-  return Object.keys(dns).length > 0 ? dns : undefined;
-}
-
 /** Normalises a plugin's result: 0.3.x/0.4.0/1.x ("ips"; "version" dropped) or 0.1/0.2 ("ip4"/"ip6"). */
 export function parseIpamResult(json: unknown, name: string): IpamResult {
-  if (!isObj(json)) throw decodeError(name, "the result is not a JSON object");
+  const r = resultReader(name);
+  if (!isObject(json)) throw r.invalid("the result", "a JSON object", json);
   const ips: IpConfig[] = [];
   const routes: Route[] = [];
-  if (json.ips !== undefined && json.ips !== null) {
-    if (!Array.isArray(json.ips)) throw decodeError(name, `"ips" must be an array`);
-    json.ips.forEach((ip, i) => {
-      if (!isObj(ip)) throw decodeError(name, `ips[${i}] must be an object`);
-      const cfg: IpConfig = { address: str(ip.address, `ips[${i}].address`, name) };
-      if (ip.gateway !== undefined && ip.gateway !== "") {
-        cfg.gateway = str(ip.gateway, `ips[${i}].gateway`, name);
-      }
+  const list = r.optArray(json, "ips");
+  if (list !== undefined) {
+    list.forEach((v, i) => {
+      const at = `ips[${i}]`;
+      const ip = r.object(v, at);
+      const cfg: IpConfig = { address: r.string(ip, "address", at) };
+      const gateway = r.optString(ip, "gateway", at);
+      if (gateway) cfg.gateway = gateway;
       if (typeof ip.interface === "number") cfg.interface = ip.interface;
       ips.push(cfg);
     });
-    routes.push(...parseRoutes(json.routes, name));
+    routes.push(...parseRoutes(json, "", r));
   } else {
     for (const family of ["ip4", "ip6"] as const) {
-      const old = json[family];
-      if (old === undefined || old === null) continue;
-      if (!isObj(old)) throw decodeError(name, `"${family}" must be an object`);
-      const cfg: IpConfig = { address: str(old.ip, `${family}.ip`, name) };
-      if (old.gateway !== undefined && old.gateway !== "") {
-        cfg.gateway = str(old.gateway, `${family}.gateway`, name);
-      }
+      const old = r.optObject(json, family);
+      if (old === undefined) continue;
+      const cfg: IpConfig = { address: r.string(old, "ip", family) };
+      const gateway = r.optString(old, "gateway", family);
+      if (gateway) cfg.gateway = gateway;
       ips.push(cfg);
-      routes.push(...parseRoutes(old.routes, name));
+      routes.push(...parseRoutes(old, family, r));
     }
   }
   const result: IpamResult = { ips, routes };
-  const dns = parseDns(json.dns, name);
-  if (dns) result.dns = dns;
+  // Lenient like libcni: a dns that is not an object is dropped, an empty one left out.
+  if (isObject(json.dns)) {
+    const dns = parseDns(json.dns, r);
+    if (Object.values(dns).some((v) => v !== "" && (!Array.isArray(v) || v.length > 0))) {
+      result.dns = dns;
+    }
+  }
   return result;
 }
 

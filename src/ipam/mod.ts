@@ -1,39 +1,39 @@
 // IPAM façade for the CNI commands: the built-in host-local-compatible allocator
-// for `"type": "host-local"`, delegation to the plugin binary for any other type.
+// for `"type": "host-local"`, delegation to the plugin binary for any other type. Every
+// function takes the ipam section already parsed (IpamConf, from ipam/config.ts).
 //
 // API
-//   ipamAdd(ctx: IpamContext): Promise<IpamResult>
+//   ipamPlan(ctx): IpamPlan
+//     The config and requested-IP errors of an ADD (7, 101), found without the store; the
+//     plan is what ipamAdd then carries out.
+//   ipamAdd(ctx, plan?): Promise<IpamResult>
 //     One address per range set, written to the store before returning. Idempotent:
 //     an attachment (containerId, ifname) that already holds a lease in a range set
 //     gets that lease back (host-local instead fails with "duplicate allocation").
 //     Errors: 7 bad config, 100 a range set is full, 101 a requested IP is taken,
 //     is a gateway or lies outside the ranges, 5 store I/O.
-//   ipamValidate(ctx: IpamContext): void
-//     The config and requested-IP errors of ipamAdd (7, 101), found without the store.
-//   ipamDel(ctx: IpamDelContext): Promise<void>
+//   ipamDel(ctx): Promise<void>
 //     Releases the attachment's leases; succeeds when there are none.
-//   ipamValidateDel(ipam): void
-//     The config errors (7) of ipamDel and ipamGc, found without the store.
-//   ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Promise<void>
+//   ipamLeasedIps(ctx): Promise<string[] | undefined>
+//     The addresses the built-in store leases to the attachment.
+//   ipamCheck(ctx, expected: IpConfig[]): Promise<void>
 //     Code 3 when a range set has no lease for the attachment, 999 when the leases
 //     differ from `expected` (the prevResult's IPs; only IPv4 entries are compared).
-//   ipamGc(network, ipam, validAttachments, delegation?): Promise<string[]>
+//   ipamGc(network, conf, validAttachments, delegation?): Promise<string[]>
 //     Releases every lease of the built-in store not owned by a valid attachment and
 //     returns the released IPs; for a delegated type runs the plugin's GC, returns [].
-//   ipamStatus(network, ipam, delegation?): Promise<void>
+//   ipamStatus(network, conf, delegation?): Promise<void>
 //     Code 50 when the store directory is not usable; delegated types run STATUS.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Dns, IpamResult, IpConfig } from "../spec/cni.ts";
 import { allocate, type Allocation, checkRequested, rangeFor } from "./allocator.ts";
-import { formatIpv4, parseIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
+import { formatIpv4, parseIpv4, parseIpv4Prefix, tryParseIpv4 } from "../spec/ipv4.ts";
 import {
   formatRangeSet,
-  HOST_LOCAL,
   type HostLocalConfig,
-  ipamType,
-  parseDataDir,
-  parseHostLocalConfig,
+  hostLocalConfig,
+  type IpamConf,
   parseResolvConf,
   type RangeSet,
 } from "./config.ts";
@@ -45,19 +45,25 @@ export interface IpamContext {
   network: string;
   containerId: string;
   ifname: string;
-  /** The raw "ipam" object of the config. */
-  ipam: Record<string, unknown>;
+  /** The config's ipam section, parsed. */
+  conf: IpamConf;
   /** The whole stdin, passed to a delegated plugin. */
   rawConfig: Uint8Array;
   /** CNI_* variables (CNI_PATH included) for a delegated plugin; CNI_COMMAND is set here. */
   env: Record<string, string>;
-  /** From CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, merged by the caller. */
+  /** Bare IPv4 addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips, merged and
+   * checked by the caller. */
   requestedIps: string[];
-  /** runtimeConfig.ipRanges (the "ipRanges" capability); prepended to the ranges. */
-  runtimeIpRanges?: unknown;
 }
 
-export type IpamDelContext = Omit<IpamContext, "requestedIps" | "runtimeIpRanges">;
+export type IpamDelContext = Omit<IpamContext, "requestedIps">;
+
+/** What an ADD will allocate: for the built-in store, the parsed ranges and which range set
+ * gets which requested address. */
+export interface IpamPlan {
+  config?: HostLocalConfig;
+  requested: (number | undefined)[];
+}
 
 export interface Attachment {
   containerId: string;
@@ -68,10 +74,6 @@ export interface Attachment {
 export interface Delegation {
   rawConfig: Uint8Array;
   env: Record<string, string>;
-}
-
-function isBuiltIn(ipam: unknown): boolean {
-  return ipamType(ipam) === HOST_LOCAL;
 }
 
 function readResolvConf(path: string): Dns {
@@ -87,12 +89,11 @@ function readResolvConf(path: string): Dns {
 
 /** A requested address as a u32; "a.b.c.d/n" is accepted like host-local's ip.ParseIP. */
 function parseRequested(text: string): number {
-  const bare = text.trim().replace(/\/\d+$/, "");
-  const ip = tryParseIpv4(bare);
-  if (ip === undefined) {
+  const p = parseIpv4Prefix(text.trim());
+  if (p === undefined) {
     throw new CniError(ErrCode.InvalidConfig, `Requested IP address "${text}" is not IPv4`);
   }
-  return ip;
+  return p.ip;
 }
 
 /** Gives each range set at most one requested IP; leftovers are code 101 before anything is written. */
@@ -156,9 +157,11 @@ async function allocateFromSet(
   }
 }
 
-async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
-  const cfg = parseHostLocalConfig(ctx.ipam, ctx.runtimeIpRanges);
-  const requested = assignRequested(cfg, ctx.requestedIps);
+async function hostLocalAdd(
+  ctx: IpamContext,
+  cfg: HostLocalConfig,
+  requested: (number | undefined)[],
+): Promise<IpamResult> {
   const dns = cfg.resolvConf === undefined ? undefined : readResolvConf(cfg.resolvConf);
   const store = LeaseStore.open(cfg.dataDir, ctx.network);
 
@@ -209,50 +212,39 @@ async function hostLocalAdd(ctx: IpamContext): Promise<IpamResult> {
 }
 
 /**
- * Throws what ipamAdd would for a bad built-in config or requested IPs (7, 101), without
+ * Finds what ipamAdd would refuse for a bad built-in config or requested IPs (7, 101), without
  * touching the store, so ADD can refuse bad input before it changes the host. Delegated types
  * validate their own config when run.
  */
-export function ipamValidate(ctx: IpamContext): void {
-  if (!isBuiltIn(ctx.ipam)) return;
-  assignRequested(parseHostLocalConfig(ctx.ipam, ctx.runtimeIpRanges), ctx.requestedIps);
-}
-
-/**
- * Throws what ipamDel and ipamGc would for a bad config (7: the type, and host-local's
- * dataDir) without touching anything, so DEL and GC can refuse it before they tear down.
- */
-export function ipamValidateDel(ipam: Record<string, unknown>): void {
-  if (isBuiltIn(ipam)) parseDataDir(ipam);
+export function ipamPlan(ctx: IpamContext): IpamPlan {
+  if (!ctx.conf.builtIn) return { requested: [] };
+  const config = hostLocalConfig(ctx.conf);
+  return { config, requested: assignRequested(config, ctx.requestedIps) };
 }
 
 /** Allocates (or returns the existing) addresses for the attachment. */
-export async function ipamAdd(ctx: IpamContext): Promise<IpamResult> {
-  if (!isBuiltIn(ctx.ipam)) return await delegateAdd(ipamType(ctx.ipam), ctx.rawConfig, ctx.env);
-  return await hostLocalAdd(ctx);
+export async function ipamAdd(ctx: IpamContext, plan = ipamPlan(ctx)): Promise<IpamResult> {
+  if (!ctx.conf.builtIn || plan.config === undefined) {
+    return await delegateAdd(ctx.conf.type, ctx.rawConfig, ctx.env);
+  }
+  return await hostLocalAdd(ctx, plan.config, plan.requested);
 }
 
 /** Releases the attachment's addresses; only dataDir is read so a broken range config cannot block DEL. */
 export async function ipamDel(ctx: IpamDelContext): Promise<void> {
-  if (!isBuiltIn(ctx.ipam)) {
-    return await delegateCommand(ipamType(ctx.ipam), "DEL", ctx.rawConfig, ctx.env);
+  if (!ctx.conf.builtIn) {
+    return await delegateCommand(ctx.conf.type, "DEL", ctx.rawConfig, ctx.env);
   }
-  const store = LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
+  const store = LeaseStore.openExisting(ctx.conf.dataDir, ctx.network);
   if (store === undefined) return;
   await store.locked(() => store.releaseByAttachment(ctx.containerId, ctx.ifname));
-}
-
-function parseExpected(c: IpConfig): { ip: number; prefix: number } | undefined {
-  const [addr = "", prefix] = c.address.split("/");
-  const ip = tryParseIpv4(addr);
-  return ip === undefined ? undefined : { ip, prefix: Number(prefix ?? "32") };
 }
 
 /** The addresses the built-in store leases to the attachment; undefined for a delegated
  * IPAM type, whose leases only that plugin knows. */
 export async function ipamLeasedIps(ctx: IpamDelContext): Promise<string[] | undefined> {
-  if (!isBuiltIn(ctx.ipam)) return undefined;
-  const store = LeaseStore.openExisting(parseDataDir(ctx.ipam), ctx.network);
+  if (!ctx.conf.builtIn) return undefined;
+  const store = LeaseStore.openExisting(ctx.conf.dataDir, ctx.network);
   if (store === undefined) return [];
   return await store.locked(() =>
     store.findByAttachment(ctx.containerId, ctx.ifname).map((l) => l.ip)
@@ -261,10 +253,10 @@ export async function ipamLeasedIps(ctx: IpamDelContext): Promise<string[] | und
 
 /** Verifies the attachment still holds its leases and that they match `expected`. */
 export async function ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Promise<void> {
-  if (!isBuiltIn(ctx.ipam)) {
-    return await delegateCommand(ipamType(ctx.ipam), "CHECK", ctx.rawConfig, ctx.env);
+  if (!ctx.conf.builtIn) {
+    return await delegateCommand(ctx.conf.type, "CHECK", ctx.rawConfig, ctx.env);
   }
-  const cfg = parseHostLocalConfig(ctx.ipam);
+  const cfg = hostLocalConfig(ctx.conf);
   const who = `container "${ctx.containerId}" interface "${ctx.ifname}"`;
   const store = LeaseStore.openExisting(cfg.dataDir, ctx.network);
   const mine = store === undefined
@@ -283,7 +275,7 @@ export async function ipamCheck(ctx: IpamDelContext, expected: IpConfig[]): Prom
     held.add(ip);
   }
 
-  const want = expected.map(parseExpected).filter((e) => e !== undefined);
+  const want = expected.map((c) => parseIpv4Prefix(c.address)).filter((e) => e !== undefined);
   if (want.length === 0) return;
   const differs = (why: string) =>
     new CniError(ErrCode.Internal, `Addresses leased to ${who} differ from the result: ${why}`);
@@ -313,20 +305,19 @@ function needDelegation(what: string, type: string, d: Delegation | undefined): 
 /** Releases leases of the built-in store not owned by one of `validAttachments`; returns their IPs. */
 export async function ipamGc(
   network: string,
-  ipam: Record<string, unknown>,
+  conf: IpamConf,
   validAttachments: Attachment[],
   delegation?: Delegation,
   /** Called for each released IP while the store is still locked, so what the caller undoes
    * for it cannot race an ADD that leases the IP next. */
   onReleased: (ip: string) => void = () => {},
 ): Promise<string[]> {
-  const type = ipamType(ipam);
-  if (type !== HOST_LOCAL) {
-    const d = needDelegation("GC", type, delegation);
-    await delegateCommand(type, "GC", d.rawConfig, d.env);
+  if (!conf.builtIn) {
+    const d = needDelegation("GC", conf.type, delegation);
+    await delegateCommand(conf.type, "GC", d.rawConfig, d.env);
     return [];
   }
-  const store = LeaseStore.openExisting(parseDataDir(ipam), network);
+  const store = LeaseStore.openExisting(conf.dataDir, network);
   if (store === undefined) return [];
   const valid = new Set(validAttachments.map((a) => `${a.containerId.trim()}\n${a.ifname}`));
   const validIds = new Set(validAttachments.map((a) => a.containerId.trim()));
@@ -349,17 +340,16 @@ export async function ipamGc(
 /** Code 50 unless the store directory can be created, locked and written. */
 export async function ipamStatus(
   network: string,
-  ipam: Record<string, unknown>,
+  conf: IpamConf,
   delegation?: Delegation,
 ): Promise<void> {
-  const type = ipamType(ipam);
-  if (type !== HOST_LOCAL) {
-    const d = needDelegation("STATUS", type, delegation);
-    return await delegateCommand(type, "STATUS", d.rawConfig, d.env);
+  if (!conf.builtIn) {
+    const d = needDelegation("STATUS", conf.type, delegation);
+    return await delegateCommand(conf.type, "STATUS", d.rawConfig, d.env);
   }
-  const cfg = parseHostLocalConfig(ipam);
+  hostLocalConfig(conf);
   try {
-    const store = LeaseStore.open(cfg.dataDir, network);
+    const store = LeaseStore.open(conf.dataDir, network);
     await store.locked(() => store.probeWritable());
   } catch (err) {
     if (!(err instanceof CniError) || err.code !== ErrCode.IoFailure) throw err;

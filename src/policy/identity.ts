@@ -24,8 +24,6 @@ import {
 } from "../spec/identity.ts";
 export { RESERVED_IDENTITY };
 
-
-
 /** The label the kubelet sets to the pod's namespace. */
 export const NAMESPACE_LABEL = "io.kubernetes.pod.namespace";
 
@@ -47,7 +45,6 @@ export interface ResolvedIdentity {
   source: IdentitySource;
 }
 
-
 /** Parses EBPFCNI_IDENTITY: decimal digits only, in range; code 4 otherwise. */
 export function parseIdentityArg(value: string): number {
   const n = parseIdentityText(value);
@@ -65,7 +62,9 @@ export function checkConfigIdentity(value: number): number {
   if (!isIdentity(value)) {
     throw new CniError(
       ErrCode.InvalidConfig,
-      `Invalid network config: "args.cni.identity" must be ${IDENTITY_RANGE}, got ${quote(String(value))}`,
+      `Invalid network config: "args.cni.identity" must be ${IDENTITY_RANGE}, got ${
+        quote(String(value))
+      }`,
     );
   }
   return value;

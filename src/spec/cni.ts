@@ -61,7 +61,6 @@ export function causeChain(err: unknown): string {
   return parts.join(": ");
 }
 
-
 export interface Interface {
   name: string;
   mac?: string;

@@ -141,3 +141,41 @@ export function cidrSize(c: Cidr): number {
 export function addIp(ip: number, delta: number): number {
   return ((ip + delta) % 0x100000000 + 0x100000000) % 0x100000000;
 }
+
+/** An address with a prefix length, of either family ("10.13.0.2/24", "fd00::2/64"): what
+ * results, prevResults and routes carry. Host bits are kept; IPv4 ones also as numbers. */
+export type IpPrefix =
+  | { family: 4; address: string; prefix: number; ip: number }
+  | { family: 6; address: string; prefix: number };
+
+/** Parses "address/prefix" of either family with the product's address syntax (IPv4 dotted
+ * quads without leading zeros, RFC 4291 IPv6); undefined when it is not one. */
+export function parseIpPrefix(text: string): IpPrefix | undefined {
+  const slash = text.indexOf("/");
+  if (slash < 0) return undefined;
+  const address = text.slice(0, slash);
+  const p = text.slice(slash + 1);
+  if (!/^(?:0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
+  const prefix = Number(p);
+  if (ipv4Problem(address) === undefined) {
+    return prefix <= 32
+      ? { family: 4, address, prefix, ip: ipv4ToU32Unchecked(address) }
+      : undefined;
+  }
+  if (isIpv6(address)) return prefix <= 128 ? { family: 6, address, prefix } : undefined;
+  return undefined;
+}
+
+/** An IPv4 address with an optional prefix length ("10.13.0.2" is a /32); undefined for
+ * anything else, IPv6 included. */
+export function parseIpv4Prefix(text: string): { ip: number; prefix: number } | undefined {
+  const ip = tryParseIpv4(text);
+  if (ip !== undefined) return { ip, prefix: 32 };
+  const p = parseIpPrefix(text);
+  return p?.family === 4 ? { ip: p.ip, prefix: p.prefix } : undefined;
+}
+
+/** Is `s` an IPv4 or IPv6 address? */
+export function isIp(s: string): boolean {
+  return ipv4Problem(s) === undefined || isIpv6(s);
+}

@@ -10,8 +10,11 @@ import {
   formatCidr,
   formatIpv4,
   ipv4Problem,
+  isIpv6,
   parseCidr,
+  parseIpPrefix,
   parseIpv4,
+  parseIpv4Prefix,
   prefixMask,
   tryParseIpv4,
 } from "./ipv4.ts";
@@ -111,3 +114,52 @@ Deno.test("parseIpv4() and formatIpv4() round-trip, ipv4Problem() accepts dotted
   assert.equal(ipv4Problem("fe80::1"), "IPv6 addresses are not supported (IPv4 dotted quad only)");
 });
 
+Deno.test("ipv4Problem() accepts dotted quads only", () => {
+  for (const ok of ["0.0.0.0", "10.1.2.3", "255.255.255.255"]) {
+    assert.ok(ipv4Problem(ok) === undefined, ok);
+  }
+  for (const bad of ["256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", " 1.2.3.4", "1.2.3.4/32"]) {
+    assert.ok(ipv4Problem(bad) !== undefined, bad);
+  }
+});
+
+Deno.test("isIpv6() accepts RFC 4291 forms and rejects malformed ones", () => {
+  for (
+    const ok of ["::", "::1", "fd00::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::ffff:1.2.3.4"]
+  ) {
+    assert.ok(isIpv6(ok), ok);
+  }
+  for (
+    const bad of [
+      "1:2:3:4:5:6:7:8:9",
+      "1::2::3",
+      "12345::",
+      "1:2:3:4:5:6:7:8::",
+      "fe80::1%eth0",
+      "1.2.3.4",
+    ]
+  ) {
+    assert.ok(!isIpv6(bad), bad);
+  }
+});
+
+Deno.test("parseIpPrefix() checks the prefix length against the family", () => {
+  assert.deepEqual(parseIpPrefix("10.0.0.0/8"), {
+    address: "10.0.0.0",
+    prefix: 8,
+    family: 4,
+    ip: 0x0a000000,
+  });
+  assert.deepEqual(parseIpPrefix("fd00::/64"), { address: "fd00::", prefix: 64, family: 6 });
+  for (const bad of ["10.0.0.0/33", "10.0.0.0", "10.0.0.0/", "10.0.0.0/08", "fd00::/129", "x/8"]) {
+    assert.equal(parseIpPrefix(bad), undefined, bad);
+  }
+});
+
+Deno.test("parseIpv4Prefix() reads a bare address as /32 and keeps host bits", () => {
+  assert.deepEqual(parseIpv4Prefix("10.0.0.7"), { ip: 0x0a000007, prefix: 32 });
+  assert.deepEqual(parseIpv4Prefix("10.0.0.7/24"), { ip: 0x0a000007, prefix: 24 });
+  for (const bad of ["fd00::7/64", "10.0.0.7/33", "10.0.0.07", "10.0.0.7/"]) {
+    assert.equal(parseIpv4Prefix(bad), undefined, bad);
+  }
+});
