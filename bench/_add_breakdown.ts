@@ -53,7 +53,7 @@ async function call(command: string, pod: { id: string; netns: string; identity:
 const pre: Record<string, number> = {};
 if (spec.prewarm) {
   const { ensureDatapath } = await import("../src/datapath/loader.ts");
-  const { NetlinkSocket } = await import("../ffi/libmnl.ts");
+  const { NetlinkSocket } = await import("../src/net/socket.ts");
   const { Links } = await import("../src/net/link.ts");
   const timed = (fn: () => void) => {
     const t0 = performance.now();

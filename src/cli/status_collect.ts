@@ -6,7 +6,7 @@ import { PROGRAM_TAGS } from "../datapath/bpf_object.gen.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "../net/socket.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { VERSION } from "../version.ts";
 import { countEntries } from "../datapath/maps.ts";

@@ -9,7 +9,7 @@ import { Undo } from "./undo.ts";
 import { faultPoint } from "./fault.ts";
 import { ipamAdd, ipamDel, ipamPlan } from "../ipam/mod.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
 import type { RouteSpec } from "../net/messages.ts";

@@ -7,7 +7,7 @@ import { openNetns } from "./netns_open.ts";
 import { openDatapath } from "./datapath.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { ipamCheck } from "../ipam/mod.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";

@@ -7,7 +7,7 @@ import { ipamDelCtx } from "./context.ts";
 import { ipamDel, ipamLeasedIps } from "../ipam/mod.ts";
 import { openDatapath } from "./datapath.ts";
 import { EndpointMap } from "../datapath/maps.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";

@@ -6,7 +6,7 @@ import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { teardown, teardownOf } from "./del.ts";
 import { ipamGc } from "../ipam/mod.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
 import { EndpointMap } from "../datapath/maps.ts";

@@ -1,5 +1,5 @@
 // Link, address and route operations over one netlink socket (so, one namespace).
-import { type NetlinkSocket } from "../../ffi/libmnl.ts";
+import type { NetlinkSocket } from "./socket.ts";
 import { NetlinkError, SysError } from "../../ffi/errors.ts";
 import * as M from "./messages.ts";
 import * as K from "./constants.ts";

@@ -1,6 +1,6 @@
 // Pure builders of rtnetlink requests (link, address, route) as declarative attribute
 // tables; ffi/libmnl.ts serialises them.
-import type { NlAttr, NlRequest } from "../../ffi/libmnl.ts";
+import type { NlAttr, NlRequest } from "./wire.ts";
 import * as K from "./constants.ts";
 
 /** struct ifinfomsg (16 bytes). */

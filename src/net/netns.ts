@@ -2,7 +2,7 @@
 // the calling (main) thread and always undone before returning. Netlink sockets stay bound
 // to the namespace they were opened in, so we enter only to open a socket.
 import { CLONE_NEWNET, closeFd, O_CLOEXEC, O_RDONLY, openFd, setns } from "../../ffi/libc.ts";
-import { NetlinkSocket } from "../../ffi/libmnl.ts";
+import { NetlinkSocket } from "./socket.ts";
 import { SysError } from "../../ffi/errors.ts";
 
 /** An open namespace file; close it when done. */

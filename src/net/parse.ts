@@ -1,5 +1,6 @@
 // Pure parsers for rtnetlink replies: links, addresses and routes out of NlMessage payloads.
 import * as K from "./constants.ts";
+import { decodeAttrs } from "./wire.ts";
 
 export interface Link {
   index: number;
@@ -26,24 +27,6 @@ export interface RouteEntry {
   table: number;
 }
 
-interface RawAttr {
-  type: number;
-  data: Uint8Array;
-}
-
-/** Splits netlink attributes (struct nlattr TLVs, 4-byte aligned). */
-export function attrs(b: Uint8Array, start = 0): RawAttr[] {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const out: RawAttr[] = [];
-  for (let off = start; off + 4 <= b.length;) {
-    const len = v.getUint16(off, true);
-    if (len < 4 || off + len > b.length) break;
-    out.push({ type: v.getUint16(off + 2, true) & 0x3fff, data: b.subarray(off + 4, off + len) });
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-
 function cstr(d: Uint8Array): string {
   const end = d.indexOf(0);
   return new TextDecoder().decode(end < 0 ? d : d.subarray(0, end));
@@ -68,14 +51,14 @@ export function parseLink(payload: Uint8Array): Link {
     mac: "",
     kind: "",
   };
-  for (const a of attrs(payload, 16)) {
+  for (const a of decodeAttrs(payload, 16)) {
     if (a.type === K.IFLA_IFNAME) link.name = cstr(a.data);
     else if (a.type === K.IFLA_MTU) link.mtu = u32(a.data);
     else if (a.type === K.IFLA_MASTER) link.master = u32(a.data);
     else if (a.type === K.IFLA_ADDRESS) {
       link.mac = Array.from(a.data, (x) => x.toString(16).padStart(2, "0")).join(":");
     } else if (a.type === K.IFLA_LINKINFO) {
-      for (const i of attrs(a.data)) if (i.type === K.IFLA_INFO_KIND) link.kind = cstr(i.data);
+      for (const i of decodeAttrs(a.data)) if (i.type === K.IFLA_INFO_KIND) link.kind = cstr(i.data);
     }
   }
   return link;
@@ -87,7 +70,7 @@ export function parseAddr(payload: Uint8Array): Addr | undefined {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   let ip: number | undefined;
   let address: number | undefined;
-  for (const a of attrs(payload, 8)) {
+  for (const a of decodeAttrs(payload, 8)) {
     if (a.type === K.IFA_LOCAL) ip = be32(a.data);
     else if (a.type === K.IFA_ADDRESS) address = be32(a.data);
   }
@@ -105,7 +88,7 @@ export function parseRoute(payload: Uint8Array): RouteEntry | undefined {
     oif: 0,
     table: payload[4] ?? 0,
   };
-  for (const a of attrs(payload, 12)) {
+  for (const a of decodeAttrs(payload, 12)) {
     if (a.type === K.RTA_DST) r.dst = be32(a.data);
     else if (a.type === K.RTA_GATEWAY) r.gw = be32(a.data);
     else if (a.type === K.RTA_OIF) r.oif = u32(a.data);
