@@ -58,7 +58,9 @@ export function parseLink(payload: Uint8Array): Link {
     else if (a.type === K.IFLA_ADDRESS) {
       link.mac = Array.from(a.data, (x) => x.toString(16).padStart(2, "0")).join(":");
     } else if (a.type === K.IFLA_LINKINFO) {
-      for (const i of decodeAttrs(a.data)) if (i.type === K.IFLA_INFO_KIND) link.kind = cstr(i.data);
+      for (const i of decodeAttrs(a.data)) {
+        if (i.type === K.IFLA_INFO_KIND) link.kind = cstr(i.data);
+      }
     }
   }
   return link;

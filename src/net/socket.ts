@@ -9,9 +9,9 @@ import {
   NLM_F_DUMP,
   NLM_F_DUMP_INTR,
   type NlMessage,
-  nlmsgerr,
   NLMSG_DONE,
   NLMSG_ERROR,
+  nlmsgerr,
   type NlRequest,
 } from "./wire.ts";
 

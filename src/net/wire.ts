@@ -158,7 +158,7 @@ export function decodeAttrs(b: Uint8Array, start = 0): { type: number; data: Uin
 export function nlmsgerr(msg: NlMessage): { errno: number; message: string } {
   const v = new DataView(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
   if (msg.payload.length < 4) return { errno: 0, message: "" };
-  const errno = -v.getInt32(0, true);
+  const errno = -v.getInt32(0, true) | 0;
   if (!(msg.flags & NLM_F_ACK_TLVS)) return { errno, message: "" };
   // struct nlmsgerr: int error + the original nlmsghdr; with NLM_F_CAPPED (the kernel's
   // default for errors, 0x100) only the header, else the whole request follows.
@@ -168,7 +168,10 @@ export function nlmsgerr(msg: NlMessage): { errno: number; message: string } {
   for (const a of decodeAttrs(msg.payload, tlvs)) {
     if (a.type === NLMSGERR_ATTR_MSG) {
       const end = a.data.indexOf(0);
-      return { errno, message: new TextDecoder().decode(end < 0 ? a.data : a.data.subarray(0, end)) };
+      return {
+        errno,
+        message: new TextDecoder().decode(end < 0 ? a.data : a.data.subarray(0, end)),
+      };
     }
   }
   return { errno, message: "" };
