@@ -5,11 +5,8 @@
 //     over 100k updates, taken as 100 rounds of 1000 so the clock's overhead stays out.
 // Needs root and bpffs; every pin directory it makes is removed before it exits.
 // Run: DENO_DIR=.deno/cache .deno/bin/deno run -A bench/ffi_costs.ts
-import { setLibbpfLog } from "../ffi/libbpf.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { EndpointMap } from "../src/datapath/maps.ts";
-
-setLibbpfLog(() => {});
 
 const LOAD_RUNS = 7;
 const ROUNDS = 100;

@@ -28,7 +28,7 @@ import {
 import { type Launcher, warm } from "./launcher.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { type Policy, PolicyMap } from "../src/datapath/maps.ts";
-import { mapUpdateBatch } from "../ffi/libbpf.ts";
+import { mapUpdateBatch } from "../ffi/bpf.ts";
 import { encodePolicyKey, POLICY_ALLOW } from "../src/datapath/layout.ts";
 
 export interface PolicyOpts {

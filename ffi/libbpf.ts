@@ -1,8 +1,12 @@
-// libbpf (libbpf.so.1, >= 1.1): object loading from memory, pinning, map operations, tc
-// attach and test runs. Raw pointers stay in this file; callers get fds and typed errors.
+// libbpf (libbpf.so.1, >= 1.1): what it is for, CO-RE loading of an object from memory with
+// its maps pinned, and the verifier log when the kernel refuses it. Everything else (pins, map
+// elements, info, test runs) is raw bpf(2) in ffi/bpf.ts, and tc attach is netlink, so a CNI
+// call on a node whose datapath is pinned never loads this library.
+// The offsets of struct bpf_object_open_opts used here are in OPEN_OPTS; test/ffi_abi_test.ts
+// checks them against libbpf's header.
 import { openLibrary, toCString } from "./_lib.ts";
 import { BpfError, Errno } from "./errors.ts";
-import { closeFd, errno, formatVaList } from "./libc.ts";
+import { errno, formatVaList } from "./libc.ts";
 
 const symbols = {
   libbpf_set_print: { parameters: ["function"], result: "pointer" }, // libbpf_print_fn_t
@@ -14,35 +18,20 @@ const symbols = {
   bpf_map__set_pin_path: { parameters: ["pointer", "buffer"], result: "i32" }, // map, path
   bpf_map__fd: { parameters: ["pointer"], result: "i32" },
   bpf_program__fd: { parameters: ["pointer"], result: "i32" },
-  bpf_obj_get: { parameters: ["buffer"], result: "i32" }, // path
-  bpf_obj_pin: { parameters: ["i32", "buffer"], result: "i32" }, // fd, path
-  bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" }, // fd, info, __u32 *len
-  bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
-  bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
-  bpf_map_get_next_key: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  // fd, in_batch, out_batch, keys, values, __u32 *count, opts
-  bpf_map_lookup_batch: {
-    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
-    result: "i32",
-  },
-  bpf_map_update_batch: {
-    parameters: ["i32", "buffer", "buffer", "buffer", "buffer"],
-    result: "i32",
-  },
-  bpf_map_delete_batch: { parameters: ["i32", "buffer", "buffer", "buffer"], result: "i32" },
-  bpf_tc_hook_create: { parameters: ["buffer"], result: "i32" }, // struct bpf_tc_hook *
-  bpf_tc_attach: { parameters: ["buffer", "buffer"], result: "i32" }, // hook, struct bpf_tc_opts *
-  bpf_tc_detach: { parameters: ["buffer", "buffer"], result: "i32" },
-  bpf_tc_query: { parameters: ["buffer", "buffer"], result: "i32" },
-  bpf_prog_test_run_opts: { parameters: ["i32", "buffer"], result: "i32" }, // fd, opts
-  libbpf_num_possible_cpus: { parameters: [], result: "i32" },
+  bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" }, // map, max
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
 const printDefinition = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
-let captured: string[] | undefined;
-let logSink: (level: number, msg: string) => void = () => {};
+
+/** struct bpf_object_open_opts (libbpf 1.1, bpf/libbpf.h): the fields set here. */
+export const OPEN_OPTS = {
+  size: 80,
+  sz: 0,
+  object_name: 8,
+  kernel_log_buf: 56,
+  kernel_log_size: 64,
+};
 
 function bpf() {
   if (lib) return lib;
@@ -54,33 +43,37 @@ function bpf() {
   return lib;
 }
 
-/** Where libbpf's own messages go while they are captured (level: 0 warn, 1 info, 2 debug). */
-export function setLibbpfLog(sink: (level: number, msg: string) => void): void {
-  logSink = sink;
+/** Opens libbpf now (a LibraryError if it is missing), so a caller can find out before it
+ * changes anything. */
+export function requireLibbpf(): void {
+  bpf();
 }
 
-/** Runs `fn` with libbpf's messages captured, and returns them with the result. */
-function capturing<T>(fn: () => T): { value: T; log: string } {
-  const outer = captured;
-  captured = [];
-  const lines = captured;
+/** A line libbpf printed: level 0 warn, 1 info, 2 debug. */
+export interface LibbpfMessage {
+  level: number;
+  text: string;
+}
+
+/** Runs `fn` with libbpf's messages captured into `into`; returns the result and the warnings
+ * (what explains a failure). The printer is installed for this call only: it is
+ * process-wide, and a callback left behind would outlive its isolate. */
+function capturing<T>(into: LibbpfMessage[], fn: () => T): { value: T; log: string } {
+  const warnings: string[] = [];
   // libbpf calls back synchronously on this thread; va_list arrives as a pointer on
   // x86-64, so vsnprintf can render it.
   const cb = new Deno.UnsafeCallback(printDefinition, (level, fmt, args) => {
-    const msg = formatVaList(fmt, args).replace(/\n$/, "").replace(/^libbpf: /, "");
-    if (level === 0) lines.push(msg); // warnings explain a failure; info/debug only log
-    logSink(level, msg);
+    const text = formatVaList(fmt, args).replace(/\n$/, "").replace(/^libbpf: /, "");
+    into.push({ level, text });
+    if (level === 0) warnings.push(text);
     return 0;
   });
   const previous = bpf().symbols.libbpf_set_print(cb.pointer);
   try {
-    const value = fn();
-    return { value, log: lines.join("\n") };
+    return { value: fn(), log: warnings.join("\n") };
   } finally {
     bpf().symbols.libbpf_set_print(previous);
     cb.close();
-    captured = outer;
-    outer?.push(...lines);
   }
 }
 
@@ -93,9 +86,12 @@ function check(op: string, rc: number): number {
   return rc;
 }
 
-/** An opened (and possibly loaded) bpf_object. Close it when done; pinned objects stay. */
+/** An opened (and possibly loaded) bpf_object; dispose of it when done (`using`), pinned
+ * objects stay. */
 export class BpfObject {
   #ptr: Deno.PointerObject | null;
+  /** Everything libbpf printed during this object's calls, for the caller's debug log. */
+  readonly messages: LibbpfMessage[] = [];
   /** The verifier log of a failed load (libbpf retries into it with log level 1). */
   readonly #kernelLog: Uint8Array;
   /** Kept alive: libbpf holds pointers into them until close. */
@@ -111,20 +107,25 @@ export class BpfObject {
   static openMem(bytes: Uint8Array<ArrayBuffer>, name: string): BpfObject {
     const nameC = toCString(name);
     const kernelLog = new Uint8Array(1 << 20);
-    const opts = new Uint8Array(80); // sizeof(struct bpf_object_open_opts), libbpf 1.1
+    const o = OPEN_OPTS;
+    const opts = new Uint8Array(o.size);
     const v = new DataView(opts.buffer);
     const addr = (b: Uint8Array<ArrayBuffer>) =>
       BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
-    v.setBigUint64(0, 80n, true);
-    v.setBigUint64(8, addr(nameC), true); // object_name
-    v.setBigUint64(56, addr(kernelLog), true); // kernel_log_buf
-    v.setBigUint64(64, BigInt(kernelLog.length), true); // kernel_log_size
-    const { value: ptr, log } = capturing(() =>
-      bpf().symbols.bpf_object__open_mem(bytes, BigInt(bytes.length), opts)
+    v.setBigUint64(o.sz, BigInt(o.size), true);
+    v.setBigUint64(o.object_name, addr(nameC), true);
+    v.setBigUint64(o.kernel_log_buf, addr(kernelLog), true);
+    v.setBigUint64(o.kernel_log_size, BigInt(kernelLog.length), true);
+    const messages: LibbpfMessage[] = [];
+    const { value: ptr, log } = capturing(
+      messages,
+      () => bpf().symbols.bpf_object__open_mem(bytes, BigInt(bytes.length), opts),
     );
     // libbpf 1.x returns NULL and sets errno for pointer results.
     if (!ptr) throw new BpfError("open BPF object", errno() || Errno.EINVAL, log);
-    return new BpfObject(ptr, kernelLog, [nameC, bytes]);
+    const obj = new BpfObject(ptr, kernelLog, [nameC, bytes]);
+    obj.messages.push(...messages);
+    return obj;
   }
 
   #handle(): Deno.PointerObject {
@@ -154,7 +155,10 @@ export class BpfObject {
 
   /** Loads maps and programs into the kernel; the error carries the verifier log. */
   load(): void {
-    const { value: rc, log } = capturing(() => bpf().symbols.bpf_object__load(this.#handle()));
+    const { value: rc, log } = capturing(
+      this.messages,
+      () => bpf().symbols.bpf_object__load(this.#handle()),
+    );
     if (rc < 0) {
       const end = this.#kernelLog.indexOf(0);
       const verifier = new TextDecoder().decode(
@@ -162,6 +166,14 @@ export class BpfObject {
       );
       fail("load BPF object", rc, [log, verifier].filter(Boolean).join("\n"));
     }
+  }
+
+  /** Before load: the map's max_entries (a configurable size). */
+  setMapMaxEntries(name: string, max: number): void {
+    check(
+      `set max entries of map "${name}"`,
+      bpf().symbols.bpf_map__set_max_entries(this.#map(name), max),
+    );
   }
 
   mapFd(name: string): number {
@@ -177,286 +189,8 @@ export class BpfObject {
     this.#ptr = null;
     this.#keep.length = 0;
   }
-}
 
-/** Opens the object pinned at `path`; a BpfError with notFound when nothing is there. */
-export function objGet(path: string): number {
-  return check(`open pinned object "${path}"`, bpf().symbols.bpf_obj_get(toCString(path)));
-}
-
-export function objPin(fd: number, path: string): void {
-  check(`pin "${path}"`, bpf().symbols.bpf_obj_pin(fd, toCString(path)));
-}
-
-export { closeFd };
-
-function objInfo(fd: number, size: number, what: string): DataView {
-  const info = new Uint8Array(size);
-  const len = new Uint32Array([size]);
-  check(
-    `read ${what} info`,
-    bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)),
-  );
-  return new DataView(info.buffer);
-}
-
-export interface ProgInfo {
-  type: number;
-  id: number;
-  tag: string;
-  name: string;
-  mapIds: number[];
-  runTimeNs: bigint;
-  runCount: bigint;
-}
-
-function cName(v: DataView, off: number): string {
-  const bytes = new Uint8Array(v.buffer, off, 16);
-  const end = bytes.indexOf(0);
-  return new TextDecoder().decode(bytes.subarray(0, end < 0 ? 16 : end));
-}
-
-/** bpf_prog_info of a program fd (struct layout of linux/bpf.h). */
-export function progInfo(fd: number): ProgInfo {
-  const ids = new Uint32Array(16);
-  const info = new Uint8Array(232);
-  const v = new DataView(info.buffer);
-  v.setUint32(52, ids.length, true); // nr_map_ids
-  v.setBigUint64(56, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ids))), true);
-  const len = new Uint32Array([info.length]);
-  check(
-    "read program info",
-    bpf().symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer)),
-  );
-  const nr = Math.min(v.getUint32(52, true), ids.length);
-  return {
-    type: v.getUint32(0, true),
-    id: v.getUint32(4, true),
-    tag: Array.from(info.subarray(8, 16), (b) => b.toString(16).padStart(2, "0")).join(""),
-    name: cName(v, 64),
-    mapIds: Array.from(ids.subarray(0, nr)),
-    runTimeNs: v.getBigUint64(192, true),
-    runCount: v.getBigUint64(200, true),
-  };
-}
-
-export interface MapInfo {
-  type: number;
-  id: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
-  name: string;
-}
-
-export function mapInfo(fd: number): MapInfo {
-  const v = objInfo(fd, 88, "map");
-  return {
-    type: v.getUint32(0, true),
-    id: v.getUint32(4, true),
-    keySize: v.getUint32(8, true),
-    valueSize: v.getUint32(12, true),
-    maxEntries: v.getUint32(16, true),
-    flags: v.getUint32(20, true),
-    name: cName(v, 24),
-  };
-}
-
-export const BPF_ANY = 0n;
-export const BPF_NOEXIST = 1n;
-
-export function mapUpdate(
-  fd: number,
-  key: Uint8Array<ArrayBuffer>,
-  value: Uint8Array<ArrayBuffer>,
-  flags = BPF_ANY,
-): void {
-  check("update map element", bpf().symbols.bpf_map_update_elem(fd, key, value, flags));
-}
-
-/** Fills `value`; false when the key is absent. */
-export function mapLookup(
-  fd: number,
-  key: Uint8Array<ArrayBuffer>,
-  value: Uint8Array<ArrayBuffer>,
-): boolean {
-  const rc = bpf().symbols.bpf_map_lookup_elem(fd, key, value);
-  if (rc === -Errno.ENOENT) return false;
-  check("look up map element", rc);
-  return true;
-}
-
-/** False when the key was absent. */
-export function mapDelete(fd: number, key: Uint8Array<ArrayBuffer>): boolean {
-  const rc = bpf().symbols.bpf_map_delete_elem(fd, key);
-  if (rc === -Errno.ENOENT) return false;
-  check("delete map element", rc);
-  return true;
-}
-
-/** Writes the key after `key` (or the first, for null) into `next`; false at the end. */
-export function mapNextKey(
-  fd: number,
-  key: Uint8Array<ArrayBuffer> | null,
-  next: Uint8Array<ArrayBuffer>,
-): boolean {
-  const rc = bpf().symbols.bpf_map_get_next_key(fd, key, next);
-  if (rc === -Errno.ENOENT) return false;
-  check("iterate map", rc);
-  return true;
-}
-
-function batchOpts(elemFlags: bigint): Uint8Array<ArrayBuffer> {
-  const opts = new Uint8Array(24); // struct bpf_map_batch_opts
-  const v = new DataView(opts.buffer);
-  v.setBigUint64(0, 24n, true);
-  v.setBigUint64(8, elemFlags, true);
-  return opts;
-}
-
-/** Writes `count` packed keys and values in one syscall; returns how many were written
- * (the kernel stops at the first failure and the error says why). */
-export function mapUpdateBatch(
-  fd: number,
-  keys: Uint8Array<ArrayBuffer>,
-  values: Uint8Array<ArrayBuffer>,
-  count: number,
-  elemFlags = BPF_ANY,
-): void {
-  const n = new Uint32Array([count]);
-  const rc = bpf().symbols.bpf_map_update_batch(
-    fd,
-    keys,
-    values,
-    new Uint8Array(n.buffer),
-    batchOpts(elemFlags),
-  );
-  if (rc < 0) throw new BpfError(`batch update (${n[0]} of ${count} written)`, -rc);
-}
-
-export function mapDeleteBatch(fd: number, keys: Uint8Array<ArrayBuffer>, count: number): void {
-  const n = new Uint32Array([count]);
-  const rc = bpf().symbols.bpf_map_delete_batch(fd, keys, new Uint8Array(n.buffer), batchOpts(0n));
-  if (rc < 0) throw new BpfError(`batch delete (${n[0]} of ${count} deleted)`, -rc);
-}
-
-/** Reads up to `max` entries starting after the opaque batch token `inBatch` (null: from
- * the start) into `keys`/`values`; returns the count and whether the map is exhausted. */
-export function mapLookupBatch(
-  fd: number,
-  inBatch: Uint8Array<ArrayBuffer> | null,
-  outBatch: Uint8Array<ArrayBuffer>,
-  keys: Uint8Array<ArrayBuffer>,
-  values: Uint8Array<ArrayBuffer>,
-  max: number,
-): { count: number; done: boolean } {
-  const n = new Uint32Array([max]);
-  const rc = bpf().symbols.bpf_map_lookup_batch(
-    fd,
-    inBatch,
-    outBatch,
-    keys,
-    values,
-    new Uint8Array(n.buffer),
-    batchOpts(0n),
-  );
-  if (rc === -Errno.ENOENT) return { count: n[0] ?? 0, done: true };
-  check("batch lookup", rc);
-  return { count: n[0] ?? 0, done: false };
-}
-
-export const BPF_TC_INGRESS = 1;
-export const BPF_TC_EGRESS = 2;
-const BPF_TC_F_REPLACE = 1;
-
-function tcHook(ifindex: number, point: number): Uint8Array<ArrayBuffer> {
-  const hook = new Uint8Array(24); // struct bpf_tc_hook
-  const v = new DataView(hook.buffer);
-  v.setBigUint64(0, 24n, true);
-  v.setInt32(8, ifindex, true);
-  v.setUint32(12, point, true);
-  return hook;
-}
-
-function tcOpts(handle: number, priority: number, progFd = 0, flags = 0): Uint8Array<ArrayBuffer> {
-  const opts = new Uint8Array(32); // struct bpf_tc_opts
-  const v = new DataView(opts.buffer);
-  v.setBigUint64(0, 32n, true);
-  v.setInt32(8, progFd, true);
-  v.setUint32(12, flags, true);
-  v.setUint32(20, handle, true);
-  v.setUint32(24, priority, true);
-  return opts;
-}
-
-/** Creates the clsact qdisc on `ifindex`; one that already exists is fine (another
- * program, or an earlier attach, made it). */
-export function tcHookCreate(ifindex: number, point = BPF_TC_INGRESS): void {
-  const rc = bpf().symbols.bpf_tc_hook_create(tcHook(ifindex, point));
-  if (rc < 0 && rc !== -Errno.EEXIST) fail(`create tc hook on ifindex ${ifindex}`, rc);
-}
-
-/** Attaches `progFd` as a direct-action filter at (handle, priority), replacing one there. */
-export function tcAttach(
-  ifindex: number,
-  progFd: number,
-  handle: number,
-  priority: number,
-  point = BPF_TC_INGRESS,
-): number {
-  const opts = tcOpts(handle, priority, progFd, BPF_TC_F_REPLACE);
-  check(
-    `attach tc program on ifindex ${ifindex}`,
-    bpf().symbols.bpf_tc_attach(tcHook(ifindex, point), opts),
-  );
-  return new DataView(opts.buffer).getUint32(16, true);
-}
-
-/** False when no filter was at (handle, priority). */
-export function tcDetach(
-  ifindex: number,
-  handle: number,
-  priority: number,
-  point = BPF_TC_INGRESS,
-): boolean {
-  const rc = bpf().symbols.bpf_tc_detach(tcHook(ifindex, point), tcOpts(handle, priority));
-  if (rc === -Errno.ENOENT || rc === -Errno.EINVAL) return false;
-  check(`detach tc program on ifindex ${ifindex}`, rc);
-  return true;
-}
-
-/** The program id at (handle, priority), or 0 when none is attached there. */
-export function tcQuery(
-  ifindex: number,
-  handle: number,
-  priority: number,
-  point = BPF_TC_INGRESS,
-): number {
-  const opts = tcOpts(handle, priority);
-  const rc = bpf().symbols.bpf_tc_query(tcHook(ifindex, point), opts);
-  if (rc === -Errno.ENOENT || rc === -Errno.EINVAL) return 0;
-  check(`query tc program on ifindex ${ifindex}`, rc);
-  return new DataView(opts.buffer).getUint32(16, true);
-}
-
-/** BPF_PROG_TEST_RUN on one frame. */
-export function progTestRun(
-  fd: number,
-  frame: Uint8Array<ArrayBuffer>,
-  repeat = 1,
-): { retval: number; durationNs: number } {
-  const opts = new Uint8Array(80); // struct bpf_test_run_opts
-  const v = new DataView(opts.buffer);
-  v.setBigUint64(0, 80n, true);
-  v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(frame))), true);
-  v.setUint32(24, frame.length, true);
-  v.setUint32(60, repeat, true);
-  check("test run", bpf().symbols.bpf_prog_test_run_opts(fd, opts));
-  return { retval: v.getUint32(56, true), durationNs: v.getUint32(64, true) };
-}
-
-/** Possible CPUs: per-CPU map values hold one slot for each. */
-export function possibleCpus(): number {
-  return check("count possible CPUs", bpf().symbols.libbpf_num_possible_cpus());
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }

@@ -1,5 +1,5 @@
 // libc symbols the product needs: namespaces (setns), fds, interface lookup, flock, errno,
-// and vsnprintf to render libbpf's printf-style log lines.
+// syscall (for bpf(2)), and vsnprintf to render libbpf's printf-style log lines.
 import { openLibrary, toCString } from "./_lib.ts";
 import { SysError } from "./errors.ts";
 
@@ -11,6 +11,8 @@ const symbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" }, // fd, operation
   __errno_location: { parameters: [], result: "pointer" }, // int *
   vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" }, // buf, n, fmt, va_list
+  // long syscall(long number, ...): three integer/pointer arguments are all bpf(2) needs.
+  syscall: { parameters: ["i64", "i64", "u64", "u64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
@@ -55,6 +57,11 @@ export function ifNameToIndex(name: string): number {
 
 export function flock(fd: number, op: number): void {
   check("flock", libc().symbols.flock(fd, op));
+}
+
+/** syscall(2) with three arguments; -1 and errno on failure, as libc's wrapper returns. */
+export function syscall(nr: bigint, a: bigint, b: bigint, c: bigint): bigint {
+  return libc().symbols.syscall(nr, a, b, c);
 }
 
 /** Formats a C format string with a va_list (both raw pointers from a C callback). */

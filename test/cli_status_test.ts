@@ -1,8 +1,10 @@
 // `ebpfcni status`, `version` and the read-only guarantees, through the built binary.
 import assert from "node:assert/strict";
-import { closeFd, objGet, objPin } from "../ffi/libbpf.ts";
+import { objGet, objPin } from "../ffi/bpf.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { NetlinkSocket } from "../src/net/socket.ts";
 import { ifNameToIndex } from "../ffi/libc.ts";
-import { attachIngress } from "../src/datapath/tc.ts";
+import { attach, attachedProgramId } from "../src/datapath/tc.ts";
 import { VERSION } from "../src/version.ts";
 import { exists, ip4, ipv4Frame, sendFrames, withVeth } from "./_kernel.ts";
 import { assertFails, ebpfcni, ok, withEmptyPinDir, withMaps } from "./_cli.ts";
@@ -135,7 +137,9 @@ Deno.test("status lists links with the pinned program and counts their verdicts"
       const fd = objGet(`${pinDir}/tc_prog`);
       let progId: number;
       try {
-        progId = attachIngress(ifNameToIndex(veth.host), fd);
+        using nl = new NetlinkSocket();
+        attach(nl, ifNameToIndex(veth.host), "ingress", fd, "process_tc");
+        progId = attachedProgramId(nl, ifNameToIndex(veth.host), "ingress");
       } finally {
         closeFd(fd);
       }
@@ -170,9 +174,8 @@ Deno.test("a pin that is not ebpfcni's map is reported and never written to", as
       } finally {
         closeFd(fd);
       }
-      const wrong =
-        `"${pinDir}/endpoint_map" is not ebpfcni's endpoint_map: it has type 1, key 8, ` +
-        "value 1, max 65536; expected type 1, key 4, value 4, max 16384";
+      const wrong = `"${pinDir}/endpoint_map" is not ebpfcni's endpoint_map: key size 8, ` +
+        "expected 4, value size 1, expected 4, max entries 65536, expected 16384";
       assertFails(
         await ebpfcni([
           "endpoint",

@@ -10,17 +10,10 @@
 
 import assert from "node:assert/strict";
 import { BpfError, Errno } from "../ffi/errors.ts";
-import {
-  BpfObject,
-  closeFd,
-  mapInfo,
-  mapUpdate,
-  objGet,
-  objPin,
-  progInfo,
-  progTestRun,
-  setLibbpfLog,
-} from "../ffi/libbpf.ts";
+import { BpfObject } from "../ffi/libbpf.ts";
+import { mapInfo, mapUpdate, objGet, objPin, progInfo, progTestRun } from "../ffi/bpf.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { NetlinkSocket } from "../src/net/socket.ts";
 import { ifNameToIndex } from "../ffi/libc.ts";
 import * as gen from "../src/datapath/bpf_object.gen.ts";
 import {
@@ -41,7 +34,7 @@ import {
   PolicyMap,
   readStats,
 } from "../src/datapath/maps.ts";
-import { attachedProgramId, attachIngress, detachIngress } from "../src/datapath/tc.ts";
+import * as tc from "../src/datapath/tc.ts";
 import {
   arpFrame,
   ETH_P_IP,
@@ -60,7 +53,22 @@ import {
 
 // libbpf's warnings (expected ones, in the error tests) would otherwise go to stderr; what
 // a test needs from them it reads from the errors.
-setLibbpfLog(() => {});
+/** The classifier attached on `ifindex` ingress; the id of what is attached there after. */
+function attachIngress(ifindex: number, progFd: number): number {
+  using nl = new NetlinkSocket();
+  tc.attach(nl, ifindex, "ingress", progFd, gen.PROGRAM_PROCESS_TC);
+  return tc.attachedProgramId(nl, ifindex, "ingress");
+}
+
+function detachIngress(ifindex: number): boolean {
+  using nl = new NetlinkSocket();
+  return tc.detach(nl, ifindex, "ingress");
+}
+
+function attachedProgramId(ifindex: number): number {
+  using nl = new NetlinkSocket();
+  return tc.attachedProgramId(nl, ifindex, "ingress");
+}
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;

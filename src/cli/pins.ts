@@ -4,7 +4,9 @@
 // build; the CLI must still reach live maps then (after an upgrade, before the next CNI ADD
 // reloads the program), and status must say which pin is missing. So each pin is opened here
 // on its own and checked against its layout.
-import { closeFd, mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/libbpf.ts";
+import { mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/bpf.ts";
+import { closeFd } from "../../ffi/libc.ts";
+import { mapDifferences, pinPath } from "../spec/pinned.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { BPF_PROG_TYPE_SCHED_CLS, type MapSpec, PROGRAM_PIN } from "../datapath/layout.ts";
 import { CommandError } from "./errors.ts";
@@ -21,10 +23,6 @@ export interface PinnedProgram {
   path: string;
   fd: number;
   info: ProgInfo;
-}
-
-export function pinPath(pinDir: string, name: string): string {
-  return pinDir === "/" ? `/${name}` : `${pinDir}/${name}`;
 }
 
 function permissionHint(err: unknown): string {
@@ -52,15 +50,9 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
   if (fd === undefined) return undefined;
   try {
     const info = mapInfo(fd);
-    if (
-      info.type !== spec.type || info.keySize !== spec.keySize ||
-      info.valueSize !== spec.valueSize || info.maxEntries !== spec.maxEntries
-    ) {
-      throw new CommandError(
-        `"${path}" is not ebpfcni's ${spec.name}: it has type ${info.type}, key ${info.keySize}, ` +
-          `value ${info.valueSize}, max ${info.maxEntries}; expected type ${spec.type}, key ` +
-          `${spec.keySize}, value ${spec.valueSize}, max ${spec.maxEntries}`,
-      );
+    const diff = mapDifferences(spec, info);
+    if (diff.length > 0) {
+      throw new CommandError(`"${path}" is not ebpfcni's ${spec.name}: ${diff.join(", ")}`);
     }
     return { spec, path, fd, id: info.id };
   } catch (err) {

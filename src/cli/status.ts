@@ -2,20 +2,12 @@
 // is, the pinned program, the verdict counters, the links with the program attached, and the
 // version. Read-only unless --init, which loads and pins the datapath as a CNI ADD would.
 import { DatapathError, ensureDatapath } from "../datapath/loader.ts";
-import { LibraryError } from "../../ffi/errors.ts";
-import { setLibbpfLog } from "../../ffi/libbpf.ts";
-import { log } from "../log.ts";
+import { BpfError, LibraryError } from "../../ffi/errors.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK } from "./errors.ts";
 import { pinDirFs } from "./mounts.ts";
 import { collectStatus } from "./status_collect.ts";
 import { renderStatus, statusJson, statusTrouble } from "./status_view.ts";
-
-/** Where libbpf's messages go outside init: as the loader routes them. */
-function defaultLibbpfLog(level: number, msg: string): void {
-  if (level === 0) log.warn(`libbpf: ${msg}`);
-  else log.debug(`libbpf: ${msg}`);
-}
 
 /** Loads and pins the datapath unless it is there (what the first CNI ADD does). */
 function init(ctx: Ctx): void {
@@ -27,27 +19,21 @@ function init(ctx: Ctx): void {
         "(mount -t bpf bpf /sys/fs/bpf, or choose a --pin-dir on bpffs)",
     );
   }
-  // libbpf explains a failed load in warnings over several lines; the CLI reports one line,
-  // with the first warning in it, and leaves the rest to the debug log.
-  const warnings: string[] = [];
-  setLibbpfLog((level, msg) => {
-    if (level === 0) warnings.push(msg);
-    log.debug(`libbpf: ${msg}`);
-  });
   try {
-    const dp = ensureDatapath(ctx.pinDir);
-    const loaded = dp.loaded;
-    dp.close();
-    if (loaded) ctx.io.err(`ebpfcni: loaded the datapath and pinned it under "${ctx.pinDir}"\n`);
+    using dp = ensureDatapath(ctx.pinDir);
+    if (dp.loaded) {
+      ctx.io.err(`ebpfcni: loaded the datapath and pinned it under "${ctx.pinDir}"\n`);
+    }
   } catch (err) {
     if (err instanceof DatapathError || err instanceof LibraryError) {
+      // libbpf explains a failed load in warnings over several lines (BpfError.log); the CLI
+      // reports one line, with the first warning in it.
       const first = err.message.split("\n")[0] ?? err.message;
-      const why = warnings[0] === undefined ? "" : ` (libbpf: ${warnings[0]})`;
+      const warning = err.cause instanceof BpfError ? err.cause.log.split("\n")[0] : "";
+      const why = warning ? ` (libbpf: ${warning})` : "";
       throw new CommandError(first.charAt(0).toLowerCase() + first.slice(1) + why, { cause: err });
     }
     throw err;
-  } finally {
-    setLibbpfLog(defaultLibbpfLog);
   }
 }
 

@@ -5,7 +5,6 @@ import { readStats } from "../datapath/maps.ts";
 import { PROGRAM_TAGS } from "../datapath/bpf_object.gen.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { Links } from "../net/link.ts";
-import type { Link } from "../net/parse.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { VERSION } from "../version.ts";
@@ -37,23 +36,15 @@ function mapStatus(spec: MapSpec, opened: { pin?: PinnedMap; problem?: string })
   return { name: spec.name, pinned: true, id: pin.id, entries, maxEntries: spec.maxEntries };
 }
 
-/** The host's links (NetlinkSocket.dump retries a dump that links racing by interrupted). */
-function listLinks(): Link[] {
-  const nl = new NetlinkSocket();
-  try {
-    return new Links(nl).list();
-  } finally {
-    nl.close();
-  }
-}
-
-/** Links with a program at our tc place (handle and priority) on their ingress hook. */
+/** Links with a program at our tc place (handle and priority) on their ingress hook
+ * (NetlinkSocket.dump retries a dump that links racing by interrupted). */
 function attachedLinks(progId: number | undefined): AttachedLink[] {
+  using nl = new NetlinkSocket();
   const out: AttachedLink[] = [];
-  for (const link of listLinks()) {
+  for (const link of new Links(nl).list()) {
     let id: number;
     try {
-      id = attachedProgramId(link.index);
+      id = attachedProgramId(nl, link.index, "ingress");
     } catch (err) {
       if (err instanceof SysError && err.notFound) continue; // deleted since the dump
       throw err;

@@ -2,95 +2,34 @@
 // to the host veth, register the endpoint. Every step registers its undo; a failure
 // anywhere reverts the steps before it and leaves the host as it was.
 import { CniError, ErrCode } from "../spec/cni.ts";
-import type { IpConfig, Result, Route } from "../spec/cni.ts";
+import type { Result } from "../spec/cni.ts";
 import { type Ctx, identityOf, ipamAddCtx, ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { Undo } from "./undo.ts";
 import { faultPoint } from "./fault.ts";
 import { ipamAdd, ipamDel, ipamPlan } from "../ipam/mod.ts";
-import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
+import { formatIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
-import type { RouteSpec } from "../net/messages.ts";
 import { openDatapath } from "./datapath.ts";
-import type { Datapath } from "../datapath/loader.ts";
-import { attachIngress } from "../datapath/tc.ts";
+import { attach } from "../datapath/tc.ts";
+import { PROGRAM_PROCESS_TC } from "../datapath/bpf_object.gen.ts";
+import { containerRoutes, podAddresses } from "./routes.ts";
 import { EndpointMap, MapFullError } from "../datapath/maps.ts";
 import { log } from "../log.ts";
-
-interface V4 {
-  ip: number;
-  prefix: number;
-  gateway: number | undefined;
-  config: IpConfig;
-}
-
-function v4Of(ips: IpConfig[]): V4[] {
-  const out: V4[] = [];
-  for (const c of ips) {
-    const [addr = "", len = "32"] = c.address.split("/");
-    const ip = tryParseIpv4(addr);
-    if (ip === undefined) {
-      log.warn(`ignoring non-IPv4 address ${c.address} from IPAM (IPv4 only)`);
-      continue;
-    }
-    const gw = c.gateway === undefined ? undefined : tryParseIpv4(c.gateway);
-    out.push({ ip, prefix: Number(len), gateway: gw, config: c });
-  }
-  return out;
-}
-
-function parseDst(dst: string): { dst: number; len: number } | undefined {
-  const [a = "", l = "32"] = dst.split("/");
-  const ip = tryParseIpv4(a);
-  return ip === undefined ? undefined : { dst: ip, len: Number(l) };
-}
-
-/** Container routes as the bridge plugin makes them: a route without gw goes via the
- * gateway; isDefaultGateway adds 0.0.0.0/0 via the gateway. */
-export function containerRoutes(
-  routes: Route[],
-  gateway: number | undefined,
-  isDefaultGateway: boolean,
-): { specs: Omit<RouteSpec, "oif">[]; result: Route[] } {
-  const result = [...routes];
-  if (isDefaultGateway && gateway !== undefined && !routes.some((r) => r.dst === "0.0.0.0/0")) {
-    result.push({ dst: "0.0.0.0/0", gw: formatIpv4(gateway) });
-  }
-  const specs: Omit<RouteSpec, "oif">[] = [];
-  for (const r of result) {
-    const d = parseDst(r.dst);
-    if (!d) continue; // IPv6 routes from a delegated IPAM: not configured here
-    const gw = r.gw !== undefined ? tryParseIpv4(r.gw) : gateway;
-    const spec: Omit<RouteSpec, "oif"> = { dst: d.dst, dstLen: d.len };
-    if (gw !== undefined) spec.gw = gw;
-    if (r.priority !== undefined) spec.priority = r.priority;
-    if (r.table !== undefined) spec.table = r.table;
-    if (r.mtu !== undefined) spec.mtu = r.mtu;
-    if (r.advmss !== undefined) spec.advmss = r.advmss;
-    specs.push(spec);
-  }
-  return { specs, result };
-}
 
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { env, conf, state } = ctx;
   const { identity } = identityOf(ctx);
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
-  const ns = openNetns(env.netns);
+  using ns = openNetns(env.netns);
+  using dp = openDatapath(conf.pinDir, true);
+  using inner = ns.socket();
+  using host = new NetlinkSocket();
   const undo = new Undo();
   const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);
-  let dp: Datapath;
-  try {
-    dp = openDatapath(conf.pinDir, true);
-  } catch (err) {
-    ns.close();
-    throw err;
-  }
-  let host: NetlinkSocket | undefined;
-  let inner: NetlinkSocket | undefined;
   const record = {
     containerId: env.containerId,
     ifname: env.ifname,
@@ -112,7 +51,6 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
           `"${prior.netns}": DEL it first`,
       );
     }
-    inner = ns.socket();
     const cl = new Links(inner);
     if (cl.get(env.ifname)) {
       throw new CniError(
@@ -127,7 +65,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
 
     const ipam = await ipamAdd(ipamCtx, plan);
     undo.push("release the address", () => ipamDel(ipamDelCtx(ctx)));
-    const v4 = v4Of(ipam.ips);
+    const v4 = podAddresses(ipam.ips);
     const first = v4[0];
     if (!first) {
       throw new CniError(
@@ -139,7 +77,6 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     state.write(record);
     await fault("after-lease");
 
-    host = new NetlinkSocket();
     const links = new Links(host);
     const bridge = links.ensureBridge(conf.bridge, conf.mtu);
     if (conf.isGateway) {
@@ -166,7 +103,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     for (const r of routes.specs) cl.addRoute({ ...r, oif: c.index }, env.ifname);
     await fault("after-addr");
 
-    attachIngress(hv.index, dp.progFd);
+    attach(host, hv.index, "ingress", dp.progFd, PROGRAM_PROCESS_TC);
     await fault("after-attach");
 
     const endpoints = new EndpointMap(dp.endpointFd);
@@ -209,11 +146,6 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   } catch (err) {
     await undo.run();
     throw err;
-  } finally {
-    inner?.close();
-    host?.close();
-    ns.close();
-    dp.close();
   }
 }
 

@@ -5,14 +5,13 @@ import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { openDatapath } from "./datapath.ts";
-import type { Datapath } from "../datapath/loader.ts";
 import { ipamCheck } from "../ipam/mod.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
-import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
+import { formatIpv4 } from "../spec/ipv4.ts";
 import { EndpointMap } from "../datapath/maps.ts";
-import { containerRoutes } from "./add.ts";
+import { containerRoutes, podAddresses } from "./routes.ts";
 
 function fail(msg: string): never {
   throw new CniError(ErrCode.Internal, msg);
@@ -25,57 +24,44 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const ips = prev.ips ?? [];
   await ipamCheck(ipamDelCtx(ctx), ips);
 
-  const ns = openNetns(env.netns);
-  let host: NetlinkSocket | undefined;
-  let inner: NetlinkSocket | undefined;
-  let dp: Datapath | undefined;
-  try {
-    host = new NetlinkSocket();
-    dp = openDatapath(conf.pinDir, false);
-    const links = new Links(host);
-    const bridge = links.get(conf.bridge) ?? fail(`Bridge "${conf.bridge}" is missing`);
-    if (bridge.kind !== "bridge") fail(`"${conf.bridge}" is not a bridge`);
-    const hv = links.get(ctx.hostVeth) ?? fail(`Host veth "${ctx.hostVeth}" is missing`);
-    if (hv.master !== bridge.index) {
-      fail(`Host veth "${hv.name}" is not attached to "${bridge.name}"`);
-    }
-    if (!dp) fail(`No datapath is pinned under "${conf.pinDir}"`);
-    const attached = attachedProgramId(hv.index);
-    if (attached !== dp.progId) {
-      fail(`Classifier is not attached to "${hv.name}" (found program id ${attached || "none"})`);
-    }
+  using ns = openNetns(env.netns);
+  using host = new NetlinkSocket();
+  using dp = openDatapath(conf.pinDir, false);
+  const links = new Links(host);
+  const bridge = links.get(conf.bridge) ?? fail(`Bridge "${conf.bridge}" is missing`);
+  if (bridge.kind !== "bridge") fail(`"${conf.bridge}" is not a bridge`);
+  const hv = links.get(ctx.hostVeth) ?? fail(`Host veth "${ctx.hostVeth}" is missing`);
+  if (hv.master !== bridge.index) {
+    fail(`Host veth "${hv.name}" is not attached to "${bridge.name}"`);
+  }
+  if (!dp) fail(`No datapath is pinned under "${conf.pinDir}"`);
+  const attached = attachedProgramId(host, hv.index, "ingress");
+  if (attached !== dp.progId) {
+    fail(`Classifier is not attached to "${hv.name}" (found program id ${attached || "none"})`);
+  }
 
-    inner = ns.socket();
-    const cl = new Links(inner);
-    const c = cl.get(env.ifname) ?? fail(`Interface "${env.ifname}" is missing in the netns`);
-    if (!(c.flags & 1)) fail(`Interface "${env.ifname}" is down`);
-    const have = cl.addrs(c.index);
-    const endpoints = new EndpointMap(dp.endpointFd);
-    let gateway: number | undefined;
-    for (const ipc of ips) {
-      const [a = "", len = "32"] = ipc.address.split("/");
-      const ip = tryParseIpv4(a);
-      if (ip === undefined) continue;
-      gateway ??= ipc.gateway !== undefined ? tryParseIpv4(ipc.gateway) : undefined;
-      if (!have.some((h) => h.ip === ip && h.prefixlen === Number(len))) {
-        fail(`Address ${ipc.address} is missing on "${env.ifname}"`);
-      }
-      if (endpoints.get(ip) === undefined) {
-        fail(`${formatIpv4(ip)} is not registered in endpoint_map`);
-      }
+  using inner = ns.socket();
+  const cl = new Links(inner);
+  const c = cl.get(env.ifname) ?? fail(`Interface "${env.ifname}" is missing in the netns`);
+  if (!(c.flags & 1)) fail(`Interface "${env.ifname}" is down`);
+  const have = cl.addrs(c.index);
+  const endpoints = new EndpointMap(dp.endpointFd);
+  const addrs = podAddresses(ips);
+  for (const a of addrs) {
+    if (!have.some((h) => h.ip === a.ip && h.prefixlen === a.prefix)) {
+      fail(`Address ${a.config.address} is missing on "${env.ifname}"`);
     }
-    const routes = cl.routes();
-    for (const r of containerRoutes(prev.routes ?? [], gateway, false).specs) {
-      const found = routes.some((x) =>
-        x.dst === r.dst && x.dstLen === r.dstLen && x.oif === c.index &&
-        (r.gw === undefined || x.gw === r.gw)
-      );
-      if (!found) fail(`Route to ${formatIpv4(r.dst)}/${r.dstLen} is missing in the netns`);
+    if (endpoints.get(a.ip) === undefined) {
+      fail(`${formatIpv4(a.ip)} is not registered in endpoint_map`);
     }
-  } finally {
-    dp?.close();
-    inner?.close();
-    host?.close();
-    ns.close();
+  }
+  const gateway = addrs.find((a) => a.gateway !== undefined)?.gateway;
+  const routes = cl.routes();
+  for (const r of containerRoutes(prev.routes ?? [], gateway, false).specs) {
+    const found = routes.some((x) =>
+      x.dst === r.dst && x.dstLen === r.dstLen && x.oif === c.index &&
+      (r.gw === undefined || x.gw === r.gw)
+    );
+    if (!found) fail(`Route to ${formatIpv4(r.dst)}/${r.dstLen} is missing in the netns`);
   }
 }

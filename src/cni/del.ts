@@ -34,21 +34,17 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
   // given it since; one only recorded (a DEL that crashed after releasing) may already be
   // another pod's, so it goes only if it still holds this pod's identity.
   const leased = new Set(await ipamLeasedIps(ipamCtx) ?? []);
-  const dp = openDatapath(t.pinDir ?? ctx.conf.pinDir, false);
+  using dp = openDatapath(t.pinDir ?? ctx.conf.pinDir, false);
   if (dp) {
-    try {
-      const endpoints = new EndpointMap(dp.endpointFd);
-      for (const text of new Set<string>([...t.ips, ...leased])) {
-        const ip = tryParseIpv4(text);
-        if (ip === undefined) continue;
-        const id = endpoints.get(ip);
-        if (id === undefined) continue;
-        if (leased.has(text) || t.identity === undefined || id === t.identity) {
-          endpoints.delete(ip);
-        }
+    const endpoints = new EndpointMap(dp.endpointFd);
+    for (const text of new Set<string>([...t.ips, ...leased])) {
+      const ip = tryParseIpv4(text);
+      if (ip === undefined) continue;
+      const id = endpoints.get(ip);
+      if (id === undefined) continue;
+      if (leased.has(text) || t.identity === undefined || id === t.identity) {
+        endpoints.delete(ip);
       }
-    } finally {
-      dp.close();
     }
   }
   await ipamDel(ipamCtx);
@@ -73,10 +69,6 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
     : { containerId: env.containerId, ifname: env.ifname, ips: [] };
   // Without a state record (an earlier DEL finished, or ADD never began) there is no
   // endpoint entry of ours to remove: a prevResult address may already be another pod's.
-  const host = new NetlinkSocket();
-  try {
-    await teardown(ctx, t, new Links(host));
-  } finally {
-    host.close();
-  }
+  using host = new NetlinkSocket();
+  await teardown(ctx, t, new Links(host));
 }

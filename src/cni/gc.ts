@@ -40,9 +40,9 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
   const valid = validAttachments(ctx.conf.json);
   const key = (a: Valid) => `${a.containerId}\n${a.ifname}`;
   const keep = new Set(valid.map(key));
-  const host = new NetlinkSocket();
   const errors: string[] = [];
-  try {
+  {
+    using host = new NetlinkSocket();
     const links = new Links(host);
     for (const s of ctx.state.list()) {
       if (keep.has(key(s))) continue;
@@ -52,27 +52,21 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
         errors.push(`${s.containerId}/${s.ifname}: ${causeChain(err)}`);
       }
     }
-  } finally {
-    host.close();
   }
   const d = ipamDelCtx(ctx);
-  const dp = openDatapath(ctx.conf.pinDir, false);
-  try {
-    const endpoints = dp ? new EndpointMap(dp.endpointFd) : undefined;
-    const released = await ipamGc(
-      ctx.conf.name,
-      ctx.conf.ipam,
-      valid,
-      { rawConfig: d.rawConfig, env: d.env },
-      (text) => {
-        const ip = tryParseIpv4(text);
-        if (ip !== undefined) endpoints?.delete(ip);
-      },
-    );
-    if (released.length) log.info(`gc released ${released.join(", ")}`);
-  } finally {
-    dp?.close();
-  }
+  using dp = openDatapath(ctx.conf.pinDir, false);
+  const endpoints = dp ? new EndpointMap(dp.endpointFd) : undefined;
+  const released = await ipamGc(
+    ctx.conf.name,
+    ctx.conf.ipam,
+    valid,
+    { rawConfig: d.rawConfig, env: d.env },
+    (text) => {
+      const ip = tryParseIpv4(text);
+      if (ip !== undefined) endpoints?.delete(ip);
+    },
+  );
+  if (released.length) log.info(`gc released ${released.join(", ")}`);
   if (errors.length) {
     throw new CniError(
       ErrCode.Internal,

@@ -8,7 +8,7 @@ import { ipamDelCtx } from "./context.ts";
 
 export async function cmdStatus(ctx: Ctx): Promise<void> {
   try {
-    openDatapath(ctx.conf.pinDir, true).close();
+    using _dp = openDatapath(ctx.conf.pinDir, true);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new CniError(ErrCode.PluginNotAvailable, `Datapath not ready: ${msg}`, "", {

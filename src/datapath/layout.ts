@@ -5,13 +5,8 @@ export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
 
-export interface MapSpec {
-  name: string;
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-}
+import type { MapSpec } from "../spec/pinned.ts";
+export type { MapSpec };
 
 /** endpoint_map: __u32 IPv4 address (host byte order) -> __u32 identity. */
 export const ENDPOINT_MAP: MapSpec = {
@@ -20,6 +15,7 @@ export const ENDPOINT_MAP: MapSpec = {
   keySize: 4,
   valueSize: 4,
   maxEntries: 16384,
+  flags: 0,
 };
 
 /** policy_map: struct policy_key { __u32 src_id; __u32 dst_id; } -> __u8 action. */
@@ -29,6 +25,7 @@ export const POLICY_MAP: MapSpec = {
   keySize: 8,
   valueSize: 1,
   maxEntries: 65536,
+  flags: 0,
 };
 
 /** stats_map: enum ebpfcni_stat -> per-CPU __u64 counter. */
@@ -38,6 +35,7 @@ export const STATS_MAP: MapSpec = {
   keySize: 4,
   valueSize: 8,
   maxEntries: 6,
+  flags: 0,
 };
 
 /** enum ebpfcni_stat, in index order. */

@@ -1,24 +1,11 @@
 // Gets the datapath into the kernel once per node and reuses it: the maps and the program
 // are pinned under a pin directory; later calls open the pins instead of loading again,
-// and never replace a pinned map (that would wipe live policy).
-import {
-  BpfObject,
-  closeFd,
-  mapInfo,
-  objGet,
-  objPin,
-  progInfo,
-  setLibbpfLog,
-} from "../../ffi/libbpf.ts";
+// and never replace a pinned map (that would wipe live policy). Only a load needs libbpf;
+// opening the pins is raw bpf(2).
+import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
+import { mapInfo, objGet, objPin, progInfo } from "../../ffi/bpf.ts";
 import { SysError } from "../../ffi/errors.ts";
-import {
-  closeFd as closeRaw,
-  flock,
-  LOCK_EX,
-  O_CLOEXEC,
-  O_DIRECTORY,
-  openFd,
-} from "../../ffi/libc.ts";
+import { closeFd, flock, LOCK_EX, O_CLOEXEC, O_DIRECTORY, openFd } from "../../ffi/libc.ts";
 import * as gen from "./bpf_object.gen.ts";
 import {
   DEFAULT_PIN_DIR,
@@ -28,12 +15,13 @@ import {
   PROGRAM_PIN,
   STATS_MAP,
 } from "./layout.ts";
-
-export { DEFAULT_PIN_DIR };
+import { mapDifferences, pinPath } from "../spec/pinned.ts";
 import { log } from "../log.ts";
 
-/** Open fds of the pinned datapath. Close it when done; the pins stay. */
-export interface Datapath {
+export { DEFAULT_PIN_DIR };
+
+/** Open fds of the pinned datapath. Dispose of it when done (`using`); the pins stay. */
+export interface Datapath extends Disposable {
   pinDir: string;
   progFd: number;
   progId: number;
@@ -50,15 +38,6 @@ export class DatapathError extends Error {
   override name = "DatapathError";
 }
 
-setLibbpfLog((level, msg) => {
-  if (level === 0) log.warn(`libbpf: ${msg}`);
-  else log.debug(`libbpf: ${msg}`);
-});
-
-function pinPath(pinDir: string, name: string): string {
-  return `${pinDir}/${name}`;
-}
-
 function tryObjGet(path: string): number | undefined {
   try {
     return objGet(path);
@@ -68,76 +47,89 @@ function tryObjGet(path: string): number | undefined {
   }
 }
 
+/** The map's id, after checking it is the map `spec` describes. */
 function checkMap(fd: number, spec: MapSpec, path: string): number {
   const info = mapInfo(fd);
-  if (
-    info.type !== spec.type || info.keySize !== spec.keySize ||
-    info.valueSize !== spec.valueSize || info.maxEntries !== spec.maxEntries
-  ) {
+  const diff = mapDifferences(spec, info);
+  if (diff.length > 0) {
     throw new DatapathError(
-      `Pinned map "${path}" does not match ${spec.name}: type ${info.type}, key ${info.keySize}, ` +
-        `value ${info.valueSize}, max ${info.maxEntries}; expected type ${spec.type}, key ` +
-        `${spec.keySize}, value ${spec.valueSize}, max ${spec.maxEntries}`,
+      `Pinned map "${path}" is not ebpfcni's ${spec.name}: ${diff.join(", ")}`,
     );
   }
   return info.id;
 }
 
+/** Fds opened together and closed together, unless handed on with `keep()`. */
+class FdSet implements Disposable {
+  readonly fds: number[] = [];
+  #kept = false;
+
+  add(fd: number | undefined): number | undefined {
+    if (fd !== undefined) this.fds.push(fd);
+    return fd;
+  }
+
+  close(): void {
+    for (const fd of this.fds.splice(0)) closeFd(fd);
+  }
+
+  /** The caller owns the fds now; returns how to close them. */
+  keep(): () => void {
+    this.#kept = true;
+    const fds = [...this.fds];
+    return () => fds.forEach((fd) => closeFd(fd));
+  }
+
+  [Symbol.dispose](): void {
+    if (!this.#kept) this.close();
+  }
+}
+
 /** Opens the pinned program and maps if they are all there and belong together and the
  * program is the embedded one; otherwise undefined (and nothing left open). */
 function openPinned(pinDir: string, justLoaded = false): Datapath | undefined {
-  const fds: number[] = [];
-  const closeAll = () => fds.forEach((fd) => closeFd(fd));
-  try {
-    const open = (name: string) => {
-      const fd = tryObjGet(pinPath(pinDir, name));
-      if (fd !== undefined) fds.push(fd);
-      return fd;
-    };
-    const progFd = open(PROGRAM_PIN);
-    const endpointFd = open(ENDPOINT_MAP.name);
-    const policyFd = open(POLICY_MAP.name);
-    const statsFd = open(STATS_MAP.name);
-    if (
-      progFd === undefined || endpointFd === undefined || policyFd === undefined ||
-      statsFd === undefined
-    ) {
-      closeAll();
-      return undefined;
-    }
-    const prog = progInfo(progFd);
-    const ids = [
-      checkMap(endpointFd, ENDPOINT_MAP, pinPath(pinDir, ENDPOINT_MAP.name)),
-      checkMap(policyFd, POLICY_MAP, pinPath(pinDir, POLICY_MAP.name)),
-      checkMap(statsFd, STATS_MAP, pinPath(pinDir, STATS_MAP.name)),
-    ];
-    // A program from another build, or one bound to maps that were re-pinned since, is
-    // replaced; the maps themselves are kept.
-    const ours = gen.PROGRAM_TAGS.includes(prog.tag);
-    if (justLoaded && !ours) {
-      // The tag prediction does not hold on this kernel: everything works, but each call
-      // will reload the program. Say so rather than fail.
-      log.warn(`kernel tag ${prog.tag} of the program just loaded is not the predicted one`);
-    }
-    if ((!ours && !justLoaded) || !ids.every((id) => prog.mapIds.includes(id))) {
-      log.info(`pinned program ${prog.id} (tag ${prog.tag}) is stale; reloading`);
-      closeAll();
-      return undefined;
-    }
-    return {
-      pinDir,
-      progFd,
-      progId: prog.id,
-      endpointFd,
-      policyFd,
-      statsFd,
-      loaded: false,
-      close: closeAll,
-    };
-  } catch (err) {
-    closeAll();
-    throw err;
+  using fds = new FdSet();
+  const open = (name: string) => fds.add(tryObjGet(pinPath(pinDir, name)));
+  const progFd = open(PROGRAM_PIN);
+  const endpointFd = open(ENDPOINT_MAP.name);
+  const policyFd = open(POLICY_MAP.name);
+  const statsFd = open(STATS_MAP.name);
+  if (
+    progFd === undefined || endpointFd === undefined || policyFd === undefined ||
+    statsFd === undefined
+  ) {
+    return undefined;
   }
+  const prog = progInfo(progFd);
+  const ids = [
+    checkMap(endpointFd, ENDPOINT_MAP, pinPath(pinDir, ENDPOINT_MAP.name)),
+    checkMap(policyFd, POLICY_MAP, pinPath(pinDir, POLICY_MAP.name)),
+    checkMap(statsFd, STATS_MAP, pinPath(pinDir, STATS_MAP.name)),
+  ];
+  // A program from another build, or one bound to maps that were re-pinned since, is
+  // replaced; the maps themselves are kept.
+  const ours = gen.PROGRAM_TAGS.includes(prog.tag);
+  if (justLoaded && !ours) {
+    // The tag prediction does not hold on this kernel: everything works, but each call
+    // will reload the program. Say so rather than fail.
+    log.warn(`kernel tag ${prog.tag} of the program just loaded is not the predicted one`);
+  }
+  if ((!ours && !justLoaded) || !ids.every((id) => prog.mapIds.includes(id))) {
+    log.info(`pinned program ${prog.id} (tag ${prog.tag}) is stale; reloading`);
+    return undefined;
+  }
+  const close = fds.keep();
+  return {
+    pinDir,
+    progFd,
+    progId: prog.id,
+    endpointFd,
+    policyFd,
+    statsFd,
+    loaded: false,
+    close,
+    [Symbol.dispose]: close,
+  };
 }
 
 function ensureDir(pinDir: string): void {
@@ -157,32 +149,31 @@ function withDirLock<T>(dir: string, fn: () => T): T {
     flock(fd, LOCK_EX);
     return fn();
   } finally {
-    closeRaw(fd); // closing drops the lock
+    closeFd(fd); // closing drops the lock
   }
 }
 
 function loadAndPin(pinDir: string): Datapath {
-  const obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
+  using obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
   try {
     for (const spec of [ENDPOINT_MAP, POLICY_MAP, STATS_MAP]) {
       obj.setMapPinPath(spec.name, pinPath(pinDir, spec.name));
     }
     obj.load();
-    const progPath = pinPath(pinDir, PROGRAM_PIN);
-    try {
-      Deno.removeSync(progPath);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    const progFd = obj.programFd(gen.PROGRAM_PROCESS_TC);
-    objPin(progFd, progPath);
-    // Reopen through the pins so the returned fds outlive the object.
-    const dp = openPinned(pinDir, true);
-    if (!dp) throw new DatapathError(`Pins under "${pinDir}" vanished right after loading`);
-    return { ...dp, loaded: true };
   } finally {
-    obj.close();
+    for (const m of obj.messages) log.debug(`libbpf: ${m.text}`);
   }
+  const progPath = pinPath(pinDir, PROGRAM_PIN);
+  try {
+    Deno.removeSync(progPath);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  objPin(obj.programFd(gen.PROGRAM_PROCESS_TC), progPath);
+  // Reopen through the pins so the returned fds outlive the object.
+  const dp = openPinned(pinDir, true);
+  if (!dp) throw new DatapathError(`Pins under "${pinDir}" vanished right after loading`);
+  return { ...dp, loaded: true };
 }
 
 /** Opens the pinned datapath under `pinDir`, loading and pinning it first if needed. */
@@ -190,6 +181,7 @@ export function ensureDatapath(pinDir = DEFAULT_PIN_DIR): Datapath {
   try {
     const fast = openPinned(pinDir);
     if (fast) return fast;
+    requireLibbpf(); // before anything is created: a node without it gets nothing half-made
     ensureDir(pinDir);
     return withDirLock(pinDir, () => openPinned(pinDir) ?? loadAndPin(pinDir));
   } catch (err) {
@@ -200,7 +192,7 @@ export function ensureDatapath(pinDir = DEFAULT_PIN_DIR): Datapath {
   }
 }
 
-/** Opens the pinned maps only (for the CLI), without loading anything. */
+/** Opens the pinned maps only (for DEL, CHECK and GC), without loading anything. */
 export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
   return openPinned(pinDir);
 }

@@ -10,8 +10,8 @@ import {
   mapNextKey,
   mapUpdate,
   mapUpdateBatch,
-  possibleCpus,
-} from "../../ffi/libbpf.ts";
+} from "../../ffi/bpf.ts";
+import { possibleCpus } from "./cpus.ts";
 import { Errno, SysError } from "../../ffi/errors.ts";
 import {
   decodePolicyKey,

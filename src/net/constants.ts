@@ -59,3 +59,26 @@ export const IFF_PROMISC = 0x100;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_BROADCAST = 4;
+
+// linux/rtnetlink.h: traffic control
+export const RTM_NEWQDISC = 36;
+export const RTM_NEWTFILTER = 44;
+export const RTM_DELTFILTER = 45;
+export const RTM_GETTFILTER = 46;
+export const TCA_KIND = 1;
+export const TCA_OPTIONS = 2;
+
+// linux/pkt_sched.h
+export const TC_H_CLSACT = 0xfffffff1;
+export const TC_H_MIN_INGRESS = 0xfff2;
+export const TC_H_MIN_EGRESS = 0xfff3;
+
+// linux/pkt_cls.h: cls_bpf
+export const TCA_BPF_FD = 6;
+export const TCA_BPF_NAME = 7;
+export const TCA_BPF_FLAGS = 8;
+export const TCA_BPF_ID = 11;
+export const TCA_BPF_FLAG_ACT_DIRECT = 1;
+
+// linux/if_ether.h
+export const ETH_P_ALL = 0x0003;

@@ -218,3 +218,89 @@ export function dumpRoutes(): NlRequest {
     attrs: [],
   };
 }
+
+/** struct tcmsg (20 bytes). */
+export function tcmsg(ifindex: number, handle: number, parent: number, info: number): Uint8Array {
+  const b = new Uint8Array(20);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, K.AF_UNSPEC);
+  v.setInt32(4, ifindex, true);
+  v.setUint32(8, handle >>> 0, true);
+  v.setUint32(12, parent >>> 0, true);
+  v.setUint32(16, info >>> 0, true);
+  return b;
+}
+
+/** Which side of a clsact qdisc a filter hangs on. */
+export type TcHook = "ingress" | "egress";
+
+/** TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS or _EGRESS). */
+function hookParent(hook: TcHook): number {
+  const min = hook === "ingress" ? K.TC_H_MIN_INGRESS : K.TC_H_MIN_EGRESS;
+  return ((K.TC_H_CLSACT & 0xffff0000) | min) >>> 0;
+}
+
+/** tcm_info of a filter: priority in the upper half, protocol ETH_P_ALL (network order). */
+function filterInfo(priority: number): number {
+  return ((priority << 16) | ((K.ETH_P_ALL & 0xff) << 8) | (K.ETH_P_ALL >> 8)) >>> 0;
+}
+
+/** A clsact qdisc on `ifindex` (the hooks tc BPF programs hang on). */
+export function newClsact(ifindex: number): NlRequest {
+  return {
+    op: `create clsact qdisc on ifindex ${ifindex}`,
+    type: K.RTM_NEWQDISC,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: tcmsg(ifindex, K.TC_H_CLSACT & 0xffff0000, K.TC_H_CLSACT, 0),
+    attrs: [{ type: K.TCA_KIND, str: "clsact" }],
+  };
+}
+
+export interface TcFilterSpec {
+  ifindex: number;
+  hook: TcHook;
+  handle: number;
+  priority: number;
+}
+
+/** A direct-action cls_bpf filter running program `progFd`, replacing one at the same
+ * handle and priority (the kernel swaps the program in place: no packet sees neither). */
+export function newBpfFilter(f: TcFilterSpec, progFd: number, name: string): NlRequest {
+  return {
+    op: `attach tc program on ifindex ${f.ifindex} ${f.hook}`,
+    type: K.RTM_NEWTFILTER,
+    flags: K.NLM_F_CREATE | K.NLM_F_REPLACE,
+    header: tcmsg(f.ifindex, f.handle, hookParent(f.hook), filterInfo(f.priority)),
+    attrs: [
+      { type: K.TCA_KIND, str: "bpf" },
+      {
+        type: K.TCA_OPTIONS,
+        nest: [
+          { type: K.TCA_BPF_FD, u32: progFd },
+          { type: K.TCA_BPF_NAME, str: name },
+          { type: K.TCA_BPF_FLAGS, u32: K.TCA_BPF_FLAG_ACT_DIRECT },
+        ],
+      },
+    ],
+  };
+}
+
+export function delFilter(f: TcFilterSpec): NlRequest {
+  return {
+    op: `detach tc program on ifindex ${f.ifindex} ${f.hook}`,
+    type: K.RTM_DELTFILTER,
+    flags: 0,
+    header: tcmsg(f.ifindex, f.handle, hookParent(f.hook), filterInfo(f.priority)),
+    attrs: [],
+  };
+}
+
+export function getFilter(f: TcFilterSpec): NlRequest {
+  return {
+    op: `query tc program on ifindex ${f.ifindex} ${f.hook}`,
+    type: K.RTM_GETTFILTER,
+    flags: 0,
+    header: tcmsg(f.ifindex, f.handle, hookParent(f.hook), filterInfo(f.priority)),
+    attrs: [{ type: K.TCA_KIND, str: "bpf" }],
+  };
+}

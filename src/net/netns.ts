@@ -5,8 +5,8 @@ import { CLONE_NEWNET, closeFd, O_CLOEXEC, O_RDONLY, openFd, setns } from "../..
 import { NetlinkSocket } from "./socket.ts";
 import { SysError } from "../../ffi/errors.ts";
 
-/** An open namespace file; close it when done. */
-export class Netns {
+/** An open namespace file; dispose of it when done (`using`). */
+export class Netns implements Disposable {
   private constructor(readonly path: string, readonly fd: number) {}
 
   /** Opens `path` (e.g. /var/run/netns/x or /proc/PID/ns/net). NotFound → SysError. */
@@ -52,5 +52,9 @@ export class Netns {
 
   close(): void {
     closeFd(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

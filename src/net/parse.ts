@@ -98,3 +98,12 @@ export function parseRoute(payload: Uint8Array): RouteEntry | undefined {
   }
   return r;
 }
+
+/** The program id of a cls_bpf filter message (TCA_OPTIONS.TCA_BPF_ID), or 0. */
+export function parseBpfFilterProgId(payload: Uint8Array): number {
+  for (const a of decodeAttrs(payload, 20)) {
+    if (a.type !== K.TCA_OPTIONS) continue;
+    for (const o of decodeAttrs(a.data)) if (o.type === K.TCA_BPF_ID) return u32(o.data);
+  }
+  return 0;
+}
