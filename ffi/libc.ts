@@ -45,6 +45,28 @@ export function closeFd(fd: number): void {
   libc().symbols.close(fd);
 }
 
+// A handle that owns an fd and is dropped without close() (or `using`) would leak it for the
+// life of the process, which for the agent is long: the registry closes it when the handle
+// is collected, and says so on stderr.
+const unclosed = new FinalizationRegistry<{ fd: number; what: string }>(({ fd, what }) => {
+  closeFd(fd);
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(`ebpfcni: closed leaked ${what} fd ${fd}\n`));
+  } catch {
+    // nothing to report to
+  }
+});
+
+/** Closes `fd` if `owner` is garbage-collected before `releaseFd(owner)`. */
+export function guardFd(owner: object, fd: number, what: string): void {
+  unclosed.register(owner, { fd, what }, owner);
+}
+
+/** `owner` closed its fd itself. */
+export function releaseFd(owner: object): void {
+  unclosed.unregister(owner);
+}
+
 /** Moves the calling thread into the namespace behind `fd`. */
 export function setns(fd: number, nstype: number): void {
   check("setns", libc().symbols.setns(fd, nstype));

@@ -24,6 +24,11 @@ export const NETLINK_ROUTE = 0;
 const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_EXT_ACK = 11;
 
+// A socket dropped without close() is closed when collected (see guardFd in libc.ts).
+const unclosed = new FinalizationRegistry<Deno.PointerObject>((nl) => {
+  mnl().symbols.mnl_socket_close(nl);
+});
+
 /** A bound netlink socket in the network namespace of the thread that opened it. */
 export class MnlSocket {
   #nl: Deno.PointerObject | null;
@@ -43,6 +48,7 @@ export class MnlSocket {
     s.mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, new Uint8Array(new Int32Array([1]).buffer), 4);
     this.#nl = nl;
     this.portid = s.mnl_socket_get_portid(nl);
+    unclosed.register(this, nl, this);
   }
 
   #sock(op: string): Deno.PointerObject {
@@ -63,7 +69,10 @@ export class MnlSocket {
   }
 
   close(): void {
-    if (this.#nl) mnl().symbols.mnl_socket_close(this.#nl);
+    if (this.#nl) {
+      unclosed.unregister(this);
+      mnl().symbols.mnl_socket_close(this.#nl);
+    }
     this.#nl = null;
   }
 

@@ -12,11 +12,16 @@ function env(name: string): string | undefined {
   }
 }
 
-const threshold = LEVELS[(env("EBPFCNI_LOG_LEVEL") ?? "warn") as Level] ?? LEVELS.warn;
-const file = env("EBPFCNI_LOG_FILE");
 const encoder = new TextEncoder();
+// Read on first use, not at import: importing a module does no work.
+let settings: { threshold: number; file: string | undefined } | undefined;
 
 function write(level: Level, msg: string): void {
+  settings ??= {
+    threshold: LEVELS[(env("EBPFCNI_LOG_LEVEL") ?? "warn") as Level] ?? LEVELS.warn,
+    file: env("EBPFCNI_LOG_FILE"),
+  };
+  const { threshold, file } = settings;
   if (LEVELS[level] < threshold) return;
   const line = encoder.encode(
     `${new Date().toISOString()} ebpfcni[${Deno.pid}] ${level}: ${msg}\n`,

@@ -5,7 +5,16 @@
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
 import { mapInfo, objGet, objPin, progInfo } from "../../ffi/bpf.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { closeFd, flock, LOCK_EX, O_CLOEXEC, O_DIRECTORY, openFd } from "../../ffi/libc.ts";
+import {
+  closeFd,
+  flock,
+  guardFd,
+  LOCK_EX,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  openFd,
+  releaseFd,
+} from "../../ffi/libc.ts";
 import * as gen from "./bpf_object.gen.ts";
 import {
   DEFAULT_PIN_DIR,
@@ -73,11 +82,19 @@ class FdSet implements Disposable {
     for (const fd of this.fds.splice(0)) closeFd(fd);
   }
 
-  /** The caller owns the fds now; returns how to close them. */
-  keep(): () => void {
+  /** `owner` owns the fds now (closed when it is collected, should it never close them);
+   * returns how to close them, once. */
+  keep(owner: object): () => void {
     this.#kept = true;
     const fds = [...this.fds];
-    return () => fds.forEach((fd) => closeFd(fd));
+    fds.forEach((fd) => guardFd(owner, fd, "datapath"));
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      releaseFd(owner);
+      fds.forEach((fd) => closeFd(fd));
+    };
   }
 
   [Symbol.dispose](): void {
@@ -118,8 +135,7 @@ function openPinned(pinDir: string, justLoaded = false): Datapath | undefined {
     log.info(`pinned program ${prog.id} (tag ${prog.tag}) is stale; reloading`);
     return undefined;
   }
-  const close = fds.keep();
-  return {
+  const dp: Datapath = {
     pinDir,
     progFd,
     progId: prog.id,
@@ -127,9 +143,11 @@ function openPinned(pinDir: string, justLoaded = false): Datapath | undefined {
     policyFd,
     statsFd,
     loaded: false,
-    close,
-    [Symbol.dispose]: close,
+    close: () => close(),
+    [Symbol.dispose]: () => close(),
   };
+  const close = fds.keep(dp);
+  return dp;
 }
 
 function ensureDir(pinDir: string): void {
@@ -173,7 +191,8 @@ function loadAndPin(pinDir: string): Datapath {
   // Reopen through the pins so the returned fds outlive the object.
   const dp = openPinned(pinDir, true);
   if (!dp) throw new DatapathError(`Pins under "${pinDir}" vanished right after loading`);
-  return { ...dp, loaded: true };
+  dp.loaded = true; // the same object: its fds are guarded by it
+  return dp;
 }
 
 /** Opens the pinned datapath under `pinDir`, loading and pinning it first if needed. */

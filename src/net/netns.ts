@@ -1,13 +1,24 @@
 // Network namespaces. A namespace belongs to a thread, so entering one is synchronous on
 // the calling (main) thread and always undone before returning. Netlink sockets stay bound
 // to the namespace they were opened in, so we enter only to open a socket.
-import { CLONE_NEWNET, closeFd, O_CLOEXEC, O_RDONLY, openFd, setns } from "../../ffi/libc.ts";
+import {
+  CLONE_NEWNET,
+  closeFd,
+  guardFd,
+  O_CLOEXEC,
+  O_RDONLY,
+  openFd,
+  releaseFd,
+  setns,
+} from "../../ffi/libc.ts";
 import { NetlinkSocket } from "./socket.ts";
 import { SysError } from "../../ffi/errors.ts";
 
 /** An open namespace file; dispose of it when done (`using`). */
 export class Netns implements Disposable {
-  private constructor(readonly path: string, readonly fd: number) {}
+  private constructor(readonly path: string, readonly fd: number) {
+    guardFd(this, fd, `netns "${path}"`);
+  }
 
   /** Opens `path` (e.g. /var/run/netns/x or /proc/PID/ns/net). NotFound → SysError. */
   static open(path: string): Netns {
@@ -50,7 +61,12 @@ export class Netns implements Disposable {
     return this.run(() => new NetlinkSocket());
   }
 
+  #closed = false;
+
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    releaseFd(this);
     closeFd(this.fd);
   }
 
