@@ -7,13 +7,27 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as gen from "../src/datapath/bpf_object.gen.ts";
 import {
+  CIDR_MAP,
+  CONFIG_MAP,
+  CT_MAP,
   decodePolicyKey,
   encodePolicyKey,
   ENDPOINT_MAP,
+  EVENTS_MAP,
+  FRAG_MAP,
+  HOST_MAP,
+  IPCACHE_MAP,
+  ISOLATION_MAP,
+  MAPS,
   type MapSpec,
+  PAIR_STATS_MAP,
   POLICY_MAP,
+  RATE_MAP,
+  RULE_MAP,
   STAT_NAMES,
   STATS_MAP,
+  STRUCTS,
+  VETH_MAP,
 } from "../src/datapath/layout.ts";
 import { randomHex, run, runJson } from "./_kernel.ts";
 
@@ -78,6 +92,13 @@ class Btf {
     return m;
   }
 
+  /** A BTF-defined ring buffer's max_entries (its size in bytes). */
+  ringbufSize(name: string): number {
+    const def = this.type(this.find("VAR", name).type_id!);
+    const ptr = this.type(this.member(def, "max_entries").type_id);
+    return this.type(ptr.type_id!).nr_elems!;
+  }
+
   /** A BTF-defined map: `__uint(type, N)` is `int (*type)[N]`, `__type(key, T)` is `T *key`. */
   mapDef(name: string): { type: number; maxEntries: number; key: BtfType; value: BtfType } {
     const v = this.find("VAR", name);
@@ -138,6 +159,17 @@ Deno.test("the map definitions in the object's BTF match the specs in layout.ts"
     [ENDPOINT_MAP, "__u32", "__u32"],
     [POLICY_MAP, "policy_key", "__u8"],
     [STATS_MAP, "__u32", "__u64"],
+    [CONFIG_MAP, "__u32", "dp_config"],
+    [VETH_MAP, "__u32", "veth_info"],
+    [HOST_MAP, "__u32", "__u32"],
+    [IPCACHE_MAP, "__u32", "ipcache_entry"],
+    [CIDR_MAP, "cidr_key", "__u32"],
+    [RULE_MAP, "rule_key", "__u32"],
+    [ISOLATION_MAP, "__u32", "__u32"],
+    [CT_MAP, "ct_key", "ct_entry"],
+    [FRAG_MAP, "frag_key", "frag_ports"],
+    [PAIR_STATS_MAP, "policy_key", "pair_stats"],
+    [RATE_MAP, "__u32", "rate_state"],
   ];
   for (const [spec, keyName, valueName] of expected) {
     const def = btf.mapDef(spec.name);
@@ -148,11 +180,58 @@ Deno.test("the map definitions in the object's BTF match the specs in layout.ts"
     assert.equal(btf.sizeOf(def.key.id), spec.keySize, `${spec.name} key size`);
     assert.equal(btf.sizeOf(def.value.id), spec.valueSize, `${spec.name} value size`);
   }
+  // The ring buffer has no key or value, only a size.
+  assert.equal(btf.ringbufSize(EVENTS_MAP.name), EVENTS_MAP.maxEntries);
   // One counter per enum ebpfcni_stat value (STAT_MAX), named in index order.
   assert.equal(STAT_NAMES.length, STATS_MAP.maxEntries);
   // Every map in the object's .maps section is one layout.ts knows about.
   const maps = btf.find("DATASEC", ".maps").vars?.map((v) => btf.type(v.type_id).name).sort();
-  assert.deepEqual(maps, [ENDPOINT_MAP.name, POLICY_MAP.name, STATS_MAP.name].sort());
+  assert.deepEqual(maps, MAPS.map((m) => m.name).sort());
+  assert.deepEqual([...gen.MAP_NAMES].sort(), maps);
+});
+
+Deno.test("every struct of ebpfcni.h has the size and field offsets layout.ts gives it", async () => {
+  // Compiled from the header itself: struct event, for one, is only ever a cast of ring
+  // buffer memory, so the object's BTF does not carry it.
+  const checks = Object.entries(STRUCTS).flatMap(([name, layout]) => [
+    { expr: `sizeof(struct ${name})`, want: layout.size },
+    ...Object.entries(layout.fields).map(([field, offset]) => ({
+      expr: `offsetof(struct ${name}, ${field})`,
+      want: offset,
+    })),
+  ]);
+  const tmp = await Deno.makeTempDir({ prefix: `ebpfcni-layout-${randomHex()}-` });
+  try {
+    await Deno.writeTextFile(
+      `${tmp}/layout.c`,
+      `#include <stddef.h>
+#include <stdio.h>
+#include <linux/types.h>
+#include "ebpfcni.h"
+int main(void) {
+${checks.map((c) => `  printf("%ld\\n", (long)(${c.expr}));`).join("\n")}
+  return 0;
+}
+`,
+    );
+    await run("clang", ["-I", `${ROOT}bpf`, "-o", `${tmp}/layout`, `${tmp}/layout.c`]);
+    const got = (await run(`${tmp}/layout`, [])).trim().split("\n").map(Number);
+    const wrong = checks.filter((c, i) => got[i] !== c.want).map((c) =>
+      `${c.expr} = ${got[checks.indexOf(c)]}, layout.ts says ${c.want}`
+    );
+    assert.deepEqual(wrong, []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  // And the ones the maps carry agree with the object's BTF.
+  const btf = await builtBtf();
+  for (const name of ["veth_info", "ct_entry", "rule_key", "dp_config"] as const) {
+    const struct = btf.find("STRUCT", name);
+    assert.equal(struct.size, STRUCTS[name].size, `BTF sizeof(struct ${name})`);
+    for (const [field, offset] of Object.entries(STRUCTS[name].fields)) {
+      assert.equal(btf.member(struct, field).bits_offset / 8, offset, `BTF ${name}.${field}`);
+    }
+  }
 });
 
 Deno.test("the generated module is what gen_bpf.ts makes from the built object", async () => {
@@ -180,6 +259,8 @@ Deno.test("the generated module is what gen_bpf.ts makes from the built object",
     "objectBytes() is the object file byte for byte",
   );
   assert.equal(gen.OBJECT_SHA256, createHash("sha256").update(object).digest("hex"));
-  assert.equal(gen.PROGRAM_TAGS.length, 2);
-  for (const tag of gen.PROGRAM_TAGS) assert.match(tag, /^[0-9a-f]{16}$/);
+  for (const tags of [gen.PROGRAM_TAGS, gen.PROGRAM_TAGS_EGRESS]) {
+    assert.equal(tags.length, 2);
+    for (const tag of tags) assert.match(tag, /^[0-9a-f]{16}$/);
+  }
 });

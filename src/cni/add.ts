@@ -12,11 +12,14 @@ import { formatIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
-import { openDatapath } from "./datapath.ts";
+import { applyDatapathConf, ensureNodeDatapath } from "./datapath.ts";
 import { attach } from "../datapath/tc.ts";
-import { PROGRAM_PROCESS_TC } from "../datapath/bpf_object.gen.ts";
+import { PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../datapath/bpf_object.gen.ts";
 import { containerRoutes, podAddresses } from "./routes.ts";
-import { EndpointMap, MapFullError } from "../datapath/maps.ts";
+import { EndpointMap, HostMap, IpcacheMap, MapFullError, VethMap } from "../datapath/maps.ts";
+import { HOST_MAP, IPCACHE_LOCAL, IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
+import type { AttachmentState } from "./state.ts";
+import { podNameArg, podNamespaceArg } from "./args.ts";
 import { log } from "../log.ts";
 
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
@@ -25,7 +28,8 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
   using ns = openNetns(env.netns);
-  using dp = openDatapath(conf.pinDir, true);
+  using dp = ensureNodeDatapath(conf);
+  applyDatapathConf(dp, conf);
   using inner = ns.socket();
   using host = new NetlinkSocket();
   const undo = new Undo();
@@ -39,7 +43,11 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     ips: [] as string[],
     identity,
     pinDir: conf.pinDir,
-  };
+  } as AttachmentState;
+  const podNamespace = podNamespaceArg(ctx.cniArgs);
+  const podName = podNameArg(ctx.cniArgs);
+  if (podNamespace !== undefined) record.podNamespace = podNamespace;
+  if (podName !== undefined) record.podName = podName;
   try {
     // Checked before any change: the rollback of a duplicate ADD must not undo the live
     // attachment it duplicates (its lease and state record have the same keys as ours).
@@ -84,6 +92,11 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     }
     if (conf.promiscMode) links.setPromisc(bridge, true);
     links.setUp(bridge);
+    // The gateway is the node: the reserved identity "host" (shared, never removed by a DEL).
+    if (conf.isGateway) {
+      const hosts = new HostMap(dp.fd(HOST_MAP));
+      for (const a of v4) if (a.gateway !== undefined) hosts.add(a.gateway);
+    }
     await fault("after-bridge");
 
     // A host veth with our derived name is left over from an ADD that crashed: replace it.
@@ -93,8 +106,31 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     await fault("after-veth");
 
     const hv = mustGet(links, ctx.hostVeth);
+    record.hostIfindex = hv.index;
+    state.write(record);
     links.setMaster(hv, bridge.index);
     if (conf.hairpinMode) links.setHairpin(hv, true);
+
+    // Everything that judges the pod's frames is in place before either end is up: its first
+    // packet meets the classifier, its veth registration and its endpoint entry.
+    const veths = new VethMap(dp.fd(VETH_MAP));
+    veths.set(hv.index, { ips: v4.map((a) => a.ip), flags: 0 });
+    undo.push(`unregister veth ${hv.name}`, () => veths.delete(hv.index));
+    attach(host, hv.index, "ingress", dp.ingress.fd, PROGRAM_PROCESS_TC);
+    if (conf.datapath.mode === "kubernetes") {
+      attach(host, hv.index, "egress", dp.egress.fd, PROGRAM_PROCESS_TC_EGRESS);
+    }
+    await fault("after-attach");
+
+    const endpoints = conf.datapath.mode === "kubernetes"
+      ? podEndpoints(new IpcacheMap(dp.fd(IPCACHE_MAP)))
+      : identityEndpoints(new EndpointMap(dp.endpointFd));
+    for (const a of v4) {
+      const undoIt = registerEndpoint(endpoints, a.ip, identity);
+      undo.push(`unregister ${formatIpv4(a.ip)}`, undoIt);
+    }
+    await fault("after-endpoint");
+
     links.setUp(hv);
     const c = mustGet(cl, env.ifname);
     cl.setUp(c);
@@ -102,34 +138,6 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     const routes = containerRoutes(ipam.routes, first.gateway, conf.isDefaultGateway);
     for (const r of routes.specs) cl.addRoute({ ...r, oif: c.index }, env.ifname);
     await fault("after-addr");
-
-    attach(host, hv.index, "ingress", dp.progFd, PROGRAM_PROCESS_TC);
-    await fault("after-attach");
-
-    const endpoints = new EndpointMap(dp.endpointFd);
-    for (const a of v4) {
-      const before = endpoints.get(a.ip);
-      try {
-        endpoints.set(a.ip, identity);
-      } catch (err) {
-        if (err instanceof MapFullError) {
-          throw new CniError(
-            ErrCode.MapFull,
-            `Cannot register ${formatIpv4(a.ip)}: ${err.message}`,
-            "",
-            {
-              cause: err,
-            },
-          );
-        }
-        throw err;
-      }
-      undo.push(
-        `unregister ${formatIpv4(a.ip)}`,
-        () => before === undefined ? endpoints.delete(a.ip) : endpoints.set(a.ip, before),
-      );
-    }
-    await fault("after-endpoint");
 
     const bridgeNow = mustGet(links, conf.bridge);
     return {
@@ -147,6 +155,49 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     await undo.run();
     throw err;
   }
+}
+
+/** Where a pod's address -> identity entry goes: endpoint_map (identity mode) or
+ * ipcache_map as a local pod (kubernetes mode). */
+interface EndpointStore {
+  name: string;
+  get(ip: number): number | undefined;
+  set(ip: number, identity: number): void;
+  delete(ip: number): void;
+}
+
+function identityEndpoints(m: EndpointMap): EndpointStore {
+  return {
+    name: "endpoint_map",
+    get: (ip) => m.get(ip),
+    set: (ip, id) => m.set(ip, id),
+    delete: (ip) => m.delete(ip),
+  };
+}
+
+function podEndpoints(m: IpcacheMap): EndpointStore {
+  return {
+    name: "ipcache_map",
+    get: (ip) => m.get(ip)?.identity,
+    set: (ip, id) => m.set(ip, id, IPCACHE_LOCAL),
+    delete: (ip) => m.delete(ip),
+  };
+}
+
+/** Registers the address; returns how to put back what was there. A full map is code 102. */
+function registerEndpoint(store: EndpointStore, ip: number, identity: number): () => void {
+  const before = store.get(ip);
+  try {
+    store.set(ip, identity);
+  } catch (err) {
+    if (err instanceof MapFullError) {
+      throw new CniError(ErrCode.MapFull, `Cannot register ${formatIpv4(ip)}: ${err.message}`, "", {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return () => before === undefined ? store.delete(ip) : store.set(ip, before);
 }
 
 function pathExists(path: string): boolean {

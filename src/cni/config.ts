@@ -7,7 +7,8 @@ import { describeValue } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
 import { dirPathProblem, ifNameProblem, validateNetworkName } from "../spec/names.ts";
 import { normalizeRequestedIpv4, requestedIpsFromArgs } from "./args.ts";
-import { parseIpPrefix } from "../spec/ipv4.ts";
+import { type Cidr, CidrError, parseCidr, parseIpPrefix } from "../spec/ipv4.ts";
+import { MAX_SERVICE_CIDRS } from "../datapath/layout.ts";
 import { parsePrevResult } from "./result.ts";
 import { parseDns } from "../spec/dns.ts";
 import { contextStyle, FieldReader, isObject, type Obj } from "../spec/json.ts";
@@ -23,6 +24,32 @@ export const MAX_MTU = 65535;
 export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
 export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
+export const DEFAULT_AGENT_SOCKET = "/run/ebpfcni/agent.sock";
+export const DEFAULT_SERVICE_CIDRS = ["10.96.0.0/12"];
+export const POLICY_MODES = ["identity", "kubernetes"] as const;
+export type PolicyMode = typeof POLICY_MODES[number];
+
+/** Conntrack lifetimes in seconds; absent ones keep the datapath's defaults. */
+export interface ConntrackTimeouts {
+  tcpSyn?: number;
+  tcpEstablished?: number;
+  tcpClose?: number;
+  udp?: number;
+  other?: number;
+}
+const TIMEOUT_KEYS = ["tcpSyn", "tcpEstablished", "tcpClose", "udp", "other"] as const;
+
+/** How the pin directory's datapath behaves for this network. */
+export interface DatapathConf {
+  /** "identity": the original's default deny by identity pairs; "kubernetes": NetworkPolicy
+   * semantics, programmed by the agent. */
+  mode: PolicyMode;
+  /** Track connections (replies pass): opt-in in identity mode, always in kubernetes mode. */
+  conntrack: boolean;
+  /** Service VIP ranges: flows to them are judged at the backend, after DNAT. */
+  serviceCidrs: Cidr[];
+  conntrackTimeouts: ConntrackTimeouts;
+}
 
 /** The plugin's part of the "args" convention: args.cni.{ips,identity,labels}. */
 export interface ConfArgs {
@@ -45,6 +72,9 @@ export interface NetConf {
   hairpinMode: boolean;
   promiscMode: boolean;
   pinDir: string;
+  datapath: DatapathConf;
+  /** The agent's unix socket (kubernetes mode). */
+  agentSocket: string;
   /** Per-attachment records (what ADD changed), so DEL and GC can undo it. */
   stateDir: string;
   ipam: IpamConf;
@@ -188,6 +218,8 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
 
   const pinDir = absPath(json, "pinDir", DEFAULT_PIN_DIR);
   const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
+  const datapath = parseDatapath(json);
+  const agentSocket = absPath(json, "agentSocket", DEFAULT_AGENT_SOCKET);
 
   const runtimeConfig = fields.optObject(json, "runtimeConfig");
   const ipam = parseIpam(json, runtimeConfig?.ipRanges);
@@ -204,6 +236,8 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     hairpinMode,
     promiscMode,
     pinDir,
+    datapath,
+    agentSocket,
     stateDir,
     ipam,
     args,
@@ -234,6 +268,52 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     );
   }
   return conf;
+}
+
+function parseDatapath(json: Obj): DatapathConf {
+  const modeText = fields.optString(json, "policyMode") ?? "identity";
+  if (!(POLICY_MODES as readonly string[]).includes(modeText)) {
+    throw invalid("policyMode", `one of ${POLICY_MODES.map((m) => `"${m}"`).join(", ")}`, modeText);
+  }
+  const mode = modeText as PolicyMode;
+  const conntrackFlag = fields.optBool(json, "conntrack");
+  if (mode === "kubernetes" && conntrackFlag === false) {
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      'Invalid network config: "conntrack" cannot be false with "policyMode": "kubernetes" ' +
+        "(replies of allowed connections must pass)",
+    );
+  }
+  const list = fields.optArray(json, "serviceCIDRs") ?? DEFAULT_SERVICE_CIDRS;
+  if (list.length > MAX_SERVICE_CIDRS) {
+    throw invalid("serviceCIDRs", `at most ${MAX_SERVICE_CIDRS} IPv4 subnets`, list);
+  }
+  const serviceCidrs = list.map((item, i) => {
+    const path = `serviceCIDRs[${i}]`;
+    if (typeof item !== "string") throw invalid(path, "an IPv4 subnet in CIDR notation", item);
+    try {
+      return parseCidr(item);
+    } catch (err) {
+      throw new CniError(
+        ErrCode.InvalidConfig,
+        `Invalid network config: "${path}" must be an IPv4 subnet in CIDR notation, got ${
+          describeValue(item)
+        } (${err instanceof CidrError ? err.message : String(err)})`,
+      );
+    }
+  });
+  const t = fields.optObject(json, "conntrackTimeouts");
+  const conntrackTimeouts: ConntrackTimeouts = {};
+  for (const key of TIMEOUT_KEYS) {
+    const n = t ? fields.optInt(t, key, "conntrackTimeouts", 1, 2 ** 31 - 1) : undefined;
+    if (n !== undefined) conntrackTimeouts[key] = n;
+  }
+  return {
+    mode,
+    conntrack: mode === "kubernetes" || (conntrackFlag ?? false),
+    serviceCidrs,
+    conntrackTimeouts,
+  };
 }
 
 /** An optional absolute path field without ".." segments. */

@@ -4,9 +4,11 @@
 // finds nothing to do and succeeds.
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
-import { ipamDel, ipamLeasedIps } from "../ipam/mod.ts";
+import { ipamDel, ipamLeases } from "../ipam/mod.ts";
 import { openDatapath } from "./datapath.ts";
-import { EndpointMap } from "../datapath/maps.ts";
+import { EndpointMap, IpcacheMap, VethMap } from "../datapath/maps.ts";
+import { ENDPOINT_MAP, IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
+import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
@@ -22,33 +24,61 @@ export interface Teardown {
   identity?: number;
   /** Where ADD registered the endpoint (the config's pinDir may have changed since). */
   pinDir?: string;
+  /** The host veth's ifindex when ADD got that far. */
+  hostIfindex?: number;
 }
 
 /** Undoes one attachment on the host. Shared by DEL and GC. */
 export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<void> {
+  using dp = openDatapath(t.pinDir ?? ctx.conf.pinDir);
   const veth = hostVethName(t.containerId, t.ifname);
-  if (links.delete(veth)) log.info(`deleted ${veth}`);
+  const link = links.get(veth);
+  if (dp?.maps.has(VETH_MAP.name)) {
+    // The veth's registration: its index, or the recorded one if no link has that any more.
+    const veths = new VethMap(dp.fd(VETH_MAP));
+    if (link) veths.delete(link.index);
+    else if (t.hostIfindex !== undefined && !links.byIndex(t.hostIfindex)) {
+      veths.delete(t.hostIfindex);
+    }
+  }
+  if (link && links.delete(veth)) log.info(`deleted ${veth}`);
 
   const ipamCtx = ipamDelCtx(ctx, t.containerId, t.ifname);
-  // An address still leased to this attachment is ours whatever identity an operator has
-  // given it since; one only recorded (a DEL that crashed after releasing) may already be
-  // another pod's, so it goes only if it still holds this pod's identity.
-  const leased = new Set(await ipamLeasedIps(ipamCtx) ?? []);
-  using dp = openDatapath(t.pinDir ?? ctx.conf.pinDir, false);
+  // An address the lease store still gives this attachment is ours to unregister, whatever
+  // identity an operator gave it since. One only recorded goes only if nobody leases it now
+  // and it still holds this pod's identity: after a DEL that died between releasing and
+  // forgetting, the address may be another pod's (with the same identity, even). A delegated
+  // IPAM plugin's leases are unknown: its recorded addresses go on the identity alone.
+  const leases = await ipamLeases(ipamCtx);
+  const mine = new Set(leases?.mine ?? []);
+  const recorded = t.identity === undefined
+    ? []
+    : t.ips.filter((ip) => !mine.has(ip) && !leases?.others.has(ip));
   if (dp) {
-    const endpoints = new EndpointMap(dp.endpointFd);
-    for (const text of new Set<string>([...t.ips, ...leased])) {
-      const ip = tryParseIpv4(text);
-      if (ip === undefined) continue;
-      const id = endpoints.get(ip);
-      if (id === undefined) continue;
-      if (leased.has(text) || t.identity === undefined || id === t.identity) {
-        endpoints.delete(ip);
+    for (const store of endpointStores(dp)) {
+      for (const text of new Set([...mine, ...recorded])) {
+        const ip = tryParseIpv4(text);
+        if (ip === undefined) continue;
+        const id = store.get(ip);
+        if (id !== undefined && (mine.has(text) || id === t.identity)) store.delete(ip);
       }
     }
   }
   await ipamDel(ipamCtx);
   ctx.state.remove(t.containerId, t.ifname);
+}
+
+/** The maps that hold pod address -> identity entries, whichever are pinned. */
+export function endpointStores(
+  dp: Datapath,
+): { get(ip: number): number | undefined; delete(ip: number): void }[] {
+  const out = [];
+  if (dp.maps.has(ENDPOINT_MAP.name)) out.push(new EndpointMap(dp.fd(ENDPOINT_MAP)));
+  if (dp.maps.has(IPCACHE_MAP.name)) {
+    const m = new IpcacheMap(dp.fd(IPCACHE_MAP));
+    out.push({ get: (ip: number) => m.get(ip)?.identity, delete: (ip: number) => m.delete(ip) });
+  }
+  return out;
 }
 
 export function teardownOf(s: AttachmentState): Teardown {
@@ -58,6 +88,7 @@ export function teardownOf(s: AttachmentState): Teardown {
     ips: s.ips,
     identity: s.identity,
     pinDir: s.pinDir,
+    ...(s.hostIfindex !== undefined ? { hostIfindex: s.hostIfindex } : {}),
   };
 }
 

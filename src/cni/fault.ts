@@ -8,9 +8,9 @@ export const FAULT_POINTS = [
   "after-lease",
   "after-bridge",
   "after-veth",
-  "after-addr",
   "after-attach",
   "after-endpoint",
+  "after-addr",
 ] as const;
 export type FaultPoint = typeof FAULT_POINTS[number];
 

@@ -4,12 +4,11 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamDelCtx } from "./context.ts";
-import { teardown, teardownOf } from "./del.ts";
+import { endpointStores, teardown, teardownOf } from "./del.ts";
 import { ipamGc } from "../ipam/mod.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
-import { EndpointMap } from "../datapath/maps.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
@@ -54,8 +53,8 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     }
   }
   const d = ipamDelCtx(ctx);
-  using dp = openDatapath(ctx.conf.pinDir, false);
-  const endpoints = dp ? new EndpointMap(dp.endpointFd) : undefined;
+  using dp = openDatapath(ctx.conf.pinDir);
+  const stores = dp ? endpointStores(dp) : [];
   const released = await ipamGc(
     ctx.conf.name,
     ctx.conf.ipam,
@@ -63,7 +62,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     { rawConfig: d.rawConfig, env: d.env },
     (text) => {
       const ip = tryParseIpv4(text);
-      if (ip !== undefined) endpoints?.delete(ip);
+      if (ip !== undefined) { for (const s of stores) s.delete(ip); }
     },
   );
   if (released.length) log.info(`gc released ${released.join(", ")}`);

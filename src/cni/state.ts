@@ -1,23 +1,118 @@
 // Per-attachment records: written before ADD changes anything and completed as it goes, so
 // DEL and GC can undo an ADD that crashed half-way. One JSON file per attachment under
 // <stateDir>/<network>/.
+//
+// Records are not trusted blindly: one of the wrong shape, or naming another attachment than
+// its file name does, is logged and set aside (renamed *.bad), and the caller goes on from
+// the lease store. Files are written through a temporary created exclusively (never through a
+// symlink someone planted), and a directory that others could write into is refused.
 import { CniError, ErrCode } from "../spec/cni.ts";
+import { isIdentity } from "../spec/identity.ts";
+import { isObject } from "../spec/json.ts";
+import { quote } from "../spec/text.ts";
+import { log } from "../log.ts";
 
 export interface AttachmentState {
   containerId: string;
   ifname: string;
   netns: string;
   hostVeth: string;
+  /** The host veth's ifindex once created (its veth_map key). */
+  hostIfindex?: number;
   bridge: string;
-  /** IPv4 addresses (dotted quad) registered in endpoint_map for this attachment. */
+  /** IPv4 addresses (dotted quad) registered for this attachment. */
   ips: string[];
   identity: number;
   pinDir: string;
+  /** K8S_POD_NAMESPACE / K8S_POD_NAME from CNI_ARGS, when the runtime gave them. */
+  podNamespace?: string;
+  podName?: string;
+}
+
+/** Why `v` is not an AttachmentState, or undefined. */
+export function recordProblem(v: unknown): string | undefined {
+  if (!isObject(v)) return "not a JSON object";
+  for (const k of ["containerId", "ifname", "netns", "hostVeth", "bridge", "pinDir"]) {
+    if (typeof v[k] !== "string") return `"${k}" is not a string`;
+  }
+  if (!Array.isArray(v.ips) || !v.ips.every((ip) => typeof ip === "string")) {
+    return `"ips" is not a list of strings`;
+  }
+  if (!isIdentity(v.identity)) return `"identity" is not an identity`;
+  if (
+    v.hostIfindex !== undefined && !(Number.isInteger(v.hostIfindex) && Number(v.hostIfindex) > 0)
+  ) {
+    return `"hostIfindex" is not an interface index`;
+  }
+  for (const k of ["podNamespace", "podName"]) {
+    if (v[k] !== undefined && typeof v[k] !== "string") return `"${k}" is not a string`;
+  }
+  return undefined;
+}
+
+/** Refuses a directory that is a symlink, not ours, or writable by group or others: anyone
+ * who can write there can plant files the plugin would then trust or overwrite. */
+export function checkPrivateDir(dir: string, what: string): void {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.lstatSync(dir);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw new CniError(ErrCode.IoFailure, `Cannot inspect ${what} ${quote(dir)}`, String(err), {
+      cause: err,
+    });
+  }
+  const fail = (why: string): never => {
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      `Refusing ${what} ${quote(dir)}: ${why}; it must be a directory owned by root and ` +
+        "writable by its owner only",
+    );
+  };
+  if (st.isSymlink) fail("it is a symbolic link");
+  if (!st.isDirectory) fail("it is not a directory");
+  const uid = Deno.uid();
+  if (st.uid !== 0 && st.uid !== uid) fail(`it is owned by uid ${st.uid}`);
+  const mode = st.mode ?? 0;
+  if (mode & 0o022) {
+    fail(
+      `it is ${mode & 0o002 ? "world" : "group"}-writable (mode ${(mode & 0o7777).toString(8)})`,
+    );
+  }
+}
+
+/** Writes `data` to `path` atomically: a temporary created exclusively (O_EXCL does not
+ * follow a planted symlink), then renamed over the target. A failed write leaves nothing. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.tmp`;
+  for (let attempt = 0;; attempt++) {
+    try {
+      // A leftover of a crash (or a planted link: removing it removes the link).
+      Deno.removeSync(tmp);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    try {
+      Deno.writeTextFileSync(tmp, data, { createNew: true, mode: 0o600 });
+      break;
+    } catch (err) {
+      try {
+        Deno.removeSync(tmp);
+      } catch {
+        // never made, or made by someone else: not ours to keep
+      }
+      if (err instanceof Deno.errors.AlreadyExists && attempt < 3) continue;
+      throw err;
+    }
+  }
+  Deno.renameSync(tmp, path);
 }
 
 export class StateStore {
   readonly dir: string;
-  constructor(stateDir: string, network: string) {
+  #checked = false;
+
+  constructor(readonly stateDir: string, network: string) {
     this.dir = `${stateDir}/${network}`;
   }
 
@@ -26,26 +121,75 @@ export class StateStore {
     return `${this.dir}/${containerId}_${ifname}.json`;
   }
 
+  #checkDirs(): void {
+    if (this.#checked) return;
+    checkPrivateDir(this.stateDir, "stateDir");
+    checkPrivateDir(this.dir, "state directory");
+    this.#checked = true;
+  }
+
   write(s: AttachmentState): void {
+    this.#checkDirs();
     try {
       Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const path = this.#path(s.containerId, s.ifname);
-      Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(s));
-      Deno.renameSync(`${path}.tmp`, path);
+      writeFileAtomic(this.#path(s.containerId, s.ifname), JSON.stringify(s));
     } catch (err) {
+      if (err instanceof CniError) throw err;
       throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}"`, String(err), {
         cause: err,
       });
     }
   }
 
-  read(containerId: string, ifname: string): AttachmentState | undefined {
+  /** Moves a record that cannot be trusted out of the way, and says so. */
+  #setAside(path: string, why: string): void {
+    log.warn(`state record ${quote(path)} set aside: ${why}`);
     try {
-      return JSON.parse(Deno.readTextFileSync(this.#path(containerId, ifname)));
+      Deno.renameSync(path, `${path}.bad`);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound || err instanceof SyntaxError) return undefined;
+      log.warn(`cannot set ${quote(path)} aside: ${err}`);
+    }
+  }
+
+  /** The record at `path` if it is valid and names the attachment its file name does. */
+  #load(path: string, containerId?: string, ifname?: string): AttachmentState | undefined {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;
     }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // A torn file from a crash: its attachment is also found through the lease store.
+      this.#setAside(path, "not valid JSON");
+      return undefined;
+    }
+    const problem = recordProblem(parsed);
+    if (problem !== undefined) {
+      this.#setAside(path, problem);
+      return undefined;
+    }
+    const s = parsed as AttachmentState;
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    const named = containerId !== undefined
+      ? s.containerId === containerId && s.ifname === ifname
+      : name === `${s.containerId}_${s.ifname}.json`;
+    if (!named) {
+      this.#setAside(
+        path,
+        `it names container ${quote(s.containerId)} interface ${quote(s.ifname)}`,
+      );
+      return undefined;
+    }
+    return s;
+  }
+
+  read(containerId: string, ifname: string): AttachmentState | undefined {
+    return this.#load(this.#path(containerId, ifname), containerId, ifname);
   }
 
   remove(containerId: string, ifname: string): void {
@@ -61,10 +205,29 @@ export class StateStore {
     try {
       for (const e of Deno.readDirSync(this.dir)) {
         if (!e.isFile || !e.name.endsWith(".json")) continue;
-        try {
-          out.push(JSON.parse(Deno.readTextFileSync(`${this.dir}/${e.name}`)));
-        } catch {
-          // A torn file from a crash: its attachment is also found through the lease store.
+        const s = this.#load(`${this.dir}/${e.name}`);
+        if (s) out.push(s);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    return out;
+  }
+
+  /** Every valid record of every network under `stateDir` (read-only). */
+  static all(stateDir: string): AttachmentState[] {
+    const out: AttachmentState[] = [];
+    try {
+      for (const net of Deno.readDirSync(stateDir)) {
+        if (!net.isDirectory) continue;
+        for (const e of Deno.readDirSync(`${stateDir}/${net.name}`)) {
+          if (!e.isFile || !e.name.endsWith(".json")) continue;
+          try {
+            const v = JSON.parse(Deno.readTextFileSync(`${stateDir}/${net.name}/${e.name}`));
+            if (recordProblem(v) === undefined) out.push(v as AttachmentState);
+          } catch {
+            // unreadable: its own network's store sets it aside
+          }
         }
       }
     } catch (err) {

@@ -3,12 +3,12 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamStatus } from "../ipam/mod.ts";
-import { openDatapath } from "./datapath.ts";
+import { ensureNodeDatapath } from "./datapath.ts";
 import { ipamDelCtx } from "./context.ts";
 
 export async function cmdStatus(ctx: Ctx): Promise<void> {
   try {
-    using _dp = openDatapath(ctx.conf.pinDir, true);
+    using _dp = ensureNodeDatapath(ctx.conf);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new CniError(ErrCode.PluginNotAvailable, `Datapath not ready: ${msg}`, "", {

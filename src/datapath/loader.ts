@@ -1,9 +1,15 @@
-// Gets the datapath into the kernel once per node and reuses it: the maps and the program
+// Gets the datapath into the kernel once per node and reuses it: the maps and the programs
 // are pinned under a pin directory; later calls open the pins instead of loading again,
-// and never replace a pinned map (that would wipe live policy). Only a load needs libbpf;
-// opening the pins is raw bpf(2).
+// and never replace a pinned map that holds policy (that would wipe it). Only a load needs
+// libbpf; opening the pins is raw bpf(2).
+//
+// A load over pins of another build (an upgrade, or maps added to an old pin directory)
+// keeps every policy map, adds the missing ones, lets the caller fill them (`prepare`, e.g.
+// veth_map for pods attached before it existed), pins the new programs and then moves every
+// veth still running an older ebpfcni program to them, in place: tc swaps a filter's program
+// atomically, and old and new programs share the maps meanwhile.
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
-import { mapInfo, objGet, objPin, progInfo } from "../../ffi/bpf.ts";
+import { mapInfo, objGet, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
 import { SysError } from "../../ffi/errors.ts";
 import {
   closeFd,
@@ -17,21 +23,42 @@ import {
 } from "../../ffi/libc.ts";
 import * as gen from "./bpf_object.gen.ts";
 import {
+  BPF_PROG_TYPE_SCHED_CLS,
   DEFAULT_PIN_DIR,
   ENDPOINT_MAP,
+  MAPS,
   type MapSpec,
   POLICY_MAP,
   PROGRAM_PIN,
+  PROGRAM_PIN_EGRESS,
+  REPLACEABLE_MAPS,
   STATS_MAP,
 } from "./layout.ts";
 import { mapDifferences, pinPath } from "../spec/pinned.ts";
+import { NetlinkSocket } from "../net/socket.ts";
+import { Links } from "../net/link.ts";
+import { attach, attachedProgramId, type TcHook } from "./tc.ts";
 import { log } from "../log.ts";
 
 export { DEFAULT_PIN_DIR };
 
+export interface PinnedProgram {
+  fd: number;
+  id: number;
+}
+
 /** Open fds of the pinned datapath. Dispose of it when done (`using`); the pins stay. */
 export interface Datapath extends Disposable {
   pinDir: string;
+  /** The classifier of the tc ingress hook (frames from the pod). */
+  ingress: PinnedProgram;
+  /** The classifier of the tc egress hook (frames to the pod; kubernetes mode). */
+  egress: PinnedProgram;
+  /** fds of every map, by name. */
+  maps: ReadonlyMap<string, number>;
+  /** The fd of a map of MAPS. */
+  fd(spec: MapSpec): number;
+  /** Shorthands of the original's pins. */
   progFd: number;
   progId: number;
   endpointFd: number;
@@ -42,10 +69,25 @@ export interface Datapath extends Disposable {
   close(): void;
 }
 
+export interface LoadOptions {
+  /** Runs after a load, with the new maps open, before any veth runs the new programs. */
+  prepare?: (dp: Datapath) => void;
+}
+
 /** The datapath could not be loaded, pinned or opened; the message says what to do. */
 export class DatapathError extends Error {
   override name = "DatapathError";
 }
+
+const HOOKS: readonly { hook: TcHook; pin: string; program: string; tags: readonly string[] }[] = [
+  { hook: "ingress", pin: PROGRAM_PIN, program: gen.PROGRAM_PROCESS_TC, tags: gen.PROGRAM_TAGS },
+  {
+    hook: "egress",
+    pin: PROGRAM_PIN_EGRESS,
+    program: gen.PROGRAM_PROCESS_TC_EGRESS,
+    tags: gen.PROGRAM_TAGS_EGRESS,
+  },
+];
 
 function tryObjGet(path: string): number | undefined {
   try {
@@ -56,16 +98,11 @@ function tryObjGet(path: string): number | undefined {
   }
 }
 
-/** The map's id, after checking it is the map `spec` describes. */
-function checkMap(fd: number, spec: MapSpec, path: string): number {
+/** Why the map pinned at `fd` is not `spec`'s, or undefined when it is. */
+function mapProblem(fd: number, spec: MapSpec): { id: number; problem?: string } {
   const info = mapInfo(fd);
   const diff = mapDifferences(spec, info);
-  if (diff.length > 0) {
-    throw new DatapathError(
-      `Pinned map "${path}" is not ebpfcni's ${spec.name}: ${diff.join(", ")}`,
-    );
-  }
-  return info.id;
+  return diff.length === 0 ? { id: info.id } : { id: info.id, problem: diff.join(", ") };
 }
 
 /** Fds opened together and closed together, unless handed on with `keep()`. */
@@ -76,10 +113,6 @@ class FdSet implements Disposable {
   add(fd: number | undefined): number | undefined {
     if (fd !== undefined) this.fds.push(fd);
     return fd;
-  }
-
-  close(): void {
-    for (const fd of this.fds.splice(0)) closeFd(fd);
   }
 
   /** `owner` owns the fds now (closed when it is collected, should it never close them);
@@ -98,50 +131,85 @@ class FdSet implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    if (!this.#kept) this.close();
+    if (!this.#kept) { for (const fd of this.fds.splice(0)) closeFd(fd); }
   }
 }
 
-/** Opens the pinned program and maps if they are all there and belong together and the
- * program is the embedded one; otherwise undefined (and nothing left open). */
-function openPinned(pinDir: string, justLoaded = false): Datapath | undefined {
+/** Opens the pins. Complete (the default): every map and program there, of this build and
+ * bound together, else undefined (and nothing left open). Partial: whatever is pinned (for
+ * DEL, CHECK and GC on a pin directory an older build made), undefined only when no map is.
+ * A pinned policy map of the wrong layout is an error either way: loading over it would
+ * wipe policy. */
+function openPinned(
+  pinDir: string,
+  how: { justLoaded?: boolean; partial?: boolean } = {},
+): Datapath | undefined {
+  const { justLoaded = false, partial = false } = how;
   using fds = new FdSet();
-  const open = (name: string) => fds.add(tryObjGet(pinPath(pinDir, name)));
-  const progFd = open(PROGRAM_PIN);
-  const endpointFd = open(ENDPOINT_MAP.name);
-  const policyFd = open(POLICY_MAP.name);
-  const statsFd = open(STATS_MAP.name);
-  if (
-    progFd === undefined || endpointFd === undefined || policyFd === undefined ||
-    statsFd === undefined
-  ) {
-    return undefined;
+  const maps = new Map<string, number>();
+  const ids: number[] = [];
+  for (const spec of MAPS) {
+    const path = pinPath(pinDir, spec.name);
+    const fd = fds.add(tryObjGet(path));
+    if (fd === undefined) {
+      if (partial) continue;
+      return undefined;
+    }
+    const { id, problem } = mapProblem(fd, spec);
+    if (problem !== undefined) {
+      if (REPLACEABLE_MAPS.has(spec.name) && !justLoaded) {
+        if (partial) continue;
+        return undefined;
+      }
+      throw new DatapathError(`Pinned map "${path}" is not ebpfcni's ${spec.name}: ${problem}`);
+    }
+    maps.set(spec.name, fd);
+    ids.push(id);
   }
-  const prog = progInfo(progFd);
-  const ids = [
-    checkMap(endpointFd, ENDPOINT_MAP, pinPath(pinDir, ENDPOINT_MAP.name)),
-    checkMap(policyFd, POLICY_MAP, pinPath(pinDir, POLICY_MAP.name)),
-    checkMap(statsFd, STATS_MAP, pinPath(pinDir, STATS_MAP.name)),
-  ];
-  // A program from another build, or one bound to maps that were re-pinned since, is
-  // replaced; the maps themselves are kept.
-  const ours = gen.PROGRAM_TAGS.includes(prog.tag);
-  if (justLoaded && !ours) {
-    // The tag prediction does not hold on this kernel: everything works, but each call
-    // will reload the program. Say so rather than fail.
-    log.warn(`kernel tag ${prog.tag} of the program just loaded is not the predicted one`);
+  if (maps.size === 0) return undefined;
+  const progs: PinnedProgram[] = [];
+  for (const h of HOOKS) {
+    const fd = fds.add(tryObjGet(pinPath(pinDir, h.pin)));
+    if (fd === undefined) {
+      if (!partial) return undefined;
+      progs.push({ fd: -1, id: 0 });
+      continue;
+    }
+    const info = progInfo(fd);
+    // A program from another build, or one bound to maps that were re-pinned since, is
+    // replaced; the maps themselves are kept.
+    const ours = h.tags.includes(info.tag);
+    if (justLoaded && !ours) {
+      // The tag prediction does not hold on this kernel: everything works, but each call
+      // will reload the programs. Say so rather than fail.
+      log.warn(`kernel tag ${info.tag} of ${h.program} just loaded is not the predicted one`);
+    }
+    const bound = info.mapIds.every((id) => ids.includes(id));
+    if (!partial && ((!ours && !justLoaded) || !bound)) {
+      log.info(`pinned ${h.program} ${info.id} (tag ${info.tag}) is stale; reloading`);
+      return undefined;
+    }
+    progs.push({ fd, id: info.id });
   }
-  if ((!ours && !justLoaded) || !ids.every((id) => prog.mapIds.includes(id))) {
-    log.info(`pinned program ${prog.id} (tag ${prog.tag}) is stale; reloading`);
-    return undefined;
-  }
+  const [ingress, egress] = progs as [PinnedProgram, PinnedProgram];
+  const fdOf = (spec: MapSpec) => {
+    const fd = maps.get(spec.name);
+    if (fd === undefined) {
+      throw new DatapathError(`No ${spec.name} is pinned under "${pinDir}" (an older build's)`);
+    }
+    return fd;
+  };
   const dp: Datapath = {
     pinDir,
-    progFd,
-    progId: prog.id,
-    endpointFd,
-    policyFd,
-    statsFd,
+    ingress,
+    egress,
+    maps,
+    fd: fdOf,
+    progFd: ingress.fd,
+    progId: ingress.id,
+    endpointFd: maps.get(ENDPOINT_MAP.name) ?? -1,
+    policyFd: maps.get(POLICY_MAP.name) ?? -1,
+    statsFd: maps.get(STATS_MAP.name) ?? -1,
     loaded: false,
     close: () => close(),
     [Symbol.dispose]: () => close(),
@@ -171,38 +239,134 @@ function withDirLock<T>(dir: string, fn: () => T): T {
   }
 }
 
-function loadAndPin(pinDir: string): Datapath {
-  using obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
+function unlinkIfPresent(path: string): void {
   try {
-    for (const spec of [ENDPOINT_MAP, POLICY_MAP, STATS_MAP]) {
-      obj.setMapPinPath(spec.name, pinPath(pinDir, spec.name));
-    }
-    obj.load();
-  } finally {
-    for (const m of obj.messages) log.debug(`libbpf: ${m.text}`);
-  }
-  const progPath = pinPath(pinDir, PROGRAM_PIN);
-  try {
-    Deno.removeSync(progPath);
+    Deno.removeSync(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  objPin(obj.programFd(gen.PROGRAM_PROCESS_TC), progPath);
+}
+
+/** Ids of the programs pinned now (before a load replaces them). */
+function pinnedProgramIds(pinDir: string): number[] {
+  const out: number[] = [];
+  for (const h of HOOKS) {
+    const fd = tryObjGet(pinPath(pinDir, h.pin));
+    if (fd === undefined) continue;
+    try {
+      out.push(progInfo(fd).id);
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return out;
+}
+
+/** Points each map at its pin: an existing compatible map is reused by libbpf, a missing
+ * one created and pinned; an incompatible replaceable one is unpinned first. */
+function pinMaps(obj: BpfObject, pinDir: string): void {
+  for (const spec of MAPS) {
+    const path = pinPath(pinDir, spec.name);
+    const fd = tryObjGet(path);
+    if (fd !== undefined) {
+      try {
+        const { problem } = mapProblem(fd, spec);
+        if (problem !== undefined) {
+          if (!REPLACEABLE_MAPS.has(spec.name)) {
+            throw new DatapathError(
+              `Pinned map "${path}" is not ebpfcni's ${spec.name}: ${problem}`,
+            );
+          }
+          log.info(`replacing ${path} (${problem})`);
+          unlinkIfPresent(path);
+        }
+      } finally {
+        closeFd(fd);
+      }
+    }
+    obj.setMapPinPath(spec.name, path);
+  }
+}
+
+/** Is the program with this id one of ebpfcni's classifiers (of any build)? */
+function isOurs(id: number, known: readonly number[]): boolean {
+  if (known.includes(id)) return true;
+  let fd: number;
+  try {
+    fd = progFdById(id);
+  } catch {
+    return false; // gone meanwhile
+  }
+  try {
+    const info = progInfo(fd);
+    return info.type === BPF_PROG_TYPE_SCHED_CLS && info.name.startsWith("process_tc");
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** Moves every veth running an older ebpfcni program at our tc place to `dp`'s programs. */
+function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
+  using nl = new NetlinkSocket();
+  let moved = 0;
+  for (const link of new Links(nl).list()) {
+    if (link.kind !== "veth") continue;
+    for (const h of HOOKS) {
+      const prog = h.hook === "ingress" ? dp.ingress : dp.egress;
+      let id: number;
+      try {
+        id = attachedProgramId(nl, link.index, h.hook);
+      } catch (err) {
+        if (err instanceof SysError && err.notFound) continue; // deleted since the dump
+        throw err;
+      }
+      if (id === 0 || id === prog.id || !isOurs(id, oldIds)) continue;
+      attach(nl, link.index, h.hook, prog.fd, h.program);
+      moved++;
+    }
+  }
+  return moved;
+}
+
+function loadAndPin(pinDir: string, opts: LoadOptions): Datapath {
+  const oldIds = pinnedProgramIds(pinDir);
+  {
+    using obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
+    try {
+      pinMaps(obj, pinDir);
+      obj.load();
+    } finally {
+      for (const m of obj.messages) log.debug(`libbpf: ${m.text}`);
+    }
+    for (const h of HOOKS) {
+      const path = pinPath(pinDir, h.pin);
+      unlinkIfPresent(path);
+      objPin(obj.programFd(h.program), path);
+    }
+  }
   // Reopen through the pins so the returned fds outlive the object.
-  const dp = openPinned(pinDir, true);
+  const dp = openPinned(pinDir, { justLoaded: true });
   if (!dp) throw new DatapathError(`Pins under "${pinDir}" vanished right after loading`);
   dp.loaded = true; // the same object: its fds are guarded by it
+  try {
+    opts.prepare?.(dp);
+    const moved = moveAttached(dp, oldIds);
+    if (moved > 0) log.info(`moved ${moved} attached hook(s) to the new programs`);
+  } catch (err) {
+    dp.close();
+    throw err;
+  }
   return dp;
 }
 
 /** Opens the pinned datapath under `pinDir`, loading and pinning it first if needed. */
-export function ensureDatapath(pinDir = DEFAULT_PIN_DIR): Datapath {
+export function ensureDatapath(pinDir = DEFAULT_PIN_DIR, opts: LoadOptions = {}): Datapath {
   try {
     const fast = openPinned(pinDir);
     if (fast) return fast;
     requireLibbpf(); // before anything is created: a node without it gets nothing half-made
     ensureDir(pinDir);
-    return withDirLock(pinDir, () => openPinned(pinDir) ?? loadAndPin(pinDir));
+    return withDirLock(pinDir, () => openPinned(pinDir) ?? loadAndPin(pinDir, opts));
   } catch (err) {
     if (err instanceof DatapathError) throw err;
     throw new DatapathError(`Cannot load the datapath into "${pinDir}": ${hint(err)}`, {
@@ -211,9 +375,10 @@ export function ensureDatapath(pinDir = DEFAULT_PIN_DIR): Datapath {
   }
 }
 
-/** Opens the pinned maps only (for DEL, CHECK and GC), without loading anything. */
+/** Opens what is pinned (for DEL, CHECK and GC), without loading anything; undefined when
+ * nothing is. Maps an older build did not have are absent from `maps` (`fd()` throws). */
 export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
-  return openPinned(pinDir);
+  return openPinned(pinDir, { partial: true });
 }
 
 /** One line saying what failed and, where we can tell, what to do; the libbpf and

@@ -1,5 +1,6 @@
-// Typed access to the pinned maps: endpoints (IPv4 -> identity) and policies
-// ({src, dst} -> allow), with batch writes for bulk imports.
+// Typed access to the pinned maps: endpoints (IPv4 -> identity) and policies ({src, dst} ->
+// allow) with batch writes for bulk imports, and the newer maps (veths, node addresses,
+// configuration, kubernetes endpoints, CIDRs, rules, isolation, conntrack, pair counters).
 import {
   BPF_ANY,
   BPF_NOEXIST,
@@ -14,16 +15,43 @@ import {
 import { possibleCpus } from "./cpus.ts";
 import { Errno, SysError } from "../../ffi/errors.ts";
 import {
+  CIDR_MAP,
+  CONFIG_MAP,
+  CT_MAP,
+  type CtEntry,
+  type CtKey,
+  type DatapathConfig,
+  decodeCidrKey,
+  decodeConfig,
+  decodeCtEntry,
+  decodeCtKey,
+  decodeIpcacheEntry,
   decodePolicyKey,
+  decodeRuleKey,
   decodeU32,
+  decodeVethInfo,
+  encodeCidrKey,
+  encodeConfig,
+  encodeIpcacheEntry,
   encodePolicyKey,
+  encodeRuleKey,
   encodeU32,
+  encodeVethInfo,
   ENDPOINT_MAP,
+  HOST_MAP,
+  IPCACHE_MAP,
+  ISOLATION_MAP,
   type MapSpec,
+  PAIR_STATS_MAP,
   POLICY_ALLOW,
   POLICY_MAP,
+  RULE_MAP,
+  type RuleKey,
   STAT_NAMES,
   STATS_MAP,
+  STRUCTS,
+  VETH_MAP,
+  type VethInfo,
 } from "./layout.ts";
 
 export interface Endpoint {
@@ -90,8 +118,43 @@ function readAll(
 /** Keys in a map, whatever their values: each takes one of its max_entries slots. */
 export function countEntries(fd: number, spec: MapSpec): number {
   let n = 0;
-  readAll(fd, spec.keySize, spec.valueSize, spec.maxEntries, () => n++);
+  readAll(fd, spec.keySize, valueStride(spec), spec.maxEntries, () => n++);
   return n;
+}
+
+const PERCPU_TYPES = new Set([5, 6, 10]); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+
+/** The bytes one entry's value takes in a lookup: per-CPU maps hold a slot per possible CPU,
+ * each rounded up to 8 bytes. */
+export function valueStride(spec: MapSpec): number {
+  if (!PERCPU_TYPES.has(spec.type)) return spec.valueSize;
+  return Math.ceil(spec.valueSize / 8) * 8 * possibleCpus();
+}
+
+/** Every key of a map (get_next_key, for maps without batch lookups such as LPM tries). */
+function keysOf(fd: number, keySize: number): Uint8Array<ArrayBuffer>[] {
+  const out: Uint8Array<ArrayBuffer>[] = [];
+  let key: Uint8Array<ArrayBuffer> | null = null;
+  for (;;) {
+    const next = new Uint8Array(keySize);
+    if (!mapNextKey(fd, key, next)) return out;
+    out.push(next);
+    key = next;
+  }
+}
+
+/** Writes `value` at `key`, turning a full map into MapFullError. */
+function put(
+  fd: number,
+  spec: MapSpec,
+  key: Uint8Array<ArrayBuffer>,
+  value: Uint8Array<ArrayBuffer>,
+) {
+  try {
+    mapUpdate(fd, key, value, BPF_ANY);
+  } catch (err) {
+    wrapFull(err, spec.name, spec.maxEntries);
+  }
 }
 
 export class EndpointMap {
@@ -206,7 +269,7 @@ export class PolicyMap {
 /** Verdict counters summed over CPUs. */
 export function readStats(fd: number): Record<(typeof STAT_NAMES)[number], bigint> {
   const cpus = possibleCpus();
-  const value = new Uint8Array(STATS_MAP.valueSize * cpus);
+  const value = new Uint8Array(valueStride(STATS_MAP));
   const out = {} as Record<(typeof STAT_NAMES)[number], bigint>;
   STAT_NAMES.forEach((name, i) => {
     let sum = 0n;
@@ -215,6 +278,240 @@ export function readStats(fd: number): Record<(typeof STAT_NAMES)[number], bigin
       for (let c = 0; c < cpus; c++) sum += v.getBigUint64(c * 8, true);
     }
     out[name] = sum;
+  });
+  return out;
+}
+
+/** config_map[0]: the pin directory's mode and settings. */
+export class ConfigMap {
+  readonly #key = encodeU32(0);
+  constructor(readonly fd: number) {}
+
+  get(): DatapathConfig {
+    const v = new Uint8Array(CONFIG_MAP.valueSize);
+    mapLookup(this.fd, this.#key, v);
+    return decodeConfig(v);
+  }
+
+  set(c: DatapathConfig): void {
+    mapUpdate(this.fd, this.#key, encodeConfig(c), BPF_ANY);
+  }
+}
+
+/** veth_map: host veth ifindex -> the pod's addresses. */
+export class VethMap {
+  constructor(readonly fd: number) {}
+
+  get(ifindex: number): VethInfo | undefined {
+    const v = new Uint8Array(VETH_MAP.valueSize);
+    return mapLookup(this.fd, encodeU32(ifindex), v) ? decodeVethInfo(v) : undefined;
+  }
+
+  set(ifindex: number, info: VethInfo): void {
+    put(this.fd, VETH_MAP, encodeU32(ifindex), encodeVethInfo(info));
+  }
+
+  delete(ifindex: number): boolean {
+    return mapDelete(this.fd, encodeU32(ifindex));
+  }
+
+  list(): { ifindex: number; info: VethInfo }[] {
+    const out: { ifindex: number; info: VethInfo }[] = [];
+    readAll(this.fd, 4, VETH_MAP.valueSize, VETH_MAP.maxEntries, (k, at, v, vat) => {
+      out.push({ ifindex: decodeU32(k, at), info: decodeVethInfo(v, vat) });
+    });
+    return out;
+  }
+}
+
+/** host_map: the node's addresses (the reserved identity "host"). */
+export class HostMap {
+  constructor(readonly fd: number) {}
+
+  add(ip: number): void {
+    put(this.fd, HOST_MAP, encodeU32(ip), encodeU32(1));
+  }
+
+  delete(ip: number): boolean {
+    return mapDelete(this.fd, encodeU32(ip));
+  }
+
+  has(ip: number): boolean {
+    return mapLookup(this.fd, encodeU32(ip), new Uint8Array(4));
+  }
+
+  list(): number[] {
+    const out: number[] = [];
+    readAll(this.fd, 4, 4, HOST_MAP.maxEntries, (k, at) => out.push(decodeU32(k, at)));
+    return out;
+  }
+}
+
+export interface IpcacheEntry {
+  ip: number;
+  identity: number;
+  flags: number;
+}
+
+/** ipcache_map (kubernetes mode): every pod's address -> identity, local and remote. */
+export class IpcacheMap {
+  constructor(readonly fd: number) {}
+
+  get(ip: number): { identity: number; flags: number } | undefined {
+    const v = new Uint8Array(8);
+    return mapLookup(this.fd, encodeU32(ip), v) ? decodeIpcacheEntry(v) : undefined;
+  }
+
+  set(ip: number, identity: number, flags: number): void {
+    put(this.fd, IPCACHE_MAP, encodeU32(ip), encodeIpcacheEntry(identity, flags));
+  }
+
+  delete(ip: number): boolean {
+    return mapDelete(this.fd, encodeU32(ip));
+  }
+
+  list(): IpcacheEntry[] {
+    const out: IpcacheEntry[] = [];
+    readAll(this.fd, 4, 8, IPCACHE_MAP.maxEntries, (k, at, v, vat) => {
+      out.push({ ip: decodeU32(k, at), ...decodeIpcacheEntry(v, vat) });
+    });
+    return out;
+  }
+}
+
+export interface CidrEntry {
+  addr: number;
+  prefix: number;
+  identity: number;
+}
+
+/** cidr_map: prefixes -> identities, longest match wins. */
+export class CidrMap {
+  constructor(readonly fd: number) {}
+
+  get(addr: number, prefix: number): number | undefined {
+    const v = new Uint8Array(4);
+    return mapLookup(this.fd, encodeCidrKey(addr, prefix), v) ? decodeU32(v) : undefined;
+  }
+
+  set(addr: number, prefix: number, identity: number): void {
+    put(this.fd, CIDR_MAP, encodeCidrKey(addr, prefix), encodeU32(identity));
+  }
+
+  delete(addr: number, prefix: number): boolean {
+    return mapDelete(this.fd, encodeCidrKey(addr, prefix));
+  }
+
+  list(): CidrEntry[] {
+    const value = new Uint8Array(4);
+    return keysOf(this.fd, STRUCTS.cidr_key.size).flatMap((k) =>
+      mapLookup(this.fd, k, value) ? [{ ...decodeCidrKey(k), identity: decodeU32(value) }] : []
+    );
+  }
+}
+
+/** rule_map: L4 rules as prefixes of {subject, peer, dir, proto, port}. */
+export class RuleMap {
+  constructor(readonly fd: number) {}
+
+  has(k: RuleKey): boolean {
+    return mapLookup(this.fd, encodeRuleKey(k), new Uint8Array(4));
+  }
+
+  add(k: RuleKey): void {
+    put(this.fd, RULE_MAP, encodeRuleKey(k), encodeU32(1));
+  }
+
+  delete(k: RuleKey): boolean {
+    return mapDelete(this.fd, encodeRuleKey(k));
+  }
+
+  list(): RuleKey[] {
+    return keysOf(this.fd, STRUCTS.rule_key.size).map((k) => decodeRuleKey(k));
+  }
+}
+
+/** isolation_map (kubernetes mode): identity -> directions its policies isolate. */
+export class IsolationMap {
+  constructor(readonly fd: number) {}
+
+  set(identity: number, flags: number): void {
+    put(this.fd, ISOLATION_MAP, encodeU32(identity), encodeU32(flags));
+  }
+
+  delete(identity: number): boolean {
+    return mapDelete(this.fd, encodeU32(identity));
+  }
+
+  list(): { identity: number; flags: number }[] {
+    const out: { identity: number; flags: number }[] = [];
+    readAll(this.fd, 4, 4, ISOLATION_MAP.maxEntries, (k, at, v, vat) => {
+      out.push({ identity: decodeU32(k, at), flags: decodeU32(v, vat) });
+    });
+    return out;
+  }
+}
+
+/** ct_map: tracked connections. */
+export class CtMap {
+  constructor(readonly fd: number) {}
+
+  list(): { key: CtKey; entry: CtEntry; raw: Uint8Array }[] {
+    const out: { key: CtKey; entry: CtEntry; raw: Uint8Array }[] = [];
+    const ks = STRUCTS.ct_key.size;
+    readAll(this.fd, ks, CT_MAP.valueSize, CT_MAP.maxEntries, (k, at, v, vat) => {
+      out.push({
+        key: decodeCtKey(k, at),
+        entry: decodeCtEntry(v, vat),
+        raw: k.slice(at, at + ks),
+      });
+    });
+    return out;
+  }
+
+  /** Removes every entry; returns how many there were. */
+  flush(): number {
+    const keys = this.list().map((e) => e.raw);
+    const packed = new Uint8Array(keys.length * STRUCTS.ct_key.size);
+    keys.forEach((k, i) => packed.set(k, i * STRUCTS.ct_key.size));
+    for (let at = 0; at < keys.length; at += 4096) {
+      const n = Math.min(4096, keys.length - at);
+      const chunk = packed.slice(at * STRUCTS.ct_key.size, (at + n) * STRUCTS.ct_key.size);
+      try {
+        mapDeleteBatch(this.fd, chunk, n);
+      } catch (err) {
+        // An entry the datapath evicted meanwhile: delete the rest one by one.
+        if (!(err instanceof SysError && err.notFound)) throw err;
+        for (let i = 0; i < n; i++) {
+          mapDelete(this.fd, chunk.slice(i * STRUCTS.ct_key.size, (i + 1) * STRUCTS.ct_key.size));
+        }
+      }
+    }
+    return keys.length;
+  }
+}
+
+export interface PairStats {
+  src: number;
+  dst: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+/** pair_stats_map: packets and bytes per {src, dst}, summed over CPUs. */
+export function readPairStats(fd: number): PairStats[] {
+  const cpus = possibleCpus();
+  const stride = valueStride(PAIR_STATS_MAP) / cpus;
+  const out: PairStats[] = [];
+  readAll(fd, 8, valueStride(PAIR_STATS_MAP), PAIR_STATS_MAP.maxEntries, (k, at, v, vat) => {
+    const view = new DataView(v.buffer, v.byteOffset);
+    let packets = 0n;
+    let bytes = 0n;
+    for (let c = 0; c < cpus; c++) {
+      packets += view.getBigUint64(vat + c * stride, true);
+      bytes += view.getBigUint64(vat + c * stride + 8, true);
+    }
+    out.push({ ...decodePolicyKey(k, at), packets, bytes });
   });
   return out;
 }

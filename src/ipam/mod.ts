@@ -243,12 +243,25 @@ export async function ipamDel(ctx: IpamDelContext): Promise<void> {
 /** The addresses the built-in store leases to the attachment; undefined for a delegated
  * IPAM type, whose leases only that plugin knows. */
 export async function ipamLeasedIps(ctx: IpamDelContext): Promise<string[] | undefined> {
+  return (await ipamLeases(ctx))?.mine;
+}
+
+/** The attachment's leases and the addresses leased to anyone else, from the built-in
+ * store; undefined for a delegated IPAM type, whose leases only that plugin knows. */
+export async function ipamLeases(
+  ctx: IpamDelContext,
+): Promise<{ mine: string[]; others: Set<string> } | undefined> {
   if (!ctx.conf.builtIn) return undefined;
   const store = LeaseStore.openExisting(ctx.conf.dataDir, ctx.network);
-  if (store === undefined) return [];
-  return await store.locked(() =>
-    store.findByAttachment(ctx.containerId, ctx.ifname).map((l) => l.ip)
-  );
+  if (store === undefined) return { mine: [], others: new Set() };
+  return await store.locked(() => {
+    const all = store.leases();
+    const mine = all.filter((l) => ownedBy(l, ctx.containerId, ctx.ifname)).map((l) => l.ip);
+    const others = new Set(
+      all.filter((l) => !ownedBy(l, ctx.containerId, ctx.ifname)).map((l) => l.ip),
+    );
+    return { mine, others };
+  });
 }
 
 /** Verifies the attachment still holds its leases and that they match `expected`. */

@@ -26,6 +26,17 @@ export class Links {
     }
   }
 
+  /** The link with this ifindex, or undefined. */
+  byIndex(index: number): Link | undefined {
+    try {
+      const [msg] = this.nl.get(M.getLinkByIndex(index));
+      return msg ? parseLink(msg.payload) : undefined;
+    } catch (err) {
+      if (err instanceof SysError && err.notFound) return undefined;
+      throw err;
+    }
+  }
+
   list(): Link[] {
     return this.nl.dump(M.dumpLinks()).map((m) => parseLink(m.payload));
   }

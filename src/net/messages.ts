@@ -62,6 +62,16 @@ export function getLink(name: string): NlRequest {
   };
 }
 
+export function getLinkByIndex(index: number): NlRequest {
+  return {
+    op: `get link ${index}`,
+    type: K.RTM_GETLINK,
+    flags: 0,
+    header: ifinfomsg(index),
+    attrs: [],
+  };
+}
+
 export function dumpLinks(): NlRequest {
   return { op: "list links", type: K.RTM_GETLINK, flags: 0, header: ifinfomsg(), attrs: [] };
 }

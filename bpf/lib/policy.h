@@ -1,0 +1,78 @@
+/* Policy lookups: identities of addresses, and whether rules allow a flow, in identity mode
+ * (one rule per pair) and in kubernetes mode (the source's egress and the destination's
+ * ingress, each allowing everything unless the subject is isolated for that direction). */
+#ifndef EBPFCNI_POLICY_H
+#define EBPFCNI_POLICY_H
+
+/* The identity of the longest registered prefix holding `addr` (host order), or 0. */
+static __always_inline __u32 cidr_identity(__u32 addr)
+{
+	struct cidr_key k = { .prefixlen = 32, .addr = bpf_htonl(addr) };
+	__u32 *id = bpf_map_lookup_elem(&cidr_map, &k);
+
+	return id ? *id : 0;
+}
+
+static __always_inline int is_host(__u32 addr)
+{
+	return bpf_map_lookup_elem(&host_map, &addr) != NULL;
+}
+
+/* Does a rule allow `subject` to talk to `peer` (in `dir`) on this protocol and port? */
+static __always_inline int rule_allows(__u32 subject, __u8 dir, __u32 peer, __u8 proto,
+				       __u16 dport)
+{
+	struct rule_key k = {
+		.prefixlen = RULE_PREFIX_FULL,
+		.subject = subject,
+		.peer = peer,
+		.dir = dir,
+		.proto = proto,
+		.dport = bpf_htons(dport),
+	};
+	__u32 *v = bpf_map_lookup_elem(&rule_map, &k);
+
+	return v && (*v & 1);
+}
+
+/* Identity mode: the pair's all-traffic entry in the original policy_map, or an L4 rule. */
+static __always_inline int pair_allows(__u32 src, __u32 dst, const struct pkt *p)
+{
+	struct policy_key k = { .src_id = src, .dst_id = dst };
+	__u8 *action = bpf_map_lookup_elem(&policy_map, &k);
+
+	if (action && *action == POLICY_ALLOW)
+		return 1;
+	return rule_allows(src, DIR_PAIR, dst, p->proto, p->dport);
+}
+
+/* Kubernetes mode: one direction of one subject. `peer` is the other end's identity and
+ * `peer_cidr` the identity of the longest CIDR holding its address (0: none), which
+ * ipBlock rules use even for pods. */
+static __always_inline int direction_allows(__u32 subject, __u8 dir, __u32 peer,
+					    __u32 peer_cidr, const struct pkt *p)
+{
+	__u32 *iso = bpf_map_lookup_elem(&isolation_map, &subject);
+	__u32 bit = dir == DIR_INGRESS ? ISOLATE_INGRESS : ISOLATE_EGRESS;
+
+	if (!iso || !(*iso & bit))
+		return 1;
+	if (rule_allows(subject, dir, peer, p->proto, p->dport))
+		return 1;
+	if (peer_cidr && rule_allows(subject, dir, peer_cidr, p->proto, p->dport))
+		return 1;
+	return rule_allows(subject, dir, IDENTITY_ANY, p->proto, p->dport);
+}
+
+static __always_inline int in_service_cidrs(const struct dp_config *cfg, __u32 addr)
+{
+	for (int i = 0; i < MAX_SERVICE_CIDRS; i++) {
+		if (i >= cfg->n_service_cidrs)
+			break;
+		if ((addr & cfg->service_cidrs[i].mask) == cfg->service_cidrs[i].addr)
+			return 1;
+	}
+	return 0;
+}
+
+#endif
