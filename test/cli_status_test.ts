@@ -6,24 +6,36 @@ import { NetlinkSocket } from "../src/net/socket.ts";
 import { ifNameToIndex } from "../ffi/libc.ts";
 import { attach, attachedProgramId } from "../src/datapath/tc.ts";
 import { VERSION } from "../src/version.ts";
+import { STAT_NAMES } from "../src/datapath/layout.ts";
 import { exists, ip4, ipv4Frame, sendFrames, withVeth } from "./_kernel.ts";
 import { assertFails, ebpfcni, ok, withEmptyPinDir, withMaps } from "./_cli.ts";
+
+interface Program {
+  pinned: boolean;
+  id?: number;
+  tag?: string;
+  thisBuild?: boolean;
+  usesPinnedMaps?: boolean;
+}
 
 interface Status {
   version: string;
   pinDir: string;
   pinDirExists: boolean;
   bpffs: { mounted: boolean; mountPoint: string | null; fsType: string | null };
+  mode: { policyMode: string; conntrack: boolean; serviceCIDRs: string[] } | null;
   maps: { name: string; pinned: boolean; id?: number; entries?: number; maxEntries: number }[];
-  program: {
-    pinned: boolean;
-    id?: number;
-    tag?: string;
-    thisBuild?: boolean;
-    usesPinnedMaps?: boolean;
-  };
+  program: Program;
+  egressProgram: Program;
   counters: Record<string, number> | null;
-  attached: { name: string; ifindex: number; kind: string; programId: number; pinned: boolean }[];
+  attached: {
+    name: string;
+    ifindex: number;
+    kind: string;
+    hook: string;
+    programId: number;
+    pinned: boolean;
+  }[];
 }
 
 async function status(pinDir: string): Promise<Status> {
@@ -48,10 +60,22 @@ Deno.test("list and status without pinned maps fail clearly and create nothing",
     assert.equal(s.program.pinned, false);
     assert.equal(s.counters, null);
     assert.deepEqual(s.maps.map((m) => [m.name, m.pinned]), [
-      ["endpoint_map", false],
-      ["policy_map", false],
-      ["stats_map", false],
-    ]);
+      "endpoint_map",
+      "policy_map",
+      "stats_map",
+      "config_map",
+      "veth_map",
+      "host_map",
+      "ipcache_map",
+      "cidr_map",
+      "rule_map",
+      "isolation_map",
+      "ct_map",
+      "frag_map",
+      "pair_stats_map",
+      "events",
+      "rate_map",
+    ].map((name) => [name, false]));
 
     assertFails(
       await ebpfcni(["endpoint", "list", "--pin-dir", pinDir]),
@@ -72,7 +96,7 @@ Deno.test("status --init pins the datapath once; status reports maps, program an
     const init = await ebpfcni(["status", "--init", "--pin-dir", pinDir]);
     assert.equal(init.code, 0, init.stderr);
     assert.equal(init.stderr, `ebpfcni: loaded the datapath and pinned it under "${pinDir}"\n`);
-    for (const pin of ["endpoint_map", "policy_map", "stats_map", "tc_prog"]) {
+    for (const pin of ["endpoint_map", "policy_map", "stats_map", "tc_prog", "tc_prog_egress"]) {
       assert.ok(exists(`${pinDir}/${pin}`), pin);
     }
     const first = await status(pinDir);
@@ -102,21 +126,28 @@ Deno.test("status --init pins the datapath once; status reports maps, program an
     assert.deepEqual(s.maps.map((m) => [m.name, m.entries, m.maxEntries]), [
       ["endpoint_map", 1, 16384],
       ["policy_map", 2, 65536],
-      ["stats_map", 6, 6],
+      ["stats_map", 18, 18],
+      ["config_map", 1, 1],
+      ["veth_map", 0, 4096],
+      ["host_map", 0, 256],
+      ["ipcache_map", 0, 65536],
+      ["cidr_map", 0, 16384],
+      ["rule_map", 0, 131072],
+      ["isolation_map", 0, 65536],
+      ["ct_map", 0, 262144],
+      ["frag_map", 0, 8192],
+      ["pair_stats_map", 0, 16384],
+      ["events", 262144, 262144],
+      ["rate_map", 1, 1],
     ]);
+    assert.deepEqual(s.mode, { policyMode: "identity", conntrack: false, serviceCIDRs: [] });
     assert.ok(s.maps.every((m) => m.pinned && typeof m.id === "number"));
     assert.equal(s.program.pinned, true);
     assert.match(s.program.tag ?? "", /^[0-9a-f]{16}$/);
     assert.equal(s.program.thisBuild, true);
     assert.equal(s.program.usesPinnedMaps, true);
-    assert.deepEqual(Object.keys(s.counters ?? {}), [
-      "pass_non_ipv4",
-      "pass_short",
-      "drop_unknown_src",
-      "drop_unknown_dst",
-      "drop_policy",
-      "allow",
-    ]);
+    assert.deepEqual(Object.keys(s.counters ?? {}), [...STAT_NAMES]);
+    assert.equal(s.egressProgram.thisBuild, true);
 
     const text = await ok(["status", "--pin-dir", pinDir]);
     assert.match(text, new RegExp(`^version +${VERSION.replaceAll(".", "\\.")}$`, "m"));
@@ -143,7 +174,7 @@ Deno.test("status lists links with the pinned program and counts their verdicts"
       } finally {
         closeFd(fd);
       }
-      // From an unregistered source: dropped and counted as such.
+      // From a veth no pod is registered for: dropped and counted as such.
       await sendFrames(veth.netns, veth.peer, [ipv4Frame(ip4("10.99.0.1"), ip4("10.99.0.2"))]);
 
       const s = await status(pinDir);
@@ -153,12 +184,16 @@ Deno.test("status lists links with the pinned program and counts their verdicts"
         name: veth.host,
         ifindex: ifNameToIndex(veth.host),
         kind: "veth",
+        hook: "ingress",
         programId: progId,
         pinned: true,
       });
-      assert.ok((s.counters?.drop_unknown_src ?? 0) >= 1, JSON.stringify(s.counters));
+      assert.ok((s.counters?.drop_no_veth ?? 0) >= 1, JSON.stringify(s.counters));
       const text = await ok(["status", "--pin-dir", pinDir]);
-      assert.match(text, new RegExp(`^${veth.host} +\\d+ +veth +${progId} \\(pinned\\)$`, "m"));
+      assert.match(
+        text,
+        new RegExp(`^${veth.host} +\\d+ +veth +ingress +${progId} \\(pinned\\)$`, "m"),
+      );
     });
   });
 });

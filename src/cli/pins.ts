@@ -69,9 +69,9 @@ export function requireMap(pinDir: string, spec: MapSpec): PinnedMap {
   throw new CommandError(`no ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
 }
 
-/** Opens the pinned program; undefined when none is pinned. */
-export function openProgram(pinDir: string): PinnedProgram | undefined {
-  const path = pinPath(pinDir, PROGRAM_PIN);
+/** Opens a pinned program; undefined when none is pinned. */
+export function openProgram(pinDir: string, pin = PROGRAM_PIN): PinnedProgram | undefined {
+  const path = pinPath(pinDir, pin);
   const fd = openPin(path);
   if (fd === undefined) return undefined;
   let info: ProgInfo;

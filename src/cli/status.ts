@@ -39,10 +39,11 @@ function init(ctx: Ctx): void {
 
 export const statusCommand: Command = {
   synopsis: "status [--json] [--init]",
-  summary: "pins, map fill levels, program, counters, attached links, version",
-  help: `Shows the pin directory and whether bpffs is mounted there, each map with its entries and
-fill level, the pinned program (id, tag, whether it is this build's), the verdict counters
-of stats_map, the links whose tc ingress hook has the program, and the version.
+  summary: "mode, pins, map fill levels, programs, counters, attached links, version",
+  help: `Shows the pin directory and whether bpffs is mounted there, its mode (config_map), each map
+with its entries and fill level, the pinned programs (id, tag, whether they are this build's),
+the verdict counters of stats_map, the links whose tc hooks have a program at ebpfcni's place,
+and the version.
 Exits 1 (after printing) when the maps are not pinned; it never creates anything, unless:
 
   --init   first load the datapath and pin it under the pin directory if it is not there,
@@ -50,10 +51,12 @@ Exits 1 (after printing) when the maps are not pinned; it never creates anything
            pinned program from another build is replaced
   --json   print JSON: {"version", "pinDir", "pinDirExists",
            "bpffs": {"mounted", "mountPoint", "fsType"},
+           "mode": {"policyMode", "conntrack", "serviceCIDRs"} or null,
            "maps": [{"name", "pinned", "id", "entries", "maxEntries", "problem"}],
            "program": {"pinned", "id", "tag", "thisBuild", "usesPinnedMaps", "problem"},
-           "counters": {"pass_non_ipv4", ..., "allow"} or null,
-           "attached": [{"name", "ifindex", "kind", "programId", "pinned"}]}
+           "egressProgram": {...the same},
+           "counters": {"pass_non_ipv4", ..., "events_lost"} or null,
+           "attached": [{"name", "ifindex", "kind", "hook", "programId", "pinned"}]}
            ("problem" only when something else is pinned under the name; absent
            fields are unknown)`,
   flags: { json: { type: "boolean" }, init: { type: "boolean" } },

@@ -1,8 +1,20 @@
 // Gathers the status report from what is pinned and attached, opening each pin on its own
 // and never creating anything.
-import { ENDPOINT_MAP, type MapSpec, POLICY_MAP, STATS_MAP } from "../datapath/layout.ts";
-import { readStats } from "../datapath/maps.ts";
-import { PROGRAM_TAGS } from "../datapath/bpf_object.gen.ts";
+import {
+  BPF_MAP_TYPE_ARRAY,
+  BPF_MAP_TYPE_PERCPU_ARRAY,
+  BPF_MAP_TYPE_RINGBUF,
+  CFG_CONNTRACK,
+  CONFIG_MAP,
+  MAPS,
+  type MapSpec,
+  PROGRAM_PIN,
+  PROGRAM_PIN_EGRESS,
+  STATS_MAP,
+} from "../datapath/layout.ts";
+import { ConfigMap, readStats } from "../datapath/maps.ts";
+import { describeServiceCidrs, modeName } from "../datapath/config.ts";
+import { PROGRAM_TAGS, PROGRAM_TAGS_EGRESS } from "../datapath/bpf_object.gen.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { Links } from "../net/link.ts";
 import { NetlinkSocket } from "../net/socket.ts";
@@ -25,70 +37,89 @@ function tryOpen<T>(open: () => T | undefined): { pin?: T; problem?: string } {
   }
 }
 
+/** Maps whose every slot always exists (arrays), or that hold bytes, not entries. */
+const SLOT_MAPS = new Set([BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF]);
+
 function mapStatus(spec: MapSpec, opened: { pin?: PinnedMap; problem?: string }): MapStatus {
   const { pin, problem } = opened;
   if (problem !== undefined) {
     return { name: spec.name, pinned: true, maxEntries: spec.maxEntries, problem };
   }
   if (!pin) return { name: spec.name, pinned: false, maxEntries: spec.maxEntries };
-  // stats_map is an array: every slot always exists.
-  const entries = spec === STATS_MAP ? spec.maxEntries : countEntries(pin.fd, spec);
+  const entries = SLOT_MAPS.has(spec.type) ? spec.maxEntries : countEntries(pin.fd, spec);
   return { name: spec.name, pinned: true, id: pin.id, entries, maxEntries: spec.maxEntries };
 }
 
-/** Links with a program at our tc place (handle and priority) on their ingress hook
+/** Links with a program at our tc place (handle and priority) on either hook
  * (NetlinkSocket.dump retries a dump that links racing by interrupted). */
-function attachedLinks(progId: number | undefined): AttachedLink[] {
+function attachedLinks(
+  progIds: { ingress: number | undefined; egress: number | undefined },
+): AttachedLink[] {
   using nl = new NetlinkSocket();
   const out: AttachedLink[] = [];
   for (const link of new Links(nl).list()) {
-    let id: number;
-    try {
-      id = attachedProgramId(nl, link.index, "ingress");
-    } catch (err) {
-      if (err instanceof SysError && err.notFound) continue; // deleted since the dump
-      throw err;
+    for (const hook of ["ingress", "egress"] as const) {
+      let id: number;
+      try {
+        id = attachedProgramId(nl, link.index, hook);
+      } catch (err) {
+        if (err instanceof SysError && err.notFound) break; // deleted since the dump
+        throw err;
+      }
+      if (id === 0) continue;
+      out.push({
+        name: link.name,
+        ifindex: link.index,
+        kind: link.kind,
+        hook,
+        programId: id,
+        pinned: id === progIds[hook],
+      });
     }
-    if (id === 0) continue;
-    out.push({
-      name: link.name,
-      ifindex: link.index,
-      kind: link.kind,
-      programId: id,
-      pinned: id === progId,
-    });
   }
-  return out.sort((a, b) => a.ifindex - b.ifindex);
+  return out.sort((a, b) => a.ifindex - b.ifindex || a.hook.localeCompare(b.hook));
 }
 
 function countersJson(c: Record<string, bigint>): Record<string, number> {
   return Object.fromEntries(Object.entries(c).map(([k, v]) => [k, Number(v)]));
 }
 
+function programStatus(
+  opened: { pin?: PinnedProgram; problem?: string },
+  tags: readonly string[],
+  ids: (number | undefined)[],
+): ProgramStatus {
+  const info = opened.pin?.info;
+  if (info) {
+    return {
+      pinned: true,
+      id: info.id,
+      tag: info.tag,
+      thisBuild: tags.includes(info.tag),
+      usesPinnedMaps: info.mapIds.every((id) => ids.includes(id)),
+    };
+  }
+  return opened.problem !== undefined
+    ? { pinned: true, problem: opened.problem }
+    : { pinned: false };
+}
+
 /** Collects the status; never creates anything. */
 export function collectStatus(pinDir: string): Status {
   const fs = pinDirFs(pinDir);
-  const specs = [ENDPOINT_MAP, POLICY_MAP, STATS_MAP];
   const opened: { pin?: PinnedMap; problem?: string }[] = [];
-  let prog: { pin?: PinnedProgram; problem?: string } = {};
+  let ingress: { pin?: PinnedProgram; problem?: string } = {};
+  let egress: { pin?: PinnedProgram; problem?: string } = {};
   try {
-    for (const spec of specs) opened.push(tryOpen(() => openMap(pinDir, spec)));
-    prog = tryOpen(() => openProgram(pinDir));
-    const maps = specs.map((spec, i) => mapStatus(spec, opened[i] ?? {}));
+    for (const spec of MAPS) opened.push(tryOpen(() => openMap(pinDir, spec)));
+    ingress = tryOpen(() => openProgram(pinDir, PROGRAM_PIN));
+    egress = tryOpen(() => openProgram(pinDir, PROGRAM_PIN_EGRESS));
+    const maps = MAPS.map((spec, i) => mapStatus(spec, opened[i] ?? {}));
     const ids = opened.map((o) => o.pin?.id);
-    const info = prog.pin?.info;
-    const program: ProgramStatus = info
-      ? {
-        pinned: true,
-        id: info.id,
-        tag: info.tag,
-        thisBuild: PROGRAM_TAGS.includes(info.tag),
-        usesPinnedMaps: ids.every((id) => id !== undefined && info.mapIds.includes(id)),
-      }
-      : prog.problem !== undefined
-      ? { pinned: true, problem: prog.problem }
-      : { pinned: false };
-    const stats = opened[2]?.pin;
+    const pinOf = (spec: MapSpec) => opened[MAPS.indexOf(spec)]?.pin;
+    const stats = pinOf(STATS_MAP);
+    const config = pinOf(CONFIG_MAP);
+    const cfg = config ? new ConfigMap(config.fd).get() : undefined;
     return {
       version: VERSION,
       pinDir,
@@ -98,13 +129,22 @@ export function collectStatus(pinDir: string): Status {
         mountPoint: fs.mount?.mountPoint ?? null,
         fsType: fs.mount?.fsType ?? null,
       },
+      mode: cfg
+        ? {
+          policyMode: modeName(cfg.mode),
+          conntrack: (cfg.flags & CFG_CONNTRACK) !== 0,
+          serviceCIDRs: describeServiceCidrs(cfg),
+        }
+        : null,
       maps,
-      program,
+      program: programStatus(ingress, PROGRAM_TAGS, ids),
+      egressProgram: programStatus(egress, PROGRAM_TAGS_EGRESS, ids),
       counters: stats ? countersJson(readStats(stats.fd)) : null,
-      attached: attachedLinks(info?.id),
+      attached: attachedLinks({ ingress: ingress.pin?.info.id, egress: egress.pin?.info.id }),
     };
   } finally {
     opened.forEach((o) => closePin(o.pin));
-    closePin(prog.pin);
+    closePin(ingress.pin);
+    closePin(egress.pin);
   }
 }

@@ -8,6 +8,7 @@ const HEALTHY: Status = {
   pinDir: "/sys/fs/bpf/tc/globals",
   pinDirExists: true,
   bpffs: { mounted: true, mountPoint: "/sys/fs/bpf", fsType: "bpf" },
+  mode: { policyMode: "identity", conntrack: false, serviceCIDRs: [] },
   maps: [
     { name: "endpoint_map", pinned: true, id: 11, entries: 4096, maxEntries: 16384 },
     { name: "policy_map", pinned: true, id: 12, entries: 3, maxEntries: 65536 },
@@ -20,17 +21,22 @@ const HEALTHY: Status = {
     thisBuild: false,
     usesPinnedMaps: true,
   },
+  egressProgram: { pinned: false },
   counters: { allow: 10, drop_policy: 2 },
-  attached: [{ name: "veth1", ifindex: 7, kind: "veth", programId: 40, pinned: true }],
+  attached: [
+    { name: "veth1", ifindex: 7, kind: "veth", hook: "ingress", programId: 40, pinned: true },
+  ],
 };
 
 Deno.test("renderStatus() shows each section aligned", () => {
   assert.equal(
     renderStatus(HEALTHY),
-    `version        1.2.3
-pin directory  /sys/fs/bpf/tc/globals
-bpffs          mounted at /sys/fs/bpf
-program        id 40, tag edffbcedf17217da, from another build (the next CNI ADD replaces it)
+    `version         1.2.3
+pin directory   /sys/fs/bpf/tc/globals
+bpffs           mounted at /sys/fs/bpf
+mode            identity, conntrack off
+program         id 40, tag edffbcedf17217da, from another build (the next CNI ADD replaces it)
+egress program  not pinned
 
 MAP           ID  ENTRIES    MAX    FILL
 endpoint_map  11     4096  16384   25.0%
@@ -41,8 +47,8 @@ COUNTER      PACKETS
 allow             10
 drop_policy        2
 
-ATTACHED  IFINDEX  KIND  PROGRAM
-veth1           7  veth  40 (pinned)
+ATTACHED  IFINDEX  KIND  HOOK     PROGRAM
+veth1           7  veth  ingress  40 (pinned)
 `,
   );
 });

@@ -28,6 +28,7 @@ export interface AttachedLink {
   name: string;
   ifindex: number;
   kind: string;
+  hook: "ingress" | "egress";
   programId: number;
   /** The attached program is the pinned one. */
   pinned: boolean;
@@ -38,8 +39,12 @@ export interface Status {
   pinDir: string;
   pinDirExists: boolean;
   bpffs: { mounted: boolean; mountPoint: string | null; fsType: string | null };
+  /** What config_map says (null: not pinned). */
+  mode: { policyMode: string; conntrack: boolean; serviceCIDRs: string[] } | null;
   maps: MapStatus[];
+  /** The tc ingress classifier (tc_prog) and the tc egress one (tc_prog_egress). */
   program: ProgramStatus;
+  egressProgram: ProgramStatus;
   counters: Record<string, number> | null;
   attached: AttachedLink[];
 }
@@ -47,6 +52,7 @@ export interface Status {
 function fill(m: MapStatus): string {
   if (m.problem !== undefined) return "NOT OURS (see below)";
   if (m.entries === undefined) return "not pinned";
+  if (m.name === "events") return "ring (bytes)";
   return `${(100 * m.entries / m.maxEntries).toFixed(1)}%`;
 }
 
@@ -57,19 +63,23 @@ export function renderStatus(s: Status): string {
     : `NOT mounted: ${s.pinDirExists ? "it" : "its nearest existing parent"} is on ${
       s.bpffs.fsType ?? "an unknown filesystem"
     } at ${s.bpffs.mountPoint ?? "?"} (mount -t bpf bpf /sys/fs/bpf)`;
-  const p = s.program;
-  const program = p.problem !== undefined
-    ? `NOT OURS: ${p.problem}`
-    : p.pinned
-    ? `id ${p.id}, tag ${p.tag}` +
-      (p.thisBuild ? ", this build" : ", from another build (the next CNI ADD replaces it)") +
-      (p.usesPinnedMaps ? "" : ", NOT using the pinned maps")
-    : "not pinned";
+  const programText = (p: ProgramStatus) =>
+    p.problem !== undefined ? `NOT OURS: ${p.problem}` : p.pinned
+      ? `id ${p.id}, tag ${p.tag}` +
+        (p.thisBuild ? ", this build" : ", from another build (the next CNI ADD replaces it)") +
+        (p.usesPinnedMaps ? "" : ", NOT using the pinned maps")
+      : "not pinned";
+  const mode = s.mode
+    ? `${s.mode.policyMode}, conntrack ${s.mode.conntrack ? "on" : "off"}` +
+      (s.mode.policyMode === "kubernetes" ? `, services ${s.mode.serviceCIDRs.join(" ")}` : "")
+    : "unknown (config_map not pinned)";
   const head = renderFields([
     ["version", s.version],
     ["pin directory", s.pinDir + (s.pinDirExists ? "" : " (does not exist)")],
     ["bpffs", bpffs],
-    ["program", program],
+    ["mode", mode],
+    ["program", programText(s.program)],
+    ["egress program", programText(s.egressProgram)],
   ]);
   const maps = renderTable(
     [
@@ -98,12 +108,14 @@ export function renderStatus(s: Status): string {
       { header: "ATTACHED" },
       { header: "IFINDEX", align: "right" },
       { header: "KIND" },
+      { header: "HOOK" },
       { header: "PROGRAM" },
     ],
     s.attached.map((a) => [
       a.name,
       String(a.ifindex),
       a.kind || "-",
+      a.hook,
       `${a.programId}${
         a.pinned ? " (pinned)" : s.program.pinned ? " (NOT the pinned program)" : ""
       }`,
