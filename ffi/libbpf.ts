@@ -19,6 +19,11 @@ const symbols = {
   bpf_map__fd: { parameters: ["pointer"], result: "i32" },
   bpf_program__fd: { parameters: ["pointer"], result: "i32" },
   bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" }, // map, max
+  // map_fd, ring_buffer_sample_fn, ctx, opts
+  ring_buffer__new: { parameters: ["i32", "function", "pointer", "pointer"], result: "pointer" },
+  ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
+  ring_buffer__epoll_fd: { parameters: ["pointer"], result: "i32" },
+  ring_buffer__free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
@@ -188,6 +193,51 @@ export class BpfObject {
     if (this.#ptr) bpf().symbols.bpf_object__close(this.#ptr);
     this.#ptr = null;
     this.#keep.length = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+const sampleDefinition = { parameters: ["pointer", "pointer", "usize"], result: "i32" } as const;
+
+/** A BPF ring buffer being read: `consume()` hands each new record to `onRecord` (a copy,
+ * synchronously, on this thread); `epollFd` becomes readable when there are some. */
+export class RingBuffer implements Disposable {
+  #rb: Deno.PointerObject | null;
+  readonly #cb: Deno.UnsafeCallback<typeof sampleDefinition>;
+  readonly epollFd: number;
+
+  constructor(mapFd: number, onRecord: (data: Uint8Array) => void) {
+    this.#cb = new Deno.UnsafeCallback(sampleDefinition, (_ctx, data, size) => {
+      if (data) {
+        const n = Number(size);
+        onRecord(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(data, n).slice(0)));
+      }
+      return 0;
+    });
+    const rb = bpf().symbols.ring_buffer__new(mapFd, this.#cb.pointer, null, null);
+    if (!rb) {
+      this.#cb.close();
+      throw new BpfError("open ring buffer", errno() || Errno.EINVAL);
+    }
+    this.#rb = rb;
+    this.epollFd = bpf().symbols.ring_buffer__epoll_fd(rb);
+  }
+
+  /** Hands every record there is to the callback; how many. */
+  consume(): number {
+    if (!this.#rb) throw new BpfError("use closed ring buffer", Errno.EBADF);
+    const n = bpf().symbols.ring_buffer__consume(this.#rb);
+    if (n < 0) throw new BpfError("consume ring buffer", -n);
+    return n;
+  }
+
+  close(): void {
+    if (this.#rb) bpf().symbols.ring_buffer__free(this.#rb);
+    this.#rb = null;
+    this.#cb.close();
   }
 
   [Symbol.dispose](): void {

@@ -11,6 +11,10 @@ const symbols = {
   flock: { parameters: ["i32", "i32"], result: "i32" }, // fd, operation
   __errno_location: { parameters: [], result: "pointer" }, // int *
   vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" }, // buf, n, fmt, va_list
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" }, // clockid_t, struct timespec *
+  // epfd, struct epoll_event *, maxevents, timeout ms; on a worker thread, so waiting for
+  // events does not block the event loop.
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
   // long syscall(long number, ...): three integer/pointer arguments are all bpf(2) needs.
   syscall: { parameters: ["i64", "i64", "u64", "u64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -79,6 +83,23 @@ export function ifNameToIndex(name: string): number {
 
 export function flock(fd: number, op: number): void {
   check("flock", libc().symbols.flock(fd, op));
+}
+
+/** Waits up to `timeoutMs` for `epfd` to report an event (off the main thread): true when it
+ * did, false on timeout or interruption. */
+export async function epollWait(epfd: number, timeoutMs: number): Promise<boolean> {
+  const events = new Uint8Array(12); // struct epoll_event (packed on x86-64)
+  const n = await libc().symbols.epoll_wait(epfd, events, 1, timeoutMs);
+  return n > 0;
+}
+
+const CLOCK_MONOTONIC = 1;
+
+/** CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns(). */
+export function monotonicNs(): bigint {
+  const ts = new BigInt64Array(2); // struct timespec { time_t tv_sec; long tv_nsec; }
+  check("clock_gettime", libc().symbols.clock_gettime(CLOCK_MONOTONIC, new Uint8Array(ts.buffer)));
+  return ts[0]! * 1_000_000_000n + ts[1]!;
 }
 
 /** syscall(2) with three arguments; -1 and errno on failure, as libc's wrapper returns. */

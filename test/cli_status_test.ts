@@ -59,23 +59,26 @@ Deno.test("list and status without pinned maps fail clearly and create nothing",
     assert.equal(s.pinDirExists, false);
     assert.equal(s.program.pinned, false);
     assert.equal(s.counters, null);
-    assert.deepEqual(s.maps.map((m) => [m.name, m.pinned]), [
-      "endpoint_map",
-      "policy_map",
-      "stats_map",
-      "config_map",
-      "veth_map",
-      "host_map",
-      "ipcache_map",
-      "cidr_map",
-      "rule_map",
-      "isolation_map",
-      "ct_map",
-      "frag_map",
-      "pair_stats_map",
-      "events",
-      "rate_map",
-    ].map((name) => [name, false]));
+    assert.deepEqual(
+      s.maps.map((m) => [m.name, m.pinned]),
+      [
+        "endpoint_map",
+        "policy_map",
+        "stats_map",
+        "config_map",
+        "veth_map",
+        "host_map",
+        "ipcache_map",
+        "cidr_map",
+        "rule_map",
+        "isolation_map",
+        "ct_map",
+        "frag_map",
+        "pair_stats_map",
+        "events",
+        "rate_map",
+      ].map((name) => [name, false]),
+    );
 
     assertFails(
       await ebpfcni(["endpoint", "list", "--pin-dir", pinDir]),

@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import { quote } from "../spec/text.ts";
 import { IDENTITY_RANGE, parseIdentityText } from "../spec/identity.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
 import { ipv4Problem, parseIpv4 as ipv4FromText } from "../spec/ipv4.ts";
 import { UsageError } from "./errors.ts";
 
@@ -19,6 +20,19 @@ export function parseIdentity(text: string, label = "identity"): number {
   const n = parseIdentityText(text);
   if (n === undefined) {
     throw new UsageError(`invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
+  }
+  return n;
+}
+
+/** An identity or a reserved one by name: "host" (the node), "world" (anything unknown). */
+export function parsePeer(text: string, label: string): number {
+  if (text === "host") return IDENTITY_HOST;
+  if (text === "world") return IDENTITY_WORLD;
+  const n = parseIdentityText(text);
+  if (n === undefined) {
+    throw new UsageError(
+      `invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}, "host" or "world"`,
+    );
   }
   return n;
 }

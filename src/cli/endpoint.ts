@@ -8,11 +8,12 @@ import { parseIdentity, parseIpv4, requireFlag } from "./args.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
-import { closePin, requireMap } from "./pins.ts";
+import { closePin, requireIdentityMode, requireMap } from "./pins.ts";
 import { renderTable } from "./table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 
-function withEndpoints<T>(ctx: Ctx, fn: (m: EndpointMap) => T): T {
+function withEndpoints<T>(ctx: Ctx, fn: (m: EndpointMap) => T, write?: string): T {
+  if (write !== undefined) requireIdentityMode(ctx.pinDir, write);
   const pin = requireMap(ctx.pinDir, ENDPOINT_MAP);
   try {
     return fn(new EndpointMap(pin.fd));
@@ -54,7 +55,7 @@ ${NEEDS_MAPS}`,
         }
       }
       return before;
-    });
+    }, "add an endpoint");
     ctx.io.out(
       old === undefined
         ? `added endpoint ${ipText} with identity ${identity}\n`
@@ -83,7 +84,7 @@ ${NEEDS_MAPS}`,
       const before = m.get(ip);
       if (before !== undefined) m.delete(ip);
       return before;
-    });
+    }, "delete an endpoint");
     if (old === undefined) ctx.io.err(`ebpfcni: endpoint ${ipText} was not registered\n`);
     else ctx.io.out(`deleted endpoint ${ipText} (identity ${old})\n`);
     return EXIT_OK;
@@ -158,7 +159,7 @@ ${NEEDS_MAPS}`,
         full(err, `import ${sourceName(path)} (nothing changed)`);
       }
       return p;
-    });
+    }, "import endpoints");
     ctx.io.out(
       `imported ${file.entries.length} endpoints (${plan.added.length} new, ${plan.changed} changed, ` +
         `${plan.unchanged} unchanged)\n`,

@@ -10,6 +10,9 @@ import { endpointCommands } from "./endpoint.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 import { policyCommands } from "./policy.ts";
+import { cidrCommands } from "./cidr.ts";
+import { ctCommands } from "./ct.ts";
+import { monitorCommand } from "./monitor.ts";
 import { statusCommand } from "./status.ts";
 import { commandHelp, groupHelp, topHelp } from "./usage.ts";
 
@@ -27,8 +30,14 @@ const versionCommand: Command = {
 const GROUPS: Record<string, Record<string, Command>> = {
   endpoint: endpointCommands,
   policy: policyCommands,
+  cidr: cidrCommands,
+  ct: ctCommands,
 };
-const COMMANDS: Record<string, Command> = { status: statusCommand, version: versionCommand };
+const COMMANDS: Record<string, Command> = {
+  status: statusCommand,
+  monitor: monitorCommand,
+  version: versionCommand,
+};
 
 const GLOBAL_FLAGS = {
   "pin-dir": { type: "string" },

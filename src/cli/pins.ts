@@ -8,11 +8,18 @@ import { mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/bpf.ts";
 import { closeFd } from "../../ffi/libc.ts";
 import { mapDifferences, pinPath } from "../spec/pinned.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { BPF_PROG_TYPE_SCHED_CLS, type MapSpec, PROGRAM_PIN } from "../datapath/layout.ts";
+import {
+  BPF_PROG_TYPE_SCHED_CLS,
+  CONFIG_MAP,
+  type MapSpec,
+  MODE_KUBERNETES,
+  PROGRAM_PIN,
+} from "../datapath/layout.ts";
+import { ConfigMap } from "../datapath/maps.ts";
 import { CommandError } from "./errors.ts";
 import { createHint } from "./usage.ts";
 
-export interface PinnedMap {
+export interface PinnedMap extends Disposable {
   spec: MapSpec;
   path: string;
   fd: number;
@@ -54,7 +61,7 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
     if (diff.length > 0) {
       throw new CommandError(`"${path}" is not ebpfcni's ${spec.name}: ${diff.join(", ")}`);
     }
-    return { spec, path, fd, id: info.id };
+    return { spec, path, fd, id: info.id, [Symbol.dispose]: () => closeFd(fd) };
   } catch (err) {
     closeFd(fd);
     if (err instanceof CommandError) throw err;
@@ -93,4 +100,17 @@ export function openProgram(pinDir: string, pin = PROGRAM_PIN): PinnedProgram | 
 
 export function closePin(p: { fd: number } | undefined): void {
   if (p) closeFd(p.fd);
+}
+
+/** Refuses to write policy entries of a pin directory in kubernetes mode: the agent owns
+ * them there, and would undo (or be confused by) what an operator writes by hand. */
+export function requireIdentityMode(pinDir: string, what: string): void {
+  using config = openMap(pinDir, CONFIG_MAP);
+  if (!config) return;
+  if (new ConfigMap(config.fd).get().mode === MODE_KUBERNETES) {
+    throw new CommandError(
+      `cannot ${what}: "${pinDir}" is in kubernetes mode, where the policy agent owns the ` +
+        `entries (write NetworkPolicies instead; "ebpfcni agent status" shows the agent)`,
+    );
+  }
 }

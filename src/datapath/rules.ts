@@ -11,6 +11,25 @@ import {
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type ProtocolName = keyof typeof IPPROTO;
 
+export const PROTOCOL_NAMES = Object.keys(IPPROTO).join(", ");
+
+/** "tcp", "udp", "sctp", "icmp" (any case) -> protocol number; undefined otherwise. */
+export function parseProtocol(text: string): number | undefined {
+  const p = text.toLowerCase();
+  return Object.hasOwn(IPPROTO, p) ? IPPROTO[p as ProtocolName] : undefined;
+}
+
+/** "80" or "8000-8100" (1..65535, from <= to) -> a range; a problem string otherwise. */
+export function parsePortRange(text: string): PortRange | string {
+  const m = text.match(/^([0-9]{1,5})(?:-([0-9]{1,5}))?$/);
+  if (!m) return 'expected a port or a range like "8000-8100"';
+  const from = Number(m[1]);
+  const to = Number(m[2] ?? m[1]);
+  if (from < 1 || to > 65535) return "ports are 1 to 65535";
+  if (to < from) return `the range ends (${to}) before it starts (${from})`;
+  return { from, to };
+}
+
 export function protocolName(proto: number): string {
   const name = Object.entries(IPPROTO).find(([, n]) => n === proto)?.[0];
   return name ?? String(proto);

@@ -9,6 +9,9 @@
 import type { Endpoint, Policy } from "../datapath/maps.ts";
 import { describeValue } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
+import { IPPROTO, parsePortRange, parseProtocol, PROTOCOL_NAMES } from "../datapath/rules.ts";
+import type { PolicyRule } from "./rules.ts";
 import { ipv4Problem, parseIpv4 } from "../spec/ipv4.ts";
 
 /** The file is not a valid import file; nothing should be written. */
@@ -76,16 +79,20 @@ function shapeProblem(
   item: unknown,
   keys: readonly [string, string],
   example: string,
+  optional: readonly string[] = [],
 ): string | undefined {
   if (typeof item !== "object" || item === null || Array.isArray(item)) {
     return `: expected an object like ${example}, got ${describeValue(item)}`;
   }
   // for..in also lists inherited keys, but JSON.parse makes none (even "__proto__" is own).
   for (const k in item) {
-    if (k !== keys[0] && k !== keys[1]) {
+    if (k !== keys[0] && k !== keys[1] && !optional.includes(k)) {
+      const also = optional.length
+        ? `, optionally ${optional.map((o) => `"${o}"`).join(", ")}`
+        : "";
       return `: unknown key ${JSON.stringify(k.slice(0, 32))} (expected "${keys[0]}" and "${
         keys[1]
-      }")`;
+      }"${also})`;
     }
   }
   for (const k of keys) if (!Object.hasOwn(item, k)) return `: missing "${k}"`;
@@ -160,27 +167,69 @@ export class PairSet {
   }
 }
 
-/** Validates a policy file; entries are distinct by {src, dst}. */
-export function parsePolicyFile(text: string): ImportFile<Policy> {
+/** A rule's peer: an identity, or "host" / "world". */
+function peerOf(v: unknown): number | undefined {
+  if (v === "host") return IDENTITY_HOST;
+  if (v === "world") return IDENTITY_WORLD;
+  return isIdentity(v) ? v : undefined;
+}
+
+/** A policy file: all-traffic pairs (policy_map) and L4 rules (rule_map), each distinct. */
+export interface PolicyFile extends ImportFile<Policy> {
+  rules: PolicyRule[];
+}
+
+/** Validates a policy file; entries are distinct by {src, dst} (and protocol and ports). */
+export function parsePolicyFile(text: string): PolicyFile {
   const example = `{"src":1001,"dst":1002}`;
   const items = parseJsonArray(text, example);
   const problems = new Problems();
   const seen = new PairSet();
+  const seenRules = new Set<string>();
   const entries: Policy[] = [];
+  const rules: PolicyRule[] = [];
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
-    const shape = shapeProblem(item, ["src", "dst"], example);
+    const shape = shapeProblem(item, ["src", "dst"], example, ["proto", "ports"]);
     if (shape !== undefined) {
       problems.add(i, shape);
       continue;
     }
-    const { src, dst } = item as { src: unknown; dst: unknown };
-    if (!isIdentity(src)) problems.add(i, identityProblem("src", src));
-    else if (!isIdentity(dst)) problems.add(i, identityProblem("dst", dst));
-    else if (seen.add(src, dst)) entries.push({ src, dst });
+    const o = item as { src: unknown; dst: unknown; proto?: unknown; ports?: unknown };
+    const src = peerOf(o.src);
+    const dst = peerOf(o.dst);
+    if (src === undefined) problems.add(i, identityProblem("src", o.src));
+    else if (dst === undefined) problems.add(i, identityProblem("dst", o.dst));
+    else if (o.proto === undefined) {
+      if (o.ports !== undefined) problems.add(i, `.ports: needs "proto"`);
+      else if (seen.add(src, dst)) entries.push({ src, dst });
+    } else {
+      const proto = typeof o.proto === "string" ? parseProtocol(o.proto) : undefined;
+      if (proto === undefined) {
+        problems.add(i, `.proto: must be one of ${PROTOCOL_NAMES}, got ${describeValue(o.proto)}`);
+        continue;
+      }
+      const rule: PolicyRule = { src, dst, proto };
+      if (o.ports !== undefined) {
+        const ports = typeof o.ports === "string" ? parsePortRange(o.ports) : undefined;
+        if (typeof ports !== "object" || proto === IPPROTO.icmp) {
+          const why = proto === IPPROTO.icmp
+            ? "icmp has no ports"
+            : `must be a port or range like "80" or "8000-8100", got ${describeValue(o.ports)}`;
+          problems.add(i, `.ports: ${why}`);
+          continue;
+        }
+        rule.ports = ports;
+      }
+      const key = JSON.stringify(rule);
+      if (!seenRules.has(key)) {
+        seenRules.add(key);
+        rules.push(rule);
+      }
+    }
   }
   problems.throwIfAny();
-  return { entries, total: items.length };
+  return { entries, rules, total: items.length };
 }
 
 /** What an import will do to a map. */

@@ -7,6 +7,9 @@
 //   policies:  [{"src":1001,"dst":1002}]              sorted by src, then dst.
 import type { Endpoint, Policy } from "../datapath/maps.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
+import { protocolName } from "../datapath/rules.ts";
+import { type PolicyRule, portsText } from "./rules.ts";
 
 export interface EndpointRecord {
   ip: string;
@@ -14,8 +17,10 @@ export interface EndpointRecord {
 }
 
 export interface PolicyRecord {
-  src: number;
-  dst: number;
+  src: number | string;
+  dst: number | string;
+  proto?: string;
+  ports?: string;
 }
 
 export function endpointRecords(entries: readonly Endpoint[]): EndpointRecord[] {
@@ -30,6 +35,18 @@ export function policyRecords(entries: readonly Policy[]): PolicyRecord[] {
   return [...entries].sort((a, b) => a.src - b.src || a.dst - b.dst).map((p) => ({
     src: p.src,
     dst: p.dst,
+  }));
+}
+
+/** Rules as records: identities by number, host and world by name; protocol and ports only
+ * for L4 rules. The order is the rules'. */
+export function ruleRecords(rules: readonly PolicyRule[]): PolicyRecord[] {
+  const id = (n: number) => (n === IDENTITY_HOST ? "host" : n === IDENTITY_WORLD ? "world" : n);
+  return rules.map((r) => ({
+    src: id(r.src),
+    dst: id(r.dst),
+    ...(r.proto === undefined ? {} : { proto: protocolName(r.proto) }),
+    ...(r.ports === undefined ? {} : { ports: portsText(r.ports) }),
   }));
 }
 

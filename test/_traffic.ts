@@ -1,0 +1,261 @@
+// Real traffic between the network namespaces a test made: echo servers inside them, and
+// probes from them, many at once.
+//
+// Servers: one child process (this file, run with `serve`) enters each namespace on its main
+// thread, opens its TCP listeners and UDP sockets there (a socket stays in the namespace it
+// was created in), and serves them all: TCP connections are accepted and closed, UDP
+// datagrams echoed back.
+//
+// Probes: from the test process, each socket is created inside its namespace (setns on the
+// main thread, then back), connected without blocking, and all are polled together until a
+// deadline, so a matrix of denied probes costs one timeout, not one each.
+import { fileURLToPath } from "node:url";
+
+export type Proto = "tcp" | "udp";
+
+export interface ServerSpec {
+  /** Path of the network namespace, e.g. /var/run/netns/x. */
+  netns: string;
+  tcp: number[];
+  udp: number[];
+}
+
+export interface Servers {
+  stop(): Promise<void>;
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** Starts echo servers in every namespace; resolves once all listen. */
+export async function startServers(specs: ServerSpec[]): Promise<Servers> {
+  const arg = JSON.stringify(specs);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--no-lock",
+      "--no-config",
+      "--unstable-net",
+      "--allow-all",
+      SELF,
+      "serve",
+      arg,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  while (!text.includes("ready\n")) {
+    const { value, done } = await reader.read();
+    if (done) {
+      await child.status;
+      throw new Error(`traffic servers exited before listening: ${text}`);
+    }
+    text += dec.decode(value);
+  }
+  reader.releaseLock();
+  return {
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await child.stdout.cancel().catch(() => {});
+      await child.status;
+    },
+  };
+}
+
+// ---- libc, for namespaces and non-blocking sockets ----
+
+const libc = Deno.dlopen(
+  "libc.so.6",
+  {
+    setns: { parameters: ["i32", "i32"], result: "i32" },
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+    connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+    recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+    poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+    getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+    __errno_location: { parameters: [], result: "pointer" },
+  } as const,
+);
+const S = libc.symbols;
+const CLONE_NEWNET = 0x40000000;
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_ERROR = 4;
+const POLLIN = 1;
+const POLLOUT = 4;
+const POLLERR = 8;
+const POLLHUP = 16;
+const EINPROGRESS = 115;
+
+function errno(): number {
+  const p = S.__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+function cstr(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`${s}\0`);
+}
+
+/** Runs `fn` with this thread in the namespace at `path`. */
+function inNetns<T>(path: string, fn: () => T): T {
+  const home = S.open(cstr("/proc/thread-self/ns/net"), 0);
+  const ns = S.open(cstr(path), 0);
+  if (home < 0 || ns < 0) throw new Error(`cannot open netns ${path}: errno ${errno()}`);
+  try {
+    if (S.setns(ns, CLONE_NEWNET) < 0) throw new Error(`setns ${path}: errno ${errno()}`);
+    try {
+      return fn();
+    } finally {
+      if (S.setns(home, CLONE_NEWNET) < 0) {
+        console.error("cannot return to the home network namespace");
+        Deno.exit(70);
+      }
+    }
+  } finally {
+    S.close(ns);
+    S.close(home);
+  }
+}
+
+function sockaddr(ip: string, port: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, AF_INET, true);
+  v.setUint16(2, port, false);
+  ip.split(".").forEach((o, i) => b[4 + i] = Number(o));
+  return b;
+}
+
+export interface Probe {
+  /** Namespace path the probe starts from. */
+  from: string;
+  to: string;
+  port: number;
+  proto: Proto;
+}
+
+interface Pending {
+  fd: number;
+  proto: Proto;
+  done?: boolean;
+}
+
+/** Probes all at once: true where a TCP connection was accepted or a UDP datagram echoed
+ * back within `timeoutMs`. */
+export function probeAll(probes: readonly Probe[], timeoutMs = 1000): boolean[] {
+  const pend: Pending[] = probes.map((p) =>
+    inNetns(p.from, () => {
+      const type = (p.proto === "tcp" ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+      const fd = S.socket(AF_INET, type, 0);
+      if (fd < 0) throw new Error(`socket: errno ${errno()}`);
+      const rc = S.connect(fd, sockaddr(p.to, p.port), 16);
+      if (rc < 0 && errno() !== EINPROGRESS) return { fd, proto: p.proto, done: true };
+      if (p.proto === "udp") S.send(fd, cstr("ping"), 4n, 0);
+      return { fd, proto: p.proto };
+    })
+  );
+  const result = probes.map(() => false);
+  const deadline = performance.now() + timeoutMs;
+  const buf = new Uint8Array(64);
+  try {
+    for (;;) {
+      const open = pend.map((p, i) => ({ p, i })).filter(({ p }) => !p.done);
+      const left = Math.ceil(deadline - performance.now());
+      if (open.length === 0 || left <= 0) break;
+      const fds = new Uint8Array(open.length * 8); // struct pollfd { int fd; short events, revents; }
+      const v = new DataView(fds.buffer);
+      open.forEach(({ p }, k) => {
+        v.setInt32(k * 8, p.fd, true);
+        v.setInt16(k * 8 + 4, p.proto === "tcp" ? POLLOUT : POLLIN, true);
+      });
+      if (S.poll(fds, BigInt(open.length), Math.min(left, 100)) < 0) continue;
+      open.forEach(({ p, i }, k) => {
+        const rev = v.getInt16(k * 8 + 6, true);
+        if (rev === 0) return;
+        if (p.proto === "tcp") {
+          const err = new Int32Array(1);
+          const len = new Uint32Array([4]);
+          S.getsockopt(
+            p.fd,
+            SOL_SOCKET,
+            SO_ERROR,
+            new Uint8Array(err.buffer),
+            new Uint8Array(len.buffer),
+          );
+          result[i] = (rev & POLLOUT) !== 0 && err[0] === 0;
+          p.done = true;
+        } else if (rev & POLLIN) {
+          result[i] = Number(S.recv(p.fd, buf, BigInt(buf.length), 0)) > 0;
+          p.done = true;
+        } else if (rev & (POLLERR | POLLHUP)) {
+          p.done = true; // ICMP port unreachable and the like
+        }
+      });
+    }
+  } finally {
+    for (const p of pend) S.close(p.fd);
+  }
+  return result;
+}
+
+/** Probes until the result matches `want` for every probe or `tries` rounds are spent (the
+ * first packets of a new path can be lost to ARP); returns the last result. */
+export function probeUntil(
+  probes: readonly Probe[],
+  want: readonly boolean[],
+  tries = 3,
+): boolean[] {
+  let got = probeAll(probes);
+  for (let t = 1; t < tries && got.some((g, i) => g !== want[i]); t++) {
+    const redo = probes.map((_, i) => i).filter((i) => got[i] !== want[i]);
+    const again = probeAll(redo.map((i) => probes[i]!));
+    redo.forEach((i, k) => got[i] = again[k]!);
+  }
+  return got;
+}
+
+// ---- the server process ----
+
+async function serve(specs: ServerSpec[]): Promise<void> {
+  const tasks: Promise<void>[] = [];
+  for (const spec of specs) {
+    inNetns(spec.netns, () => {
+      for (const port of spec.tcp) {
+        const l = Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+        tasks.push((async () => {
+          for await (const conn of l) conn.close();
+        })());
+      }
+      for (const port of spec.udp) {
+        const d = Deno.listenDatagram({ hostname: "0.0.0.0", port, transport: "udp" });
+        tasks.push((async () => {
+          for (;;) {
+            const [data, addr] = await d.receive();
+            await d.send(data, addr);
+          }
+        })());
+      }
+    });
+  }
+  Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));
+  await Promise.all(tasks);
+}
+
+if (import.meta.main && Deno.args[0] === "serve") {
+  await serve(JSON.parse(Deno.args[1] ?? "[]"));
+}
