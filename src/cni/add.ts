@@ -20,11 +20,24 @@ import { EndpointMap, HostMap, IpcacheMap, MapFullError, VethMap } from "../data
 import { HOST_MAP, IPCACHE_LOCAL, IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
 import type { AttachmentState } from "./state.ts";
 import { podNameArg, podNamespaceArg } from "./args.ts";
+import { agentForget, agentIdentity } from "./agent_client.ts";
 import { log } from "../log.ts";
 
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { env, conf, state } = ctx;
-  const { identity } = identityOf(ctx);
+  const resolved = identityOf(ctx);
+  // Kubernetes mode: the agent gives identities, unless the runtime names one explicitly.
+  const fromAgent = conf.datapath.mode === "kubernetes" &&
+    resolved.source !== "cni-args" && resolved.source !== "args";
+  const podNamespace = podNamespaceArg(ctx.cniArgs);
+  const podName = podNameArg(ctx.cniArgs);
+  if (fromAgent && (podNamespace === undefined || podName === undefined)) {
+    throw new CniError(
+      ErrCode.InvalidEnv,
+      "Kubernetes mode needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS (or an explicit " +
+        "EBPFCNI_IDENTITY) to give the pod its identity",
+    );
+  }
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
   using ns = openNetns(env.netns);
@@ -41,11 +54,9 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     hostVeth: ctx.hostVeth,
     bridge: conf.bridge,
     ips: [] as string[],
-    identity,
+    identity: resolved.identity,
     pinDir: conf.pinDir,
   } as AttachmentState;
-  const podNamespace = podNamespaceArg(ctx.cniArgs);
-  const podName = podNameArg(ctx.cniArgs);
   if (podNamespace !== undefined) record.podNamespace = podNamespace;
   if (podName !== undefined) record.podName = podName;
   try {
@@ -82,6 +93,26 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
       );
     }
     record.ips = v4.map((a) => formatIpv4(a.ip));
+    if (fromAgent) {
+      record.identity = await agentIdentity(conf.agentSocket, {
+        op: "add",
+        namespace: podNamespace!,
+        name: podName!,
+        containerId: env.containerId,
+        ifname: env.ifname,
+        ips: record.ips,
+      });
+      undo.push("tell the agent", () =>
+        agentForget(conf.agentSocket, {
+          op: "del",
+          namespace: podNamespace!,
+          name: podName!,
+          containerId: env.containerId,
+          ifname: env.ifname,
+          ips: record.ips,
+        }));
+    }
+    const identity = record.identity;
     state.write(record);
     await fault("after-lease");
 

@@ -14,6 +14,7 @@ import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import type { AttachmentState } from "./state.ts";
+import { agentForget } from "./agent_client.ts";
 import { log } from "../log.ts";
 
 export interface Teardown {
@@ -102,4 +103,16 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
   // endpoint entry of ours to remove: a prevResult address may already be another pod's.
   using host = new NetlinkSocket();
   await teardown(ctx, t, new Links(host));
+  if (ctx.conf.datapath.mode === "kubernetes") {
+    // Best effort: the agent also finds out from its source, and DEL must not need it.
+    const problem = await agentForget(ctx.conf.agentSocket, {
+      op: "del",
+      ...(saved?.podNamespace !== undefined ? { namespace: saved.podNamespace } : {}),
+      ...(saved?.podName !== undefined ? { name: saved.podName } : {}),
+      containerId: env.containerId,
+      ifname: env.ifname,
+      ips: t.ips,
+    });
+    if (problem !== undefined) log.info(`DEL did not reach the agent: ${problem}`);
+  }
 }

@@ -1,0 +1,103 @@
+// The CNI side of the agent's socket (kubernetes mode): ADD asks the agent for the pod's
+// identity before the pod's interface is up (the agent writes the pod's ipcache entry and
+// whatever its policies need first, so the pod is isolated from its first packet); DEL
+// tells it, best effort. One JSON request, one JSON reply, per connection.
+import { CniError, ErrCode } from "../spec/cni.ts";
+import { quote } from "../spec/text.ts";
+
+export interface AgentAdd {
+  op: "add";
+  namespace: string;
+  name: string;
+  containerId: string;
+  ifname: string;
+  /** The pod's IPv4 addresses (dotted quads). */
+  ips: string[];
+}
+
+export interface AgentDel {
+  op: "del";
+  namespace?: string;
+  name?: string;
+  containerId: string;
+  ifname: string;
+  ips: string[];
+}
+
+/** How long ADD waits for the agent to answer (it may wait for the pod to show up in its
+ * source first). */
+export const AGENT_TIMEOUT_MS = 10_000;
+
+async function exchange(socket: string, req: unknown, timeoutMs: number): Promise<unknown> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: socket });
+  } catch (err) {
+    throw new CniError(
+      ErrCode.TryAgainLater,
+      `The policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
+      String(err),
+      { cause: err },
+    );
+  }
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+      if (text.includes("\n")) break;
+    }
+    if (!text.includes("\n")) {
+      throw new CniError(
+        ErrCode.TryAgainLater,
+        `The policy agent on ${quote(socket)} did not answer within ${timeoutMs / 1000} s`,
+      );
+    }
+    return JSON.parse(text.slice(0, text.indexOf("\n")));
+  } catch (err) {
+    if (err instanceof CniError) throw err;
+    throw new CniError(
+      ErrCode.TryAgainLater,
+      `The policy agent on ${quote(socket)} failed to answer`,
+      String(err),
+      { cause: err },
+    );
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
+}
+
+/** The identity the agent gives the pod; code 11 when it is unreachable, or does not know
+ * the pod in time. */
+export async function agentIdentity(
+  socket: string,
+  req: AgentAdd,
+  timeoutMs = AGENT_TIMEOUT_MS,
+): Promise<number> {
+  const reply = await exchange(socket, req, timeoutMs) as { identity?: unknown; error?: unknown };
+  if (typeof reply?.identity === "number") return reply.identity;
+  const why = typeof reply?.error === "string" ? reply.error : "no identity in its answer";
+  throw new CniError(
+    ErrCode.TryAgainLater,
+    `The policy agent refused pod ${req.namespace}/${req.name}: ${why}`,
+  );
+}
+
+/** Tells the agent the attachment is gone; never fails (DEL must not depend on the agent). */
+export async function agentForget(socket: string, req: AgentDel): Promise<string | undefined> {
+  try {
+    await exchange(socket, req, 2_000);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
