@@ -220,7 +220,7 @@ export function probeUntil(
   want: readonly boolean[],
   tries = 3,
 ): boolean[] {
-  let got = probeAll(probes);
+  const got = probeAll(probes);
   for (let t = 1; t < tries && got.some((g, i) => g !== want[i]); t++) {
     const redo = probes.map((_, i) => i).filter((i) => got[i] !== want[i]);
     const again = probeAll(redo.map((i) => probes[i]!));

@@ -40,7 +40,7 @@ interface Cluster {
   vip: string;
 }
 
-async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
+async function withCluster(fn: (c: Cluster) => void | Promise<void>): Promise<void> {
   await withNetwork(async (net) => {
     // A service range of the test's own, out of the pod subnet.
     const serviceCidr = `10.${100 + Math.floor(Math.random() * 50)}.${
@@ -64,7 +64,11 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
       { netns: backend.netns, tcp: [80, 81], udp: [80, 81] },
     ]);
     try {
-      await withKubeProxy(net.bridge, services, () => fn({ net, client, backend, vip }));
+      await withKubeProxy(
+        net.bridge,
+        services,
+        async () => await fn({ net, client, backend, vip }),
+      );
     } finally {
       await servers.stop();
     }
@@ -122,7 +126,7 @@ Deno.test("kubernetes mode: the node reaches its pods whatever the policy", asyn
 });
 
 Deno.test("kubernetes mode: an ingress rule for tcp/80 admits the Service and the pod on 80 only", async () => {
-  await withCluster(async (c) => {
+  await withCluster((c) => {
     {
       using e = entries(c.net);
       for (

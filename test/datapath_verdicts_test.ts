@@ -1,0 +1,395 @@
+// The datapath's verdicts on crafted frames through BPF_PROG_TEST_RUN: what each mode does
+// with each kind of packet, and which counter and event it leaves. Quick and needs no
+// traffic, so the kernel matrix runs it on every kernel. The test run's device is the
+// loopback (ifindex 1), registered as the pod's veth.
+import assert from "node:assert/strict";
+import { progTestRun } from "../ffi/bpf.ts";
+import { RingBuffer } from "../ffi/libbpf.ts";
+import { type Datapath, ensureDatapath } from "../src/datapath/loader.ts";
+import {
+  CidrMap,
+  ConfigMap,
+  CtMap,
+  EndpointMap,
+  HostMap,
+  IpcacheMap,
+  IsolationMap,
+  PolicyMap,
+  readStats,
+  RuleMap,
+  VethMap,
+} from "../src/datapath/maps.ts";
+import {
+  CFG_CONNTRACK,
+  CIDR_MAP,
+  CONFIG_MAP,
+  CT_FLAGS,
+  CT_MAP,
+  decodeEvent,
+  DIR_EGRESS,
+  DIR_INGRESS,
+  DIR_PAIR,
+  EVENTS_MAP,
+  HOST_MAP,
+  IDENTITY_HOST,
+  IDENTITY_WORLD,
+  IPCACHE_LOCAL,
+  IPCACHE_MAP,
+  ISOLATE_EGRESS,
+  ISOLATE_INGRESS,
+  ISOLATION_MAP,
+  MODE_KUBERNETES,
+  RULE_MAP,
+  STAT_NAMES,
+  type StatName,
+  VETH_MAP,
+} from "../src/datapath/layout.ts";
+import { ruleKeys } from "../src/datapath/rules.ts";
+import { prefixMask } from "../src/spec/ipv4.ts";
+import { arp, ipv4, type Ipv4Opts, ipv4Packet, ipv6, TCP_ACK, TCP_SYN } from "./_frames.ts";
+import { ip4, withPinDir } from "./_kernel.ts";
+
+const OK = 0;
+const SHOT = 2;
+const A = "10.77.0.2"; // the pod behind the test-run device
+const B = "10.77.0.3";
+const C = "10.77.0.4";
+const GW = "10.77.0.1";
+const ID_A = 100;
+const ID_B = 200;
+const ID_C = 300;
+
+interface Maps {
+  dp: Datapath;
+  config: ConfigMap;
+  veths: VethMap;
+  endpoints: EndpointMap;
+  policies: PolicyMap;
+  hosts: HostMap;
+  cidrs: CidrMap;
+  rules: RuleMap;
+  ipcache: IpcacheMap;
+  isolation: IsolationMap;
+  ct: CtMap;
+}
+
+async function withMaps(
+  how: { mode?: "identity" | "kubernetes"; conntrack?: boolean; serviceCidr?: [string, number] },
+  fn: (m: Maps) => void | Promise<void>,
+): Promise<void> {
+  await withPinDir(async (pinDir) => {
+    using dp = ensureDatapath(pinDir);
+    const m: Maps = {
+      dp,
+      config: new ConfigMap(dp.fd(CONFIG_MAP)),
+      veths: new VethMap(dp.fd(VETH_MAP)),
+      endpoints: new EndpointMap(dp.endpointFd),
+      policies: new PolicyMap(dp.policyFd),
+      hosts: new HostMap(dp.fd(HOST_MAP)),
+      cidrs: new CidrMap(dp.fd(CIDR_MAP)),
+      rules: new RuleMap(dp.fd(RULE_MAP)),
+      ipcache: new IpcacheMap(dp.fd(IPCACHE_MAP)),
+      isolation: new IsolationMap(dp.fd(ISOLATION_MAP)),
+      ct: new CtMap(dp.fd(CT_MAP)),
+    };
+    const cfg = m.config.get();
+    cfg.mode = how.mode === "kubernetes" ? MODE_KUBERNETES : 0;
+    cfg.flags = how.conntrack || how.mode === "kubernetes" ? CFG_CONNTRACK : 0;
+    if (how.serviceCidr) {
+      const [net, prefix] = how.serviceCidr;
+      cfg.serviceCidrs = [{ addr: ip4(net), mask: prefixMask(prefix) }];
+    }
+    m.config.set(cfg);
+    m.veths.set(1, { ips: [ip4(A)], flags: 0 });
+    m.hosts.add(ip4(GW));
+    await fn(m);
+  });
+}
+
+type Counts = Record<StatName, bigint>;
+
+/** Runs `frames` through `prog` and returns the verdicts and the counters that moved. */
+function run(m: Maps, prog: "ingress" | "egress", frames: Uint8Array<ArrayBuffer>[]) {
+  const before = readStats(m.dp.statsFd);
+  const fd = prog === "ingress" ? m.dp.ingress.fd : m.dp.egress.fd;
+  const verdicts = frames.map((f) => progTestRun(fd, f).retval);
+  const after = readStats(m.dp.statsFd);
+  const moved: Partial<Record<StatName, number>> = {};
+  for (const n of STAT_NAMES) {
+    const d = Number((after as Counts)[n] - (before as Counts)[n]);
+    if (d !== 0 && n !== "events_lost") moved[n] = d;
+  }
+  return { verdicts, moved };
+}
+
+const tcp = (src: string, dst: string, dport: number, more: Partial<Ipv4Opts> = {}) =>
+  ipv4({ src, dst, proto: "tcp", dport, ...more });
+
+Deno.test("verdict: a frame from a veth with no registered pod is dropped, whatever it is", async () => {
+  await withMaps({}, (m) => {
+    m.veths.delete(1);
+    const r = run(m, "ingress", [tcp(A, B, 80), arp(A, B), ipv6({})]);
+    assert.deepEqual(r.verdicts, [SHOT, SHOT, SHOT]);
+    assert.deepEqual(r.moved, { drop_no_veth: 3 });
+  });
+});
+
+Deno.test("verdict: ARP must come from the pod's own address (or 0.0.0.0 when probing)", async () => {
+  await withMaps({}, (m) => {
+    const r = run(m, "ingress", [arp(A, B), arp("0.0.0.0", A), arp(B, A)]);
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT]);
+    assert.deepEqual(r.moved, { pass_non_ipv4: 2, drop_spoofed: 1 });
+  });
+});
+
+Deno.test("verdict: IPv6 passes only as neighbour discovery with hop limit 255", async () => {
+  await withMaps({}, (m) => {
+    const r = run(m, "ingress", [
+      ipv6({ icmpType: 135 }), // neighbour solicitation
+      ipv6({ icmpType: 133 }), // router solicitation
+      ipv6({ icmpType: 135, hopLimit: 64 }), // off-link: not neighbour discovery
+      ipv6({ icmpType: 128 }), // echo request
+      ipv6({ nextHeader: 6 }), // TCP
+    ]);
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT, SHOT, SHOT]);
+    assert.deepEqual(r.moved, { pass_non_ipv4: 2, drop_ipv6: 3 });
+  });
+});
+
+Deno.test("verdict: identity mode names the node host, a prefix its CIDR identity, the rest world", async () => {
+  await withMaps({}, (m) => {
+    m.endpoints.set(ip4(A), ID_A);
+    m.cidrs.set(ip4("198.51.100.0"), 24, 500);
+    m.cidrs.set(ip4("198.51.100.128"), 25, IDENTITY_WORLD); // an except: back to world
+    m.policies.allow(ID_A, 500);
+    const to = (dst: string) => tcp(A, dst, 80);
+    const r = run(m, "ingress", [
+      to("198.51.100.1"),
+      to("198.51.100.127"),
+      to("198.51.100.128"),
+      to("198.51.101.1"),
+      to(GW),
+    ]);
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT, SHOT, SHOT]);
+    // 198.51.101.1 is unknown to everything; the except and the node are known, not allowed.
+    assert.deepEqual(r.moved, { allow: 2, drop_policy: 2, drop_unknown_dst: 1 });
+    m.policies.allow(ID_A, IDENTITY_HOST);
+    m.policies.allow(ID_A, IDENTITY_WORLD);
+    assert.deepEqual(
+      run(m, "ingress", [to(GW), to("198.51.101.1"), to("198.51.100.200")]).verdicts,
+      [
+        OK,
+        OK,
+        OK,
+      ],
+    );
+  });
+});
+
+Deno.test("verdict: identity-mode L4 rules match their protocol and exact port range", async () => {
+  await withMaps({}, (m) => {
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+    const add = (proto: number, from: number, to: number) => {
+      for (
+        const k of ruleKeys({
+          subject: ID_A,
+          dir: DIR_PAIR,
+          peer: ID_B,
+          proto,
+          ports: { from, to },
+        })
+      ) {
+        m.rules.add(k);
+      }
+    };
+    add(6, 8000, 8100);
+    add(132, 9000, 9000);
+    const r = run(m, "ingress", [
+      tcp(A, B, 7999),
+      tcp(A, B, 8000),
+      tcp(A, B, 8050),
+      tcp(A, B, 8100),
+      tcp(A, B, 8101),
+      ipv4({ src: A, dst: B, proto: "udp", dport: 8000 }),
+      ipv4({ src: A, dst: B, proto: "sctp", dport: 9000 }),
+      ipv4({ src: A, dst: B, proto: "icmp" }),
+    ]);
+    assert.deepEqual(r.verdicts, [SHOT, OK, OK, OK, SHOT, SHOT, OK, SHOT]);
+  });
+});
+
+Deno.test("verdict: identity mode with conntrack passes replies and related ICMP errors only", async () => {
+  await withMaps({ conntrack: true }, (m) => {
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+    m.policies.allow(ID_A, ID_B);
+    m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 }); // frames of both sides on one device
+    const syn = tcp(A, B, 80, { sport: 5555, tcpFlags: TCP_SYN });
+    const synAck = tcp(B, A, 5555, { sport: 80, tcpFlags: TCP_SYN | TCP_ACK });
+    const newFromB = tcp(B, A, 5556, { sport: 80, tcpFlags: TCP_SYN });
+    const echo = ipv4({ src: A, dst: B, proto: "icmp", icmpType: 8, icmpId: 7 });
+    const echoReply = ipv4({ src: B, dst: A, proto: "icmp", icmpType: 0, icmpId: 7 });
+    const strayReply = ipv4({ src: B, dst: A, proto: "icmp", icmpType: 0, icmpId: 8 });
+    const quoted = ipv4Packet({ src: A, dst: B, proto: "udp", sport: 6000, dport: 53 }).slice(
+      0,
+      28,
+    );
+    const udp = ipv4({ src: A, dst: B, proto: "udp", sport: 6000, dport: 53 });
+    const unreachable = ipv4({ src: B, dst: A, proto: "icmp", icmpType: 3, inner: quoted });
+    const r = run(m, "ingress", [
+      syn,
+      synAck,
+      newFromB,
+      echo,
+      echoReply,
+      strayReply,
+      udp,
+      unreachable,
+    ]);
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT, OK, OK, SHOT, OK, OK]);
+    assert.deepEqual(r.moved, { allow: 3, allow_ct: 3, drop_policy: 2 });
+    const entries = m.ct.list();
+    assert.equal(entries.length, 3);
+    const tcpEntry = entries.find((e) => e.key.proto === 6)!;
+    assert.ok(tcpEntry.entry.flags & CT_FLAGS.seenReply, "the SYN-ACK marked it answered");
+    assert.equal(tcpEntry.entry.srcId, ID_A);
+    assert.equal(tcpEntry.entry.dstId, ID_B);
+  });
+});
+
+Deno.test("verdict: a later IP fragment follows its first one, an unknown one is dropped", async () => {
+  await withMaps({}, (m) => {
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+    for (
+      const k of ruleKeys({
+        subject: ID_A,
+        dir: DIR_PAIR,
+        peer: ID_B,
+        proto: 17,
+        ports: { from: 53, to: 53 },
+      })
+    ) {
+      m.rules.add(k);
+    }
+    const first = ipv4({ src: A, dst: B, proto: "udp", dport: 53, ipId: 99, mf: true });
+    const later = ipv4({ src: A, dst: B, proto: "udp", ipId: 99, fragOffset: 1 });
+    const orphan = ipv4({ src: A, dst: B, proto: "udp", ipId: 100, fragOffset: 1 });
+    const r = run(m, "ingress", [first, later, orphan]);
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT]);
+    assert.deepEqual(r.moved, { allow: 2, drop_fragment: 1 });
+  });
+});
+
+Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, judges the rest", async () => {
+  await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(C), ID_C, 0); // a pod on another node
+    m.isolation.set(ID_A, ISOLATE_EGRESS); // and nothing allowed: only the sender can judge the world
+    const r = run(m, "ingress", [
+      tcp(A, "10.96.0.10", 80),
+      tcp(A, B, 80),
+      tcp(A, C, 80),
+      tcp(A, "203.0.113.9", 443),
+      tcp(A, GW, 10250),
+    ]);
+    assert.deepEqual(r.verdicts, [OK, OK, OK, SHOT, SHOT]);
+    assert.deepEqual(r.moved, { pass_service: 1, pass_to_pod: 2, drop_egress: 2 });
+    const ct = m.ct.list().map((e) => ({ dst: e.key.daddr, flags: e.entry.flags }));
+    assert.deepEqual(ct.sort((x, y) => x.dst - y.dst), [
+      { dst: ip4(C), flags: CT_FLAGS.pending }, // its replies come from the remote pod
+      { dst: ip4("10.96.0.10"), flags: CT_FLAGS.pending | CT_FLAGS.service },
+    ]);
+    // An egress rule to the world's CIDR identity lets A out on 443 only.
+    m.cidrs.set(ip4("203.0.113.0"), 24, 0xff000001);
+    for (
+      const k of ruleKeys({
+        subject: ID_A,
+        dir: DIR_EGRESS,
+        peer: 0xff000001,
+        proto: 6,
+        ports: { from: 443, to: 443 },
+      })
+    ) {
+      m.rules.add(k);
+    }
+    assert.deepEqual(
+      run(m, "ingress", [tcp(A, "203.0.113.9", 443), tcp(A, "203.0.113.9", 80)]).verdicts,
+      [OK, SHOT],
+    );
+  });
+});
+
+Deno.test("verdict: kubernetes mode judges at delivery: source egress and destination ingress", async () => {
+  await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
+    // The test-run device is pod A's veth: frames to A.
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+    m.isolation.set(ID_A, ISOLATE_INGRESS);
+    for (
+      const k of ruleKeys({
+        subject: ID_A,
+        dir: DIR_INGRESS,
+        peer: ID_B,
+        proto: 6,
+        ports: { from: 80, to: 80 },
+      })
+    ) {
+      m.rules.add(k);
+    }
+    let r = run(m, "egress", [
+      tcp(B, A, 80),
+      tcp(B, A, 81),
+      tcp(GW, A, 81),
+      tcp("203.0.113.9", A, 80),
+    ]);
+    assert.deepEqual(r.verdicts, [OK, SHOT, OK, SHOT]);
+    assert.deepEqual(r.moved, { allow: 1, drop_ingress: 2, allow_host: 1 });
+    // B isolated for egress with no rule: denied although A allows it.
+    m.isolation.set(ID_B, ISOLATE_EGRESS);
+    m.ct.flush();
+    r = run(m, "egress", [tcp(B, A, 80, { sport: 1234 })]);
+    assert.deepEqual(r.verdicts, [SHOT]);
+    assert.deepEqual(r.moved, { drop_egress: 1 });
+  });
+});
+
+Deno.test("verdict: the reply to a Service request passes where the request was recorded", async () => {
+  await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.isolation.set(ID_A, ISOLATE_INGRESS | ISOLATE_EGRESS);
+    const request = tcp(A, "10.96.0.10", 80, { sport: 4000 });
+    const reply = tcp("10.96.0.10", A, 4000, { sport: 80, tcpFlags: TCP_SYN | TCP_ACK });
+    const unsolicited = tcp("10.96.0.10", A, 4001, { sport: 80, tcpFlags: TCP_SYN });
+    assert.deepEqual(run(m, "ingress", [request]).verdicts, [OK]);
+    const r = run(m, "egress", [reply, unsolicited]);
+    assert.deepEqual(r.verdicts, [OK, SHOT]);
+    assert.deepEqual(r.moved, { allow_ct: 1, drop_ingress: 1 });
+  });
+});
+
+Deno.test("verdict: a drop is reported on the events ring with both identities", async () => {
+  await withMaps({}, (m) => {
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+    const events: ReturnType<typeof decodeEvent>[] = [];
+    using ring = new RingBuffer(m.dp.fd(EVENTS_MAP), (d) => events.push(decodeEvent(d)));
+    ring.consume(); // whatever an earlier test of this pin directory left (none)
+    assert.deepEqual(run(m, "ingress", [tcp(A, B, 80)]).verdicts, [SHOT]);
+    ring.consume();
+    assert.equal(events.length, 1);
+    const e = events[0]!;
+    assert.deepEqual(
+      {
+        src: e.srcId,
+        dst: e.dstId,
+        verdict: e.verdict,
+        reason: STAT_NAMES[e.reason],
+        dport: e.dport,
+      },
+      { src: ID_A, dst: ID_B, verdict: 0, reason: "drop_policy", dport: 80 },
+    );
+  });
+});
