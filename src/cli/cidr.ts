@@ -92,7 +92,8 @@ const list: Command = {
   synopsis: "cidr list [--json]",
   summary: "list CIDR identities",
   help: `Prints cidr_map sorted by address, then prefix length: a CIDR and an IDENTITY column, or
-with --json [{"cidr":"192.0.2.0/24","identity":500}] (host and world by name).
+with --json [{"cidr":"192.0.2.0/24","identity":500}] (identities as numbers: host is
+4294967294, world 4294967295).
 
   --json   print JSON instead of a table`,
   flags: { json: { type: "boolean" } },

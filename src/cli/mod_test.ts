@@ -71,7 +71,10 @@ Deno.test("version and --version print the version", async () => {
 Deno.test("usage errors exit 2 with one stderr line naming the bad value", async () => {
   const cases: [string[], string][] = [
     [[], "missing command (see ebpfcni --help)"],
-    [["frob"], `unknown command "frob": expected endpoint, policy, status or version`],
+    [
+      ["frob"],
+      `unknown command "frob": expected endpoint, policy, cidr, ct, status, monitor or version`,
+    ],
     [["policy"], "missing policy command: expected allow, deny, list or import"],
     [["policy", "frob"], `unknown policy command "frob": expected allow, deny, list or import`],
     [

@@ -188,8 +188,10 @@ ${NEEDS_MAPS}`,
     requireIdentityMode(ctx.pinDir, "allow policy");
     withPolicyMaps(ctx, (m) => {
       const added: { rule: PolicyRule; undo: () => void }[] = [];
+      let current = want[0]!;
       try {
         for (const r of want) {
+          current = r;
           if (r.proto === undefined) {
             if (m.pairs.allowed(r.src, r.dst)) continue;
             m.pairs.allow(r.src, r.dst);
@@ -209,7 +211,7 @@ ${NEEDS_MAPS}`,
       } catch (err) {
         for (const a of added.reverse()) a.undo();
         if (err instanceof MapFullError) {
-          throw new CommandError(`${err.message}: cannot allow ${ruleText(want[0]!)}`, {
+          throw new CommandError(`${err.message}: cannot allow ${ruleText(current)}`, {
             cause: err,
           });
         }
@@ -274,8 +276,9 @@ const list: Command = {
 per line, the format "policy import" reads:
   [
     {"src":1001,"dst":1002},
-    {"src":1001,"dst":"host","proto":"tcp","ports":"8000-8100"}
+    {"src":1001,"dst":4294967294,"proto":"tcp","ports":"8000-8100"}
   ]
+(identities as numbers: host is 4294967294, world 4294967295; import also reads the names)
 
   --json    print JSON instead of a table
   --stats   add the packets and bytes the datapath counted for each pair (pair_stats_map,

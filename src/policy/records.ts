@@ -7,7 +7,6 @@
 //   policies:  [{"src":1001,"dst":1002}]              sorted by src, then dst.
 import type { Endpoint, Policy } from "../datapath/maps.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
-import { IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
 import { protocolName } from "../datapath/rules.ts";
 import { type PolicyRule, portsText } from "./rules.ts";
 
@@ -17,8 +16,8 @@ export interface EndpointRecord {
 }
 
 export interface PolicyRecord {
-  src: number | string;
-  dst: number | string;
+  src: number;
+  dst: number;
   proto?: string;
   ports?: string;
 }
@@ -38,13 +37,12 @@ export function policyRecords(entries: readonly Policy[]): PolicyRecord[] {
   }));
 }
 
-/** Rules as records: identities by number, host and world by name; protocol and ports only
- * for L4 rules. The order is the rules'. */
+/** Rules as records: identities as numbers (host and world too: a stable machine format, as
+ * the original's), protocol and ports only for L4 rules. The order is the rules'. */
 export function ruleRecords(rules: readonly PolicyRule[]): PolicyRecord[] {
-  const id = (n: number) => (n === IDENTITY_HOST ? "host" : n === IDENTITY_WORLD ? "world" : n);
   return rules.map((r) => ({
-    src: id(r.src),
-    dst: id(r.dst),
+    src: r.src,
+    dst: r.dst,
     ...(r.proto === undefined ? {} : { proto: protocolName(r.proto) }),
     ...(r.ports === undefined ? {} : { ports: portsText(r.ports) }),
   }));
