@@ -311,3 +311,56 @@ async function sendRaw(netnsName: string, frames: Uint8Array[]): Promise<void> {
   const { sendFrames } = await import("./_kernel.ts");
   await sendFrames(netnsName, "eth0", frames);
 }
+
+Deno.test("monitor: a denied ping is a drop event naming both identities; counters count packets", async () => {
+  await withNetwork(async (net) => {
+    const a = await addPod(net, 100);
+    const b = await addPod(net, 200);
+    const { BIN } = await import("./_cli.ts");
+    const monitor = new Deno.Command(BIN, {
+      args: ["monitor", "--json", "--pin-dir", net.pinDir],
+      stdout: "piped",
+      stderr: "piped",
+      env: { EBPFCNI_PIN_DIR: "" },
+    }).spawn();
+    const done = monitor.output();
+    // Events from before the monitor started are skipped: ping until it has reported some,
+    // then end it as a user does, with Ctrl-C.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 5; i++) await ping(a.netns, b.ip);
+    await new Promise((r) => setTimeout(r, 300));
+    monitor.kill("SIGINT");
+    const out = await done;
+    assert.equal(out.code, 0, `Ctrl-C ends it cleanly: ${new TextDecoder().decode(out.stderr)}`);
+    const events = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l))
+      .filter((e) => e.proto === "icmp");
+    assert.ok(events.length >= 1, "the denied pings were reported");
+    for (const e of events) {
+      assert.equal(e.verdict, "drop");
+      assert.equal(e.reason, "drop_policy");
+      assert.equal(e.srcIdentity, "100");
+      assert.equal(e.dstIdentity, "200");
+      assert.equal(e.src, a.ip);
+      assert.equal(e.dst, b.ip);
+      assert.equal(e.hook, "from-pod");
+      assert.equal(e.interface, net.hostVeth(a.id));
+    }
+    // Allowed both ways (no conntrack): five pings are five packets each way.
+    await cli(net, "policy", "allow", "--src", "100", "--dst", "200", "--symmetric");
+    assert.ok(await pingEventually(a.netns, b.ip));
+    const stats = async () =>
+      new Map(
+        (JSON.parse(await cli(net, "policy", "list", "--stats", "--json")) as {
+          src: number;
+          dst: number;
+          packets: number;
+        }[]).map((r) => [`${r.src}->${r.dst}`, r.packets]),
+      );
+    const before = await stats();
+    const r = await sh("ip", ["netns", "exec", a.name, "ping", "-c", "5", "-i", "0.05", b.ip]);
+    assert.equal(r.code, 0, r.stdout);
+    const after = await stats();
+    assert.equal(after.get("100->200")! - before.get("100->200")!, 5);
+    assert.equal(after.get("200->100")! - before.get("200->100")!, 5);
+  });
+});
