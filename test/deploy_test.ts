@@ -6,9 +6,7 @@
 // ConfigMap carries the same conflist; the Dockerfile and README agree with both.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-// Test-only dependency, pinned here (deno.json has no import map; deno.lock records it).
-// deno-lint-ignore no-import-prefix
-import { parseAllDocuments } from "npm:yaml@2.8.1";
+import { parseAllDocuments } from "yaml";
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, parseNetConf } from "../src/cni/config.ts";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/config.ts";
 import { VERSION } from "../src/version.ts";
