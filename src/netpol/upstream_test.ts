@@ -77,3 +77,36 @@ for (const c of upstreamCases(ENV)) {
     assert.deepEqual(runCase(c), []);
   });
 }
+
+// The compiler against the same cases: the datapath's lookups over the compiled entries
+// (simulate.ts, what bpf/lib/policy.h does) give every cell evaluate() gives.
+import { compile } from "./compile.ts";
+import { IdentityAllocator } from "./identity.ts";
+import { simulate } from "./simulate.ts";
+import { parseIpv4 } from "../spec/ipv4.ts";
+
+const PROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+for (const c of upstreamCases(ENV)) {
+  Deno.test(`compiled entries match upstream: ${c.name}`, () => {
+    let model = initialModel();
+    const pods = new IdentityAllocator("pod");
+    const cidrs = new IdentityAllocator("cidr");
+    const problems: string[] = [];
+    c.steps.forEach((step, i) => {
+      model = applyStep(model, step);
+      const compiled = compile(model, { pods, cidrs, isLocal: () => true });
+      for (const probe of step.probes) {
+        const wrong = mismatches(probe, (from, to) =>
+          simulate(compiled, {
+            src: parseIpv4(ENV.podIp(from)),
+            dst: parseIpv4(ENV.podIp(to)),
+            proto: PROTO[probe.protocol],
+            port: probe.port,
+          }).allowed);
+        problems.push(...wrong.map((w) => `step ${i + 1}: ${w}`));
+      }
+    });
+    assert.deepEqual(problems, []);
+  });
+}
