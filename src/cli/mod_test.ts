@@ -99,11 +99,11 @@ Deno.test("usage errors exit 2 with one stderr line naming the bad value", async
     ],
     [
       ["policy", "allow", "--src", "1"],
-      "missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--symmetric] [--json])",
+      "missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
     ],
     [
       ["policy", "deny", "--src", "1", "--dst", "x"],
-      `invalid --dst identity "x": must be an integer from 1 to 4294967295`,
+      `invalid --dst identity "x": must be an integer from 1 to 4294967295, "host" or "world"`,
     ],
     [
       ["policy", "list", "--bogus"],

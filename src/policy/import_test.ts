@@ -24,9 +24,10 @@ Deno.test("parsePolicyFile() reads what policy list --json prints, dropping repe
   const text = formatRecordsJson([{ src: 1, dst: 2 }, { src: 2, dst: 1 }, { src: 1, dst: 2 }]);
   assert.deepEqual(parsePolicyFile(text), {
     entries: [{ src: 1, dst: 2 }, { src: 2, dst: 1 }],
+    rules: [],
     total: 3,
   });
-  assert.deepEqual(parsePolicyFile("[]"), { entries: [], total: 0 });
+  assert.deepEqual(parsePolicyFile("[]"), { entries: [], rules: [], total: 0 });
   assert.deepEqual(parsePolicyFile(`[{"dst":4294967295,"src":1}]`).entries, [{
     src: 1,
     dst: 4294967295,
@@ -57,7 +58,7 @@ Deno.test("parsePolicyFile() names the first bad entry's index and value and cou
   rejects(() => parsePolicyFile(`[{"src":1}]`), `[0]: missing "dst"`, 0);
   rejects(
     () => parsePolicyFile(`[{"src":1,"dst":2,"action":1}]`),
-    `[0]: unknown key "action" (expected "src" and "dst")`,
+    `[0]: unknown key "action" (expected "src" and "dst", optionally "proto", "ports")`,
     0,
   );
   rejects(
