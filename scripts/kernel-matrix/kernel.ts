@@ -1,0 +1,93 @@
+// Debian's kernels for the guests: the newest linux-image-<series>.0-N-<flavour> package,
+// fetched with apt-get download and unpacked with dpkg-deb into a work directory (never
+// installed on the host), with the module indexes its postinst would have made.
+import { exec, log, tryExec } from "./sh.ts";
+
+export interface DebianKernel {
+  /** linux-image-6.1.0-57-cloud-amd64 */
+  package: string;
+  /** The package version, 6.1.192-3 */
+  version: string;
+  /** What `uname -r` says once booted: 6.1.0-57-cloud-amd64 */
+  release: string;
+  vmlinuz: string;
+  /** The unpacked /lib/modules/<release> */
+  modulesDir: string;
+}
+
+/** Package names matching `linux-image-<series>.0-N-<flavour>`, newest ABI (N) first. */
+export function newestFirst(names: string[], series: string, flavour: string): string[] {
+  const re = new RegExp(
+    `^linux-image-${series.replaceAll(".", "\\.")}\\.0-(\\d+)-${flavour.replaceAll(".", "\\.")}$`,
+  );
+  return names
+    .map((n) => ({ n, m: n.match(re) }))
+    .filter((x) => x.m)
+    .sort((a, b) => Number(b.m![1]) - Number(a.m![1]))
+    .map((x) => x.n);
+}
+
+async function search(series: string, flavour: string): Promise<string[]> {
+  const pattern = `^linux-image-${series.replaceAll(".", "\\.")}\\.0-[0-9]+-${flavour}$`;
+  const r = await tryExec("apt-cache", ["search", "--names-only", pattern]);
+  const names = r.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter(Boolean);
+  return newestFirst(names, series, flavour);
+}
+
+export async function fetchDebianKernel(
+  series: string,
+  flavour: string,
+  workDir: string,
+): Promise<DebianKernel> {
+  let names = await search(series, flavour);
+  if (!names.length) {
+    log("no kernel package in the apt lists: apt-get update");
+    await exec("apt-get", ["update", "-qq"]);
+    names = await search(series, flavour);
+  }
+  const pkg = names[0];
+  if (!pkg) {
+    throw new Error(`No Debian package linux-image-${series}.0-N-${flavour} in the apt sources`);
+  }
+  await Deno.mkdir(workDir, { recursive: true });
+  // _apt cannot write into a 0700 temp directory; apt then downloads as root and warns.
+  await Deno.chmod(workDir, 0o755);
+  log(`downloading ${pkg}`);
+  await exec("apt-get", ["download", "-qq", pkg], { cwd: workDir });
+  const debs = [...Deno.readDirSync(workDir)].filter((e) => e.name.startsWith(`${pkg}_`));
+  const deb = debs[0] && `${workDir}/${debs[0].name}`;
+  if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in "${workDir}"`);
+  const version = (await exec("dpkg-deb", ["-f", deb, "Version"])).trim();
+  const root = `${workDir}/root`;
+  await exec("dpkg-deb", ["-x", deb, root]);
+  await Deno.remove(deb);
+  const releases = [...Deno.readDirSync(`${root}/lib/modules`)].map((e) => e.name);
+  const release = releases[0];
+  if (releases.length !== 1 || !release) {
+    throw new Error(`${pkg} holds ${releases.length} module trees, expected one`);
+  }
+  const vmlinuz = `${root}/boot/vmlinuz-${release}`;
+  Deno.statSync(vmlinuz);
+  // The package ships no modules.dep (postinst runs depmod); modprobe in the guest needs it.
+  await exec("depmod", ["-b", root, release]);
+  return { package: pkg, version, release, vmlinuz, modulesDir: `${root}/lib/modules/${release}` };
+}
+
+/** Modules under `subdirs` of an unpacked module tree, with everything they depend on
+ * (from modules.dep), as paths relative to the tree. */
+export function moduleClosure(modulesDir: string, subdirs: string[]): string[] {
+  const dep = new Map<string, string[]>();
+  for (const line of Deno.readTextFileSync(`${modulesDir}/modules.dep`).split("\n")) {
+    const [mod, deps] = line.split(":");
+    if (mod) dep.set(mod, (deps ?? "").trim().split(/\s+/).filter(Boolean));
+  }
+  const out = new Set<string>();
+  const queue = [...dep.keys()].filter((m) => subdirs.some((d) => m.startsWith(`kernel/${d}/`)));
+  while (queue.length) {
+    const m = queue.pop()!;
+    if (out.has(m)) continue;
+    out.add(m);
+    queue.push(...(dep.get(m) ?? []));
+  }
+  return [...out].sort();
+}
