@@ -200,6 +200,11 @@ export async function buildGuest(plan: GuestPlan, out: string, tmp: string): Pro
     const rel = relative(realRoot, p);
     return skipped.has(rel) || /^isolate-.*\.log$/.test(rel);
   });
+  // The interpreters of the checkout's scripts (dist/ebpfcni may be a #!/bin/sh launcher).
+  for (const interp of await scriptInterpreters(tree)) {
+    if (interp.missing) missing.push(`interpreter ${interp.name} (of ${interp.script})`);
+    else await addProgram(tree, interp.name);
+  }
   addTreeAt(tree, plan.denoDir, GUEST_DENO_DIR);
 
   // busybox for init, then init and its configuration.
@@ -242,6 +247,35 @@ export async function buildGuest(plan: GuestPlan, out: string, tmp: string): Pro
     modules: modules.length,
     missing,
   };
+}
+
+/** `#!` interpreters of the executable files in the tree so far: the program itself, or
+ * for `#!/usr/bin/env NAME` also NAME from PATH. */
+async function scriptInterpreters(
+  tree: GuestTree,
+): Promise<{ name: string; script: string; missing?: boolean }[]> {
+  const out = new Map<string, { name: string; script: string; missing?: boolean }>();
+  for (const e of tree.entries()) {
+    if (e.kind !== "file" || !(e.mode & 0o111)) continue;
+    const f = await Deno.open(e.source);
+    const head = new Uint8Array(128);
+    const n = (await f.read(head)) ?? 0;
+    f.close();
+    const line = new TextDecoder().decode(head.subarray(0, n)).split("\n")[0]!;
+    if (!line.startsWith("#!")) continue;
+    const [prog, arg] = line.slice(2).trim().split(/\s+/);
+    if (!prog || prog.startsWith("/km/")) continue; // the guest's own init (busybox)
+    const exists = await Deno.stat(prog).then(() => true, () => false);
+    out.set(prog, { name: prog, script: e.path, ...(exists ? {} : { missing: true }) });
+    if (prog.endsWith("/env") && arg) {
+      const path = which(arg);
+      out.set(
+        arg,
+        path ? { name: path, script: e.path } : { name: arg, script: e.path, missing: true },
+      );
+    }
+  }
+  return [...out.values()];
 }
 
 /** A host directory copied to another guest path (regular files and symlinks). */

@@ -9,9 +9,12 @@ export const BASE_COMMANDS = ["ip", "tc", "bpftool", "sysctl", "modprobe"];
 
 const IMPORT_RE = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)["']/g;
 const COMMAND_RES = [
-  // run("ip", ...), tryRun("sysctl", ...), runJson<T>("bpftool", ...)
-  /\b(?:run|tryRun|runJson|runText|output|spawn)\s*(?:<[^>()]*>)?\(\s*["']([A-Za-z0-9_.+-]+)["']/g,
+  // Any helper called as (command, [args]): run("ip", [...]), sh("tc", [...]),
+  // runJson<T>("bpftool", [...]). Whatever the helpers are called, that is their shape.
+  /\b[A-Za-z_$][\w$]*\s*(?:<[^>()]*>)?\(\s*["']([a-z][A-Za-z0-9_.+-]*)["']\s*,\s*\[/g,
   /\bnew\s+Deno\.Command\(\s*["']([A-Za-z0-9_.+-]+)["']/g,
+  // ip netns exec <netns> <command>
+  /["']exec["']\s*,\s*[^,"'\]]+,\s*["']([a-z][A-Za-z0-9_.+-]*)["']/g,
 ];
 const SONAME_RE = /["'](lib[A-Za-z0-9_+-]*\.so(?:\.[0-9]+)*)["']/g;
 // Not anchored to a line start: in a test the first line of the C sits after a backtick.
@@ -43,7 +46,8 @@ function matches(texts: string[], res: RegExp[]): string[] {
   return [...out].sort();
 }
 
-/** Command names passed as literals to the tests' process helpers or Deno.Command. */
+/** Command names passed as literals to the tests' process helpers, Deno.Command or
+ * `ip netns exec`. */
 export function scanCommands(texts: string[]): string[] {
   return matches(texts, COMMAND_RES);
 }

@@ -41,7 +41,7 @@ const live = new Set<Deno.ChildProcess>();
 export function killAll(): void {
   for (const c of live) {
     try {
-      c.kill("SIGKILL");
+      c.kill("SIGTERM"); // timeout(1) passes it on to qemu
     } catch {
       // already gone
     }
@@ -96,8 +96,11 @@ function readText(path: string): string {
 async function attempt(cfg: BootConfig, accel: Accel): Promise<Attempt> {
   for (const p of [cfg.consoleLog, cfg.resultsLog]) Deno.writeTextFileSync(p, "");
   const start = performance.now();
-  const child = new Deno.Command("qemu-system-x86_64", {
-    args: qemuArgs(cfg, accel),
+  // coreutils timeout is the hard limit that holds even if this process is killed: it
+  // outlives us and kills qemu at the deadline. It passes our SIGTERM on to qemu.
+  const hardLimitS = Math.ceil((cfg.bootTimeoutMs[accel] + cfg.runTimeoutMs) / 1000) + 30;
+  const child = new Deno.Command("timeout", {
+    args: ["-s", "KILL", String(hardLimitS), "qemu-system-x86_64", ...qemuArgs(cfg, accel)],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -108,7 +111,16 @@ async function attempt(cfg: BootConfig, accel: Accel): Promise<Attempt> {
   const status = child.status.then((s) => (exited = s));
   const kill = async () => {
     try {
-      child.kill("SIGKILL");
+      child.kill("SIGTERM");
+      const late = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // gone
+        }
+      }, 5000);
+      await status;
+      clearTimeout(late);
     } catch {
       // exited meanwhile
     }
