@@ -7,9 +7,9 @@
 //   deno run --allow-all scripts/kernel-matrix/main.ts [options] [test files...]
 import { buildGuest, type GuestSummary } from "./guest.ts";
 import { type DebianKernel, fetchDebianKernel } from "./kernel.ts";
-import { type Accel, type Attempt, boot, killAll } from "./qemu.ts";
+import { type Accel, type Attempt, boot } from "./qemu.ts";
 import { counts, type KernelRun, parseResults, renderMarkdown, verify } from "./report.ts";
-import { exec, log } from "./sh.ts";
+import { exec, killAll, live, log } from "./sh.ts";
 
 const USAGE = `usage: kernel-matrix.sh [--quick] [--kernels host,6.1] [--accel auto|kvm|tcg]
                         [--memory 3G] [--timeout SECONDS] [--out DIR] [--keep] [TEST_FILE...]
@@ -80,36 +80,34 @@ function parseArgs(args: string[]): Options {
   return o;
 }
 
-/** Runs `cmd` with output to `logPath`, killed after `timeoutMs`. */
+/** Runs `cmd` with output to `logPath` under coreutils timeout, which kills it and every
+ * process it started after `timeoutS`. */
 async function runLogged(
   cmd: string,
   args: string[],
   env: Record<string, string>,
   logPath: string,
-  timeoutMs: number,
+  timeoutS: number,
 ): Promise<{ code: number; timedOut: boolean }> {
   const logFile = await Deno.open(logPath, { write: true, create: true, truncate: true });
-  const child = new Deno.Command(cmd, {
-    args,
+  const child = new Deno.Command("timeout", {
+    args: ["-s", "KILL", String(timeoutS), cmd, ...args],
     env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  })
-    .spawn();
-  const pump = Promise.all([child.stdout, child.stderr].map(async (s) => {
-    for await (const chunk of s) await logFile.write(chunk);
-  }));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill("SIGKILL");
-  }, timeoutMs);
-  const status = await child.status;
-  clearTimeout(timer);
-  await pump;
-  logFile.close();
-  return { code: status.code, timedOut };
+  }).spawn();
+  live.add(child);
+  try {
+    await Promise.all([child.stdout, child.stderr].map(async (s) => {
+      for await (const chunk of s) await logFile.write(chunk);
+    }));
+    const status = await child.status;
+    return { code: status.code, timedOut: status.code === 137 };
+  } finally {
+    live.delete(child);
+    logFile.close();
+  }
 }
 
 async function runHost(o: Options, ctx: Context): Promise<KernelRun> {
@@ -125,7 +123,7 @@ async function runHost(o: Options, ctx: Context): Promise<KernelRun> {
     [ctx.runTests, results, ctx.root, ctx.deno, PROBE, ...(o.quick ? [] : o.tests)],
     { DENO_DIR: ctx.denoDir },
     logPath,
-    o.timeoutS * 1000,
+    o.timeoutS,
   );
   const text = await Deno.readTextFile(results).catch(() => "");
   return {

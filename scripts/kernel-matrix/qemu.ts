@@ -2,7 +2,7 @@
 // KVM is used when /dev/kvm opens, but a guest that shows no sign of life on its console in
 // time (here, nested KVM hangs in the firmware) is killed and booted again under TCG.
 // Every qemu run has a hard timeout and is killed on the way out, whatever happens.
-import { log } from "./sh.ts";
+import { live, log } from "./sh.ts";
 
 export type Accel = "kvm" | "tcg";
 
@@ -33,19 +33,6 @@ export interface Attempt {
   wallMs: number;
   exitCode?: number;
   stderr: string;
-}
-
-const live = new Set<Deno.ChildProcess>();
-
-/** Kills every qemu still running (for signal handlers). */
-export function killAll(): void {
-  for (const c of live) {
-    try {
-      c.kill("SIGTERM"); // timeout(1) passes it on to qemu
-    } catch {
-      // already gone
-    }
-  }
 }
 
 export function kvmUsable(): boolean {

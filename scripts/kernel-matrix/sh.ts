@@ -61,3 +61,18 @@ export function which(name: string): string | undefined {
 export function log(msg: string): void {
   console.error(`kernel-matrix: ${msg}`);
 }
+
+/** Children that must not outlive us; each runs under coreutils timeout, which passes a
+ * SIGTERM on to its process group and enforces its own deadline if we die first. */
+export const live = new Set<Deno.ChildProcess>();
+
+/** Stops every child still running (for signal handlers). */
+export function killAll(): void {
+  for (const c of live) {
+    try {
+      c.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
