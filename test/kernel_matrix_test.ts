@@ -199,12 +199,21 @@ Deno.test("newestFirst orders Debian kernel packages by ABI number, not as text"
     "linux-image-6.1.0-57-cloud-amd64-dbg",
     "linux-image-6.1.0-10-cloud-amd64",
     "linux-image-6.1.0-57-amd64",
+    "linux-image-6.12.115+deb12-cloud-amd64",
   ];
   assert.deepEqual(newestFirst(names, "6.1", "cloud-amd64"), [
     "linux-image-6.1.0-57-cloud-amd64",
     "linux-image-6.1.0-10-cloud-amd64",
     "linux-image-6.1.0-9-cloud-amd64",
   ]);
+  assert.deepEqual(
+    newestFirst(
+      [...names, "linux-image-6.12.99+deb12-cloud-amd64", "linux-image-6.12-cloud-amd64"],
+      "6.12",
+      "cloud-amd64",
+    ),
+    ["linux-image-6.12.115+deb12-cloud-amd64", "linux-image-6.12.99+deb12-cloud-amd64"],
+  );
 });
 
 Deno.test("the guest's needs are read from the datapath tests: commands, libraries, headers", () => {

@@ -1,4 +1,4 @@
-// Debian's kernels for the guests: the newest linux-image-<series>.0-N-<flavour> package,
+// Debian's kernels for the guests: the newest linux-image package of a series (6.1, 6.12),
 // fetched with apt-get download and unpacked with dpkg-deb into a work directory (never
 // installed on the host), with the module indexes its postinst would have made.
 import { exec, log, tryExec } from "./sh.ts";
@@ -15,20 +15,25 @@ export interface DebianKernel {
   modulesDir: string;
 }
 
-/** Package names matching `linux-image-<series>.0-N-<flavour>`, newest ABI (N) first. */
+/** Debian's image package names for a kernel series, newest first: 6.1 is
+ * linux-image-6.1.0-<ABI>-<flavour>, 6.12 (also in bookworm) linux-image-6.12.<N>+deb12-<flavour>. */
 export function newestFirst(names: string[], series: string, flavour: string): string[] {
+  const esc = (s: string) => s.replaceAll(".", "\\.").replaceAll("+", "\\+");
   const re = new RegExp(
-    `^linux-image-${series.replaceAll(".", "\\.")}\\.0-(\\d+)-${flavour.replaceAll(".", "\\.")}$`,
+    `^linux-image-${esc(series)}(?:\\.0-(\\d+)|\\.(\\d+)\\+deb\\d+)-${esc(flavour)}$`,
   );
   return names
-    .map((n) => ({ n, m: n.match(re) }))
-    .filter((x) => x.m)
-    .sort((a, b) => Number(b.m![1]) - Number(a.m![1]))
+    .map((n) => {
+      const m = n.match(re);
+      return { n, abi: m ? Number(m[1] ?? m[2]) : NaN };
+    })
+    .filter((x) => !Number.isNaN(x.abi))
+    .sort((a, b) => b.abi - a.abi)
     .map((x) => x.n);
 }
 
 async function search(series: string, flavour: string): Promise<string[]> {
-  const pattern = `^linux-image-${series.replaceAll(".", "\\.")}\\.0-[0-9]+-${flavour}$`;
+  const pattern = `^linux-image-${series.replaceAll(".", "\\.")}[.-].*-${flavour}$`;
   const r = await tryExec("apt-cache", ["search", "--names-only", pattern]);
   const names = r.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter(Boolean);
   return newestFirst(names, series, flavour);
@@ -47,7 +52,7 @@ export async function fetchDebianKernel(
   }
   const pkg = names[0];
   if (!pkg) {
-    throw new Error(`No Debian package linux-image-${series}.0-N-${flavour} in the apt sources`);
+    throw new Error(`No Debian linux-image package of ${series} for ${flavour} in the apt sources`);
   }
   await Deno.mkdir(workDir, { recursive: true });
   // _apt cannot write into a 0700 temp directory; apt then downloads as root and warns.
