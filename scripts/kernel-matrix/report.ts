@@ -301,7 +301,10 @@ export function renderMarkdown(runs: KernelRun[], files: string[], problems: str
   const fmt = (n: number | undefined, unit: string) => (n === undefined ? "—" : `${n} ${unit}`);
   row(["kernel (uname -r)", ...per((r) => r.results.release ?? "—")]);
   row(["where", ...per((r) => r.where)]);
-  row(["boot (qemu start to init)", ...per((r) => fmt(r.bootMs && r.bootMs / 1000, "s"))]);
+  row([
+    "boot (qemu start to init)",
+    ...per((r) => fmt(r.bootMs === undefined ? undefined : Math.round(r.bootMs / 100) / 10, "s")),
+  ]);
   row([
     "tests (wall, all files)",
     ...per((r) => {
