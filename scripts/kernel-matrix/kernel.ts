@@ -44,21 +44,27 @@ export async function fetchDebianKernel(
   flavour: string,
   workDir: string,
 ): Promise<DebianKernel> {
-  let names = await search(series, flavour);
-  if (!names.length) {
-    log("no kernel package in the apt lists: apt-get update");
-    await exec("apt-get", ["update", "-qq"]);
-    names = await search(series, flavour);
+  await Deno.mkdir(workDir, { recursive: true });
+  // Old apt lists may know no such package, or one the mirror has dropped since: then
+  // update them once and try again. (_apt cannot enter the private temp dir, so apt
+  // downloads as root there; it says so on stderr, which is not shown.)
+  let pkg: string | undefined;
+  for (const fresh of [false, true]) {
+    if (fresh) {
+      log("apt-get update (the apt lists are missing or out of date)");
+      await exec("apt-get", ["update", "-qq"]);
+    }
+    pkg = (await search(series, flavour))[0];
+    if (!pkg) continue;
+    log(`downloading ${pkg}`);
+    const r = await tryExec("apt-get", ["download", "-qq", pkg], { cwd: workDir });
+    if (r.code === 0) break;
+    if (fresh) throw new Error(`apt-get download ${pkg} failed: ${r.stderr.trim()}`);
+    pkg = undefined;
   }
-  const pkg = names[0];
   if (!pkg) {
     throw new Error(`No Debian linux-image package of ${series} for ${flavour} in the apt sources`);
   }
-  await Deno.mkdir(workDir, { recursive: true });
-  // _apt cannot write into a 0700 temp directory; apt then downloads as root and warns.
-  await Deno.chmod(workDir, 0o755);
-  log(`downloading ${pkg}`);
-  await exec("apt-get", ["download", "-qq", pkg], { cwd: workDir });
   const debs = [...Deno.readDirSync(workDir)].filter((e) => e.name.startsWith(`${pkg}_`));
   const deb = debs[0] && `${workDir}/${debs[0].name}`;
   if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in "${workDir}"`);
