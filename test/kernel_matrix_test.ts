@@ -8,6 +8,7 @@ import {
   BASE_COMMANDS,
   parseDepfile,
   parseLdd,
+  scanAbsolutePaths,
   scanCommands,
   scanIncludes,
   scanSonames,
@@ -242,6 +243,17 @@ const c = \`#include <linux/bpf.h>
 #include "local.h"\`;`;
   assert.deepEqual(scanCommands([src]), ["bpftool", "ip", "sysctl", "tc"]);
   assert.deepEqual(scanIncludes([src]), ["bpf/bpf_helpers.h", "linux/bpf.h"]);
+});
+
+Deno.test("scanAbsolutePaths finds plain absolute path literals, not templates or pseudo-fs", () => {
+  const src = `const IPAM = "/usr/lib/cni/host-local"; conf.resolvConf = '/etc/resolv.conf';
+const dir = \`/sys/fs/bpf/x\`; const t = \`/usr/include/\${arch}-linux-gnu\`;
+const cni = "/opt/cni/bin"; const root = "/";`;
+  assert.deepEqual(scanAbsolutePaths([src]), [
+    "/etc/resolv.conf",
+    "/opt/cni/bin",
+    "/usr/lib/cni/host-local",
+  ]);
 });
 
 Deno.test("parseLdd keeps resolved libraries and the interpreter, and refuses a missing one", () => {

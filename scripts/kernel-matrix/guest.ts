@@ -8,8 +8,10 @@ import { writeCpio } from "./cpio.ts";
 import { type DebianKernel, moduleClosure } from "./kernel.ts";
 import {
   BASE_COMMANDS,
+  BASE_PACKAGES,
   parseDepfile,
   parseLdd,
+  scanAbsolutePaths,
   scanCommands,
   scanIncludes,
   scanSonames,
@@ -66,6 +68,8 @@ export interface GuestSummary {
   libraries: string[];
   headers: number;
   modules: number;
+  /** Files named by absolute path in the sources that the guest got. */
+  named: string[];
   /** What the tests name but this host lacks: the guest lacks it too, and tests using it fail. */
   missing: string[];
 }
@@ -150,6 +154,30 @@ export async function buildGuest(plan: GuestPlan, out: string, tmp: string): Pro
     await addProgram(tree, path);
   }
 
+  // The base packages' programs.
+  for (const pkg of BASE_PACKAGES) {
+    const r = await tryExec("dpkg-query", ["-L", pkg]);
+    if (r.code !== 0) {
+      missing.push(`package ${pkg}`);
+      continue;
+    }
+    for (const p of r.stdout.split("\n")) {
+      if (!/^\/(usr\/)?s?bin\/[^/]+$/.test(p)) continue;
+      const st = await Deno.lstat(p).catch(() => undefined);
+      if (st?.isFile && (st.mode ?? 0) & 0o111) await addProgram(tree, p);
+    }
+  }
+
+  // Files the sources name by absolute path (a plugin binary, /etc/resolv.conf).
+  const named: string[] = [];
+  for (const p of scanAbsolutePaths(texts)) {
+    const st = await Deno.stat(p).catch(() => undefined);
+    if (!st?.isFile) continue;
+    named.push(p);
+    if ((st.mode ?? 0) & 0o111) await addProgram(tree, p);
+    else tree.addPath(p);
+  }
+
   // Libraries dlopened by soname, and deno itself.
   const ldconfig = await ldconfigPaths();
   const libraries: string[] = [];
@@ -231,9 +259,12 @@ export async function buildGuest(plan: GuestPlan, out: string, tmp: string): Pro
       "",
     ].join("\n"),
   );
-  tree.addData("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-  tree.addData("/etc/group", "root:x:0:\n");
-  tree.addData("/etc/hosts", "127.0.0.1 localhost\n::1 localhost\n");
+  const etc: [string, string][] = [
+    ["/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"],
+    ["/etc/group", "root:x:0:\n"],
+    ["/etc/hosts", "127.0.0.1 localhost\n::1 localhost\n"],
+  ];
+  for (const [path, text] of etc) if (!tree.has(path)) tree.addData(path, text);
   for (const d of ["/proc", "/sys", "/dev", "/run", "/tmp", "/root"]) tree.mkdirs(d);
   if (!tree.has("/var/run")) tree.addSymlink("/var/run", "../run"); // ip netns keeps its mounts there
 
@@ -245,6 +276,7 @@ export async function buildGuest(plan: GuestPlan, out: string, tmp: string): Pro
     libraries,
     headers: headers.length,
     modules: modules.length,
+    named,
     missing,
   };
 }

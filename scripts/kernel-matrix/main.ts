@@ -172,7 +172,8 @@ async function runGuest(series: string, o: Options, ctx: Context): Promise<Kerne
   log(
     `${series}: initramfs ${(summary.bytes / 2 ** 20).toFixed(0)} MiB, ${summary.files} files ` +
       `(${summary.commands.length} commands, ${summary.libraries.length} dlopened libraries, ` +
-      `${summary.headers} headers, ${summary.modules} modules) in ` +
+      `${summary.headers} headers, ${summary.modules} modules, ${summary.named.length} files ` +
+      `named by path) in ` +
       `${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   for (const m of summary.missing) {

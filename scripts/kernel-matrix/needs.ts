@@ -3,9 +3,12 @@
 // the BPF C they compile includes, and, from the host, the shared libraries of all of it.
 import { dirname, resolve } from "node:path";
 
-/** Commands every guest gets: the observation tools the datapath tests shell out to, and
- * kmod's modprobe so the kernel can load veth, sch_ingress, cls_bpf... on first use. */
-export const BASE_COMMANDS = ["ip", "tc", "bpftool", "sysctl", "modprobe"];
+/** Commands every guest gets: the observation tools the datapath tests shell out to, a
+ * shell, and kmod's modprobe so the kernel can load veth, sch_ingress, cls_bpf... on use. */
+export const BASE_COMMANDS = ["ip", "tc", "bpftool", "sysctl", "modprobe", "sh"];
+/** Debian packages whose programs every guest gets: a node's basic userland, which tests
+ * use inside shell strings no scanner reads (`flock FILE -c "...; sleep 0.6"`). */
+export const BASE_PACKAGES = ["coreutils"];
 
 const IMPORT_RE = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)["']/g;
 const COMMAND_RES = [
@@ -50,6 +53,14 @@ function matches(texts: string[], res: RegExp[]): string[] {
  * `ip netns exec`. */
 export function scanCommands(texts: string[]): string[] {
   return matches(texts, COMMAND_RES);
+}
+
+/** Absolute paths given as plain string literals ("/usr/lib/cni/host-local",
+ * "/etc/resolv.conf"): the guest gets those that are files on the host. */
+export function scanAbsolutePaths(texts: string[]): string[] {
+  return matches(texts, [
+    /["'`](\/(?:etc|usr|bin|sbin|lib|lib64|opt)\/[A-Za-z0-9._+\/-]*[A-Za-z0-9])["'`]/g,
+  ]);
 }
 
 /** Library sonames given as string literals (what ffi/ dlopens: "libbpf.so.1"...). */
