@@ -37,19 +37,8 @@ import { getJson, streamWatch } from "./kube_http.ts";
 
 export { KubeConfigError } from "./kube_config.ts";
 
-export type KubeKind = "Pod" | "Namespace" | "NetworkPolicy";
-
-export interface SourceSink {
-  /** An object was added or changed (the full object). */
-  upsert(obj: Record<string, unknown>): void;
-  /** An object is gone (also for deletes found by diffing after a relist). */
-  remove(kind: KubeKind, namespace: string | undefined, name: string): void;
-  /** Called once every kind has completed its initial list, and again after each relist
-   * completes. */
-  synced(): void;
-  /** Connection trouble worth logging (the source keeps retrying with backoff). */
-  problem(message: string): void;
-}
+import type { KubeKind, SourceSink } from "./source.ts";
+export type { KubeKind, SourceSink } from "./source.ts";
 
 export interface KubeSourceOptions {
   /** A kubeconfig file; its current context is used. */

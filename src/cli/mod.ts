@@ -10,6 +10,7 @@ import { endpointCommands } from "./endpoint.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 import { policyCommands } from "./policy.ts";
+import { agentCommands, explainCommand } from "./agent.ts";
 import { cidrCommands } from "./cidr.ts";
 import { ctCommands } from "./ct.ts";
 import { monitorCommand } from "./monitor.ts";
@@ -29,7 +30,8 @@ const versionCommand: Command = {
 
 const GROUPS: Record<string, Record<string, Command>> = {
   endpoint: endpointCommands,
-  policy: policyCommands,
+  policy: { ...policyCommands, explain: explainCommand },
+  agent: agentCommands,
   cidr: cidrCommands,
   ct: ctCommands,
 };

@@ -4,75 +4,26 @@
 // tells it, best effort. One JSON request, one JSON reply, per connection.
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { quote } from "../spec/text.ts";
+import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
-export interface AgentAdd {
-  op: "add";
-  namespace: string;
-  name: string;
-  containerId: string;
-  ifname: string;
-  /** The pod's IPv4 addresses (dotted quads). */
-  ips: string[];
-}
-
-export interface AgentDel {
-  op: "del";
-  namespace?: string;
-  name?: string;
-  containerId: string;
-  ifname: string;
-  ips: string[];
-}
+export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
+import type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
 
 /** How long ADD waits for the agent to answer (it may wait for the pod to show up in its
  * source first). */
 export const AGENT_TIMEOUT_MS = 10_000;
 
 async function exchange(socket: string, req: unknown, timeoutMs: number): Promise<unknown> {
-  let conn: Deno.UnixConn;
   try {
-    conn = await Deno.connect({ transport: "unix", path: socket });
+    return await requestLine(socket, req, timeoutMs);
   } catch (err) {
-    throw new CniError(
-      ErrCode.TryAgainLater,
-      `The policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
-      String(err),
-      { cause: err },
-    );
-  }
-  const timer = setTimeout(() => conn.close(), timeoutMs);
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
-    let text = "";
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-      if (text.includes("\n")) break;
-    }
-    if (!text.includes("\n")) {
-      throw new CniError(
-        ErrCode.TryAgainLater,
-        `The policy agent on ${quote(socket)} did not answer within ${timeoutMs / 1000} s`,
-      );
-    }
-    return JSON.parse(text.slice(0, text.indexOf("\n")));
-  } catch (err) {
-    if (err instanceof CniError) throw err;
-    throw new CniError(
-      ErrCode.TryAgainLater,
-      `The policy agent on ${quote(socket)} failed to answer`,
-      String(err),
-      { cause: err },
-    );
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // closed by the timer
-    }
+    if (!(err instanceof RpcError)) throw err;
+    const message = err.kind === "unreachable"
+      ? `The policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`
+      : err.kind === "timeout"
+      ? `The policy agent on ${quote(socket)} did not answer within ${timeoutMs / 1000} s`
+      : `The policy agent on ${quote(socket)} failed to answer`;
+    throw new CniError(ErrCode.TryAgainLater, message, err.message, { cause: err });
   }
 }
 

@@ -52,12 +52,17 @@ function registerRecordedVeths(dp: Datapath, stateDir: string): void {
 /** Load-or-reuse, for ADD and STATUS. */
 export function ensureNodeDatapath(conf: NetConf): Datapath {
   try {
-    return ensureDatapath(conf.pinDir, {
-      prepare: (dp) => registerRecordedVeths(dp, conf.stateDir),
-    });
+    return loadNodeDatapath(conf.pinDir, conf.stateDir);
   } catch (err) {
     notReady(err);
   }
+}
+
+/** Load-or-reuse of the pin directory's datapath, registering the pods the CNI records under
+ * `stateDir` say are attached there (ADD, STATUS and the policy agent). Throws the loader's
+ * errors. */
+export function loadNodeDatapath(pinDir: string, stateDir: string): Datapath {
+  return ensureDatapath(pinDir, { prepare: (dp) => registerRecordedVeths(dp, stateDir) });
 }
 
 /** Open-only, for DEL, CHECK and GC; undefined when nothing is pinned. */

@@ -26,3 +26,12 @@ export {
 export { indexModel, type ModelIndex, type PolicyEntry } from "./model_index.ts";
 export { isEmptySelector, matches } from "./selector.ts";
 export { evaluate, inBlock, portMatches } from "./evaluate.ts";
+export {
+  compile,
+  type Compiled,
+  type CompiledRule,
+  ruleKeyId,
+  type RuleSource,
+} from "./compile.ts";
+export { IdentityAllocator, labelSetKey } from "./identity.ts";
+export { simulate, type SimVerdict } from "./simulate.ts";

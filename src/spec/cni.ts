@@ -2,6 +2,10 @@
 // older ones) and CniError, which maps to the spec's error JSON. Part of the leaf layer: it
 // imports nothing of ours.
 
+/** Where the plugin keeps its per-attachment records unless the config's "stateDir" says
+ * otherwise (the policy agent reads them from there too). */
+export const DEFAULT_STATE_DIR = "/var/lib/cni/ebpfcni";
+
 /** Error codes reserved by the CNI spec (SPEC.md, "Error"). */
 export const ErrCode = {
   IncompatibleVersion: 1,

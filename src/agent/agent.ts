@@ -1,0 +1,348 @@
+// The policy agent's core: a source fills the model store; every change (debounced) is
+// compiled by the engine against this node's view (local_view.ts) and written by the
+// reconciler, make before break. CNI ADD asks it for a pod's identity (it answers once the
+// pod's entries are in the maps), DEL tells it an attachment is gone. Nothing here opens a
+// socket or parses a command line (server.ts, run.ts do).
+import {
+  compile,
+  type Compiled,
+  evaluate,
+  type FlowEnd,
+  IdentityAllocator,
+  labelSetKey,
+  type Model,
+  objectKey,
+  simulate,
+} from "../netpol/mod.ts";
+import type { Decision, Pod, Protocol } from "../netpol/model.ts";
+import type { SimVerdict } from "../netpol/simulate.ts";
+import { isCidrIdentity, isPodIdentity } from "../netpol/identity.ts";
+import { IPPROTO } from "../datapath/rules.ts";
+import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec/agent.ts";
+import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
+import { type Attachment, attachmentKey, localView } from "./local_view.ts";
+import type { Reconciler } from "./reconcile.ts";
+import { ModelStore } from "./store.ts";
+import type { AgentLog } from "./log.ts";
+
+export interface AgentOptions {
+  /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
+  node: string;
+  /** How long ADD waits for its pod to show up in the source. */
+  addWaitMs: number;
+  /** Coalesces bursts of changes into one reconcile. */
+  debounceMs: number;
+  log: AgentLog;
+  /** The node's IPv4 addresses now. */
+  hostAddresses(): Set<number>;
+}
+
+export interface AgentStatus {
+  synced: boolean;
+  /** Changes the source delivered so far, and the one the maps reflect. */
+  generation: number;
+  appliedGeneration: number;
+  node: string;
+  attachments: number;
+  pods: number;
+  namespaces: number;
+  policies: number;
+  entries: ReturnType<Reconciler["counts"]>;
+  lastReconcile: { at: string; ms: number; writes: number; failed: number } | null;
+  /** Entries the maps refused at the last reconcile (full maps). */
+  failed: string[];
+  /** The latest problems the source reported (bad objects, unreadable files, API errors). */
+  problems: string[];
+}
+
+export interface Explanation {
+  flow: { from: string; to: string; protocol: Protocol; port: number };
+  /** The engine's verdict (NetworkPolicy's semantics). */
+  decision: Decision;
+  /** What the compiled entries give for it (the datapath's lookups), when both ends have an
+   * address. */
+  datapath: SimVerdict | null;
+}
+
+export class AgentError extends Error {
+  override name = "AgentError";
+}
+
+const MAX_PROBLEMS = 20;
+
+export class Agent {
+  readonly store: ModelStore;
+  readonly #rec: Reconciler;
+  readonly #opts: AgentOptions;
+  readonly #pods = new IdentityAllocator("pod");
+  readonly #cidrs = new IdentityAllocator("cidr");
+  readonly #attachments = new Map<string, Attachment>();
+  #compiled: Compiled | undefined;
+  #hosts = new Set<number>();
+  #seeded = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #waiters = new Set<() => void>();
+  #applied = -1;
+  #last: AgentStatus["lastReconcile"] = null;
+  #failed: string[] = [];
+  #problems: string[] = [];
+  #stopped = false;
+
+  constructor(rec: Reconciler, attachments: Attachment[], opts: AgentOptions) {
+    this.#rec = rec;
+    this.#opts = opts;
+    for (const a of attachments) this.#attachments.set(attachmentKey(a), a);
+    this.store = new ModelStore({
+      changed: () => {
+        this.#schedule();
+        for (const w of [...this.#waiters]) w();
+      },
+      problem: (message) => {
+        opts.log.warn(message);
+        this.#problems.push(message);
+        if (this.#problems.length > MAX_PROBLEMS) this.#problems.shift();
+      },
+    });
+    this.#hosts = opts.hostAddresses();
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.reconcile();
+      } catch (err) {
+        this.#opts.log.error("reconcile failed", { error: String(err) });
+      }
+    }, this.#opts.debounceMs);
+  }
+
+  /** Gives every pod and CIDR the identity the maps hold for it (after a restart), before
+   * the first compile, so restarting changes no entry. */
+  #seed(model: Model): void {
+    const actual = this.#rec.actualIdentities();
+    const pods = [...model.pods.values()].sort((a, b) =>
+      objectKey(a.namespace, a.name) < objectKey(b.namespace, b.name) ? -1 : 1
+    );
+    for (const pod of pods) {
+      if (pod.hostNetwork) continue;
+      for (const ip of pod.ips) {
+        const id = actual.get(ip);
+        if (id !== undefined && isPodIdentity(id)) {
+          this.#pods.seed(labelSetKey(pod.namespace, pod.labels), id);
+          break;
+        }
+      }
+    }
+    for (const [text, id] of [...this.#rec.actualCidrs()].sort()) {
+      if (isCidrIdentity(id)) this.#cidrs.seed(text, id);
+    }
+    this.#seeded = true;
+  }
+
+  /** Compiles the model and writes the difference; a no-op until the source has synced (an
+   * empty model would remove every entry of a restarted agent). */
+  reconcile(opts: { hosts?: "add" | "exact" } = {}): void {
+    if (!this.store.isSynced || this.#stopped) return;
+    const started = performance.now();
+    const generation = this.store.generation;
+    const view = localView(this.store.model, this.#attachments.values(), this.#opts.node);
+    if (!this.#seeded) this.#seed(view.model);
+    const compiled = compile(view.model, {
+      pods: this.#pods,
+      cidrs: this.#cidrs,
+      isLocal: view.isLocal,
+    });
+    // Node addresses: added when seen; removed only by a resync's exact pass (a bridge
+    // address the CNI plugin just added and registered must not be taken back by a
+    // reconcile that read the addresses a moment before).
+    const now = this.#opts.hostAddresses();
+    const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
+    const r = this.#rec.apply({ compiled, hosts, attached: view.attached });
+    if (opts.hosts === "exact") {
+      // Anything that appeared while the pass ran goes back at once.
+      const again = this.#opts.hostAddresses();
+      if ([...again].some((ip) => !now.has(ip))) {
+        this.#rec.apply({ compiled, hosts: again, attached: view.attached });
+      }
+    }
+    this.#hosts = hosts;
+    this.#compiled = compiled;
+    this.#applied = generation;
+    this.#failed = r.failed;
+    const ms = performance.now() - started;
+    this.#last = { at: new Date().toISOString(), ms, writes: r.writes, failed: r.failed.length };
+    if (r.failed.length > 0) {
+      this.#opts.log.error("some entries could not be written", {
+        failed: r.failed.slice(0, 10),
+        count: r.failed.length,
+      });
+    }
+    if (r.writes > 0) {
+      this.#opts.log.info("reconciled", {
+        generation,
+        writes: r.writes,
+        ms: Math.round(ms * 100) / 100,
+        ...this.#rec.counts(),
+      });
+    }
+    for (const w of [...this.#waiters]) w();
+  }
+
+  /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
+   * back), and the node's addresses exactly. */
+  resync(): void {
+    this.#rec.refresh();
+    this.reconcile({ hosts: "exact" });
+  }
+
+  #waitFor(ready: () => boolean, ms: number): Promise<boolean> {
+    if (ready()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve(ok);
+      };
+      const check = () => {
+        if (ready()) done(true);
+      };
+      const timer = setTimeout(() => done(ready()), ms);
+      this.#waiters.add(check);
+    });
+  }
+
+  /** CNI ADD: records the attachment, waits for the pod, writes its entries; its identity. */
+  async add(req: AddRequest): Promise<number> {
+    const key = objectKey(req.namespace, req.name);
+    const a: Attachment = {
+      containerId: req.containerId,
+      ifname: req.ifname,
+      namespace: req.namespace,
+      name: req.name,
+      ips: req.ips.map(parseIpv4),
+    };
+    const ak = attachmentKey(a);
+    const known = () => this.store.isSynced && this.store.model.pods.has(key);
+    if (!(await this.#waitFor(known, this.#opts.addWaitMs))) {
+      throw new AgentError(
+        this.store.isSynced
+          ? `pod ${key} is not known to the agent's source (waited ${this.#opts.addWaitMs} ms)`
+          : `the agent's source has not synced yet (waited ${this.#opts.addWaitMs} ms)`,
+      );
+    }
+    const pod = this.store.model.pods.get(key)!;
+    if (pod.hostNetwork) throw new AgentError(`pod ${key} uses the host network`);
+    this.#attachments.set(ak, a);
+    this.reconcile();
+    const identity = this.#compiled?.identities.get(key);
+    const missing = a.ips.filter((ip) => this.#compiled?.ipcache.get(ip)?.identity !== identity);
+    if (identity === undefined || missing.length > 0 || this.#failed.length > 0) {
+      this.#attachments.delete(ak);
+      this.#schedule();
+      const why = this.#failed.length > 0
+        ? `the maps refused entries: ${this.#failed[0]}`
+        : `no identity for its addresses ${missing.map(formatIpv4).join(", ")}`;
+      throw new AgentError(`pod ${key}: ${why}`);
+    }
+    this.#opts.log.info("pod attached", {
+      pod: key,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      ips: req.ips,
+      identity,
+    });
+    return identity;
+  }
+
+  /** CNI DEL: forgets the attachment. DEL removed its entries already: the shadow is read
+   * again so that whatever the pod still needs (its entry, if the source still shows it
+   * elsewhere) is written back. */
+  del(req: DelRequest): void {
+    const ak = attachmentKey(req);
+    const had = this.#attachments.delete(ak);
+    this.#rec.refresh();
+    this.reconcile();
+    if (had) {
+      this.#opts.log.info("pod detached", {
+        containerId: req.containerId,
+        ifname: req.ifname,
+        ips: req.ips,
+      });
+    }
+  }
+
+  status(): AgentStatus {
+    const m = this.store.model;
+    return {
+      synced: this.store.isSynced,
+      generation: this.store.generation,
+      appliedGeneration: this.#applied,
+      node: this.#opts.node,
+      attachments: this.#attachments.size,
+      pods: m.pods.size,
+      namespaces: m.namespaces.size,
+      policies: m.policies.size,
+      entries: this.#rec.counts(),
+      lastReconcile: this.#last,
+      failed: this.#failed.slice(0, 10),
+      problems: [...this.#problems],
+    };
+  }
+
+  /** Why a flow is allowed or not, by the engine and by the compiled entries. */
+  explain(req: ExplainRequest): Explanation {
+    if (!this.store.isSynced) throw new AgentError("the agent's source has not synced yet");
+    const view = localView(this.store.model, this.#attachments.values(), this.#opts.node);
+    const end = (e: ExplainEnd): { flow: FlowEnd; ip: number | undefined; text: string } => {
+      if ("ip" in e) {
+        const ip = parseIpv4(e.ip);
+        if (this.#hosts.has(ip)) return { flow: { kind: "node" }, ip, text: `${e.ip} (node)` };
+        return { flow: { kind: "ip", ip }, ip, text: e.ip };
+      }
+      const key = objectKey(e.namespace, e.name);
+      const pod: Pod | undefined = view.model.pods.get(key);
+      if (pod === undefined) throw new AgentError(`pod ${key} is not known to the agent`);
+      return {
+        flow: { kind: "pod", namespace: e.namespace, name: e.name },
+        ip: pod.ips[0],
+        text: key,
+      };
+    };
+    const from = end(req.from);
+    const to = end(req.to);
+    const decision = evaluate(view.model, {
+      src: from.flow,
+      dst: to.flow,
+      protocol: req.protocol,
+      port: req.port,
+    });
+    const datapath = this.#compiled !== undefined && from.ip !== undefined && to.ip !== undefined
+      ? simulate(this.#compiled, {
+        src: from.ip,
+        dst: to.ip,
+        proto: IPPROTO[req.protocol.toLowerCase() as "tcp" | "udp" | "sctp"],
+        port: req.port,
+      }, this.#hosts)
+      : null;
+    return {
+      flow: { from: from.text, to: to.text, protocol: req.protocol, port: req.port },
+      decision,
+      datapath,
+    };
+  }
+
+  /** Resolves once the maps reflect every change delivered so far (or after `ms`). */
+  settled(ms: number): Promise<boolean> {
+    const ready = () => this.store.isSynced && this.#applied === this.store.generation;
+    if (!ready()) this.#schedule();
+    return this.#waitFor(ready, ms).then((ok) => ok || (this.reconcile(), ready()));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    for (const w of [...this.#waiters]) w();
+  }
+}

@@ -1,0 +1,188 @@
+// `ebpfcni agent run`: the node's policy agent as a process. Loads (or reuses) the pin
+// directory's datapath, reads this node's attachments from the CNI records, starts the source
+// (a manifest directory, or the Kubernetes API), serves the socket, reconciles on every change
+// and every `resyncMs`, and stops cleanly on SIGINT / SIGTERM. The maps stay as they are when
+// it stops: the datapath goes on enforcing the last policies it was given.
+import { loadNodeDatapath } from "../cni/datapath.ts";
+import { StateStore } from "../cni/state.ts";
+import { ConfigMap, VethMap } from "../datapath/maps.ts";
+import { CONFIG_MAP, MODE_KUBERNETES, VETH_MAP } from "../datapath/layout.ts";
+import { modeName } from "../datapath/config.ts";
+import type { Datapath } from "../datapath/loader.ts";
+import { NetlinkSocket } from "../net/socket.ts";
+import { Links } from "../net/link.ts";
+import { tryParseIpv4 } from "../spec/ipv4.ts";
+import { quote } from "../spec/text.ts";
+import type { AgentRequest } from "../spec/agent.ts";
+import { Agent, AgentError } from "./agent.ts";
+import type { Attachment } from "./local_view.ts";
+import type { AgentLog } from "./log.ts";
+import { Reconciler } from "./reconcile.ts";
+import { AgentServer } from "./server.ts";
+import type { SourceSink } from "./source.ts";
+
+export type SourceChoice =
+  | { kind: "manifests"; dir: string }
+  | { kind: "kubernetes"; kubeconfig: string }
+  | { kind: "kubernetes"; inCluster: true };
+
+export interface RunOptions {
+  source: SourceChoice;
+  /** This node's name (pods whose spec.nodeName it is are local). */
+  node: string;
+  pinDir: string;
+  stateDir: string;
+  socket: string;
+  resyncMs: number;
+  addWaitMs: number;
+  log: AgentLog;
+  /** Resolves when the agent should stop (the CLI: a signal). */
+  stopSignal: Promise<unknown>;
+}
+
+export class AgentStartError extends Error {
+  override name = "AgentStartError";
+}
+
+interface RunningSource {
+  rescan?: () => Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The attachments the CNI records say this pin directory has (an agent restarting must
+ * keep every attached pod's entries). */
+function recordedAttachments(stateDir: string, pinDir: string, log: AgentLog): Attachment[] {
+  const out: Attachment[] = [];
+  for (const r of StateStore.all(stateDir)) {
+    if (r.pinDir !== pinDir) continue;
+    if (r.podNamespace === undefined || r.podName === undefined) {
+      log.debug("attachment without a pod name ignored", { containerId: r.containerId });
+      continue;
+    }
+    const ips = r.ips.map(tryParseIpv4).filter((ip) => ip !== undefined);
+    if (ips.length === 0) continue; // an ADD still running: it will ask
+    out.push({
+      containerId: r.containerId,
+      ifname: r.ifname,
+      namespace: r.podNamespace,
+      name: r.podName,
+      ips,
+    });
+  }
+  return out;
+}
+
+/** The node's IPv4 addresses (every interface of the agent's network namespace). */
+export function nodeAddresses(): Set<number> {
+  using nl = new NetlinkSocket();
+  return new Set(new Links(nl).addrs().map((a) => a.ip));
+}
+
+function checkMode(dp: Datapath): void {
+  const config = new ConfigMap(dp.fd(CONFIG_MAP)).get();
+  const attached = new VethMap(dp.fd(VETH_MAP)).list().length;
+  if (config.mode !== MODE_KUBERNETES && attached > 0) {
+    throw new AgentStartError(
+      `Pin directory ${quote(dp.pinDir)} runs in ${
+        modeName(config.mode)
+      } mode with ${attached} pod(s) attached: the agent serves kubernetes mode ` +
+        `("policyMode": "kubernetes" in the network config)`,
+    );
+  }
+}
+
+async function startSource(choice: SourceChoice, sink: SourceSink): Promise<RunningSource> {
+  if (choice.kind === "manifests") {
+    const { startManifestSource } = await import("./source_manifests.ts");
+    return await startManifestSource(choice.dir, sink);
+  }
+  // The Kubernetes client is large: loaded only by an agent that talks to an API server.
+  const { startKubeSource } = await import("./source_kube.ts");
+  return await startKubeSource(
+    "inCluster" in choice ? { inCluster: true } : { kubeconfig: choice.kubeconfig },
+    sink,
+  );
+}
+
+export async function runAgent(o: RunOptions): Promise<void> {
+  let dp: Datapath;
+  try {
+    dp = loadNodeDatapath(o.pinDir, o.stateDir);
+  } catch (err) {
+    throw new AgentStartError(`Cannot load the datapath in ${quote(o.pinDir)}: ${err}`, {
+      cause: err,
+    });
+  }
+  using _dp = dp;
+  checkMode(dp);
+  const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
+  const agent = new Agent(new Reconciler(dp), attachments, {
+    node: o.node,
+    addWaitMs: o.addWaitMs,
+    debounceMs: 5,
+    log: o.log,
+    hostAddresses: nodeAddresses,
+  });
+  let source: RunningSource;
+  try {
+    source = await startSource(o.source, agent.store);
+  } catch (err) {
+    throw new AgentStartError((err as Error).message, { cause: err });
+  }
+  const handler = async (req: AgentRequest): Promise<unknown> => {
+    try {
+      switch (req.op) {
+        case "add":
+          return { identity: await agent.add(req) };
+        case "del":
+          agent.del(req);
+          return { ok: true };
+        case "status":
+          return { status: agent.status() };
+        case "sync":
+          await source.rescan?.();
+          await agent.settled(5_000);
+          return { status: agent.status() };
+        case "explain":
+          return { explanation: agent.explain(req) };
+      }
+    } catch (err) {
+      if (err instanceof AgentError) return { error: err.message };
+      o.log.error("request failed", { op: req.op, error: String(err) });
+      return { error: String(err) };
+    }
+  };
+  let server: AgentServer | undefined;
+  try {
+    server = await AgentServer.listen(o.socket, handler, o.log);
+  } catch (err) {
+    await source.stop();
+    agent.stop();
+    throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  o.log.info("agent started", {
+    source: o.source.kind === "manifests" ? `manifests:${o.source.dir}` : "kubernetes",
+    node: o.node,
+    pinDir: o.pinDir,
+    socket: o.socket,
+    attachments: attachments.length,
+  });
+  const resync = setInterval(() => {
+    try {
+      agent.resync();
+    } catch (err) {
+      o.log.error("resync failed", { error: String(err) });
+    }
+  }, o.resyncMs);
+  try {
+    await o.stopSignal;
+  } finally {
+    clearInterval(resync);
+    await server.close();
+    await source.stop();
+    agent.stop();
+    o.log.info("agent stopped");
+  }
+}

@@ -1,0 +1,17 @@
+// What the agent's sources (the Kubernetes API, a manifest directory) hand on: raw objects as
+// the API gives them, their removal, and when the source holds everything it can see.
+
+export type KubeKind = "Pod" | "Namespace" | "NetworkPolicy";
+
+export interface SourceSink {
+  /** An object was added or changed (the full object). */
+  upsert(obj: Record<string, unknown>): void;
+  /** An object is gone (also for deletes found by diffing after a relist). */
+  remove(kind: KubeKind, namespace: string | undefined, name: string): void;
+  /** Called once every kind has completed its initial list, and again after each relist
+   * completes (a manifest directory: after every rescan). */
+  synced(): void;
+  /** Trouble worth logging (the source keeps going: retrying, or keeping the last good
+   * version of a file). */
+  problem(message: string): void;
+}

@@ -1,0 +1,289 @@
+// `ebpfcni agent run|status` and `ebpfcni policy explain`: the node's policy agent, and what
+// the CLI asks it over its socket.
+import { quote } from "../spec/text.ts";
+import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
+import type { ExplainEnd, ExplainRequest } from "../spec/agent.ts";
+import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
+import { dirPathProblem } from "../spec/names.ts";
+import { ipv4Problem } from "../spec/ipv4.ts";
+import { requestLine, RpcError } from "../net/unix_rpc.ts";
+import type { AgentStatus, Explanation } from "../agent/agent.ts";
+import type { LogLevel } from "../agent/log.ts";
+import { LOG_LEVELS } from "../agent/log.ts";
+import type { SourceChoice } from "../agent/run.ts";
+import type { ParsedFlags } from "./args.ts";
+import type { Command } from "./command.ts";
+import { CommandError, EXIT_FAILED, EXIT_OK, UsageError } from "./errors.ts";
+import { renderExplanation } from "./explain_view.ts";
+import { renderStatus } from "./agent_status_view.ts";
+
+const SOCKET_HELP = `--socket PATH is the agent's socket (default ${DEFAULT_AGENT_SOCKET}, or
+EBPFCNI_AGENT_SOCKET).`;
+
+function socketOf(values: ParsedFlags["values"], env: Record<string, string>): string {
+  const v = typeof values.socket === "string"
+    ? values.socket
+    : env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
+  const problem = dirPathProblem(v);
+  if (problem !== undefined) throw new UsageError(`invalid --socket ${quote(v)}: ${problem}`);
+  return v;
+}
+
+/** Asks the agent; its error answers and an unreachable agent are failures (exit 1). */
+async function ask(
+  socket: string,
+  req: unknown,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown>> {
+  let reply: unknown;
+  try {
+    reply = await requestLine(socket, req, timeoutMs);
+  } catch (err) {
+    if (err instanceof RpcError && err.kind === "unreachable") {
+      throw new CommandError(
+        `the policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
+        { cause: err },
+      );
+    }
+    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const r = reply as Record<string, unknown>;
+  if (typeof r?.error === "string") throw new CommandError(`the policy agent: ${r.error}`);
+  return r;
+}
+
+function positiveSeconds(text: string, flag: string): number {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(Number(text) > 0) || Number(text) > 86400) {
+    throw new UsageError(`invalid ${flag} ${quote(text)}: must be seconds, more than 0`);
+  }
+  return Number(text);
+}
+
+function sourceOf(values: ParsedFlags["values"]): SourceChoice {
+  const given = ["manifests", "kubeconfig", "in-cluster"].filter((k) => values[k] !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError(
+      given.length === 0
+        ? "missing source: give --manifests DIR, --kubeconfig FILE or --in-cluster"
+        : `give one source, not ${given.map((g) => `--${g}`).join(" and ")}`,
+    );
+  }
+  if (typeof values.manifests === "string") {
+    const problem = dirPathProblem(values.manifests);
+    if (problem !== undefined) {
+      throw new UsageError(`invalid --manifests ${quote(values.manifests)}: ${problem}`);
+    }
+    return { kind: "manifests", dir: values.manifests };
+  }
+  if (typeof values.kubeconfig === "string") {
+    return { kind: "kubernetes", kubeconfig: values.kubeconfig };
+  }
+  return { kind: "kubernetes", inCluster: true };
+}
+
+const run: Command = {
+  synopsis:
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--log-level LEVEL]",
+  summary: "run the node's NetworkPolicy agent",
+  help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
+NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
+kubernetes-mode maps under the pin directory, and answers the CNI plugin's ADD (which asks
+it for each pod's identity before the pod's interface is up) and DEL on its socket.
+
+Sources (one):
+  --manifests DIR     every *.yaml, *.yml and *.json file in DIR (multi-document YAML and
+                      lists); changes are picked up while running; a file that does not
+                      parse is reported and changes nothing
+  --kubeconfig FILE   the API server of FILE's current context (list and watch)
+  --in-cluster        the pod's service account (in a DaemonSet)
+
+  --node NAME         this node's name: pods whose spec.nodeName it is are local (default:
+                      the host name)
+  --state-dir DIR     the CNI plugin's "stateDir", where it records attachments (default
+                      ${DEFAULT_STATE_DIR})
+  --resync SECONDS    how often the maps are read again and drift repaired (default 30)
+  --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
+  ${SOCKET_HELP}
+
+When it stops, the maps keep what it wrote: the datapath goes on enforcing the last
+policies, and ADD fails (code 11) until an agent runs again.`,
+  flags: {
+    manifests: { type: "string" },
+    kubeconfig: { type: "string" },
+    "in-cluster": { type: "boolean" },
+    node: { type: "string" },
+    "state-dir": { type: "string" },
+    socket: { type: "string" },
+    resync: { type: "string" },
+    "log-level": { type: "string" },
+  },
+  async run(ctx, { values }) {
+    const source = sourceOf(values);
+    const socket = socketOf(values, ctx.env);
+    const stateDir = typeof values["state-dir"] === "string"
+      ? values["state-dir"]
+      : DEFAULT_STATE_DIR;
+    const problem = dirPathProblem(stateDir);
+    if (problem !== undefined) {
+      throw new UsageError(`invalid --state-dir ${quote(stateDir)}: ${problem}`);
+    }
+    const node = typeof values.node === "string" ? values.node : Deno.hostname();
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node) || node.length > 253) {
+      throw new UsageError(`invalid --node ${quote(node)}: not a node name`);
+    }
+    const resyncMs = typeof values.resync === "string"
+      ? positiveSeconds(values.resync, "--resync") * 1000
+      : 30_000;
+    const level = typeof values["log-level"] === "string" ? values["log-level"] : "info";
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+      throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
+    }
+    const { runAgent, AgentStartError } = await import("../agent/run.ts");
+    const { jsonLog } = await import("../agent/log.ts");
+    const log = jsonLog(level as LogLevel);
+    let stop = () => {};
+    const stopSignal = new Promise<void>((resolve) => (stop = resolve));
+    const onSignal = () => stop();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    try {
+      await runAgent({
+        source,
+        node,
+        pinDir: ctx.pinDir,
+        stateDir,
+        socket,
+        resyncMs,
+        addWaitMs: 8_000,
+        log,
+        stopSignal,
+      });
+    } catch (err) {
+      if (err instanceof AgentStartError) throw new CommandError(err.message, { cause: err });
+      throw err;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+    }
+    return EXIT_OK;
+  },
+};
+
+const status: Command = {
+  synopsis: "agent status [--json] [--wait-synced SECONDS] [--socket PATH]",
+  summary: "what the policy agent holds and has applied",
+  help: `Prints the agent's state: whether its source has synced, how many namespaces, pods and
+policies it holds, the entries it keeps in the maps, its last reconcile, and the latest
+problems its source reported. --json prints the same as an object.
+
+--wait-synced SECONDS waits until the agent has applied everything its source held when the
+call began (a manifest directory is read again first): exit 0 once it has, 1 on timeout.
+${SOCKET_HELP}`,
+  flags: {
+    json: { type: "boolean" },
+    "wait-synced": { type: "string" },
+    socket: { type: "string" },
+  },
+  async run(ctx, { values }) {
+    const socket = socketOf(values, ctx.env);
+    const waitS = typeof values["wait-synced"] === "string"
+      ? positiveSeconds(values["wait-synced"], "--wait-synced")
+      : undefined;
+    let st: AgentStatus;
+    let ok = true;
+    if (waitS === undefined) {
+      st = (await ask(socket, { op: "status" })).status as AgentStatus;
+    } else {
+      const deadline = Date.now() + waitS * 1000;
+      // The sync request re-reads a manifest directory and returns once that is applied; the
+      // generation it reports is the target.
+      st = (await ask(socket, { op: "sync" }, waitS * 1000 + 1000)).status as AgentStatus;
+      const target = st.generation;
+      for (;;) {
+        ok = st.synced && st.appliedGeneration >= target;
+        if (ok || Date.now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 50));
+        st = (await ask(socket, { op: "status" })).status as AgentStatus;
+      }
+    }
+    ctx.io.out(values.json ? JSON.stringify(st, null, 2) + "\n" : renderStatus(st));
+    if (!ok) {
+      ctx.io.err(`ebpfcni: the agent has not applied its source within ${waitS} s\n`);
+      return EXIT_FAILED;
+    }
+    return EXIT_OK;
+  },
+};
+
+export const agentCommands: Record<string, Command> = { run, status };
+
+/** NS/POD or an IPv4 address. */
+function endOf(text: string, flag: string): ExplainEnd {
+  if (/^[0-9.]+$/.test(text)) {
+    const problem = ipv4Problem(text);
+    if (problem !== undefined) throw new UsageError(`invalid ${flag} ${quote(text)}: ${problem}`);
+    return { ip: text };
+  }
+  const m = text.match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/);
+  if (!m) {
+    throw new UsageError(
+      `invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
+    );
+  }
+  return { namespace: m[1]!, name: m[3]! };
+}
+
+/** 80, 80/tcp, 53/UDP, 9000/sctp. */
+export function parseFlowPort(
+  text: string,
+): { port: number; protocol: ExplainRequest["protocol"] } {
+  const m = text.match(/^([0-9]{1,5})(?:\/(tcp|udp|sctp))?$/i);
+  const port = m ? Number(m[1]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new UsageError(
+      `invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
+    );
+  }
+  return { port, protocol: (m[2] ?? "tcp").toUpperCase() as ExplainRequest["protocol"] };
+}
+
+export const explainCommand: Command = {
+  synopsis: "policy explain --from NS/POD --to NS/POD --port PORT[/PROTO] [--json] [--socket PATH]",
+  summary: "why a flow is allowed or dropped (kubernetes mode, asks the agent)",
+  help: `Asks the policy agent whether a connection from one pod (or address) to another is
+allowed, and which NetworkPolicies and rules decide it, in each direction: the source pod's
+egress and the destination pod's ingress. It also shows what the compiled map entries give
+for it (the datapath's own lookups). --port is the destination pod's port (after a Service's
+translation), with its protocol (default tcp). --json prints the agent's answer as it is.
+${SOCKET_HELP}`,
+  flags: {
+    from: { type: "string" },
+    to: { type: "string" },
+    port: { type: "string" },
+    json: { type: "boolean" },
+    socket: { type: "string" },
+  },
+  async run(ctx, { values }) {
+    const need = (k: string) => {
+      const v = values[k];
+      if (typeof v !== "string") {
+        throw new UsageError(
+          `missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
+        );
+      }
+      return v;
+    };
+    const req: ExplainRequest = {
+      op: "explain",
+      from: endOf(need("from"), "--from"),
+      to: endOf(need("to"), "--to"),
+      ...parseFlowPort(need("port")),
+    };
+    const socket = socketOf(values, ctx.env);
+    const e = (await ask(socket, req)).explanation as Explanation;
+    ctx.io.out(values.json ? JSON.stringify(e, null, 2) + "\n" : renderExplanation(e));
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,60 @@
+// One JSON request, one JSON line back, over a unix socket (the policy agent's protocol,
+// spec/agent.ts). Failures are typed by what went wrong, so each caller words them its way.
+
+export type RpcFailure = "unreachable" | "timeout" | "failed";
+
+export class RpcError extends Error {
+  override name = "RpcError";
+  constructor(readonly kind: RpcFailure, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+export async function requestLine(
+  path: string,
+  req: unknown,
+  timeoutMs: number,
+): Promise<unknown> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    throw new RpcError("unreachable", String(err), { cause: err });
+  }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      conn.close();
+    } catch {
+      // closed meanwhile
+    }
+  }, timeoutMs);
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
+    const decoder = new TextDecoder();
+    let text = "";
+    const buf = new Uint8Array(16384);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += decoder.decode(buf.subarray(0, n), { stream: true });
+      if (text.includes("\n")) break;
+    }
+    if (!text.includes("\n")) {
+      throw new RpcError(timedOut ? "timeout" : "failed", "no complete answer");
+    }
+    return JSON.parse(text.slice(0, text.indexOf("\n")));
+  } catch (err) {
+    if (err instanceof RpcError) throw err;
+    if (timedOut) throw new RpcError("timeout", "no answer in time", { cause: err });
+    throw new RpcError("failed", String(err), { cause: err });
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
+}

@@ -1,0 +1,198 @@
+// The policy agent in tests: `ebpfcni agent run` as a child process (the built binary) with a
+// manifest directory (or a kubeconfig) of the test's own, its socket and logs, and the CNI
+// network it serves (kubernetes mode, pods attached through ADD with their names).
+import { BINARY, containerId, type TestNetwork } from "./_cni.ts";
+import { ebpfcni } from "./_cli.ts";
+import type { Pod } from "./_pods.ts";
+
+export interface AgentProcess {
+  socket: string;
+  /** Everything it logged so far (JSON lines). */
+  logs(): string;
+  /** SIGTERM and wait. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** SIGKILL and wait: no clean-up runs. */
+  kill9(): Promise<void>;
+  status(): Promise<AgentStatusJson>;
+  /** `agent status --wait-synced` until it has applied its source; throws on timeout. */
+  synced(seconds?: number): Promise<AgentStatusJson>;
+}
+
+export interface AgentStatusJson {
+  synced: boolean;
+  generation: number;
+  appliedGeneration: number;
+  attachments: number;
+  pods: number;
+  policies: number;
+  entries: { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number };
+  lastReconcile: { writes: number; failed: number } | null;
+  problems: string[];
+}
+
+export type AgentSource = { manifests: string } | { kubeconfig: string };
+
+/** Starts the agent for `net` and waits until its socket answers. */
+export async function startAgent(
+  net: TestNetwork,
+  source: AgentSource,
+  opts: { node?: string; socket?: string; extra?: string[] } = {},
+): Promise<AgentProcess> {
+  const socket = opts.socket ?? `${net.dir}/agent.sock`;
+  const src = "manifests" in source
+    ? ["--manifests", source.manifests]
+    : ["--kubeconfig", source.kubeconfig];
+  const child = new Deno.Command(BINARY, {
+    args: [
+      "agent",
+      "run",
+      ...src,
+      "--node",
+      opts.node ?? "node-1",
+      "--pin-dir",
+      net.pinDir,
+      "--state-dir",
+      net.stateDir,
+      "--socket",
+      socket,
+      "--log-level",
+      "debug",
+      ...(opts.extra ?? []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  let out = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+    for await (const chunk of s) add(dec.decode(chunk));
+  };
+  const pumps = Promise.all([
+    pump(child.stderr, (t) => log += t),
+    pump(child.stdout, (t) => out += t),
+  ]);
+  let exited: Deno.CommandStatus | undefined;
+  const status = child.status.then((s) => (exited = s));
+  const ask = async (args: string[]) => {
+    const r = await ebpfcni(["agent", "status", "--json", "--socket", socket, ...args]);
+    if (r.code !== 0) throw new Error(`agent status ${args.join(" ")}: ${r.code} ${r.stderr}`);
+    return JSON.parse(r.stdout) as AgentStatusJson;
+  };
+  const agent: AgentProcess = {
+    socket,
+    logs: () => log,
+    async stop() {
+      if (exited === undefined) child.kill("SIGTERM");
+      const s = await status;
+      await pumps;
+      return s;
+    },
+    async kill9() {
+      if (exited === undefined) child.kill("SIGKILL");
+      await status;
+      await pumps;
+    },
+    status: () => ask([]),
+    synced: (seconds = 15) => ask(["--wait-synced", String(seconds)]),
+  };
+  for (let i = 0; i < 200; i++) {
+    if (exited !== undefined) {
+      await pumps;
+      throw new Error(`the agent exited (${exited.code}) before serving: ${log}${out}`);
+    }
+    try {
+      const c = await Deno.connect({ transport: "unix", path: socket });
+      c.close();
+      return agent;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await agent.kill9();
+  throw new Error(`the agent did not serve ${socket}: ${log}`);
+}
+
+/** The network's config in kubernetes mode, its agent socket and a service range. */
+export function k8sConfig(
+  net: TestNetwork,
+  serviceCidr: string,
+  socket = `${net.dir}/agent.sock`,
+): Record<string, unknown> {
+  return net.config({
+    policyMode: "kubernetes",
+    serviceCIDRs: [serviceCidr],
+    agentSocket: socket,
+  });
+}
+
+/** A service range of the test's own (outside every test pod subnet). */
+export function randomServiceCidr(): string {
+  return `10.${100 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}.0/24`;
+}
+
+/** CNI ADD of pod NS/NAME in kubernetes mode (the agent gives its identity). */
+export async function addK8sPod(
+  net: TestNetwork,
+  config: Record<string, unknown>,
+  namespace: string,
+  name: string,
+): Promise<Pod> {
+  const id = containerId("pod");
+  const netns = await net.netns();
+  const result = await net.add(id, netns, {
+    args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
+    config,
+  });
+  const ips = result.ips as { address: string }[];
+  return {
+    id,
+    netns,
+    name: netns.split("/").pop()!,
+    ip: ips[0]!.address.split("/")[0]!,
+    identity: 0,
+    result,
+  };
+}
+
+/** A manifest directory the test writes objects into, one file per object (written through a
+ * dot-file and renamed, as an editor or `kubectl` would leave whole files). */
+export class ManifestDir {
+  readonly dir: string;
+  constructor(parent: string) {
+    this.dir = `${parent}/manifests`;
+    Deno.mkdirSync(this.dir, { recursive: true });
+  }
+
+  #file(o: { kind?: unknown; metadata?: { namespace?: string; name?: string } }): string {
+    const m = o.metadata ?? {};
+    return `${this.dir}/${String(o.kind)}.${m.namespace ?? "_"}.${m.name}.json`;
+  }
+
+  apply(obj: unknown): void {
+    const path = this.#file(obj as { kind: string });
+    const tmp = `${this.dir}/.tmp-${Math.random().toString(36).slice(2)}`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(obj, null, 1));
+    Deno.renameSync(tmp, path);
+  }
+
+  delete(ref: { kind: string; namespace?: string; name: string }): void {
+    try {
+      Deno.removeSync(this.#file({ kind: ref.kind, metadata: ref }));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+
+  /** Removes every object of `kind`. */
+  clear(kind: string): void {
+    for (const e of Deno.readDirSync(this.dir)) {
+      if (e.name.startsWith(`${kind}.`)) Deno.removeSync(`${this.dir}/${e.name}`);
+    }
+  }
+
+  writeRaw(name: string, text: string): void {
+    Deno.writeTextFileSync(`${this.dir}/${name}`, text);
+  }
+}
