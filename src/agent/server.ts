@@ -36,7 +36,7 @@ async function clearStale(path: string): Promise<void> {
   }
 }
 
-async function readLine(conn: Deno.UnixConn): Promise<string> {
+async function readLine(conn: Deno.UnixConn): Promise<string | undefined> {
   const buf = new Uint8Array(4096);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -51,6 +51,7 @@ async function readLine(conn: Deno.UnixConn): Promise<string> {
       throw new RequestError(`request longer than ${MAX_REQUEST_BYTES} bytes`);
     }
   }
+  if (total === 0) return undefined;
   const all = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) (all.set(c, at), at += c.length);
@@ -112,6 +113,12 @@ export class AgentServer {
     let reply: unknown;
     try {
       const line = await readLine(conn);
+      if (line === undefined) {
+        // Connected and closed without a word (a liveness probe): nothing to answer.
+        clearTimeout(timer);
+        conn.close();
+        return;
+      }
       clearTimeout(timer);
       const req = parseRequest(line);
       reply = await this.handler(req);

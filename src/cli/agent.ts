@@ -85,7 +85,7 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
 
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -104,6 +104,8 @@ Sources (one):
   --state-dir DIR     the CNI plugin's "stateDir", where it records attachments (default
                       ${DEFAULT_STATE_DIR})
   --resync SECONDS    how often the maps are read again and drift repaired (default 30)
+  --add-wait SECONDS  how long an ADD waits for its pod to show up in the source before
+                      it fails with code 11 (default 8; the plugin gives up after 10)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -117,6 +119,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     "state-dir": { type: "string" },
     socket: { type: "string" },
     resync: { type: "string" },
+    "add-wait": { type: "string" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
@@ -136,6 +139,9 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     const resyncMs = typeof values.resync === "string"
       ? positiveSeconds(values.resync, "--resync") * 1000
       : 30_000;
+    const addWaitMs = typeof values["add-wait"] === "string"
+      ? positiveSeconds(values["add-wait"], "--add-wait") * 1000
+      : 8_000;
     const level = typeof values["log-level"] === "string" ? values["log-level"] : "info";
     if (!(LOG_LEVELS as readonly string[]).includes(level)) {
       throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
@@ -156,7 +162,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         stateDir,
         socket,
         resyncMs,
-        addWaitMs: 8_000,
+        addWaitMs,
         log,
         stopSignal,
       });

@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { parseRequest, RequestError } from "./agent.ts";
+
+const add = {
+  op: "add",
+  namespace: "x",
+  name: "web-0",
+  containerId: "abc123",
+  ifname: "eth0",
+  ips: ["10.1.2.3"],
+};
+
+Deno.test("agent requests: a well-formed add, del, status, sync and explain parse", () => {
+  assert.deepEqual(parseRequest(JSON.stringify(add)), add);
+  assert.deepEqual(
+    parseRequest(JSON.stringify({ op: "del", containerId: "abc", ifname: "eth0", ips: [] })),
+    { op: "del", containerId: "abc", ifname: "eth0", ips: [] },
+  );
+  assert.deepEqual(parseRequest('{"op":"status"}'), { op: "status" });
+  assert.deepEqual(parseRequest('{"op":"sync"}'), { op: "sync" });
+  assert.deepEqual(
+    parseRequest(JSON.stringify({
+      op: "explain",
+      from: { ip: "10.0.0.1" },
+      to: { namespace: "x", name: "a" },
+      port: 80,
+    })),
+    {
+      op: "explain",
+      from: { ip: "10.0.0.1" },
+      to: { namespace: "x", name: "a" },
+      protocol: "TCP",
+      port: 80,
+    },
+  );
+});
+
+Deno.test("agent requests: each malformed field is refused by name", () => {
+  const cases: [unknown, RegExp][] = [
+    [
+      { ...add, op: "drop" },
+      /"op" must be add, del, status, sync or explain, not the string "drop"/,
+    ],
+    [{ ...add, namespace: 5 }, /"namespace" must be a string, not "5"/],
+    [{ ...add, namespace: "a_b" }, /"namespace" "a_b" is not a namespace name/],
+    [{ ...add, name: "-x" }, /"name" "-x" is not a pod name/],
+    [{ ...add, containerId: "a/b" }, /"containerId" "a\/b" is not a container ID/],
+    [{ ...add, ifname: "" }, /"ifname" "" must not be empty/],
+    [{ ...add, ips: [1] }, /"ips\[0\]" must be a string/],
+    [{ ...add, ips: ["::1"] }, /IPv6 addresses are not supported/],
+    [{ ...add, ips: Array(17).fill("10.0.0.1") }, /at most 16/],
+    [{ op: "explain", from: {}, to: { ip: "1.2.3.4" }, port: 1 }, /"namespace" must be a string/],
+    [{ op: "explain", from: { ip: "1.2.3" }, to: { ip: "1.2.3.4" }, port: 1 }, /"from.ip" "1.2.3"/],
+    [
+      { op: "explain", from: { ip: "1.2.3.4" }, to: { ip: "1.2.3.4" }, port: 1, protocol: "ICMP" },
+      /"protocol" must be TCP, UDP or SCTP/,
+    ],
+    [{ op: "explain", from: { ip: "1.2.3.4" }, to: { ip: "1.2.3.4" }, port: 1.5 }, /"port"/],
+  ];
+  for (const [req, want] of cases) {
+    assert.throws(() => parseRequest(JSON.stringify(req)), (e: unknown) => {
+      assert.ok(e instanceof RequestError);
+      assert.match(e.message, want);
+      return true;
+    });
+  }
+  assert.throws(() => parseRequest("{"), /not valid JSON/);
+  assert.throws(() => parseRequest("null"), /a request is a JSON object, not null/);
+});
