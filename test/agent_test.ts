@@ -213,6 +213,8 @@ Deno.test("an agent killed with -9 and restarted keeps allowed flows flowing, de
       const m = out.match(/(\d+) packets transmitted, (\d+) received/);
       assert.ok(m, out);
       assert.ok(Number(m[1]) > 50, out);
+      const gaps = out.split("\n").filter((l) => !l.includes("bytes from")).join("\n");
+      assert.equal(m[2], m[1], `ping lost packets across the restart:\n${gaps}\n${agent.logs()}`);
     } finally {
       await servers?.stop();
       await agent.stop();
