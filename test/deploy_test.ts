@@ -2,12 +2,19 @@
 // as libcni hands each plugin its entry, with name and cniVersion injected) and its host-local
 // IPAM parser, and name the plugin's real default paths; the Kubernetes manifest is valid YAML
 // with the shape the brief asks for (kube-system, hostNetwork, every taint tolerated, hostPath
-// mounts of the CNI dirs, bpffs and /var/lib/cni, privilege only where needed, no RBAC); the
+// mounts of the CNI dirs, bpffs, /var/lib/cni and the agent socket dir, privilege only where
+// needed, RBAC only to read pods, namespaces and policies); the
 // ConfigMap carries the same conflist; the Dockerfile and README agree with both.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, parseNetConf } from "../src/cni/config.ts";
+import {
+  DEFAULT_AGENT_SOCKET,
+  DEFAULT_PIN_DIR,
+  DEFAULT_STATE_DIR,
+  parseNetConf,
+} from "../src/cni/config.ts";
+import { formatCidr } from "../src/spec/ipv4.ts";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/config.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -62,6 +69,11 @@ Deno.test("deploy: 10-ebpfcni.conflist passes the plugin's parser, cniVersion 1.
     // The paths are spelled out, and are the plugin's own defaults.
     assert.equal(conf.pinDir, DEFAULT_PIN_DIR);
     assert.equal(conf.stateDir, DEFAULT_STATE_DIR);
+    // Kubernetes NetworkPolicy: the agent's mode, its socket (the plugin's default), the
+    // cluster's default Service range.
+    assert.equal(conf.datapath.mode, "kubernetes");
+    assert.equal(conf.agentSocket, DEFAULT_AGENT_SOCKET);
+    assert.deepEqual(conf.datapath.serviceCidrs.map(formatCidr), ["10.96.0.0/12"]);
     const ipam = parseHostLocalConfig(conf.ipam.raw);
     assert.equal(ipam.dataDir, DEFAULT_DATA_DIR);
     assert.deepEqual(ipam.routes.map((r) => r.dst), ["0.0.0.0/0"]);
@@ -142,19 +154,57 @@ function hostPaths(spec: Obj): Map<string, string> {
   return out;
 }
 
-Deno.test("deploy: ebpfcni.yaml is ServiceAccount + ConfigMap + DaemonSet in kube-system, no RBAC", () => {
+Deno.test("deploy: ebpfcni.yaml is a ServiceAccount with read-only RBAC, a ConfigMap and a DaemonSet", () => {
   const docs = manifests();
-  assert.deepEqual(docs.map((d) => d.kind).sort(), ["ConfigMap", "DaemonSet", "ServiceAccount"]);
+  assert.deepEqual(docs.map((d) => d.kind).sort(), [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "DaemonSet",
+    "ServiceAccount",
+  ]);
   for (const d of docs) {
     const meta = obj(d.metadata, "metadata");
-    assert.equal(meta.namespace, "kube-system", `${d.kind} in kube-system`);
+    const clusterScoped = d.kind === "ClusterRole" || d.kind === "ClusterRoleBinding";
+    assert.equal(meta.namespace, clusterScoped ? undefined : "kube-system", `${d.kind} namespace`);
     assert.ok(typeof d.apiVersion === "string" && d.apiVersion !== "", `${d.kind} apiVersion`);
   }
   const sa = byKind(docs, "ServiceAccount");
-  assert.equal(sa.automountServiceAccountToken, false);
   const spec = podSpec(docs);
   assert.equal(spec.serviceAccountName, obj(sa.metadata, "sa").name);
-  assert.equal(spec.automountServiceAccountToken, false);
+  assert.notEqual(spec.automountServiceAccountToken, false, "the agent needs its token");
+  // get/list/watch of pods, namespaces and networkpolicies: nothing more.
+  const role = byKind(docs, "ClusterRole");
+  const granted = list(role.rules, "rules").flatMap((r) =>
+    (r.apiGroups as string[]).flatMap((g) =>
+      (r.resources as string[]).flatMap((res) =>
+        (r.verbs as string[]).map((v) => `${g || "core"}/${res}:${v}`)
+      )
+    )
+  ).sort();
+  assert.deepEqual(
+    granted,
+    [
+      "core/namespaces:get",
+      "core/namespaces:list",
+      "core/namespaces:watch",
+      "core/pods:get",
+      "core/pods:list",
+      "core/pods:watch",
+      "networking.k8s.io/networkpolicies:get",
+      "networking.k8s.io/networkpolicies:list",
+      "networking.k8s.io/networkpolicies:watch",
+    ],
+  );
+  const binding = byKind(docs, "ClusterRoleBinding");
+  assert.deepEqual(binding.roleRef, {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "ClusterRole",
+    name: obj(role.metadata, "role").name,
+  });
+  assert.deepEqual(binding.subjects, [
+    { kind: "ServiceAccount", name: obj(sa.metadata, "sa").name, namespace: "kube-system" },
+  ]);
 });
 
 Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts the plugin's paths", () => {
@@ -176,7 +226,7 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   const paths = hostPaths(spec);
   assert.deepEqual(
     [...paths.values()].sort(),
-    ["/etc/cni/net.d", "/opt/cni/bin", "/sys/fs/bpf", "/var/lib/cni"],
+    ["/etc/cni/net.d", "/opt/cni/bin", "/run/ebpfcni", "/sys/fs/bpf", "/var/lib/cni"],
   );
   const { init, main } = containers(spec);
   for (const c of [...init, ...main]) assert.equal(c.image, IMAGE, `${c.name} image`);
@@ -233,21 +283,31 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
     obj(byKind(docs, "ConfigMap").metadata, "cm").name,
   );
 
-  // The main container: the CLI's place on the node, CAP_BPF + CAP_NET_ADMIN only, with the
-  // node's bpffs (pins made later must show up: HostToContainer) and /var/lib/cni.
+  // The main container: the node's agent (in-cluster, this node's name, the conflist's
+  // agentSocket), CAP_BPF + CAP_NET_ADMIN only, with the node's bpffs (pins made later must
+  // show up: HostToContainer), the plugin's records read-only, and the socket's directory.
   assert.equal(main.length, 1);
-  const cli = main[0]!;
-  assert.notEqual(cli.securityContext?.privileged, true);
-  assert.deepEqual(cli.securityContext?.capabilities?.drop, ["ALL"]);
-  assert.deepEqual([...(cli.securityContext?.capabilities?.add ?? [])].sort(), [
+  const agent = main[0]!;
+  assert.notEqual(agent.securityContext?.privileged, true);
+  assert.deepEqual(agent.securityContext?.capabilities?.drop, ["ALL"]);
+  assert.deepEqual([...(agent.securityContext?.capabilities?.add ?? [])].sort(), [
     "BPF",
     "NET_ADMIN",
   ]);
-  assert.equal(mounts(cli).get("/sys/fs/bpf")?.mountPropagation, "HostToContainer");
-  assert.equal(mounts(cli).get("/var/lib/cni")?.readOnly, true);
-  assert.ok(!mounts(cli).has("/opt/cni/bin") && !mounts(cli).has("/etc/cni/net.d"));
-  assert.match((cli.command ?? []).join(" "), /ebpfcni status --init/);
-  assert.deepEqual(cli.env, [{ name: "EBPFCNI_PIN_DIR", value: DEFAULT_PIN_DIR }]);
+  assert.equal(mounts(agent).get("/sys/fs/bpf")?.mountPropagation, "HostToContainer");
+  assert.equal(mounts(agent).get("/var/lib/cni")?.readOnly, true);
+  assert.ok(!mounts(agent).has("/opt/cni/bin") && !mounts(agent).has("/etc/cni/net.d"));
+  const command = (agent.command ?? []).join(" ");
+  assert.match(command, /^ebpfcni agent run --in-cluster --node=\$\(NODE_NAME\)/);
+  const conf = pluginConf(json("10-ebpfcni.conflist"), 0) as { agentSocket?: string };
+  assert.ok(command.includes(`--socket=${conf.agentSocket}`), "the socket the plugin asks");
+  const socketDir = conf.agentSocket!.replace(/\/[^/]+$/, "");
+  assert.equal(mounts(agent).get(socketDir)?.readOnly, undefined, "the socket's dir, writable");
+  const env = agent.env as unknown as { name: string; value?: string; valueFrom?: unknown }[];
+  assert.deepEqual(env.find((e) => e.name === "EBPFCNI_PIN_DIR")?.value, DEFAULT_PIN_DIR);
+  assert.deepEqual(env.find((e) => e.name === "NODE_NAME")?.valueFrom, {
+    fieldRef: { fieldPath: "spec.nodeName" },
+  });
 });
 
 Deno.test("deploy: the ConfigMap carries deploy/10-ebpfcni.conflist", () => {
