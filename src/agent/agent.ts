@@ -5,6 +5,7 @@
 // socket or parses a command line (server.ts, run.ts do).
 import {
   compile,
+  CompileCache,
   type Compiled,
   evaluate,
   type FlowEnd,
@@ -76,6 +77,7 @@ export class Agent {
   readonly #opts: AgentOptions;
   readonly #pods = new IdentityAllocator("pod");
   readonly #cidrs = new IdentityAllocator("cidr");
+  readonly #cache = new CompileCache();
   readonly #attachments = new Map<string, Attachment>();
   #compiled: Compiled | undefined;
   #hosts = new Set<number>();
@@ -153,18 +155,25 @@ export class Agent {
       pods: this.#pods,
       cidrs: this.#cidrs,
       isLocal: view.isLocal,
+      cache: this.#cache,
     });
     // Node addresses: added when seen; removed only by a resync's exact pass (a bridge
     // address the CNI plugin just added and registered must not be taken back by a
     // reconcile that read the addresses a moment before).
     const now = this.#opts.hostAddresses();
     const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
-    const r = this.#rec.apply({ compiled, hosts, attached: view.attached });
+    const ruleChanges = this.#cache.takeChanges();
+    const r = this.#rec.apply({ compiled, hosts, attached: view.attached, ruleChanges });
     if (opts.hosts === "exact") {
       // Anything that appeared while the pass ran goes back at once.
       const again = this.#opts.hostAddresses();
       if ([...again].some((ip) => !now.has(ip))) {
-        this.#rec.apply({ compiled, hosts: again, attached: view.attached });
+        this.#rec.apply({
+          compiled,
+          hosts: again,
+          attached: view.attached,
+          ruleChanges: new Set(),
+        });
       }
     }
     this.#hosts = hosts;
@@ -256,13 +265,13 @@ export class Agent {
     return identity;
   }
 
-  /** CNI DEL: forgets the attachment. DEL removed its entries already: the shadow is read
-   * again so that whatever the pod still needs (its entry, if the source still shows it
-   * elsewhere) is written back. */
+  /** CNI DEL: forgets the attachment. DEL removed its addresses' entries already: the shadow
+   * forgets them too, so whatever still needs them (the source showing the address for
+   * another pod) is written back. */
   del(req: DelRequest): void {
     const ak = attachmentKey(req);
     const had = this.#attachments.delete(ak);
-    this.#rec.refresh();
+    this.#rec.forgetAddresses(req.ips.map(parseIpv4));
     this.reconcile();
     if (had) {
       this.#opts.log.info("pod detached", {

@@ -28,6 +28,9 @@ export interface Desired {
   /** Addresses whose ipcache entries belong to a CNI attachment of this node: never removed
    * here (DEL does that), even when the source does not (yet) show their pod. */
   attached: ReadonlySet<number>;
+  /** The rule ids that changed since the last apply (CompileCache.takeChanges()): only they
+   * are compared, unless the shadow was read again since (then every rule is). */
+  ruleChanges?: ReadonlySet<string>;
 }
 
 interface Actual {
@@ -44,6 +47,14 @@ export interface ReconcileResult {
   failed: string[];
 }
 
+/** The entries of `m` whose keys are in `ids`. */
+function* pick<V>(m: ReadonlyMap<string, V>, ids: ReadonlySet<string>): Iterable<[string, V]> {
+  for (const id of ids) {
+    const v = m.get(id);
+    if (v !== undefined) yield [id, v];
+  }
+}
+
 export class Reconciler {
   readonly #ipcache: IpcacheMap;
   readonly #isolation: IsolationMap;
@@ -51,6 +62,8 @@ export class Reconciler {
   readonly #cidrs: CidrMap;
   readonly #hosts: HostMap;
   #actual: Actual;
+  /** The next apply compares every rule (after a read of the maps, or a failed write). */
+  #fullRules = true;
 
   constructor(dp: Datapath) {
     this.#ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
@@ -79,6 +92,12 @@ export class Reconciler {
   /** Forgets the shadow and reads the maps again. */
   refresh(): void {
     this.#actual = this.read();
+    this.#fullRules = true;
+  }
+
+  /** Addresses someone else removed from ipcache_map (CNI DEL): no longer in the shadow. */
+  forgetAddresses(ips: Iterable<number>): void {
+    for (const ip of ips) this.#actual.ipcache.delete(ip);
   }
 
   /** What the maps say each address's identity is (to seed identities after a restart). */
@@ -111,8 +130,12 @@ export class Reconciler {
     for (const ip of d.hosts) {
       if (!a.hosts.has(ip)) attempt("host_map", () => (this.#hosts.add(ip), a.hosts.add(ip)));
     }
+    // Which rules to compare: those that changed, or all.
+    const full = this.#fullRules || d.ruleChanges === undefined;
+    const ruleIds = full ? undefined : d.ruleChanges!;
+    const failedBefore = failed.length;
     // 1. New rules.
-    for (const [id, r] of c.rules) {
+    for (const [id, r] of ruleIds === undefined ? c.rules : pick(c.rules, ruleIds)) {
       if (!a.rules.has(id)) {
         attempt("rule_map", () => (this.#rules.add(r.key), a.rules.set(id, r.key)));
       }
@@ -158,9 +181,11 @@ export class Reconciler {
       }
     }
     // 8. Rules gone, then node addresses gone.
-    for (const [id, k] of [...a.rules]) {
+    for (const [id, k] of ruleIds === undefined ? [...a.rules] : [...pick(a.rules, ruleIds)]) {
       if (!c.rules.has(id)) attempt("rule_map", () => (this.#rules.delete(k), a.rules.delete(id)));
     }
+    // A refused write is retried by the next apply, which then compares everything.
+    this.#fullRules = failed.length > failedBefore;
     for (const ip of [...a.hosts]) {
       if (!d.hosts.has(ip)) attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)));
     }

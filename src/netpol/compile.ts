@@ -49,7 +49,8 @@ export interface Compiled {
   isolation: Map<number, number>;
   /** "addr/prefix" -> the prefix and its identity. */
   cidrs: Map<string, { cidr: Cidr; identity: number }>;
-  /** ruleKeyId(key) -> the key and where it comes from. */
+  /** ruleKeyId(key) -> the key and where it comes from. With a CompileCache, the cache's own
+   * map, updated in place by the next compile. */
   rules: Map<string, CompiledRule>;
 }
 
@@ -58,6 +59,88 @@ export interface CompileOptions {
   cidrs: IdentityAllocator;
   /** Is this pod on this node (its ipcache entry is local)? */
   isLocal: (pod: Pod) => boolean;
+  /** Keeps each policy's entries from one compile to the next: a policy object that did not
+   * change, compiled against the same identities (labels, namespaces, named ports, CIDRs),
+   * gives the same entries, so only what changed is compiled again (the agent). */
+  cache?: CompileCache;
+}
+
+interface PolicyEntries {
+  policy: Policy;
+  context: string;
+  isolation: [number, number][];
+  rules: Map<string, CompiledRule>;
+}
+
+/** Per-policy compiled entries (see CompileOptions.cache), and their union, kept up to date
+ * one policy at a time. */
+export class CompileCache {
+  readonly byPolicy = new Map<string, PolicyEntries>();
+  /** The union of every policy's rules (what compile() returns as `rules`). */
+  readonly merged = new Map<string, CompiledRule>();
+  /** The policies each merged rule comes from. */
+  readonly #owners = new Map<string, Set<string>>();
+  /** Rule ids added, removed or changed since the last takeChanges(). */
+  #changes = new Set<string>();
+  /** How many policies the last compile took from the cache, and compiled. */
+  reused = 0;
+  compiled = 0;
+
+  /** The rule ids that changed since the last call (for a reconciler's minimal diff). */
+  takeChanges(): Set<string> {
+    const out = this.#changes;
+    this.#changes = new Set();
+    return out;
+  }
+
+  #mergeOf(id: string, owners: Set<string>): CompiledRule | undefined {
+    let out: CompiledRule | undefined;
+    for (const o of [...owners].sort()) {
+      const r = this.byPolicy.get(o)?.rules.get(id);
+      if (r === undefined) continue;
+      // Entries are shared with byPolicy: merged into a new object, never changed.
+      out = out === undefined ? r : { key: r.key, sources: [...out.sources, ...r.sources] };
+    }
+    return out;
+  }
+
+  /** Policy `key`'s rules were `before` and are now those of byPolicy (or none). */
+  replace(key: string, before: Map<string, CompiledRule> | undefined): void {
+    const now = this.byPolicy.get(key)?.rules;
+    for (const id of before?.keys() ?? []) {
+      if (now?.has(id)) continue;
+      const owners = this.#owners.get(id);
+      owners?.delete(key);
+      const merged = owners && owners.size > 0 ? this.#mergeOf(id, owners) : undefined;
+      if (merged === undefined) {
+        this.merged.delete(id);
+        this.#owners.delete(id);
+      } else this.merged.set(id, merged);
+      this.#changes.add(id);
+    }
+    for (const [id, rule] of now ?? []) {
+      let owners = this.#owners.get(id);
+      if (owners === undefined) this.#owners.set(id, owners = new Set());
+      owners.add(key);
+      this.merged.set(id, owners.size === 1 ? rule : this.#mergeOf(id, owners)!);
+      this.#changes.add(id);
+    }
+  }
+}
+
+/** Everything a policy's entries depend on besides the policy itself. */
+function contextOf(c: Ctx): string {
+  const parts: string[] = [];
+  for (const g of c.groups.values()) {
+    parts.push(
+      `${g.identity}|${g.namespace}|${JSON.stringify(g.labels)}|${
+        JSON.stringify(g.pods.map((p) => p.namedPorts))
+      }`,
+    );
+  }
+  for (const ns of c.model.namespaces.values()) parts.push(`ns|${JSON.stringify(ns.labels)}`);
+  for (const [text, e] of c.cidrs) parts.push(`cidr|${text}|${e.identity}`);
+  return parts.join("\n");
 }
 
 /** A stable text form of a rule key (map keys, diffs). */
@@ -78,6 +161,18 @@ interface Group {
   pods: Pod[];
 }
 
+/** labelSetKey per labels object and namespace: pods keep their labels object from one
+ * model snapshot to the next, so the key is computed once per pod version. */
+const keyMemo = new WeakMap<Labels, Map<string, string>>();
+
+function podKey(pod: Pod): string {
+  let m = keyMemo.get(pod.labels);
+  if (m === undefined) keyMemo.set(pod.labels, m = new Map());
+  let k = m.get(pod.namespace);
+  if (k === undefined) m.set(pod.namespace, k = labelSetKey(pod.namespace, pod.labels));
+  return k;
+}
+
 /** Every (identity -> its pods) group, from the model's subject pods. */
 function groupsOf(model: Model, pods: IdentityAllocator): {
   groups: Map<number, Group>;
@@ -88,7 +183,7 @@ function groupsOf(model: Model, pods: IdentityAllocator): {
   const keys = new Map<string, Pod[]>();
   for (const pod of model.pods.values()) {
     if (pod.hostNetwork) continue;
-    const key = labelSetKey(pod.namespace, pod.labels);
+    const key = podKey(pod);
     const list = keys.get(key) ?? [];
     list.push(pod);
     keys.set(key, list);
@@ -209,6 +304,52 @@ export function compile(model: Model, opts: CompileOptions): Compiled {
   }
 
   const isolation = new Map<number, number>();
+  const cache = opts.cache;
+  const context = cache === undefined ? "" : contextOf(c);
+  const rules = cache?.merged ?? new Map<string, CompiledRule>();
+  const seen = new Set<string>();
+  if (cache) cache.reused = cache.compiled = 0;
+  for (const [policyKey, policy] of [...model.policies].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    seen.add(policyKey);
+    let entries = cache?.byPolicy.get(policyKey);
+    if (
+      cache === undefined || entries === undefined || entries.policy !== policy ||
+      entries.context !== context
+    ) {
+      const before = entries?.rules;
+      entries = compilePolicy(c, policyKey, policy, context);
+      if (cache) {
+        cache.byPolicy.set(policyKey, entries);
+        cache.replace(policyKey, before);
+        cache.compiled++;
+      } else {
+        for (const [id, rule] of entries.rules) {
+          const have = rules.get(id);
+          rules.set(
+            id,
+            have === undefined
+              ? rule
+              : { key: rule.key, sources: [...have.sources, ...rule.sources] },
+          );
+        }
+      }
+    } else cache.reused++;
+    for (const [id, bits] of entries.isolation) isolation.set(id, (isolation.get(id) ?? 0) | bits);
+  }
+  if (cache) {
+    for (const [k, e] of [...cache.byPolicy]) {
+      if (seen.has(k)) continue;
+      cache.byPolicy.delete(k);
+      cache.replace(k, e.rules);
+    }
+  }
+  return { identities, ipcache, isolation, cidrs, rules };
+}
+
+/** One policy's isolation and rule entries. */
+function compilePolicy(c: Ctx, policyKey: string, policy: Policy, context: string): PolicyEntries {
+  const groups = c.groups;
+  const isolation = new Map<number, number>();
   const rules = new Map<string, CompiledRule>();
   const emit = (key: RuleKey, source: RuleSource) => {
     const id = ruleKeyId(key);
@@ -225,62 +366,60 @@ export function compile(model: Model, opts: CompileOptions): Compiled {
       rules.set(id, { key, sources: [source] });
     }
   };
-
-  for (const [policyKey, policy] of [...model.policies].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const subjects = [...groups.values()].filter((g) =>
-      g.namespace === policy.namespace && matches(policy.podSelector, g.labels)
-    );
-    if (subjects.length === 0) continue;
-    for (const direction of ["ingress", "egress"] as const) {
-      const isolates = direction === "ingress" ? policy.ingressIsolation : policy.egressIsolation;
-      if (!isolates) continue;
-      const bit = direction === "ingress" ? ISOLATE_INGRESS : ISOLATE_EGRESS;
-      const dir = direction === "ingress" ? DIR_INGRESS : DIR_EGRESS;
-      for (const s of subjects) isolation.set(s.identity, (isolation.get(s.identity) ?? 0) | bit);
-      const list = direction === "ingress" ? policy.ingress : policy.egress;
-      list.forEach((rule, index) => {
-        const source = { policy: policyKey, direction, rule: index };
-        const peers = rule.peers.length === 0
-          ? [IDENTITY_ANY]
-          : [...new Set(rule.peers.flatMap((p) => peerIdentities(c, policy, p)))];
-        for (const subject of subjects) {
-          const add = (peer: number, l4: L4) => {
-            for (const key of ruleKeys({ subject: subject.identity, dir, peer, ...l4 })) {
-              emit(key, source);
-            }
-          };
-          if (rule.ports.length === 0) {
-            for (const peer of peers) add(peer, {});
+  const done = () => ({ policy, context, isolation: [...isolation], rules });
+  const subjects = [...groups.values()].filter((g) =>
+    g.namespace === policy.namespace && matches(policy.podSelector, g.labels)
+  );
+  if (subjects.length === 0) return done();
+  for (const direction of ["ingress", "egress"] as const) {
+    const isolates = direction === "ingress" ? policy.ingressIsolation : policy.egressIsolation;
+    if (!isolates) continue;
+    const bit = direction === "ingress" ? ISOLATE_INGRESS : ISOLATE_EGRESS;
+    const dir = direction === "ingress" ? DIR_INGRESS : DIR_EGRESS;
+    for (const s of subjects) isolation.set(s.identity, (isolation.get(s.identity) ?? 0) | bit);
+    const list = direction === "ingress" ? policy.ingress : policy.egress;
+    list.forEach((rule, index) => {
+      const source = { policy: policyKey, direction, rule: index };
+      const peers = rule.peers.length === 0
+        ? [IDENTITY_ANY]
+        : [...new Set(rule.peers.flatMap((p) => peerIdentities(c, policy, p)))];
+      for (const subject of subjects) {
+        const add = (peer: number, l4: L4) => {
+          for (const key of ruleKeys({ subject: subject.identity, dir, peer, ...l4 })) {
+            emit(key, source);
+          }
+        };
+        if (rule.ports.length === 0) {
+          for (const peer of peers) add(peer, {});
+          continue;
+        }
+        for (const spec of rule.ports) {
+          const numeric = numericL4(spec);
+          if (numeric) {
+            for (const peer of peers) add(peer, numeric);
             continue;
           }
-          for (const spec of rule.ports) {
-            const numeric = numericL4(spec);
-            if (numeric) {
-              for (const peer of peers) add(peer, numeric);
-              continue;
+          // A named port is the destination's: for ingress the subject's pods, for egress
+          // each peer identity's pods (a peer without pods, an ipBlock, has none).
+          const name = spec.port as string;
+          const proto = PROTO_NUMBER[spec.protocol];
+          if (direction === "ingress") {
+            for (const port of namedPort(subject, name, spec.protocol)) {
+              for (const peer of peers) add(peer, { proto, ports: { from: port, to: port } });
             }
-            // A named port is the destination's: for ingress the subject's pods, for egress
-            // each peer identity's pods (a peer without pods, an ipBlock, has none).
-            const name = spec.port as string;
-            const proto = PROTO_NUMBER[spec.protocol];
-            if (direction === "ingress") {
-              for (const port of namedPort(subject, name, spec.protocol)) {
-                for (const peer of peers) add(peer, { proto, ports: { from: port, to: port } });
-              }
-            } else {
-              const targets = peers[0] === IDENTITY_ANY ? [...groups.keys()] : peers;
-              for (const peer of targets) {
-                const g = groups.get(peer);
-                if (!g) continue;
-                for (const port of namedPort(g, name, spec.protocol)) {
-                  add(peer, { proto, ports: { from: port, to: port } });
-                }
+          } else {
+            const targets = peers[0] === IDENTITY_ANY ? [...groups.keys()] : peers;
+            for (const peer of targets) {
+              const g = groups.get(peer);
+              if (!g) continue;
+              for (const port of namedPort(g, name, spec.protocol)) {
+                add(peer, { proto, ports: { from: port, to: port } });
               }
             }
           }
         }
-      });
-    }
+      }
+    });
   }
-  return { identities, ipcache, isolation, cidrs, rules };
+  return done();
 }

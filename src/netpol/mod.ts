@@ -28,6 +28,7 @@ export { isEmptySelector, matches } from "./selector.ts";
 export { evaluate, inBlock, portMatches } from "./evaluate.ts";
 export {
   compile,
+  CompileCache,
   type Compiled,
   type CompiledRule,
   ruleKeyId,

@@ -1,0 +1,418 @@
+// The policy agent at cluster scale (issue "Policy agent", benchmarks): a manifest directory of
+// 1,000 pods in 50 namespaces with 200 NetworkPolicies (pod and namespace selectors, ports,
+// port ranges, named ports, ipBlocks with excepts, egress), served by `ebpfcni agent run`.
+// Measures, in one run:
+//   - start-up: from the process start to `agent status --wait-synced` (all entries written);
+//   - change -> enforced: a policy file rewritten with a new port, to the new rule_map entry
+//     being there (the bench polls the map itself, ~µs per lookup), and back; the original
+//     agent polled every 5 s (its reference figure);
+//   - the agent's RSS (VmRSS and its peak VmHWM) at that size;
+//   - CNI ADD and DEL latency in kubernetes mode (asking this agent, with this model) beside
+//     identity mode, alternating call by call, on one bridge each.
+// Run: deno run -A bench/agent.ts [--rounds=N] [--pods=N] [--adds=N] [--out=FILE]
+// [--save-manifests=FILE] (as root, after
+// scripts/build.sh). Prints a table on stdout, writes bench/results-agent.json.
+import {
+  BINARY,
+  cleanupAll,
+  installSignalCleanup,
+  log,
+  median,
+  onCleanup,
+  p90,
+  pinDir,
+  ROOT,
+  run,
+  tempDir,
+} from "./lib.ts";
+import { openPinnedMaps } from "../src/datapath/loader.ts";
+import { RuleMap } from "../src/datapath/maps.ts";
+import { DIR_INGRESS, RULE_MAP } from "../src/datapath/layout.ts";
+import { IPPROTO, ruleKeys } from "../src/datapath/rules.ts";
+import { IdentityAllocator, labelSetKey } from "../src/netpol/identity.ts";
+import { IDENTITY_ANY } from "../src/datapath/layout.ts";
+
+const arg = (name: string, dflt: number) => {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  return a ? Number(a.split("=")[1]) : dflt;
+};
+const ROUNDS = arg("rounds", 30);
+const NAMESPACES = 50;
+const PODS = arg("pods", 1000);
+const POLICIES_PER_NS = 4;
+const ADDS = arg("adds", 20);
+const OUT = Deno.args.find((x) => x.startsWith("--out="))?.split("=")[1] ??
+  `${ROOT}/bench/results-agent.json`;
+
+type Obj = Record<string, unknown>;
+
+function ns(i: number): Obj {
+  return {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: `ns-${i}`, labels: { team: `t${i % 5}` } },
+  };
+}
+
+function pod(i: number, j: number, node: string, ip?: string, extra: Obj = {}): Obj {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `p-${j}`,
+      namespace: `ns-${i}`,
+      labels: { app: `a${j % 5}`, role: `r${j % 2}`, ...extra },
+    },
+    spec: {
+      nodeName: node,
+      containers: [{
+        name: "c",
+        image: "i",
+        ports: [{ name: "http", containerPort: 80 + (j % 3) }, {
+          name: "dns",
+          containerPort: 53,
+          protocol: "UDP",
+        }],
+      }],
+    },
+    status: ip === undefined
+      ? { phase: "Pending" }
+      : { phase: "Running", podIP: ip, podIPs: [{ ip }] },
+  };
+}
+
+function policy(i: number, k: number): Obj {
+  const meta = { name: `pol-${k}`, namespace: `ns-${i}` };
+  const base = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: meta };
+  switch (k) {
+    case 0:
+      return {
+        ...base,
+        spec: {
+          podSelector: { matchLabels: { app: "a0" } },
+          ingress: [{
+            from: [{ podSelector: { matchLabels: { role: "r1" } } }],
+            ports: [{ port: 80 }],
+          }],
+        },
+      };
+    case 1:
+      return {
+        ...base,
+        spec: {
+          podSelector: { matchLabels: { app: "a1" } },
+          ingress: [{
+            from: [{ namespaceSelector: { matchLabels: { team: `t${i % 5}` } } }],
+            ports: [{ port: 8080, endPort: 8090 }],
+          }],
+        },
+      };
+    case 2:
+      return {
+        ...base,
+        spec: {
+          podSelector: {},
+          policyTypes: ["Egress"],
+          egress: [
+            { to: [{ ipBlock: { cidr: "10.64.0.0/16", except: [`10.64.${i}.0/24`] } }] },
+            {
+              to: [{
+                namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ns-0" } },
+              }],
+              ports: [{ port: "dns", protocol: "UDP" }],
+            },
+          ],
+        },
+      };
+    default:
+      return {
+        ...base,
+        spec: {
+          podSelector: { matchExpressions: [{ key: "role", operator: "In", values: ["r0"] }] },
+          ingress: [{
+            from: [{
+              podSelector: { matchLabels: { app: "a2" } },
+              namespaceSelector: { matchLabels: { team: "t1" } },
+            }],
+            ports: [{ port: "http" }],
+          }],
+        },
+      };
+  }
+}
+
+/** The policy whose changes are timed: ingress to the target pod on one port, from anyone. */
+function target(port: number): Obj {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "bench-target", namespace: "ns-0" },
+    spec: {
+      podSelector: { matchLabels: { app: "bench-target" } },
+      ingress: [{ ports: [{ port }] }],
+    },
+  };
+}
+
+function writeJson(path: string, o: unknown): void {
+  const tmp = `${path.replace(/[^/]+$/, "")}.tmp-${crypto.randomUUID()}`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(o));
+  Deno.renameSync(tmp, path);
+}
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const get = (k: string) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? NaN);
+  return { rss: get("VmRSS"), hwm: get("VmHWM") };
+}
+
+async function cliStatus(socket: string, wait?: number): Promise<Obj> {
+  const extra = wait === undefined ? [] : ["--wait-synced", String(wait)];
+  const r = await run(BINARY, ["agent", "status", "--json", "--socket", socket, ...extra]);
+  if (r.code !== 0) throw new Error(`agent status: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+async function main(): Promise<void> {
+  installSignalCleanup();
+  const dir = tempDir("agent");
+  const manifests = `${dir}/manifests`;
+  Deno.mkdirSync(manifests);
+  const pins = pinDir("agent");
+  const socket = `${dir}/agent.sock`;
+  const node = "bench-node";
+  // The cluster: remote pods (status IPs), plus the target pod and the pods ADD will attach.
+  const perNs = Math.ceil(PODS / NAMESPACES);
+  const objects: Obj[] = [];
+  for (let i = 0; i < NAMESPACES; i++) {
+    objects.push(ns(i));
+    for (let j = 0; j < perNs; j++) {
+      objects.push(pod(i, j, "other-node", `10.64.${i}.${10 + j}`));
+    }
+    for (let k = 0; k < POLICIES_PER_NS; k++) objects.push(policy(i, k));
+  }
+  objects.push(pod(0, 999, "other-node", "10.64.200.1", { app: "bench-target" }));
+  for (let n = 0; n < ADDS; n++) {
+    objects.push({
+      ...pod(1, 500 + n, node),
+      metadata: { name: `add-${n}`, namespace: "ns-1", labels: { app: "a0", role: "r1" } },
+    });
+  }
+  writeJson(`${manifests}/cluster.json`, { apiVersion: "v1", kind: "List", items: objects });
+  writeJson(`${manifests}/target.json`, target(1000));
+  const keep = Deno.args.find((x) => x.startsWith("--save-manifests="))?.split("=")[1];
+  if (keep !== undefined) Deno.copyFileSync(`${manifests}/cluster.json`, keep);
+  log(`agent bench: ${objects.length} objects, ${NAMESPACES * POLICIES_PER_NS} policies`);
+
+  const t0 = performance.now();
+  const child = new Deno.Command(BINARY, {
+    args: [
+      "agent",
+      "run",
+      "--manifests",
+      manifests,
+      "--node",
+      node,
+      "--pin-dir",
+      pins,
+      "--state-dir",
+      `${dir}/state`,
+      "--socket",
+      socket,
+      "--log-level",
+      "warn",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  onCleanup("stop the agent", async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await child.status;
+  });
+  for (;;) {
+    try {
+      (await Deno.connect({ transport: "unix", path: socket })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const synced = await cliStatus(socket, 60);
+  const startupMs = performance.now() - t0;
+  const entries = synced.entries as Record<string, number>;
+  log(`synced in ${startupMs.toFixed(0)} ms: ${JSON.stringify(entries)}`);
+
+  // The target's rule key: its identity is the label hash (no collision at this size).
+  const subject = new IdentityAllocator("pod").assign(
+    labelSetKey("ns-0", { app: "bench-target", role: "r1" }),
+  );
+  const keyFor = (port: number) =>
+    ruleKeys({
+      subject,
+      dir: DIR_INGRESS,
+      peer: IDENTITY_ANY,
+      proto: IPPROTO.tcp,
+      ports: { from: port, to: port },
+    })[0]!;
+  using dp = openPinnedMaps(pins)!;
+  const rules = new RuleMap(dp.fd(RULE_MAP));
+  if (!rules.has(keyFor(1000))) throw new Error("the target policy's rule is not in rule_map");
+  const waitFor = async (port: number, present: boolean) => {
+    const k = keyFor(port);
+    const start = performance.now();
+    while (rules.has(k) !== present) {
+      if (performance.now() - start > 10_000) throw new Error(`rule for ${port} never ${present}`);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  };
+  const changeMs: number[] = [];
+  const writesMs: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const port = 2000 + r;
+    const start = performance.now();
+    writeJson(`${manifests}/target.json`, target(port));
+    await waitFor(port, true);
+    changeMs.push(performance.now() - start);
+    await waitFor(port - 1 === 1999 ? 1000 : port - 1, false);
+    writesMs.push(((await cliStatus(socket)).lastReconcile as { ms: number }).ms);
+  }
+  const mem = rssKiB(child.pid);
+
+  // ADD latency: kubernetes mode (this agent, this model) beside identity mode.
+  const add = await addLatency(dir, pins, socket);
+
+  const results = {
+    pods: objects.filter((o) => o.kind === "Pod").length,
+    namespaces: NAMESPACES,
+    policies: NAMESPACES * POLICIES_PER_NS + 1,
+    entries,
+    startupMs,
+    changeToEnforcedMs: {
+      median: median(changeMs),
+      p90: p90(changeMs),
+      max: Math.max(...changeMs),
+      samples: changeMs,
+    },
+    reconcileMs: { median: median(writesMs), p90: p90(writesMs) },
+    agentRssMiB: mem.rss / 1024,
+    agentPeakRssMiB: mem.hwm / 1024,
+    add,
+  };
+  Deno.writeTextFileSync(OUT, JSON.stringify(results, null, 2) + "\n");
+  const f = (x: number) => x.toFixed(1);
+  console.log(`| figure | measured | reference | ratio |
+| --- | --- | --- | --- |
+| change -> enforced (median / p90 / max) | ${f(median(changeMs))} / ${f(p90(changeMs))} / ${
+    f(Math.max(...changeMs))
+  } ms | target 100 ms; original 5,000 ms poll | ${(median(changeMs) / 100).toFixed(2)}x target |
+| of which the compile + write (median) | ${f(median(writesMs))} ms | | |
+| start-up to synced (${results.pods} pods, ${results.policies} policies) | ${f(startupMs)} ms | | |
+| agent RSS / peak | ${f(results.agentRssMiB)} / ${f(results.agentPeakRssMiB)} MiB | | |
+| ADD kubernetes mode (median) | ${f(add.k8s.addMedian)} ms | identity mode ${
+    f(add.identity.addMedian)
+  } ms | ${(add.k8s.addMedian / add.identity.addMedian).toFixed(2)}x |
+| DEL kubernetes mode (median) | ${f(add.k8s.delMedian)} ms | identity mode ${
+    f(add.identity.delMedian)
+  } ms | ${(add.k8s.delMedian / add.identity.delMedian).toFixed(2)}x |
+entries: ${JSON.stringify(entries)}`);
+}
+
+interface AddFigures {
+  addMedian: number;
+  delMedian: number;
+  add: number[];
+  del: number[];
+}
+
+async function addLatency(dir: string, k8sPins: string, socket: string) {
+  const octet = 10 + Math.floor(Math.random() * 200);
+  const nets = {
+    k8s: {
+      name: "bench-k8s",
+      bridge: `bk${crypto.randomUUID().slice(0, 6)}`,
+      pinDir: k8sPins,
+      stateDir: `${dir}/state`,
+      extra: { policyMode: "kubernetes", serviceCIDRs: ["10.96.0.0/12"], agentSocket: socket },
+      subnet: `10.251.${octet}.0/24`,
+    },
+    identity: {
+      name: "bench-id",
+      bridge: `bi${crypto.randomUUID().slice(0, 6)}`,
+      pinDir: pinDir("agent-id"),
+      stateDir: `${dir}/state-id`,
+      extra: {},
+      subnet: `10.252.${octet}.0/24`,
+    },
+  };
+  for (const n of Object.values(nets)) {
+    onCleanup(`delete ${n.bridge}`, () => run("ip", ["link", "del", n.bridge]).then(() => {}));
+  }
+  const config = (n: typeof nets.k8s) =>
+    JSON.stringify({
+      cniVersion: "1.1.0",
+      name: n.name,
+      type: "ebpfcni",
+      bridge: n.bridge,
+      pinDir: n.pinDir,
+      stateDir: n.stateDir,
+      ...n.extra,
+      ipam: { type: "host-local", subnet: n.subnet, dataDir: `${dir}/ipam` },
+    });
+  const call = async (
+    n: typeof nets.k8s,
+    cmd: string,
+    id: string,
+    netnsPath: string,
+    podName: string,
+  ) => {
+    const start = performance.now();
+    const r = await run(BINARY, [], {
+      env: {
+        CNI_COMMAND: cmd,
+        CNI_CONTAINERID: id,
+        CNI_NETNS: netnsPath,
+        CNI_IFNAME: "eth0",
+        CNI_PATH: "/usr/lib/cni",
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=ns-1;K8S_POD_NAME=${podName}`,
+      },
+      stdin: config(n),
+    });
+    const ms = performance.now() - start;
+    if (r.code !== 0) throw new Error(`${cmd} ${n.name}: ${r.stdout} ${r.stderr}`);
+    return ms;
+  };
+  const out: Record<"k8s" | "identity", AddFigures> = {
+    k8s: { addMedian: 0, delMedian: 0, add: [], del: [] },
+    identity: { addMedian: 0, delMedian: 0, add: [], del: [] },
+  };
+  for (let i = 0; i < ADDS; i++) {
+    for (
+      const mode
+        of (i % 2 === 0 ? ["k8s", "identity"] : ["identity", "k8s"]) as ("k8s" | "identity")[]
+    ) {
+      const name = `ebpfcni-bench-agent-${mode}-${i}`;
+      await run("ip", ["netns", "add", name]);
+      onCleanup(`netns ${name}`, () => run("ip", ["netns", "del", name]).then(() => {}));
+      const path = `/var/run/netns/${name}`;
+      const id = `bench${mode}${i}`;
+      out[mode].add.push(await call(nets[mode], "ADD", id, path, `add-${i}`));
+      out[mode].del.push(await call(nets[mode], "DEL", id, path, `add-${i}`));
+    }
+  }
+  for (const m of ["k8s", "identity"] as const) {
+    out[m].addMedian = median(out[m].add);
+    out[m].delMedian = median(out[m].del);
+  }
+  return out;
+}
+
+try {
+  await main();
+} finally {
+  await cleanupAll();
+}
