@@ -329,9 +329,18 @@ interface AddFigures {
   del: number[];
 }
 
+interface BenchNetConf {
+  name: string;
+  bridge: string;
+  pinDir: string;
+  stateDir: string;
+  extra: Record<string, unknown>;
+  subnet: string;
+}
+
 async function addLatency(dir: string, k8sPins: string, socket: string) {
   const octet = 10 + Math.floor(Math.random() * 200);
-  const nets = {
+  const nets: Record<"k8s" | "identity", BenchNetConf> = {
     k8s: {
       name: "bench-k8s",
       bridge: `bk${crypto.randomUUID().slice(0, 6)}`,
@@ -352,7 +361,7 @@ async function addLatency(dir: string, k8sPins: string, socket: string) {
   for (const n of Object.values(nets)) {
     onCleanup(`delete ${n.bridge}`, () => run("ip", ["link", "del", n.bridge]).then(() => {}));
   }
-  const config = (n: typeof nets.k8s) =>
+  const config = (n: BenchNetConf) =>
     JSON.stringify({
       cniVersion: "1.1.0",
       name: n.name,
