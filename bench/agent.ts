@@ -373,7 +373,7 @@ async function addLatency(dir: string, k8sPins: string, socket: string) {
       ipam: { type: "host-local", subnet: n.subnet, dataDir: `${dir}/ipam` },
     });
   const call = async (
-    n: typeof nets.k8s,
+    n: BenchNetConf,
     cmd: string,
     id: string,
     netnsPath: string,
