@@ -29,6 +29,11 @@ export const O_CLOEXEC = 0o2000000;
 export const O_DIRECTORY = 0o200000;
 export const CLONE_NEWNET = 0x40000000;
 export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const O_RDWR = 2;
+export const O_CREAT = 0o100;
+export const O_NOFOLLOW = 0o400000;
+const EWOULDBLOCK = 11;
 
 /** errno of the last failed libc call on this thread. */
 export function errno(): number {
@@ -41,8 +46,8 @@ function check(op: string, rc: number): number {
   return rc;
 }
 
-export function openFd(path: string, flags = O_RDONLY | O_CLOEXEC): number {
-  return check(`open "${path}"`, libc().symbols.open(toCString(path), flags, 0));
+export function openFd(path: string, flags = O_RDONLY | O_CLOEXEC, mode = 0): number {
+  return check(`open "${path}"`, libc().symbols.open(toCString(path), flags, mode));
 }
 
 export function closeFd(fd: number): void {
@@ -83,6 +88,14 @@ export function ifNameToIndex(name: string): number {
 
 export function flock(fd: number, op: number): void {
   check("flock", libc().symbols.flock(fd, op));
+}
+
+/** flock(op | LOCK_NB): false when someone else holds it. */
+export function tryFlock(fd: number, op: number): boolean {
+  if (libc().symbols.flock(fd, op | LOCK_NB) === 0) return true;
+  const e = errno();
+  if (e === EWOULDBLOCK) return false;
+  throw new SysError("flock", e);
 }
 
 /** Waits up to `timeoutMs` for `epfd` to report an event (off the main thread): true when it

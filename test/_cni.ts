@@ -268,7 +268,20 @@ export class TestNetwork {
   /** Per-attachment state files the plugin keeps for this network (names only). */
   stateFiles(): string[] {
     try {
-      return [...Deno.readDirSync(`${this.stateDir}/${this.name}`)].map((e) => e.name).sort();
+      // Lock files (<id>_<ifname>.lock) live beside the records as long as the attachment.
+      return [...Deno.readDirSync(`${this.stateDir}/${this.name}`)].map((e) => e.name)
+        .filter((n) => !n.endsWith(".lock")).sort();
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
+  }
+
+  /** The attachments' lock files in the state directory. */
+  lockFiles(): string[] {
+    try {
+      return [...Deno.readDirSync(`${this.stateDir}/${this.name}`)].map((e) => e.name)
+        .filter((n) => n.endsWith(".lock")).sort();
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return [];
       throw err;

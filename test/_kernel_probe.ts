@@ -7,14 +7,12 @@
 // Run as root with bpffs on /sys/fs/bpf: `deno run --allow-all test/_kernel_probe.ts`.
 // Prints one JSON line; exits non-zero only when it cannot run at all.
 import { BpfError } from "../ffi/errors.ts";
-import { progInfo, progTestRun, setLibbpfLog } from "../ffi/libbpf.ts";
+import { progInfo, progTestRun } from "../ffi/bpf.ts";
 import * as gen from "../src/datapath/bpf_object.gen.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { EndpointMap, PolicyMap } from "../src/datapath/maps.ts";
 import { programTags, readElfSections } from "../scripts/elf.ts";
 import { arpFrame, ETH_P_IP, ethFrame, exists, ip4, ipv4Frame, randomHex } from "./_kernel.ts";
-
-setLibbpfLog(() => {});
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;

@@ -43,7 +43,7 @@ export async function endpointIps(net: TestNetwork): Promise<Map<string, number>
 
 /** Names of the per-attachment state files the plugin keeps for the network. */
 export function stateFiles(net: TestNetwork): string[] {
-  return listDir(`${net.stateDir}/${net.name}`);
+  return net.stateFiles();
 }
 
 /** Entry names of a directory, sorted; [] when it does not exist. */

@@ -6,7 +6,8 @@ import { parseEnv } from "./env.ts";
 import { parseNetConf } from "./config.ts";
 import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./version.ts";
 import { formatError, formatResult } from "./result.ts";
-import { makeCtx } from "./context.ts";
+import { type Ctx, makeCtx } from "./context.ts";
+import { AttachmentLock } from "./lock.ts";
 import { log } from "../log.ts";
 
 export interface CniIo {
@@ -23,6 +24,23 @@ function versionHint(stdin: Uint8Array | undefined): string {
   } catch {
     return CURRENT_VERSION;
   }
+}
+
+/** The attachment's lock (lock.ts), released when the command is done; its file goes with
+ * the attachment (no record left: a DEL, or an ADD that failed and rolled back). */
+async function lockAttachment(ctx: Ctx): Promise<Disposable> {
+  ctx.state.ensureDir();
+  const { containerId, ifname } = ctx.env;
+  const lock = await AttachmentLock.acquire(ctx.state.dir, containerId, ifname);
+  return {
+    [Symbol.dispose]() {
+      try {
+        if (ctx.state.modifiedAt(containerId, ifname) === undefined) lock.discard();
+      } finally {
+        lock[Symbol.dispose]();
+      }
+    },
+  };
 }
 
 export async function runCni(io: CniIo): Promise<number> {
@@ -44,17 +62,20 @@ export async function runCni(io: CniIo): Promise<number> {
     switch (env.command) {
       case "ADD": {
         const { cmdAdd } = await import("./add.ts");
+        using _lock = await lockAttachment(ctx);
         const result = await cmdAdd(ctx);
         io.stdout(JSON.stringify(formatResult(result, conf.cniVersion)) + "\n");
         return 0;
       }
       case "DEL": {
         const { cmdDel } = await import("./del.ts");
+        using _lock = await lockAttachment(ctx);
         await cmdDel(ctx);
         return 0;
       }
       case "CHECK": {
         const { cmdCheck } = await import("./check.ts");
+        using _lock = await lockAttachment(ctx);
         await cmdCheck(ctx);
         return 0;
       }

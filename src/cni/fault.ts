@@ -1,5 +1,7 @@
 // Fault injection for the robustness tests: EBPFCNI_FAULT="fail:<point>" makes ADD fail at
-// that point; "hang:<point>" makes it stop there (for kill -9). Unset in production.
+// that point; "hang:<point>" makes it stop there (for kill -9); "sleep:<point>" makes it
+// pause there for EBPFCNI_FAULT_SLEEP_MS (default 200), so that a concurrent call surely
+// overlaps it. Unset in production.
 
 import { log } from "../log.ts";
 
@@ -25,6 +27,11 @@ export async function faultPoint(env: Record<string, string>, point: FaultPoint)
   const [mode, at] = spec.split(":");
   if (at !== point) return;
   if (mode === "fail") throw new InjectedFault(`Injected failure at ${point}`);
+  if (mode === "sleep") {
+    const ms = Number(env.EBPFCNI_FAULT_SLEEP_MS ?? "200");
+    await new Promise((r) => setTimeout(r, Number.isFinite(ms) ? ms : 200));
+    return;
+  }
   if (mode === "hang") {
     const marker = env.EBPFCNI_FAULT_MARKER;
     if (marker) Deno.writeTextFileSync(marker, point);

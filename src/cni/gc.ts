@@ -12,6 +12,7 @@ import { openDatapath } from "./datapath.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
+import { AttachmentLock } from "./lock.ts";
 
 interface Valid {
   containerId: string;
@@ -40,13 +41,33 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
   const key = (a: Valid) => `${a.containerId}\n${a.ifname}`;
   const keep = new Set(valid.map(key));
   const errors: string[] = [];
+  // The runtime made its list before it started this process: an attachment added since
+  // (its record written after the process started), or being added or removed now (its lock
+  // held), is not ours to judge.
+  const started = Math.floor(performance.timeOrigin);
+  const busy = (containerId: string, ifname: string): boolean => {
+    const at = ctx.state.modifiedAt(containerId, ifname);
+    if (at === undefined) return false;
+    if (at >= started - 1) return true; // mtime granularity: err on the side of keeping
+    const lock = AttachmentLock.tryAcquire(ctx.state.dir, containerId, ifname);
+    if (lock === undefined) return true;
+    lock[Symbol.dispose]();
+    return false;
+  };
   {
     using host = new NetlinkSocket();
     const links = new Links(host);
     for (const s of ctx.state.list()) {
       if (keep.has(key(s))) continue;
+      using lock = AttachmentLock.tryAcquire(ctx.state.dir, s.containerId, s.ifname);
+      const at = ctx.state.modifiedAt(s.containerId, s.ifname);
+      if (lock === undefined || at === undefined || at >= started - 1) {
+        log.info(`gc: ${s.containerId}/${s.ifname} is being added or removed: left alone`);
+        continue;
+      }
       try {
         await teardown(ctx, teardownOf(s), links);
+        lock.discard();
       } catch (err) {
         errors.push(`${s.containerId}/${s.ifname}: ${causeChain(err)}`);
       }
@@ -64,6 +85,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
       const ip = tryParseIpv4(text);
       if (ip !== undefined) { for (const s of stores) s.delete(ip); }
     },
+    busy,
   );
   if (released.length) log.info(`gc released ${released.join(", ")}`);
   if (errors.length) {

@@ -128,6 +128,27 @@ export class StateStore {
     this.#checked = true;
   }
 
+  /** Creates the store's directory (private) if it is missing; refuses an unsafe one. */
+  ensureDir(): void {
+    this.#checkDirs();
+    try {
+      Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new CniError(ErrCode.IoFailure, `Cannot create "${this.dir}"`, String(err), {
+        cause: err,
+      });
+    }
+  }
+
+  /** When the record of an attachment was last written (ms since the epoch), if there is one. */
+  modifiedAt(containerId: string, ifname: string): number | undefined {
+    try {
+      return Deno.statSync(this.#path(containerId, ifname)).mtime?.getTime();
+    } catch {
+      return undefined;
+    }
+  }
+
   write(s: AttachmentState): void {
     this.#checkDirs();
     try {

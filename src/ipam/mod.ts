@@ -324,6 +324,9 @@ export async function ipamGc(
   /** Called for each released IP while the store is still locked, so what the caller undoes
    * for it cannot race an ADD that leases the IP next. */
   onReleased: (ip: string) => void = () => {},
+  /** An attachment being added or removed right now (or since the list was made): its
+   * lease stays. */
+  busy: (containerId: string, ifname: string) => boolean = () => false,
 ): Promise<string[]> {
   if (!conf.builtIn) {
     const d = needDelegation("GC", conf.type, delegation);
@@ -341,7 +344,8 @@ export async function ipamGc(
       const keep = l.ifname === undefined
         ? validIds.has(l.containerId)
         : valid.has(`${l.containerId}\n${l.ifname}`);
-      if (!keep && await store.releaseByIp(l.ip)) {
+      if (keep || (l.ifname !== undefined && busy(l.containerId, l.ifname))) continue;
+      if (await store.releaseByIp(l.ip)) {
         released.push(l.ip);
         onReleased(l.ip);
       }
