@@ -21,7 +21,9 @@ mkdir -p "$(dirname "$OUT")"
 compile_log=$(mktemp)
 # Everything is built beside the target and renamed into place, so a test or runtime using
 # dist/ebpfcni meanwhile never finds it missing or half-written.
+# The agent's sources are imported by computed URL (src/agent/load_source.ts): included by name.
 if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output "$OUT.new" \
+  --include src/agent/source_kube.ts --include src/agent/source_manifests.ts \
   src/main.ts >"$compile_log" 2>&1; then
   mv -f "$OUT.new" "$OUT"
   echo "build: compiled $OUT with deno compile ($( [ -n "${DENORT_BIN:-}" ] && echo "denort: $DENORT_BIN" || echo "denort downloaded"))" >&2
@@ -36,19 +38,14 @@ rm -f "$compile_log"
 # graph): loading ~50 modules one by one costs a CNI call more time than the work itself.
 LIB="$(dirname "$OUT")/ebpfcni.lib"
 rm -rf "$LIB.new"
-# The agent's Kubernetes source is bundled on its own first, npm client included: deno bundle
-# turns the client's CommonJS into ESM with a `createRequire` shim from node:module, and in a
-# code-split bundle that shim lands in a chunk every other chunk imports, which would load
-# node:module on every CNI call (~20 ms). Bundled apart, the shim stays inside the agent's file;
-# the main bundle then takes that file (import map redirect) for any import of the source.
-AGENT_SRC=src/agent/source_kube.ts
-"$DENO" bundle --quiet --platform deno --outdir "$LIB.new/agent" "$AGENT_SRC"
-map="$LIB.new/import_map.json"
-jq --arg from "file://$ROOT/$AGENT_SRC" --arg to "file://$(realpath "$LIB.new/agent/source_kube.js")" \
-  '{imports: ((.imports // {}) + {($from): $to})}' deno.json >"$map"
-"$DENO" bundle --quiet --platform deno --code-splitting --import-map "$map" --outdir "$LIB.new" \
-  src/main.ts
-rm -f "$map"
+# The agent's sources (the Kubernetes client, the YAML parser) are bundled on their own:
+# deno bundle turns their npm CommonJS into ESM with a `createRequire` shim from node:module,
+# and in a code-split bundle that shim lands in a chunk every other chunk imports, which
+# would load node:module on every CNI call (~20 ms). Bundled apart, each keeps its shim; the
+# agent imports them from agent/ by a URL the bundler does not follow (load_source.ts).
+"$DENO" bundle --quiet --platform deno --outdir "$LIB.new/agent" \
+  src/agent/source_kube.ts src/agent/source_manifests.ts
+"$DENO" bundle --quiet --platform deno --code-splitting --outdir "$LIB.new" src/main.ts
 cat >"$OUT.new" <<LAUNCHER
 #!/bin/sh
 # ebpfcni launcher, written by scripts/build.sh because deno compile could not get its

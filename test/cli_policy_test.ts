@@ -197,7 +197,7 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
       [["allow", "--src", "1", "--src", "2", "--dst", "3"], "flag --src given twice"],
       [
         ["remove", "--src", "1001", "--dst", "1002"],
-        `unknown policy command "remove": expected allow, deny, list or import`,
+        `unknown policy command "remove": expected allow, deny, list, import or explain`,
       ],
       [["list", "extra"], `unexpected argument "extra" for "ebpfcni policy list"`],
     ];
@@ -209,7 +209,7 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
     assertFails(
       await ebpfcni(["polcy", "list", ...p]),
       2,
-      `unknown command "polcy": expected endpoint, policy, cidr, ct, status, monitor or version`,
+      `unknown command "polcy": expected endpoint, policy, agent, cidr, ct, status, monitor or version`,
     );
     assert.equal(await snapshot(pinDir), before);
   });

@@ -20,6 +20,7 @@ import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { AgentServer } from "./server.ts";
 import type { SourceSink } from "./source.ts";
+import { importSource } from "./load_source.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
@@ -93,11 +94,11 @@ function checkMode(dp: Datapath): void {
 
 async function startSource(choice: SourceChoice, sink: SourceSink): Promise<RunningSource> {
   if (choice.kind === "manifests") {
-    const { startManifestSource } = await import("./source_manifests.ts");
+    const { startManifestSource } = await importSource("source_manifests");
     return await startManifestSource(choice.dir, sink);
   }
   // The Kubernetes client is large: loaded only by an agent that talks to an API server.
-  const { startKubeSource } = await import("./source_kube.ts");
+  const { startKubeSource } = await importSource("source_kube");
   return await startKubeSource(
     "inCluster" in choice ? { inCluster: true } : { kubeconfig: choice.kubeconfig },
     sink,

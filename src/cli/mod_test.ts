@@ -73,10 +73,13 @@ Deno.test("usage errors exit 2 with one stderr line naming the bad value", async
     [[], "missing command (see ebpfcni --help)"],
     [
       ["frob"],
-      `unknown command "frob": expected endpoint, policy, cidr, ct, status, monitor or version`,
+      `unknown command "frob": expected endpoint, policy, agent, cidr, ct, status, monitor or version`,
     ],
-    [["policy"], "missing policy command: expected allow, deny, list or import"],
-    [["policy", "frob"], `unknown policy command "frob": expected allow, deny, list or import`],
+    [["policy"], "missing policy command: expected allow, deny, list, import or explain"],
+    [
+      ["policy", "frob"],
+      `unknown policy command "frob": expected allow, deny, list, import or explain`,
+    ],
     [
       ["endpoint", "toString"],
       `unknown endpoint command "toString": expected add, del, list or import`,

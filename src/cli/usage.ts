@@ -34,7 +34,8 @@ export function topHelp(
   return `Usage: ebpfcni [--pin-dir DIR] COMMAND [FLAGS]
 
 The operator CLI of ebpfcni ${VERSION}, the eBPF CNI plugin: it edits and shows the pinned
-endpoint and policy maps. (With CNI_COMMAND set, the same binary is the CNI plugin.)
+maps, runs the node's NetworkPolicy agent and asks it why a flow is allowed. (With
+CNI_COMMAND set, the same binary is the CNI plugin.)
 
 Commands:
 ${listing("", all)}

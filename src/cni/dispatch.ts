@@ -29,18 +29,48 @@ function versionHint(stdin: Uint8Array | undefined): string {
 /** The attachment's lock (lock.ts), released when the command is done; its file goes with
  * the attachment (no record left: a DEL, or an ADD that failed and rolled back). */
 async function lockAttachment(ctx: Ctx): Promise<Disposable> {
-  ctx.state.ensureDir();
+  // Directories made only for the lock go again with it, when nothing else is in them: a
+  // command that failed on bad input leaves the host as it found it.
+  const made = [ctx.state.stateDir, ctx.state.dir].filter((d) => !isDir(d));
   const { containerId, ifname } = ctx.env;
-  const lock = await AttachmentLock.acquire(ctx.state.dir, containerId, ifname);
+  let lock: AttachmentLock | undefined;
+  for (let attempt = 0; lock === undefined; attempt++) {
+    ctx.state.ensureDir();
+    try {
+      lock = await AttachmentLock.acquire(ctx.state.dir, containerId, ifname);
+    } catch (err) {
+      // A concurrent failed call on a fresh network may just have removed the directories.
+      if (attempt >= 2 || isDir(ctx.state.dir)) throw err;
+    }
+  }
   return {
     [Symbol.dispose]() {
       try {
-        if (ctx.state.modifiedAt(containerId, ifname) === undefined) lock.discard();
+        if (ctx.state.modifiedAt(containerId, ifname) === undefined) {
+          lock!.discard();
+          for (const d of made.reverse()) removeIfEmpty(d);
+        }
       } finally {
-        lock[Symbol.dispose]();
+        lock![Symbol.dispose]();
       }
     },
   };
+}
+
+function isDir(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    Deno.removeSync(dir); // not recursive: fails if anything is in it
+  } catch {
+    // in use
+  }
 }
 
 export async function runCni(io: CniIo): Promise<number> {
