@@ -231,7 +231,13 @@ Deno.test("the guest's needs are read from the datapath tests: commands, librari
   const sonames = scanSonames(texts);
   // libmnl: the loader attaches programs over netlink (src/datapath/tc.ts).
   assert.deepEqual(sonames, ["libbpf.so.1", "libc.so.6", "libmnl.so.0"]);
-  assert.deepEqual(scanIncludes(texts), ["bpf/bpf_helpers.h", "linux/bpf.h"]);
+  assert.deepEqual(scanIncludes(texts), [
+    "bpf/bpf_helpers.h",
+    "linux/bpf.h",
+    "linux/types.h",
+    "stddef.h",
+    "stdio.h",
+  ]);
 });
 
 Deno.test("the scanners find commands and includes in the shapes tests write them", () => {
