@@ -7,14 +7,12 @@
 // Run as root with bpffs on /sys/fs/bpf: `deno run --allow-all test/_kernel_probe.ts`.
 // Prints one JSON line; exits non-zero only when it cannot run at all.
 import { BpfError } from "../ffi/errors.ts";
-import { progInfo, progTestRun, setLibbpfLog } from "../ffi/libbpf.ts";
+import { progInfo, progTestRun } from "../ffi/bpf.ts";
 import * as gen from "../src/datapath/bpf_object.gen.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { EndpointMap, PolicyMap } from "../src/datapath/maps.ts";
 import { programTags, readElfSections } from "../scripts/elf.ts";
 import { arpFrame, ETH_P_IP, ethFrame, exists, ip4, ipv4Frame, randomHex } from "./_kernel.ts";
-
-setLibbpfLog(() => {});
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -36,7 +34,7 @@ try {
   const tag = progInfo(dp.progFd).tag;
   const bytes = gen.objectBytes();
   // programTags returns the SHA-256 based tag, then the SHA-1 based one.
-  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), gen.SECTION_TC);
+  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), gen.PROGRAM_PROCESS_TC);
   const tagKind = tag === sha256 ? "sha256" : tag === sha1 ? "sha1" : "none";
 
   const A = ip4("127.77.0.1");
