@@ -109,9 +109,12 @@ export class BenchNet {
     return { cmd: this.kind === "ebpfcni" ? BINARY : REF_PLUGIN, args: [], env };
   }
 
-  /** One CNI call, timed from spawn to exit; throws when the plugin fails. */
-  async call(command: "ADD" | "DEL", pod: Pod): Promise<ProcResult> {
-    const { cmd, args, env } = this.invocation(command, pod);
+  /** One CNI call, timed from spawn to exit; throws when the plugin fails. `binary` runs
+   * instead of dist/ebpfcni (a launcher variant, bench/levers.ts). */
+  async call(command: "ADD" | "DEL", pod: Pod, binary?: string): Promise<ProcResult> {
+    const inv = this.invocation(command, pod);
+    const { args, env } = inv;
+    const cmd = binary ?? inv.cmd;
     const res = await run(cmd, args, {
       env,
       clearEnv: true,

@@ -38,7 +38,7 @@ export function readLauncher(): Launcher {
   }
   const deno = `${ROOT}/.deno/bin/deno`;
   const denoDir = Deno.env.get("DENO_DIR") ?? `${ROOT}/.deno/cache`;
-  const flags = "--quiet --no-prompt --cached-only --no-config --allow-all";
+  const flags = "--quiet --no-prompt --cached-only --no-config --allow-all --v8-flags=--no-lazy";
   return {
     kind: "compiled",
     commandLine: `DENO_DIR=${denoDir} ${deno} run ${flags} <script>`,

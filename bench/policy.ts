@@ -2,14 +2,18 @@
 //   - `ebpfcni policy allow --src A --dst B --pin-dir DIR`, one process end to end, vs the
 //     reference `bpftool map update pinned DIR/policy_map key <8 bytes> value 1` (one
 //     process), alternating, each with a new pair. Measured on a small map (a handful of
-//     entries) and on a large one (60,000 entries), since `policy allow` prints the whole
-//     table after the update.
+//     entries) and on a large one (60,000 entries): the target is the same cost on both
+//     (allow and deny print what changed; the table only with --show). The same for
+//     `ebpfcni policy deny` vs `bpftool map delete`, on pairs allowed beforehand.
 //   - Bulk import of 60,000 new entries, all pairs among ~245 identities: `ebpfcni policy
 //     import FILE` (one process, end to end, file already written), the batch API alone
 //     (PolicyMap.allowMany in this process, and the raw mapUpdateBatch syscall path with
 //     pre-encoded keys), and for scale the reference `bpftool batch file` with 60,000
 //     `map update` lines. The CLI also imports a file of 60,000 pairs that share no identity
 //     (each src once), the worst case for its de-duplication.
+//   - `ebpfcni endpoint import FILE` of as many new entries as endpoint_map still takes
+//     (it holds 16,384, so 60,000 cannot fit), and of a 60,000-entry file, which the CLI
+//     validates whole and refuses (exit 1, nothing changed).
 // All on a dedicated pin directory whose maps are created with ensureDatapath beforehand.
 // Between bulk repetitions the map is emptied with denyMany (not timed).
 import {
@@ -27,9 +31,9 @@ import {
 } from "./lib.ts";
 import { type Launcher, warm } from "./launcher.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
-import { type Policy, PolicyMap } from "../src/datapath/maps.ts";
+import { type Endpoint, EndpointMap, type Policy, PolicyMap } from "../src/datapath/maps.ts";
 import { mapUpdateBatch } from "../ffi/bpf.ts";
-import { encodePolicyKey, POLICY_ALLOW } from "../src/datapath/layout.ts";
+import { encodePolicyKey, ENDPOINT_MAP, POLICY_ALLOW } from "../src/datapath/layout.ts";
 
 export interface PolicyOpts {
   allowRuns: number;
@@ -45,6 +49,22 @@ export interface PolicyResult {
   notes: string[];
   allowSmall: { ebpfcni: Summary; bpftool: Summary; ratio: number; mapEntries: number };
   allowLarge: { ebpfcni: Summary; bpftool: Summary; ratio: number; mapEntries: number };
+  /** `policy deny` vs `bpftool map delete`, on the small and on the large map (absent in
+   * older results). */
+  denySmall?: { ebpfcni: Summary; bpftool: Summary; ratio: number; mapEntries: number };
+  denyLarge?: { ebpfcni: Summary; bpftool: Summary; ratio: number; mapEntries: number };
+  /** `endpoint import FILE` end to end (absent in older results). endpoint_map holds
+   * `maxEntries`, so the largest file that fits is imported; a 60,000-entry file is
+   * validated whole and refused (exit 1, nothing changed), timed too. */
+  endpointImport?: {
+    maxEntries: number;
+    entries: number;
+    ms: number[];
+    rate: number;
+    oversizeEntries: number;
+    oversizeMs: number[];
+    oversizeRate: number;
+  };
   bulk: {
     entries: number;
     reps: number;
@@ -152,35 +172,48 @@ export async function policyBench(
     }
     map.allowMany(entriesFor(8, 10)); // a small table: the probe's entry + 8
 
-    // policy allow vs bpftool map update, alternating, a new pair every call.
-    const allowRound = async (runs: number, base: number) => {
+    // policy allow vs bpftool map update (deny vs map delete), alternating, a new pair every
+    // call; for deny, the pairs are allowed beforehand (not timed).
+    const updateRound = async (verb: "allow" | "deny", runs: number, base: number) => {
       const e: number[] = [];
       const b: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const pe = { src: base + 2 * i, dst: base + 2 * i + 100_000 };
-        const pb = { src: base + 2 * i + 1, dst: base + 2 * i + 100_001 };
+      const pairs = Array.from({ length: runs }, (_, i) => ({
+        pe: { src: base + 2 * i, dst: base + 2 * i + 100_000 },
+        pb: { src: base + 2 * i + 1, dst: base + 2 * i + 100_001 },
+      }));
+      if (verb === "deny") map.allowMany(pairs.flatMap(({ pe, pb }) => [pe, pb]));
+      const want = verb === "allow";
+      for (const [i, { pe, pb }] of pairs.entries()) {
         const order = i % 2 === 0 ? ["e", "b"] : ["b", "e"];
         for (const w of order) {
           if (w === "e") {
-            const [cmd, ...args] = allowCmd(pe);
+            const [cmd, ...args] = verb === "allow" ? allowCmd(pe) : denyCmd(pe);
             const res = await run(cmd!, args, { timeoutMs: 60_000 });
-            if (res.code !== 0 || !map.allowed(pe.src, pe.dst)) {
-              throw new Error(`policy allow failed: ${res.stderr}`);
+            if (res.code !== 0 || map.allowed(pe.src, pe.dst) !== want) {
+              throw new Error(`policy ${verb} failed: ${res.stderr}`);
             }
             e.push(res.ms);
           } else {
-            const res = await run("bpftool", [
-              "map",
-              "update",
-              "pinned",
-              `${dir}/policy_map`,
-              "key",
-              ...pairKeyArgs(pb),
-              "value",
-              String(POLICY_ALLOW),
-            ], { timeoutMs: 60_000 });
-            if (res.code !== 0 || !map.allowed(pb.src, pb.dst)) {
-              throw new Error(`bpftool map update failed: ${res.stderr}`);
+            const key = ["key", ...pairKeyArgs(pb)];
+            const res = await run(
+              "bpftool",
+              verb === "allow"
+                ? [
+                  "map",
+                  "update",
+                  "pinned",
+                  `${dir}/policy_map`,
+                  ...key,
+                  "value",
+                  String(POLICY_ALLOW),
+                ]
+                : ["map", "delete", "pinned", `${dir}/policy_map`, ...key],
+              { timeoutMs: 60_000 },
+            );
+            if (res.code !== 0 || map.allowed(pb.src, pb.dst) !== want) {
+              throw new Error(
+                `bpftool map ${verb === "allow" ? "update" : "delete"} failed: ${res.stderr}`,
+              );
             }
             b.push(res.ms);
           }
@@ -188,9 +221,24 @@ export async function policyBench(
       }
       return { ebpfcni: summarize(e), bpftool: summarize(b) };
     };
+    const allowRound = (runs: number, base: number) => updateRound("allow", runs, base);
+    const denyCmd = (p: Policy) => [
+      BINARY,
+      "policy",
+      "deny",
+      "--src",
+      String(p.src),
+      "--dst",
+      String(p.dst),
+      "--pin-dir",
+      dir,
+    ];
     log(`policy allow vs bpftool map update: ${opts.allowRuns} each on a small map`);
     const smallEntries = count();
     const small = await allowRound(opts.allowRuns, 20_000_000);
+    log(`policy deny vs bpftool map delete: ${opts.allowRuns} each on a small map`);
+    const denySmallEntries = count();
+    const denySmall = await updateRound("deny", opts.allowRuns, 25_000_000);
 
     // Bulk import files, as `policy list --json` prints them: the main one holds every pair
     // among ~245 identities; the second one the same number of pairs that share no identity
@@ -289,6 +337,56 @@ export async function policyBench(
     );
     const largeEntries = count();
     const large = await allowRound(opts.allowRunsLarge, 30_000_000);
+    log(`policy deny vs bpftool map delete: ${opts.allowRunsLarge} each on the large map`);
+    const denyLargeEntries = count();
+    const denyLarge = await updateRound("deny", opts.allowRunsLarge, 35_000_000);
+
+    // endpoint import: the largest file endpoint_map takes, end to end, then a 60,000-entry
+    // file (refused after whole-file validation: it cannot fit).
+    const endpoints = new EndpointMap(dp.endpointFd);
+    const epMax = ENDPOINT_MAP.maxEntries;
+    const epFit = epMax - endpoints.list().length - 16;
+    const epEntries = (n: number): Endpoint[] =>
+      Array.from({ length: n }, (_, i) => ({ ip: 0xac100000 + i, identity: 5000 + (i % 997) }));
+    const writeEndpointFile = (path: string, xs: Endpoint[]) =>
+      Deno.writeTextFileSync(
+        path,
+        `[\n${
+          xs.map((x) =>
+            `  {"ip":"${x.ip >>> 24}.${(x.ip >>> 16) & 255}.${(x.ip >>> 8) & 255}.${
+              x.ip & 255
+            }","identity":${x.identity}}`
+          ).join(",\n")
+        }\n]\n`,
+      );
+    const epFile = `${scratch}/endpoints.json`;
+    const epBig = `${scratch}/endpoints-60k.json`;
+    const fit = epEntries(epFit);
+    writeEndpointFile(epFile, fit);
+    writeEndpointFile(epBig, epEntries(opts.bulkEntries));
+    log(
+      `endpoint import: ${epFit} entries x ${opts.bulkReps}, and a ${opts.bulkEntries}-entry file`,
+    );
+    const epMs: number[] = [];
+    const epBigMs: number[] = [];
+    const epBefore = endpoints.list().length;
+    for (let rep = 0; rep < opts.bulkReps; rep++) {
+      const res = await run(BINARY, ["endpoint", "import", epFile, "--pin-dir", dir], {
+        timeoutMs: 120_000,
+      });
+      if (res.code !== 0 || endpoints.list().length !== epBefore + fit.length) {
+        throw new Error(`endpoint import failed (${res.code}): ${res.stderr}${res.stdout}`);
+      }
+      epMs.push(res.ms);
+      for (const x of fit) endpoints.delete(x.ip);
+      const big = await run(BINARY, ["endpoint", "import", epBig, "--pin-dir", dir], {
+        timeoutMs: 120_000,
+      });
+      if (big.code !== 1 || endpoints.list().length !== epBefore) {
+        throw new Error(`oversized endpoint import: exit ${big.code}, expected a refusal`);
+      }
+      epBigMs.push(big.ms);
+    }
 
     // Where the CLI import's time goes (fresh process per run, map emptied before each).
     const breakdownExe = launcher.make(
@@ -336,6 +434,25 @@ export async function policyBench(
         ...large,
         ratio: large.ebpfcni.median / large.bpftool.median,
         mapEntries: largeEntries,
+      },
+      denySmall: {
+        ...denySmall,
+        ratio: denySmall.ebpfcni.median / denySmall.bpftool.median,
+        mapEntries: denySmallEntries,
+      },
+      denyLarge: {
+        ...denyLarge,
+        ratio: denyLarge.ebpfcni.median / denyLarge.bpftool.median,
+        mapEntries: denyLargeEntries,
+      },
+      endpointImport: {
+        maxEntries: epMax,
+        entries: fit.length,
+        ms: epMs,
+        rate: fit.length / (median(epMs) / 1000),
+        oversizeEntries: opts.bulkEntries,
+        oversizeMs: epBigMs,
+        oversizeRate: opts.bulkEntries / (median(epBigMs) / 1000),
       },
       bulk: {
         entries: bulk.length,
@@ -396,6 +513,37 @@ export function policyTables(p: PolicyResult, floorMs: number): string {
     [
       row(`policy allow, n=${p.allowSmall.ebpfcni.n}`, p.allowSmall),
       row(`policy allow, n=${p.allowLarge.ebpfcni.n}`, p.allowLarge),
+      ...(p.denySmall && p.denyLarge
+        ? [
+          row(`policy deny (ref: bpftool map delete), n=${p.denySmall.ebpfcni.n}`, p.denySmall),
+          row(`policy deny (ref: bpftool map delete), n=${p.denyLarge.ebpfcni.n}`, p.denyLarge),
+        ]
+        : []),
+    ],
+  ));
+  const same = (what: string, a: PolicyResult["allowSmall"], b: PolicyResult["allowSmall"]) => {
+    // "Same cost within noise": the large map's median within the small map's p90.
+    const within = b.ebpfcni.median <= a.ebpfcni.p90;
+    return [
+      what,
+      `${fmt(a.ebpfcni.median)} ms (p90 ${fmt(a.ebpfcni.p90)})`,
+      `${fmt(b.ebpfcni.median)} ms`,
+      fmt(b.ebpfcni.median / a.ebpfcni.median),
+      within ? "met" : "NOT met",
+    ];
+  };
+  out.push("");
+  out.push(table(
+    [
+      "target: same cost on the large map as on the small one",
+      "small map",
+      "large map",
+      "ratio",
+      "large median <= small p90",
+    ],
+    [
+      same("policy allow", p.allowSmall, p.allowLarge),
+      ...(p.denySmall && p.denyLarge ? [same("policy deny", p.denySmall, p.denyLarge)] : []),
     ],
   ));
   out.push("");
@@ -449,6 +597,32 @@ export function policyTables(p: PolicyResult, floorMs: number): string {
       ],
     ],
   ));
+  const ep = p.endpointImport;
+  if (ep) {
+    out.push("");
+    out.push(table(
+      [
+        `endpoint import (endpoint_map holds ${ep.maxEntries.toLocaleString("en-US")})`,
+        "median ms",
+        "entries/s",
+        "target >= 1,000,000/s",
+      ],
+      [
+        [
+          `ebpfcni endpoint import FILE, ${ep.entries.toLocaleString("en-US")} new entries`,
+          fmt(median(ep.ms), 1),
+          r(ep.rate),
+          ep.rate >= 1e6 ? "met" : "NOT met",
+        ],
+        [
+          `  ${ep.oversizeEntries.toLocaleString("en-US")}-entry file: validated whole, refused`,
+          fmt(median(ep.oversizeMs), 1),
+          `${r(ep.oversizeRate)} (validated)`,
+          "cannot be imported",
+        ],
+      ],
+    ));
+  }
   const d = p.importBreakdown.medianMs;
   const x = p.importBreakdown.distinctMedianMs ?? {};
   if (Object.keys(d).length) {
@@ -468,12 +642,12 @@ export function policyTables(p: PolicyResult, floorMs: number): string {
       ["all of the above (from script start)", f(d.totalInScriptMs), f(x.totalInScriptMs)],
       ["(for scale) JSON.parse of the file alone", f(d.jsonParseMs), f(x.jsonParseMs)],
       [
-        `(what policy allow adds) list() of the full map, ${d.listedEntries ?? "?"} entries`,
+        `(what --show adds) list() of the full map, ${d.listedEntries ?? "?"} entries`,
         f(d.listFullMs),
         "",
       ],
       [
-        `(what policy allow adds) sort + render that table, ${
+        `(what --show adds) sort + render that table, ${
           Math.round((d.renderedBytes ?? 0) / 1024)
         } KiB`,
         f(d.renderFullMs),

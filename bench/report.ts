@@ -3,6 +3,7 @@
 //   deno run --allow-read bench/report.ts [bench/results.json]
 import { type DatapathResult, datapathTables } from "./datapath.ts";
 import { type LatencyResult, latencyTables } from "./latency.ts";
+import { type LeversResult, leversTables } from "./levers.ts";
 import { type PolicyResult, policyTables } from "./policy.ts";
 
 export interface Results {
@@ -31,6 +32,7 @@ export interface Results {
   /** Start-up floor used for the policy section when the latency section did not run. */
   floorMs?: number;
   latency?: LatencyResult;
+  levers?: LeversResult;
   policy?: PolicyResult;
   datapath?: DatapathResult;
 }
@@ -57,6 +59,7 @@ export function render(results: Results, out: string): string {
   );
   const sections: string[] = [];
   if (results.latency) sections.push(latencyTables(results.latency));
+  if (results.levers) sections.push(leversTables(results.levers));
   const floorMs = results.latency?.floor.median ?? results.floorMs ?? NaN;
   if (results.policy) sections.push(policyTables(results.policy, floorMs));
   if (results.datapath) sections.push(datapathTables(results.datapath));

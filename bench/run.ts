@@ -6,11 +6,12 @@
 //   3. datapath: throughput, RTT and per-packet classifier cost     (bench/datapath.ts)
 //   4. policy updates: one allow, bulk import                       (bench/policy.ts)
 //   5. peak RSS of one ADD                                          (bench/latency.ts)
+//   6. launcher levers: the bundle through launcher variants       (bench/levers.ts)
 // Prints the tables on stdout (progress on stderr) and writes the raw numbers as JSON to
 // bench/results.json (bench/results.quick.json with --quick).
 //
-// Flags: --quick (fewer pods, shorter iperf3; a smoke test), --sections=latency,policy,datapath
-// (default all), --out=FILE, --iperf-affinity=same|none (default same: iperf3 client and
+// Flags: --quick (fewer pods, shorter iperf3; a smoke test), --sections=latency,levers,policy,datapath
+// (default all: latency,levers,policy,datapath), --out=FILE, --iperf-affinity=same|none (default same: iperf3 client and
 // server pinned to CPU 0, see bench/datapath.ts), and for experiments --dp-sizes=10,1000
 // (policy_map sizes, in order) and --dp-rounds=N. Needs root, bpffs, iperf3, bpftool, /usr/bin/time.
 // Everything it creates (netns, bridges, veths, pin dirs /sys/fs/bpf/ebpfcni-bench-*, temp
@@ -18,6 +19,7 @@
 import { BenchNet } from "./cni.ts";
 import { datapathBench } from "./datapath.ts";
 import { latencyBench, measureFloor } from "./latency.ts";
+import { leversBench } from "./levers.ts";
 import { readLauncher } from "./launcher.ts";
 import {
   BINARY,
@@ -39,7 +41,7 @@ import { render, type Results } from "./report.ts";
 const args = Deno.args;
 const quick = args.includes("--quick");
 const sectionsArg = args.find((a) => a.startsWith("--sections="))?.split("=")[1];
-const sections = new Set((sectionsArg ?? "latency,policy,datapath").split(","));
+const sections = new Set((sectionsArg ?? "latency,levers,policy,datapath").split(","));
 const out = args.find((a) => a.startsWith("--out="))?.split("=")[1] ??
   `${ROOT}/bench/${quick ? "results.quick.json" : "results.json"}`;
 const affinityArg = args.find((a) => a.startsWith("--iperf-affinity="))?.split("=")[1] ?? "same";
@@ -73,6 +75,7 @@ for (const a of args) {
 const OPTS = quick
   ? {
     latency: { pods: 8, parallel: 32, parallelReps: 1, memoryRuns: 2, breakdownRuns: 2 },
+    levers: { rounds: 3 },
     policy: { allowRuns: 5, allowRunsLarge: 3, bulkEntries: 60_000, bulkReps: 1, breakdownRuns: 1 },
     datapath: {
       sizes: [10, 1_000, 50_000],
@@ -84,6 +87,7 @@ const OPTS = quick
   }
   : {
     latency: { pods: 50, parallel: 32, parallelReps: 5, memoryRuns: 5, breakdownRuns: 5 },
+    levers: { rounds: 15 },
     policy: {
       allowRuns: 30,
       allowRunsLarge: 10,
@@ -164,6 +168,12 @@ try {
     const e = new BenchNet("ebpfcni", "l", octet!, 1);
     const r = new BenchNet("bridge", "l", octet!, 2);
     results.latency = await latencyBench(OPTS.latency, e, r, launcher, scratch);
+  }
+  if (sections.has("levers")) {
+    results.load.before.levers = await waitQuiet(quietWait);
+    const v = new BenchNet("ebpfcni", "v", octet!, 5);
+    const levers = await leversBench(OPTS.levers, launcher, v);
+    if (levers) results.levers = levers;
   }
   const floorMs = results.latency?.floor.median ??
     (sections.has("policy") ? await measureFloor(launcher, scratch, 10) : NaN);

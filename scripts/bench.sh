@@ -4,7 +4,7 @@
 # every benchmark. The build goes to a private directory (EBPFCNI_OUT) rather than dist/, so
 # a rebuild of dist/ebpfcni by someone else during the run cannot swap the binary under it;
 # set EBPFCNI_BINARY to benchmark an existing binary instead (no build then).
-# Arguments go to bench/run.ts: --quick (smoke test), --sections=latency,policy,datapath,
+# Arguments go to bench/run.ts: --quick (smoke test), --sections=latency,levers,policy,datapath,
 # --iperf-affinity=same|none, --out=FILE.
 # Needs root. Tables on stdout, raw numbers in bench/results.json.
 set -euo pipefail

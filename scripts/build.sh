@@ -14,6 +14,12 @@ OUT=${EBPFCNI_OUT:-$ROOT/dist/ebpfcni}
 # Keep in step with the launcher below; both are what the binary may do.
 # FFI is full access anyway, and Deno wants --allow-all to write under /sys (bpffs).
 PERMS=(--allow-all)
+# V8 flags for a process that lives for one CNI call. --no-lazy compiles every function of a
+# module when it is first compiled, so the code cache Deno keeps (written right after that
+# compile) holds the bytecode of all of them: without it, each function the call runs is
+# parsed and compiled again in every process (~7 ms of an ADD, ~6 ms of CPU per DEL on the
+# bench machine; bench/RESULTS.md, "levers").
+V8_FLAGS=(--v8-flags=--no-lazy)
 
 bash scripts/gen-bpf.sh
 mkdir -p "$(dirname "$OUT")"
@@ -22,7 +28,7 @@ compile_log=$(mktemp)
 # Everything is built beside the target and renamed into place, so a test or runtime using
 # dist/ebpfcni meanwhile never finds it missing or half-written.
 # The agent's sources are imported by computed URL (src/agent/load_source.ts): included by name.
-if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" --output "$OUT.new" \
+if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" "${V8_FLAGS[@]}" --output "$OUT.new" \
   --include src/agent/source_kube.ts --include src/agent/source_manifests.ts \
   src/main.ts >"$compile_log" 2>&1; then
   mv -f "$OUT.new" "$OUT"
@@ -52,7 +58,7 @@ cat >"$OUT.new" <<LAUNCHER
 # denort runtime. Runs the same entry point (src/main.ts, bundled into $LIB) with the
 # same permissions as the compiled binary.
 DENO_DIR="$DENO_DIR" exec "$DENO" run --quiet --no-prompt --cached-only --no-config \\
-  ${PERMS[*]} "$LIB/main.js" "\$@"
+  ${PERMS[*]} ${V8_FLAGS[*]} "$LIB/main.js" "\$@"
 LAUNCHER
 chmod 0755 "$OUT.new"
 rm -rf "$LIB.old"

@@ -34,7 +34,7 @@ try {
   const tag = progInfo(dp.progFd).tag;
   const bytes = gen.objectBytes();
   // programTags returns the SHA-256 based tag, then the SHA-1 based one.
-  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), gen.SECTION_TC);
+  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), gen.PROGRAM_PROCESS_TC);
   const tagKind = tag === sha256 ? "sha256" : tag === sha1 ? "sha1" : "none";
 
   const A = ip4("127.77.0.1");
