@@ -19,7 +19,8 @@
 import { BenchNet, type Pod } from "./cni.ts";
 import { fmt, log, median, onCleanup, quantile, run, sh, sleep, table } from "./lib.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
-import { PolicyMap, readStats } from "../src/datapath/maps.ts";
+import { ConfigMap, PolicyMap, readStats } from "../src/datapath/maps.ts";
+import { CFG_CONNTRACK, CONFIG_MAP } from "../src/datapath/layout.ts";
 
 export interface DatapathOpts {
   sizes: number[];
@@ -29,8 +30,11 @@ export interface DatapathOpts {
   affinity: "same" | "none";
 }
 
-type Variant = "bridge" | "nofilter" | "ebpfcni";
-const VARIANTS: Variant[] = ["bridge", "nofilter", "ebpfcni"];
+type Variant = "bridge" | "nofilter" | "ebpfcni" | "ebpfcni_ct";
+/** ebpfcni_ct: the same pods and entries with config_map's conntrack flag on (identity mode
+ * with "conntrack": true; kubernetes mode always tracks): established flows pass on their
+ * ct_map entry. */
+const VARIANTS: Variant[] = ["bridge", "nofilter", "ebpfcni", "ebpfcni_ct"];
 
 interface Sample {
   gbps: number;
@@ -49,9 +53,12 @@ export interface SizeResult {
     vsBridge: number;
     pairedVsNoFilter: number;
     pairedVsBridge: number;
+    /** With conntrack: ebpfcni_ct / nofilter, per-round median. */
+    ctPairedVsNoFilter: number;
   };
-  rttRatio: { vsNoFilter: number; vsBridge: number };
+  rttRatio: { vsNoFilter: number; vsBridge: number; ctVsNoFilter: number };
   target97: boolean;
+  target97Ct: boolean;
   bpfStats: {
     iperf: {
       runCnt: number;
@@ -64,6 +71,8 @@ export interface SizeResult {
     };
     ping: { runCnt: number; runTimeNs: number; nsPerRun: number };
   };
+  /** The same with conntrack on. */
+  bpfStatsCt: SizeResult["bpfStats"];
   verdicts: Record<string, string>;
 }
 
@@ -256,6 +265,14 @@ export async function datapathBench(
     bridge: [ra!, rb!],
     nofilter: [ea!, eb!],
     ebpfcni: [ea!, eb!],
+    ebpfcni_ct: [ea!, eb!],
+  };
+  const configMap = new ConfigMap(dp.fd(CONFIG_MAP));
+  const originalConfig = configMap.get();
+  onCleanup("restore config_map", () => configMap.set(originalConfig));
+  const setConntrack = (on: boolean) => {
+    const c = configMap.get();
+    configMap.set({ ...c, flags: on ? c.flags | CFG_CONNTRACK : c.flags & ~CFG_CONNTRACK });
   };
 
   const results: SizeResult[] = [];
@@ -265,7 +282,12 @@ export async function datapathBench(
     log(
       `datapath: policy_map with ${size} entries, ${opts.rounds} rounds x ${VARIANTS.length} variants`,
     );
-    const samples: Record<Variant, Sample[]> = { bridge: [], nofilter: [], ebpfcni: [] };
+    const samples: Record<Variant, Sample[]> = {
+      bridge: [],
+      nofilter: [],
+      ebpfcni: [],
+      ebpfcni_ct: [],
+    };
     for (let round = 0; round < opts.rounds; round++) {
       const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
       for (const v of order) {
@@ -273,10 +295,11 @@ export async function datapathBench(
           await filterOff();
           filterAttached = false;
         }
-        if (v === "ebpfcni" && !filterAttached) {
+        if ((v === "ebpfcni" || v === "ebpfcni_ct") && !filterAttached) {
           await filterOn();
           filterAttached = true;
         }
+        setConntrack(v === "ebpfcni_ct");
         const [a, b] = pods[v];
         const { gbps } = await iperf(a, b, opts.iperfSeconds);
         const rttUs = await pingRtt(a, b, opts.pings);
@@ -288,31 +311,39 @@ export async function datapathBench(
       filterAttached = true;
     }
 
-    // Per-invocation cost from the kernel's BPF run-time statistics.
-    await setBpfStats(true);
-    let s0 = await progStats(progId);
-    const ip = await iperf(ea!, eb!, opts.iperfSeconds);
-    let s1 = await progStats(progId);
-    const iperfStats = {
-      runCnt: s1.runCnt - s0.runCnt,
-      runTimeNs: s1.runTimeNs - s0.runTimeNs,
-      nsPerRun: 0,
-      bytesPerRun: 0,
-      gbps: ip.gbps,
-      cpuShare: (s1.runTimeNs - s0.runTimeNs) / (opts.iperfSeconds * 1e9),
+    // Per-invocation cost from the kernel's BPF run-time statistics, conntrack off and on.
+    const bpfCost = async () => {
+      await setBpfStats(true);
+      let s0 = await progStats(progId);
+      const ip = await iperf(ea!, eb!, opts.iperfSeconds);
+      let s1 = await progStats(progId);
+      const iperfStats = {
+        runCnt: s1.runCnt - s0.runCnt,
+        runTimeNs: s1.runTimeNs - s0.runTimeNs,
+        nsPerRun: 0,
+        bytesPerRun: 0,
+        gbps: ip.gbps,
+        cpuShare: (s1.runTimeNs - s0.runTimeNs) / (opts.iperfSeconds * 1e9),
+      };
+      iperfStats.nsPerRun = iperfStats.runTimeNs / iperfStats.runCnt;
+      iperfStats.bytesPerRun = ip.bytes / iperfStats.runCnt;
+      s0 = await progStats(progId);
+      await pingRtt(ea!, eb!, opts.pings);
+      s1 = await progStats(progId);
+      const pingStats = {
+        runCnt: s1.runCnt - s0.runCnt,
+        runTimeNs: s1.runTimeNs - s0.runTimeNs,
+        nsPerRun: 0,
+      };
+      pingStats.nsPerRun = pingStats.runTimeNs / pingStats.runCnt;
+      await setBpfStats(false);
+      return { iperf: iperfStats, ping: pingStats };
     };
-    iperfStats.nsPerRun = iperfStats.runTimeNs / iperfStats.runCnt;
-    iperfStats.bytesPerRun = ip.bytes / iperfStats.runCnt;
-    s0 = await progStats(progId);
-    await pingRtt(ea!, eb!, opts.pings);
-    s1 = await progStats(progId);
-    const pingStats = {
-      runCnt: s1.runCnt - s0.runCnt,
-      runTimeNs: s1.runTimeNs - s0.runTimeNs,
-      nsPerRun: 0,
-    };
-    pingStats.nsPerRun = pingStats.runTimeNs / pingStats.runCnt;
-    await setBpfStats(false);
+    setConntrack(false);
+    const bpfStats = await bpfCost();
+    setConntrack(true);
+    const bpfStatsCt = await bpfCost();
+    setConntrack(false);
 
     const verdicts: Record<string, string> = {};
     for (const [k, v] of Object.entries(readStats(dp.statsFd))) verdicts[k] = String(v);
@@ -322,16 +353,19 @@ export async function datapathBench(
       bridge: med("bridge", "gbps"),
       nofilter: med("nofilter", "gbps"),
       ebpfcni: med("ebpfcni", "gbps"),
+      ebpfcni_ct: med("ebpfcni_ct", "gbps"),
     };
     const medianRttUs = {
       bridge: med("bridge", "rttUs"),
       nofilter: med("nofilter", "rttUs"),
       ebpfcni: med("ebpfcni", "rttUs"),
+      ebpfcni_ct: med("ebpfcni_ct", "rttUs"),
     };
     const vsNoFilter = medianGbps.ebpfcni / medianGbps.nofilter;
-    const paired = (base: Variant) =>
-      median(samples.ebpfcni.map((x, i) => x.gbps / samples[base][i]!.gbps));
+    const paired = (base: Variant, of: Variant = "ebpfcni") =>
+      median(samples[of].map((x, i) => x.gbps / samples[base][i]!.gbps));
     const pairedVsNoFilter = paired("nofilter");
+    const ctPairedVsNoFilter = paired("nofilter", "ebpfcni_ct");
     results.push({
       entries: size,
       samples,
@@ -342,13 +376,17 @@ export async function datapathBench(
         vsBridge: medianGbps.ebpfcni / medianGbps.bridge,
         pairedVsNoFilter,
         pairedVsBridge: paired("bridge"),
+        ctPairedVsNoFilter,
       },
       rttRatio: {
         vsNoFilter: medianRttUs.ebpfcni / medianRttUs.nofilter,
         vsBridge: medianRttUs.ebpfcni / medianRttUs.bridge,
+        ctVsNoFilter: medianRttUs.ebpfcni_ct / medianRttUs.nofilter,
       },
       target97: pairedVsNoFilter >= 0.97,
-      bpfStats: { iperf: iperfStats, ping: pingStats },
+      target97Ct: ctPairedVsNoFilter >= 0.97,
+      bpfStats,
+      bpfStatsCt,
       verdicts,
     });
   }
@@ -439,6 +477,38 @@ export function datapathTables(d: DatapathResult): string {
     ]),
   ));
   out.push("");
+  out.push(
+    "With conntrack on (config_map's flag; identity mode's `\"conntrack\": true`, always in " +
+      "kubernetes mode): established packets pass on their ct_map entry. Target: ns/run <= 300 " +
+      "and throughput >= 0.97 of no filter:\n",
+  );
+  out.push(table(
+    [
+      "policy entries",
+      "ebpfcni+ct Gbit/s",
+      "ebpfcni+ct / no filter (per-round median)",
+      "target >= 0.97",
+      "ns/run during iperf3, ct on",
+      "ct off",
+      "target <= 300 ns (ct on)",
+      "ns/run during ping, ct on",
+      "RTT us, ct on",
+      "RTT ct on / no filter",
+    ],
+    d.sizes.map((s) => [
+      s.entries.toLocaleString("en-US"),
+      fmt(s.medianGbps.ebpfcni_ct),
+      fmt(s.throughputRatio.ctPairedVsNoFilter, 4),
+      s.target97Ct ? "met" : "NOT met",
+      fmt(s.bpfStatsCt.iperf.nsPerRun, 1),
+      fmt(s.bpfStats.iperf.nsPerRun, 1),
+      s.bpfStatsCt.iperf.nsPerRun <= 300 ? "met" : "NOT met",
+      fmt(s.bpfStatsCt.ping.nsPerRun, 1),
+      fmt(s.medianRttUs.ebpfcni_ct, 1),
+      fmt(s.rttRatio.ctVsNoFilter, 3),
+    ]),
+  ));
+  out.push("");
   // Every round of every size pooled: the classifier's per-run cost does not depend on the
   // map size (see the table above), so this is the same quantity with 3x the samples.
   const ratios = d.sizes.flatMap((s) =>
@@ -462,10 +532,10 @@ export function datapathTables(d: DatapathResult): string {
   }
   out.push("Throughput samples (Gbit/s, in round order):\n");
   out.push(table(
-    ["policy entries", "bridge", "no filter", "ebpfcni"],
+    ["policy entries", "bridge", "no filter", "ebpfcni", "ebpfcni+ct"],
     d.sizes.map((s) => [
       s.entries.toLocaleString("en-US"),
-      ...(["bridge", "nofilter", "ebpfcni"] as const).map((v) =>
+      ...(["bridge", "nofilter", "ebpfcni", "ebpfcni_ct"] as const).map((v) =>
         s.samples[v].map((x) => fmt(x.gbps, 1)).join(", ")
       ),
     ]),
