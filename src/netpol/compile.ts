@@ -78,8 +78,9 @@ export class CompileCache {
   readonly byPolicy = new Map<string, PolicyEntries>();
   /** The union of every policy's rules (what compile() returns as `rules`). */
   readonly merged = new Map<string, CompiledRule>();
-  /** The policies each merged rule comes from. */
-  readonly #owners = new Map<string, Set<string>>();
+  /** The policy each merged rule comes from, or the policies when several (most rules have
+   * one: a string each, not a Set, at tens of thousands of rules). */
+  readonly #owners = new Map<string, string | string[]>();
   /** Rule ids added, removed or changed since the last takeChanges(). */
   #changes = new Set<string>();
   /** How many policies the last compile took from the cache, and compiled. */
@@ -93,7 +94,7 @@ export class CompileCache {
     return out;
   }
 
-  #mergeOf(id: string, owners: Set<string>): CompiledRule | undefined {
+  #mergeOf(id: string, owners: readonly string[]): CompiledRule | undefined {
     let out: CompiledRule | undefined;
     for (const o of [...owners].sort()) {
       const r = this.byPolicy.get(o)?.rules.get(id);
@@ -109,20 +110,30 @@ export class CompileCache {
     const now = this.byPolicy.get(key)?.rules;
     for (const id of before?.keys() ?? []) {
       if (now?.has(id)) continue;
-      const owners = this.#owners.get(id);
-      owners?.delete(key);
-      const merged = owners && owners.size > 0 ? this.#mergeOf(id, owners) : undefined;
+      const had = this.#owners.get(id);
+      const left = had === undefined ? [] : (typeof had === "string" ? [had] : had)
+        .filter((o) => o !== key);
+      const merged = left.length > 0 ? this.#mergeOf(id, left) : undefined;
       if (merged === undefined) {
         this.merged.delete(id);
         this.#owners.delete(id);
-      } else this.merged.set(id, merged);
+      } else {
+        this.merged.set(id, merged);
+        this.#owners.set(id, left.length === 1 ? left[0]! : left);
+      }
       this.#changes.add(id);
     }
     for (const [id, rule] of now ?? []) {
-      let owners = this.#owners.get(id);
-      if (owners === undefined) this.#owners.set(id, owners = new Set());
-      owners.add(key);
-      this.merged.set(id, owners.size === 1 ? rule : this.#mergeOf(id, owners)!);
+      const had = this.#owners.get(id);
+      if (had === undefined || had === key) {
+        this.#owners.set(id, key);
+        this.merged.set(id, rule);
+      } else {
+        const list = typeof had === "string" ? [had] : had;
+        const owners = list.includes(key) ? list : [...list, key];
+        this.#owners.set(id, owners);
+        this.merged.set(id, this.#mergeOf(id, owners)!);
+      }
       this.#changes.add(id);
     }
   }
