@@ -127,7 +127,8 @@ export class StateStore {
       writeFileAtomic(this.#path(s.containerId, s.ifname), JSON.stringify(s));
     } catch (err) {
       if (err instanceof CniError) throw err;
-      throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}"`, String(err), {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}": ${why}`, "", {
         cause: err,
       });
     }

@@ -81,6 +81,19 @@ function openLockFile(path: string): Deno.FsFile {
   }
 }
 
+/** Writes one block to a new file at `path`, syncs it and removes it (also when that fails). */
+export function probeFile(path: string): void {
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const block = new Uint8Array(4096);
+    for (let at = 0; at < block.length;) at += file.writeSync(block.subarray(at));
+    file.syncSync();
+  } finally {
+    file.close();
+    Deno.removeSync(path);
+  }
+}
+
 export class LeaseStore {
   #held = 0;
 
@@ -304,13 +317,13 @@ export class LeaseStore {
     return exact.length > 0 ? exact : remove(containerId.trim());
   }
 
-  /** Proves the directory is writable by creating and removing a temporary file. */
+  /** Proves a lease can be written: a temporary file with a block of data, synced (a full
+   * file system refuses that, where an empty file needs no block), then removed. */
   probeWritable(): void {
     this.#requireLock();
     const path = `${this.dir}/${TMP_PREFIX}probe.${crypto.randomUUID()}`;
     try {
-      Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
-      Deno.removeSync(path);
+      probeFile(path);
     } catch (err) {
       throw ioError(`Cannot write to lease directory "${this.dir}"`, err);
     }
