@@ -209,15 +209,26 @@ export class StateStore {
 
   /** Every valid record of every network under `stateDir` (read-only). */
   static all(stateDir: string): AttachmentState[] {
-    const out: AttachmentState[] = [];
+    return StateStore.allByNetwork(stateDir).map((r) => r.record);
+  }
+
+  /** Every valid record under `stateDir` with its network (its directory's name), those of
+   * network `except` left unread. */
+  static allByNetwork(
+    stateDir: string,
+    except?: string,
+  ): { network: string; record: AttachmentState }[] {
+    const out: { network: string; record: AttachmentState }[] = [];
     try {
       for (const net of Deno.readDirSync(stateDir)) {
-        if (!net.isDirectory) continue;
+        if (!net.isDirectory || net.name === except) continue;
         for (const e of Deno.readDirSync(`${stateDir}/${net.name}`)) {
           if (!e.isFile || !e.name.endsWith(".json")) continue;
           try {
             const v = JSON.parse(Deno.readTextFileSync(`${stateDir}/${net.name}/${e.name}`));
-            if (recordProblem(v) === undefined) out.push(v as AttachmentState);
+            if (recordProblem(v) === undefined) {
+              out.push({ network: net.name, record: v as AttachmentState });
+            }
           } catch {
             // unreadable: its own network's store sets it aside
           }
