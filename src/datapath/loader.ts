@@ -301,8 +301,10 @@ function pinMaps(obj: BpfObject, pinDir: string): void {
   }
 }
 
-/** Is the program with this id one of ebpfcni's classifiers (of any build)? */
-function isOurs(id: number, known: readonly number[]): boolean {
+/** Is the program with this id one of this pin directory's classifiers (of any build)? One
+ * of another pin directory's (another network's) is bound to none of its maps: not ours to
+ * move. */
+function isOurs(id: number, known: readonly number[], mapIds: ReadonlySet<number>): boolean {
   if (known.includes(id)) return true;
   let fd: number;
   try {
@@ -312,7 +314,8 @@ function isOurs(id: number, known: readonly number[]): boolean {
   }
   try {
     const info = progInfo(fd);
-    return info.type === BPF_PROG_TYPE_SCHED_CLS && info.name.startsWith("process_tc");
+    return info.type === BPF_PROG_TYPE_SCHED_CLS && info.name.startsWith("process_tc") &&
+      info.mapIds.some((m) => mapIds.has(m));
   } finally {
     closeFd(fd);
   }
@@ -322,6 +325,7 @@ function isOurs(id: number, known: readonly number[]): boolean {
 function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
   using nl = new NetlinkSocket();
   let moved = 0;
+  const mapIds = new Set([...dp.maps.values()].map((fd) => mapInfo(fd).id));
   for (const link of new Links(nl).list()) {
     if (link.kind !== "veth") continue;
     for (const h of HOOKS) {
@@ -333,7 +337,7 @@ function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
         if (err instanceof SysError && err.notFound) continue; // deleted since the dump
         throw err;
       }
-      if (id === 0 || id === prog.id || !isOurs(id, oldIds)) continue;
+      if (id === 0 || id === prog.id || !isOurs(id, oldIds, mapIds)) continue;
       attach(nl, link.index, h.hook, prog.fd, h.program);
       moved++;
     }
