@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DENO=${DENO:-$ROOT/.deno/bin/deno}
-# Absolute: the launcher bakes it in.
-export DENO_DIR=$(realpath -m "${DENO_DIR:-$ROOT/.deno/cache}")
+source scripts/_deno.sh
+# Absolute: the launcher bakes it in (deno's own default when there is no pinned cache).
+export DENO_DIR=$(realpath -m "${DENO_DIR:-$("$DENO" info --json | jq -r .denoDir)}")
 OUT=${EBPFCNI_OUT:-$ROOT/dist/ebpfcni}
 # Keep in step with the launcher below; both are what the binary may do.
 # FFI is full access anyway, and Deno wants --allow-all to write under /sys (bpffs).

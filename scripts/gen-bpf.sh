@@ -3,6 +3,8 @@
 # generates src/datapath/bpf_object.gen.ts, which embeds it the way bpf2go does for Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+source scripts/_deno.sh
 out=${BPF_OUT_DIR:-dist/bpf}
 mkdir -p "$out"
 btf=${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}
@@ -14,6 +16,5 @@ clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Ibpf \
   -c bpf/ebpfcni.bpf.c -o "$out/ebpfcni.bpf.o"
 # Like bpf2go: drop DWARF, keep BTF (the loader and CO-RE need it).
 llvm-strip -g "$out/ebpfcni.bpf.o"
-DENO=${DENO:-.deno/bin/deno}
 "$DENO" run --quiet --allow-read --allow-write scripts/gen_bpf.ts \
   "$out/ebpfcni.bpf.o" src/datapath/bpf_object.gen.ts

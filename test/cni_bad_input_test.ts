@@ -124,10 +124,10 @@ const CASES: Case[] = [
     env: () => ({ CNI_ARGS: "IP=192.0.2.7" }),
   },
   {
-    name: "unsupported option ipMasq:true",
+    name: "unsupported options ipMasq:true, vlan:100",
     code: 2,
-    config: (net) => net.config({ ipMasq: true }),
-    msg: /ipMasq/,
+    config: (net) => net.config({ ipMasq: true, vlan: 100 }),
+    msg: /^Unsupported config fields: ipMasq true, vlan 100 \(/,
   },
   // DEL and CHECK of the live pod with bad input must not touch it either.
   {

@@ -101,3 +101,52 @@ Deno.test("CHECK fails when the lease was released behind the plugin's back", as
     assert.match(String(r.json?.msg), new RegExp(p.id));
   });
 });
+
+/** The pod's ADD result with interface `index` changed by `edit`. */
+function withInterface(
+  p: Pod,
+  index: number,
+  edit: (i: Record<string, unknown>) => void,
+): Pod {
+  const result = structuredClone(p.result);
+  edit((result.interfaces as Record<string, unknown>[])[index]!);
+  return { ...p, result };
+}
+
+const INTERFACE_CASES = [
+  {
+    what: "container MAC",
+    index: 2,
+    edit: (i: Record<string, unknown>) => (i.mac = "02:00:00:00:00:01"),
+    msg: /^Interface "eth0" has MAC .*, not 02:00:00:00:00:01 as in prevResult$/,
+  },
+  {
+    what: "container sandbox",
+    index: 2,
+    edit: (i: Record<string, unknown>) => (i.sandbox = "/var/run/netns/elsewhere"),
+    msg: /^Sandbox "\/var\/run\/netns\/elsewhere" of "eth0" in prevResult is not CNI_NETNS/,
+  },
+  {
+    what: "host veth name",
+    index: 1,
+    edit: (i: Record<string, unknown>) => (i.name = "vethdeadbeef"),
+    msg: /^Host interface "vethdeadbeef" in prevResult is missing$/,
+  },
+  {
+    what: "host veth MAC",
+    index: 1,
+    edit: (i: Record<string, unknown>) => (i.mac = "02:00:00:00:00:02"),
+    msg: /^Host veth "veth.*" has MAC .*, not 02:00:00:00:00:02 as in prevResult$/,
+  },
+] as const;
+
+for (const { what, index, edit, msg } of INTERFACE_CASES) {
+  Deno.test(`CHECK fails when prevResult's ${what} is not the attachment's`, async () => {
+    await withNetwork(async (net) => {
+      const p = await addPod(net);
+      const ok = await check(net, p);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      await assertCheckFails(net, withInterface(p, index, edit), msg);
+    });
+  });
+}

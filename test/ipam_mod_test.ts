@@ -219,7 +219,10 @@ Deno.test("ipamStatus() passes on a writable store and fails with code 50 otherw
     await Deno.writeTextFile(`${d}/file`, "");
     await assert.rejects(
       ipamStatus("net1", ctx(`${d}/file`, SUBNET).conf),
-      cniError(50, /^IPAM store for network "net1" is not usable: Cannot create lease directory/),
+      cniError(
+        50,
+        /^IPAM store for network "net1" is not usable: Refusing dataDir ".*": it is not a directory/,
+      ),
     );
   });
 });

@@ -21,6 +21,7 @@ import { HOST_MAP, IPCACHE_LOCAL, IPCACHE_MAP, VETH_MAP } from "../datapath/layo
 import type { AttachmentState } from "./state.ts";
 import { podNameArg, podNamespaceArg } from "./args.ts";
 import { agentForget, agentIdentity } from "./agent_client.ts";
+import { refuseSharedAddresses } from "./overlap.ts";
 import { log } from "../log.ts";
 
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
@@ -78,6 +79,9 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
       );
     }
 
+    const subnets = plan.config?.ranges.flat().map((r) => r.subnet) ?? [];
+    refuseSharedAddresses(conf.stateDir, conf.name, conf.pinDir, subnets);
+
     state.write(record);
     undo.push("remove attachment state", () => state.remove(env.containerId, env.ifname));
     await fault("after-state");
@@ -114,6 +118,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     }
     const identity = record.identity;
     state.write(record);
+    refuseSharedAddresses(conf.stateDir, conf.name, conf.pinDir, subnets, record.ips);
     await fault("after-lease");
 
     const links = new Links(host);

@@ -4,11 +4,46 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4, parseIpv4Prefix } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
 
-/** The CNI_ARGS keys the plugin understands; others are ignored, as with IgnoreUnknown=1. */
+/** The CNI_ARGS keys the plugin understands. Others are refused unless IgnoreUnknown is set
+ * (see rejectUnknownArgs). */
 export const ARG_IP = "IP";
 export const ARG_IDENTITY = "EBPFCNI_IDENTITY";
 export const ARG_POD_NAMESPACE = "K8S_POD_NAMESPACE";
 export const ARG_POD_NAME = "K8S_POD_NAME";
+export const ARG_IGNORE_UNKNOWN = "IgnoreUnknown";
+const KNOWN_ARGS: ReadonlySet<string> = new Set([
+  ARG_IGNORE_UNKNOWN,
+  ARG_IP,
+  ARG_IDENTITY,
+  ARG_POD_NAMESPACE,
+  ARG_POD_NAME,
+]);
+
+/**
+ * As libcni's types.LoadArgs (and so the reference plugins): a key the plugin does not know
+ * is an error (code 999, as theirs) unless IgnoreUnknown is "1" or "true" (any case); other
+ * IgnoreUnknown values than those and "0"/"false" are code 4.
+ */
+export function rejectUnknownArgs(args: Map<string, string>): void {
+  const flag = args.get(ARG_IGNORE_UNKNOWN);
+  const v = flag?.toLowerCase();
+  if (v !== undefined && !["1", "true", "0", "false", ""].includes(v)) {
+    throw new CniError(
+      ErrCode.InvalidEnv,
+      `Invalid CNI_ARGS ${ARG_IGNORE_UNKNOWN} ${quote(flag!)}: must be 1, true, 0 or false`,
+    );
+  }
+  if (v === "1" || v === "true") return;
+  const unknown = [...args.keys()].filter((k) => !KNOWN_ARGS.has(k));
+  if (unknown.length > 0) {
+    throw new CniError(
+      ErrCode.Internal,
+      `Unknown CNI_ARGS ${unknown.map((k) => quote(k)).join(", ")}: the plugin reads only ${
+        [...KNOWN_ARGS].join(", ")
+      } (set ${ARG_IGNORE_UNKNOWN}=1 to ignore others)`,
+    );
+  }
+}
 
 /**
  * Parses CNI_ARGS into a map. An empty string means no arguments. Empty segments (a trailing

@@ -8,6 +8,7 @@ import {
   parseCniArgs,
   podNameArg,
   podNamespaceArg,
+  rejectUnknownArgs,
   requestedIpsFromArgs,
 } from "./args.ts";
 
@@ -71,4 +72,29 @@ Deno.test("normalizeRequestedIpv4() drops a prefix length and refuses IPv6", () 
   assert.equal(normalizeRequestedIpv4("10.0.0.7/24"), "10.0.0.7");
   assert.equal(normalizeRequestedIpv4("10.0.0.7"), "10.0.0.7");
   assert.equal(normalizeRequestedIpv4("fd00::7/64"), undefined);
+});
+
+Deno.test("rejectUnknownArgs() refuses an unknown key with code 999 naming it, unless IgnoreUnknown", () => {
+  const err = errorOf(() => rejectUnknownArgs(parseCniArgs("IP=10.0.0.2;FOO=bar")));
+  assert.equal(err.code, 999);
+  assert.match(err.message, /^Unknown CNI_ARGS "FOO": .*IgnoreUnknown=1/);
+  for (const yes of ["1", "true", "TRUE"]) {
+    rejectUnknownArgs(parseCniArgs(`IgnoreUnknown=${yes};FOO=bar`));
+  }
+  for (const no of ["0", "false"]) {
+    assert.equal(
+      errorOf(() => rejectUnknownArgs(parseCniArgs(`IgnoreUnknown=${no};F=1`))).code,
+      999,
+    );
+  }
+  rejectUnknownArgs(parseCniArgs(KUBELET));
+  rejectUnknownArgs(
+    parseCniArgs("IP=10.0.0.2;EBPFCNI_IDENTITY=5;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b"),
+  );
+});
+
+Deno.test("rejectUnknownArgs() refuses an IgnoreUnknown that is not a boolean with code 4", () => {
+  const err = errorOf(() => rejectUnknownArgs(parseCniArgs("IgnoreUnknown=yes")));
+  assert.equal(err.code, 4);
+  assert.match(err.message, /IgnoreUnknown "yes"/);
 });

@@ -13,6 +13,7 @@ import { formatIpv4 } from "../spec/ipv4.ts";
 import { EndpointMap, IpcacheMap, VethMap } from "../datapath/maps.ts";
 import { IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
 import { containerRoutes, podAddresses } from "./routes.ts";
+import type { Interface } from "../spec/cni.ts";
 
 function fail(msg: string): never {
   throw new CniError(ErrCode.Internal, msg);
@@ -56,6 +57,13 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const cl = new Links(inner);
   const c = cl.get(env.ifname) ?? fail(`Interface "${env.ifname}" is missing in the netns`);
   if (!(c.flags & 1)) fail(`Interface "${env.ifname}" is down`);
+  checkInterfaces(prev.interfaces ?? [], {
+    bridge: conf.bridge,
+    netns: env.netns,
+    host: { name: hv.name, mac: hv.mac },
+    container: { name: c.name, mac: c.mac },
+    hostLinkExists: (name) => links.get(name) !== undefined,
+  });
   const have = cl.addrs(c.index);
   const endpoints = k8s
     ? { name: "ipcache_map", get: (ip: number) => new IpcacheMap(dp.fd(IPCACHE_MAP)).get(ip) }
@@ -80,5 +88,44 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
       (r.gw === undefined || x.gw === r.gw)
     );
     if (!found) fail(`Route to ${formatIpv4(r.dst)}/${r.dstLen} is missing in the netns`);
+  }
+}
+
+/** The prevResult's interfaces against the links, as the reference bridge plugin compares
+ * them: the container interface (its sandbox and MAC), this attachment's host veth (its MAC),
+ * and any other host-side one must exist (a chained plugin's, say). The bridge's MAC is not
+ * compared: the kernel moves it as ports come and go. */
+function checkInterfaces(
+  listed: Interface[],
+  now: {
+    bridge: string;
+    netns: string;
+    host: { name: string; mac: string };
+    container: { name: string; mac: string };
+    hostLinkExists: (name: string) => boolean;
+  },
+): void {
+  if (listed.length === 0) return;
+  const sameMac = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  const inner = listed.filter((i) => i.sandbox !== undefined && i.name === now.container.name);
+  if (inner.length === 0) fail(`Container interface "${now.container.name}" is not in prevResult`);
+  for (const i of inner) {
+    if (i.sandbox !== now.netns) {
+      fail(`Sandbox "${i.sandbox}" of "${i.name}" in prevResult is not CNI_NETNS "${now.netns}"`);
+    }
+    if (i.mac !== undefined && !sameMac(i.mac, now.container.mac)) {
+      fail(`Interface "${i.name}" has MAC ${now.container.mac}, not ${i.mac} as in prevResult`);
+    }
+  }
+  const outer = listed.filter((i) => i.sandbox === undefined && i.name !== now.bridge);
+  for (const i of outer) {
+    if (i.name !== now.host.name && !now.hostLinkExists(i.name)) {
+      fail(`Host interface "${i.name}" in prevResult is missing`);
+    }
+  }
+  const veth = outer.find((i) => i.name === now.host.name) ??
+    fail(`Host veth "${now.host.name}" is not in prevResult`);
+  if (veth.mac !== undefined && !sameMac(veth.mac, now.host.mac)) {
+    fail(`Host veth "${veth.name}" has MAC ${now.host.mac}, not ${veth.mac} as in prevResult`);
   }
 }

@@ -266,7 +266,9 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
   if (unsupported.length > 0) {
     throw new CniError(
       ErrCode.UnsupportedField,
-      `Unsupported config fields: ${unsupported.join(", ")}`,
+      `Unsupported config fields: ${
+        unsupported.map((k) => `${k} ${shortJson(json[k])}`).join(", ")
+      } (ebpfcni implements only the reference defaults of these)`,
     );
   }
   return conf;
@@ -327,6 +329,12 @@ function absPath(json: Obj, key: string, dflt: string): string {
   const problem = dirPathProblem(v);
   if (problem !== undefined) throw invalid(key, `${what} (${problem})`, v);
   return v;
+}
+
+/** A JSON value for a message, cut to 64 characters like quote(). */
+function shortJson(v: unknown): string {
+  const text = JSON.stringify(v);
+  return text.length <= 64 ? text : `${text.slice(0, 64)}... (${text.length} characters)`;
 }
 
 /** Does `v` mean the same as the reference default `dflt` (an empty list for list options)? */

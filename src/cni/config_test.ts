@@ -176,7 +176,8 @@ Deno.test("parseNetConf() names every unsupported option with code 2", () => {
   assert.equal(err.code, 2);
   assert.equal(
     err.message,
-    "Unsupported config fields: ipMasq, vlan, vlanTrunk, macspoofchk, portIsolation",
+    'Unsupported config fields: ipMasq true, vlan 100, vlanTrunk [{"id":5}], macspoofchk true, ' +
+      "portIsolation true (ebpfcni implements only the reference defaults of these)",
   );
 });
 
@@ -243,9 +244,9 @@ const BAD: [string, Record<string, unknown>, number, string][] = [
   ["prevResult not object", { prevResult: "x" }, 7, '"prevResult" must be an object'],
   ["prevResult bad ip", { prevResult: { ips: [{ address: "10.0.0.1" }] } }, 7, "ips[0].address"],
   ["dns bad", { dns: { nameservers: "8.8.8.8" } }, 7, 'Invalid network config: "dns.nameservers"'],
-  ["ipMasq on", { ipMasq: true }, 2, "Unsupported config fields: ipMasq"],
-  ["vlan set", { vlan: 10 }, 2, "vlan"],
-  ["preserveDefaultVlan off", { preserveDefaultVlan: false }, 2, "preserveDefaultVlan"],
+  ["ipMasq on", { ipMasq: true }, 2, "Unsupported config fields: ipMasq true"],
+  ["vlan set", { vlan: 10 }, 2, "vlan 10"],
+  ["preserveDefaultVlan off", { preserveDefaultVlan: false }, 2, "preserveDefaultVlan false"],
   ["forceAddress on", { forceAddress: true }, 2, "forceAddress"],
   ["enabledad on", { enabledad: true }, 2, "enabledad"],
   ["disableContainerInterface", { disableContainerInterface: true }, 2, "disableContainerInt"],

@@ -2,7 +2,7 @@
 // the IPAM contexts, the identity. Pure apart from reading nothing at all.
 import type { CniEnv } from "./env.ts";
 import { ipamStdin, type NetConf, requestedIps } from "./config.ts";
-import { identityArg, parseCniArgs, podNamespaceArg } from "./args.ts";
+import { identityArg, parseCniArgs, podNamespaceArg, rejectUnknownArgs } from "./args.ts";
 import type { IpamContext, IpamDelContext } from "../ipam/mod.ts";
 import { type ResolvedIdentity, resolveIdentity } from "../policy/identity.ts";
 import { hostVethName } from "../net/names.ts";
@@ -18,11 +18,14 @@ export interface Ctx {
 }
 
 export function makeCtx(env: CniEnv, rawEnv: Record<string, string>, conf: NetConf): Ctx {
+  const cniArgs = parseCniArgs(env.args);
+  // DEL stays best effort: it reads no argument, and must clean up whatever ADD was given.
+  if (env.command === "ADD" || env.command === "CHECK") rejectUnknownArgs(cniArgs);
   return {
     env,
     rawEnv,
     conf,
-    cniArgs: parseCniArgs(env.args),
+    cniArgs,
     hostVeth: env.containerId ? hostVethName(env.containerId, env.ifname) : "",
     state: new StateStore(conf.stateDir, conf.name),
   };

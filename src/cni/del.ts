@@ -13,8 +13,9 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
-import type { AttachmentState } from "./state.ts";
+import { type AttachmentState, StateStore } from "./state.ts";
 import { agentForget } from "./agent_client.ts";
+import { faultPoint } from "./fault.ts";
 import { log } from "../log.ts";
 
 export interface Teardown {
@@ -49,12 +50,24 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
   // identity an operator gave it since. One only recorded goes only if nobody leases it now
   // and it still holds this pod's identity: after a DEL that died between releasing and
   // forgetting, the address may be another pod's (with the same identity, even). A delegated
-  // IPAM plugin's leases are unknown: its recorded addresses go on the identity alone.
+  // IPAM plugin's leases are unknown: there, another attachment's record naming the address
+  // on this pin dir is what says it has moved on.
   const leases = await ipamLeases(ipamCtx);
   const mine = new Set(leases?.mine ?? []);
-  const recorded = t.identity === undefined
+  let recorded = t.identity === undefined
     ? []
     : t.ips.filter((ip) => !mine.has(ip) && !leases?.others.has(ip));
+  if (recorded.length > 0) {
+    const pinDir = t.pinDir ?? ctx.conf.pinDir;
+    const taken = new Set(
+      StateStore.all(ctx.conf.stateDir)
+        .filter((s) =>
+          s.pinDir === pinDir && !(s.containerId === t.containerId && s.ifname === t.ifname)
+        )
+        .flatMap((s) => s.ips),
+    );
+    recorded = recorded.filter((ip) => !taken.has(ip));
+  }
   if (dp) {
     for (const store of endpointStores(dp)) {
       for (const text of new Set([...mine, ...recorded])) {
@@ -66,6 +79,7 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
     }
   }
   await ipamDel(ipamCtx);
+  await faultPoint(ctx.rawEnv, "del-after-release");
   ctx.state.remove(t.containerId, t.ifname);
 }
 

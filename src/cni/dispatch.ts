@@ -94,7 +94,14 @@ export async function runCni(io: CniIo): Promise<number> {
         const { cmdAdd } = await import("./add.ts");
         using _lock = await lockAttachment(ctx);
         const result = await cmdAdd(ctx);
-        io.stdout(JSON.stringify(formatResult(result, conf.cniVersion)) + "\n");
+        try {
+          io.stdout(JSON.stringify(formatResult(result, conf.cniVersion)) + "\n");
+        } catch (err) {
+          // The runtime never got the result (stdout closed): undone like any failed ADD.
+          const { cmdDel } = await import("./del.ts");
+          await cmdDel(ctx);
+          throw err;
+        }
         return 0;
       }
       case "DEL": {
@@ -130,7 +137,11 @@ export async function runCni(io: CniIo): Promise<number> {
       },
     );
     log.error(`${io.env.CNI_COMMAND}: ${causeChain(cniErr)}`);
-    io.stdout(JSON.stringify(formatError(cniErr, version)) + "\n");
+    try {
+      io.stdout(JSON.stringify(formatError(cniErr, version)) + "\n");
+    } catch {
+      // stdout is gone (the logged error may be why): the exit status still says it failed
+    }
     return 1;
   }
 }

@@ -1,5 +1,5 @@
-// Fault injection for the robustness tests: EBPFCNI_FAULT="fail:<point>" makes ADD fail at
-// that point; "hang:<point>" makes it stop there (for kill -9); "sleep:<point>" makes it
+// Fault injection for the robustness tests: EBPFCNI_FAULT="fail:<point>" makes ADD (or, at
+// a DEL_FAULT_POINTS point, DEL and GC's teardown) fail at that point; "hang:<point>" makes it stop there (for kill -9); "sleep:<point>" makes it
 // pause there for EBPFCNI_FAULT_SLEEP_MS (default 200), so that a concurrent call surely
 // overlaps it. Unset in production.
 
@@ -14,14 +14,16 @@ export const FAULT_POINTS = [
   "after-endpoint",
   "after-addr",
 ] as const;
-export type FaultPoint = typeof FAULT_POINTS[number];
+/** In a teardown (DEL, GC): after the lease is released, before the record is removed. */
+export const DEL_FAULT_POINTS = ["del-after-release"] as const;
+export type FaultPoint = typeof FAULT_POINTS[number] | typeof DEL_FAULT_POINTS[number];
 
 export class InjectedFault extends Error {
   override name = "InjectedFault";
 }
 
 export async function faultPoint(env: Record<string, string>, point: FaultPoint): Promise<void> {
-  log.debug(`ADD reached ${point} at ${performance.now().toFixed(1)} ms`);
+  log.debug(`reached ${point} at ${performance.now().toFixed(1)} ms`);
   const spec = env.EBPFCNI_FAULT;
   if (!spec) return;
   const [mode, at] = spec.split(":");

@@ -11,6 +11,8 @@ import { isIdentity } from "../spec/identity.ts";
 import { isObject } from "../spec/json.ts";
 import { quote } from "../spec/text.ts";
 import { log } from "../log.ts";
+import { checkPrivateDir } from "../spec/private_dir.ts";
+export { checkPrivateDir };
 
 export interface AttachmentState {
   containerId: string;
@@ -48,37 +50,6 @@ export function recordProblem(v: unknown): string | undefined {
     if (v[k] !== undefined && typeof v[k] !== "string") return `"${k}" is not a string`;
   }
   return undefined;
-}
-
-/** Refuses a directory that is a symlink, not ours, or writable by group or others: anyone
- * who can write there can plant files the plugin would then trust or overwrite. */
-export function checkPrivateDir(dir: string, what: string): void {
-  let st: Deno.FileInfo;
-  try {
-    st = Deno.lstatSync(dir);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw new CniError(ErrCode.IoFailure, `Cannot inspect ${what} ${quote(dir)}`, String(err), {
-      cause: err,
-    });
-  }
-  const fail = (why: string): never => {
-    throw new CniError(
-      ErrCode.InvalidConfig,
-      `Refusing ${what} ${quote(dir)}: ${why}; it must be a directory owned by root and ` +
-        "writable by its owner only",
-    );
-  };
-  if (st.isSymlink) fail("it is a symbolic link");
-  if (!st.isDirectory) fail("it is not a directory");
-  const uid = Deno.uid();
-  if (st.uid !== 0 && st.uid !== uid) fail(`it is owned by uid ${st.uid}`);
-  const mode = st.mode ?? 0;
-  if (mode & 0o022) {
-    fail(
-      `it is ${mode & 0o002 ? "world" : "group"}-writable (mode ${(mode & 0o7777).toString(8)})`,
-    );
-  }
 }
 
 /** Writes `data` to `path` atomically: a temporary created exclusively (O_EXCL does not
@@ -156,7 +127,8 @@ export class StateStore {
       writeFileAtomic(this.#path(s.containerId, s.ifname), JSON.stringify(s));
     } catch (err) {
       if (err instanceof CniError) throw err;
-      throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}"`, String(err), {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}": ${why}`, "", {
         cause: err,
       });
     }
@@ -237,15 +209,26 @@ export class StateStore {
 
   /** Every valid record of every network under `stateDir` (read-only). */
   static all(stateDir: string): AttachmentState[] {
-    const out: AttachmentState[] = [];
+    return StateStore.allByNetwork(stateDir).map((r) => r.record);
+  }
+
+  /** Every valid record under `stateDir` with its network (its directory's name), those of
+   * network `except` left unread. */
+  static allByNetwork(
+    stateDir: string,
+    except?: string,
+  ): { network: string; record: AttachmentState }[] {
+    const out: { network: string; record: AttachmentState }[] = [];
     try {
       for (const net of Deno.readDirSync(stateDir)) {
-        if (!net.isDirectory) continue;
+        if (!net.isDirectory || net.name === except) continue;
         for (const e of Deno.readDirSync(`${stateDir}/${net.name}`)) {
           if (!e.isFile || !e.name.endsWith(".json")) continue;
           try {
             const v = JSON.parse(Deno.readTextFileSync(`${stateDir}/${net.name}/${e.name}`));
-            if (recordProblem(v) === undefined) out.push(v as AttachmentState);
+            if (recordProblem(v) === undefined) {
+              out.push({ network: net.name, record: v as AttachmentState });
+            }
           } catch {
             // unreadable: its own network's store sets it aside
           }

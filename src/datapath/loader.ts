@@ -100,9 +100,22 @@ function tryObjGet(path: string): number | undefined {
 
 /** Why the map pinned at `fd` is not `spec`'s, or undefined when it is. */
 function mapProblem(fd: number, spec: MapSpec): { id: number; problem?: string } {
+  // A program (or link) pinned under a map's name: its info is not a map's.
+  const kind = bpfObjectKind(fd);
+  if (kind !== "map") return { id: 0, problem: `it is a BPF ${kind}, not a map` };
   const info = mapInfo(fd);
   const diff = mapDifferences(spec, info);
   return diff.length === 0 ? { id: info.id } : { id: info.id, problem: diff.join(", ") };
+}
+
+/** What the bpf fd is ("map", "prog", "link", ...), from its anon inode's name. */
+function bpfObjectKind(fd: number): string {
+  try {
+    const target = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    return target.match(/^anon_inode:bpf[-_](\w+)/)?.[1] ?? target;
+  } catch {
+    return "map"; // no /proc: let the info call judge
+  }
 }
 
 /** Fds opened together and closed together, unless handed on with `keep()`. */
@@ -288,8 +301,10 @@ function pinMaps(obj: BpfObject, pinDir: string): void {
   }
 }
 
-/** Is the program with this id one of ebpfcni's classifiers (of any build)? */
-function isOurs(id: number, known: readonly number[]): boolean {
+/** Is the program with this id one of this pin directory's classifiers (of any build)? One
+ * of another pin directory's (another network's) is bound to none of its maps: not ours to
+ * move. */
+function isOurs(id: number, known: readonly number[], mapIds: ReadonlySet<number>): boolean {
   if (known.includes(id)) return true;
   let fd: number;
   try {
@@ -299,7 +314,8 @@ function isOurs(id: number, known: readonly number[]): boolean {
   }
   try {
     const info = progInfo(fd);
-    return info.type === BPF_PROG_TYPE_SCHED_CLS && info.name.startsWith("process_tc");
+    return info.type === BPF_PROG_TYPE_SCHED_CLS && info.name.startsWith("process_tc") &&
+      info.mapIds.some((m) => mapIds.has(m));
   } finally {
     closeFd(fd);
   }
@@ -309,6 +325,7 @@ function isOurs(id: number, known: readonly number[]): boolean {
 function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
   using nl = new NetlinkSocket();
   let moved = 0;
+  const mapIds = new Set([...dp.maps.values()].map((fd) => mapInfo(fd).id));
   for (const link of new Links(nl).list()) {
     if (link.kind !== "veth") continue;
     for (const h of HOOKS) {
@@ -320,7 +337,7 @@ function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
         if (err instanceof SysError && err.notFound) continue; // deleted since the dump
         throw err;
       }
-      if (id === 0 || id === prog.id || !isOurs(id, oldIds)) continue;
+      if (id === 0 || id === prog.id || !isOurs(id, oldIds, mapIds)) continue;
       attach(nl, link.index, h.hook, prog.fd, h.program);
       moved++;
     }
@@ -369,7 +386,7 @@ export function ensureDatapath(pinDir = DEFAULT_PIN_DIR, opts: LoadOptions = {})
     return withDirLock(pinDir, () => openPinned(pinDir) ?? loadAndPin(pinDir, opts));
   } catch (err) {
     if (err instanceof DatapathError) throw err;
-    throw new DatapathError(`Cannot load the datapath into "${pinDir}": ${hint(err)}`, {
+    throw new DatapathError(`Cannot load the datapath into "${pinDir}": ${hint(err, pinDir)}`, {
       cause: err,
     });
   }
@@ -383,16 +400,25 @@ export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
 
 /** One line saying what failed and, where we can tell, what to do; the libbpf and
  * verifier log stays on the cause (BpfError.log). */
-function hint(err: unknown): string {
+function hint(err: unknown, pinDir: string): string {
   const full = err instanceof Error ? err.message : String(err);
   const msg = full.split("\n")[0] ?? full;
   if (err instanceof SysError) {
+    // bpffs refuses to create or look up any name with a "." in it, to root too (EPERM).
+    const dotted = pinDir.split("/").find((c) => c.includes("."));
+    if (err.errno === 1 && dotted !== undefined) {
+      return `${msg} (bpffs refuses names with a ".": "${dotted}" in the pin directory; ` +
+        "choose one without)";
+    }
     if (err.errno === 1 || err.errno === 13) {
       return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
     }
-    if (/not on BPF FS|pin/.test(full) && (err.errno === 22 || err.errno === 1)) {
+    // libbpf's own words (in the log) when the directory is not on bpffs.
+    if (/not on BPF FS/.test(full)) {
       return `${msg} (the pin directory is not on BPF FS: mount -t bpf bpf /sys/fs/bpf)`;
     }
+    const libbpf = full.split("\n").slice(1).find((l) => /pin/.test(l))?.trim();
+    if (libbpf) return `${msg} (libbpf: ${libbpf})`;
   }
   return msg;
 }

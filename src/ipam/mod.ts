@@ -219,7 +219,9 @@ async function hostLocalAdd(
 export function ipamPlan(ctx: IpamContext): IpamPlan {
   if (!ctx.conf.builtIn) return { requested: [] };
   const config = hostLocalConfig(ctx.conf);
-  return { config, requested: assignRequested(config, ctx.requestedIps) };
+  const requested = assignRequested(config, ctx.requestedIps);
+  LeaseStore.checkDirs(config.dataDir, ctx.network);
+  return { config, requested };
 }
 
 /** Allocates (or returns the existing) addresses for the attachment. */
@@ -369,7 +371,10 @@ export async function ipamStatus(
     const store = LeaseStore.open(conf.dataDir, network);
     await store.locked(() => store.probeWritable());
   } catch (err) {
-    if (!(err instanceof CniError) || err.code !== ErrCode.IoFailure) throw err;
+    // An unusable (5) or refused (7: one others could write into) directory alike.
+    const refused = err instanceof CniError &&
+      (err.code === ErrCode.IoFailure || err.code === ErrCode.InvalidConfig);
+    if (!refused) throw err;
     throw new CniError(
       ErrCode.PluginNotAvailable,
       `IPAM store for network "${network}" is not usable: ${err.message}`,

@@ -17,6 +17,7 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import { validateNetworkName } from "../spec/names.ts";
+import { checkPrivateDir } from "../spec/private_dir.ts";
 
 /** A lease file; ifname is undefined for a legacy file that holds only the container ID. */
 export interface Lease {
@@ -56,6 +57,43 @@ function isNotFound(err: unknown): boolean {
   return err instanceof Deno.errors.NotFound;
 }
 
+/** The store's lock file, never through a symlink: made with O_EXCL (which does not follow
+ * one), and an existing one opened only when it is a regular file. Read-only suffices for
+ * flock and works on a lock file we cannot write. */
+function openLockFile(path: string): Deno.FsFile {
+  for (;;) {
+    let st: Deno.FileInfo | undefined;
+    try {
+      st = Deno.lstatSync(path);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (st !== undefined) {
+      if (!st.isFile) throw new Error(st.isSymlink ? "it is a symbolic link" : "not a file");
+      return Deno.openSync(path, { read: true });
+    }
+    try {
+      return Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o600 });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      // made meanwhile by another process (or planted): look again
+    }
+  }
+}
+
+/** Writes one block to a new file at `path`, syncs it and removes it (also when that fails). */
+export function probeFile(path: string): void {
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const block = new Uint8Array(4096);
+    for (let at = 0; at < block.length;) at += file.writeSync(block.subarray(at));
+    file.syncSync();
+  } finally {
+    file.close();
+    Deno.removeSync(path);
+  }
+}
+
 export class LeaseStore {
   #held = 0;
 
@@ -65,12 +103,13 @@ export class LeaseStore {
   static open(dataDir: string, network: string): LeaseStore {
     validateNetworkName(network);
     const dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
+    checkPrivateDir(dataDir, "dataDir"); // before anything is made in it
     try {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (err) {
       throw ioError(`Cannot create lease directory "${dir}"`, err);
     }
-    return new LeaseStore(dir);
+    return LeaseStore.#checked(dataDir, dir);
   }
 
   /** Opens the directory only if it exists: DEL and GC must not create state. */
@@ -86,6 +125,19 @@ export class LeaseStore {
       if (err instanceof CniError) throw err;
       throw ioError(`Cannot open lease directory "${dir}"`, err);
     }
+    return LeaseStore.#checked(dataDir, dir);
+  }
+
+  /** Others who could write in the directories could plant leases, or symlinks we would
+   * write through: refuses them (code 7), with nothing made yet. */
+  static checkDirs(dataDir: string, network: string): void {
+    validateNetworkName(network);
+    LeaseStore.#checked(dataDir, `${dataDir.replace(/\/+$/, "")}/${network}`);
+  }
+
+  static #checked(dataDir: string, dir: string): LeaseStore {
+    checkPrivateDir(dataDir, "dataDir");
+    checkPrivateDir(dir, "lease directory");
     return new LeaseStore(dir);
   }
 
@@ -94,13 +146,7 @@ export class LeaseStore {
     const path = `${this.dir}/${LOCK_FILE}`;
     let file: Deno.FsFile;
     try {
-      // Read-only suffices for flock and works on a lock file we cannot write.
-      try {
-        file = Deno.openSync(path, { read: true });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-      }
+      file = openLockFile(path);
     } catch (err) {
       throw ioError(`Cannot open lock file "${path}"`, err);
     }
@@ -271,13 +317,13 @@ export class LeaseStore {
     return exact.length > 0 ? exact : remove(containerId.trim());
   }
 
-  /** Proves the directory is writable by creating and removing a temporary file. */
+  /** Proves a lease can be written: a temporary file with a block of data, synced (a full
+   * file system refuses that, where an empty file needs no block), then removed. */
   probeWritable(): void {
     this.#requireLock();
     const path = `${this.dir}/${TMP_PREFIX}probe.${crypto.randomUUID()}`;
     try {
-      Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
-      Deno.removeSync(path);
+      probeFile(path);
     } catch (err) {
       throw ioError(`Cannot write to lease directory "${this.dir}"`, err);
     }

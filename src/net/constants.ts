@@ -9,6 +9,7 @@ export const AF_BRIDGE = 7;
 export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
 export const NLA_F_NESTED = 0x8000;
 
 // linux/rtnetlink.h

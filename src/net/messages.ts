@@ -213,7 +213,10 @@ export function newRoute(r: RouteSpec, ifname: string): NlRequest {
   return {
     op: `add route to ${r.dstLen ? "a prefix" : "default"} via "${ifname}"`,
     type: K.RTM_NEWROUTE,
-    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    // Appended, as the reference plugins do (netlink.RouteAddEcmp): a second attachment of
+    // the pod (another interface) gets its own default route beside the first one's, where
+    // EXCL would refuse it. Only an identical route (same interface) is still EEXIST.
+    flags: K.NLM_F_CREATE | K.NLM_F_APPEND,
     header: rtmsg(r.dstLen, r.gw === undefined ? K.RT_SCOPE_LINK : K.RT_SCOPE_UNIVERSE, r.table),
     attrs,
   };

@@ -58,7 +58,7 @@ Deno.test("encodeRequest() writes addresses in network order and u32 attributes 
     hex(
       encodeRequest(M.newRoute({ dst: 0, dstLen: 0, gw: 0x0a0d0001, oif: 3, mtu: 1400 }, "e"), 10),
     ),
-    "38000000" + "1800" + "0506" + "0a000000" + "00000000" + // RTM_NEWROUTE
+    "38000000" + "1800" + "050c" + "0a000000" + "00000000" + // RTM_NEWROUTE, CREATE|APPEND
       "020000" + "00" + "fe" + "03" + "00" + "01" + "00000000" + // rtmsg: main, boot, universe
       "08000400" + "03000000" + // RTA_OIF 3
       "08000500" + "0a0d0001" + // RTA_GATEWAY
