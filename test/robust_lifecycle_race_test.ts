@@ -131,8 +131,11 @@ Deno.test("a GC alongside an ADD never tears down the ADD's attachment, nor leav
       const netns = await net.netns();
       // The runtime's list predates this ADD: it names only the pods already known.
       const valid = ids.map((p) => ({ containerID: p.id, ifname: "eth0" }));
-      const add = call(net, "ADD", id, netns, addFault(round, "after-lease"));
-      await new Promise((r) => setTimeout(r, round % 2 === 1 ? 80 : round % 4 * 5));
+      // The GC must land inside the ADD (a list made before an ADD that has already returned
+      // is the runtime's to avoid): the ADD pauses once leased, the GC starts at a spread of
+      // points of it, before its record, during the pause, or about as it ends.
+      const add = call(net, "ADD", id, netns, { env: { EBPFCNI_FAULT: "sleep:after-lease" } });
+      await new Promise((r) => setTimeout(r, [0, 40, 120, 190][round % 4]));
       const gc = net.run({
         command: "GC",
         config: net.config({ "cni.dev/valid-attachments": valid }),
