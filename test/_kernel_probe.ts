@@ -10,7 +10,8 @@ import { BpfError } from "../ffi/errors.ts";
 import { progInfo, progTestRun } from "../ffi/bpf.ts";
 import * as gen from "../src/datapath/bpf_object.gen.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
-import { EndpointMap, PolicyMap } from "../src/datapath/maps.ts";
+import { VETH_MAP } from "../src/datapath/layout.ts";
+import { EndpointMap, PolicyMap, VethMap } from "../src/datapath/maps.ts";
 import { programTags, readElfSections } from "../scripts/elf.ts";
 import { arpFrame, ETH_P_IP, ethFrame, exists, ip4, ipv4Frame, randomHex } from "./_kernel.ts";
 
@@ -40,6 +41,9 @@ try {
   const A = ip4("127.77.0.1");
   const B = ip4("127.77.0.2");
   const C = ip4("127.77.0.3");
+  // BPF_PROG_TEST_RUN runs the program on loopback (ifindex 1): register it as a pod veth
+  // owning the test addresses, as ADD registers a pod's veth, or every frame drops.
+  new VethMap(dp.fd(VETH_MAP)).set(1, { ips: [A, B, C], flags: 0 });
   new EndpointMap(dp.endpointFd).set(A, 1001);
   new EndpointMap(dp.endpointFd).set(B, 1002);
   new PolicyMap(dp.policyFd).allow(1001, 1002);

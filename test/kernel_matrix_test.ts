@@ -221,6 +221,7 @@ Deno.test("the guest's needs are read from the datapath tests: commands, librari
   const sources = sourceClosure([
     `${ROOT}test/datapath_kernel_test.ts`,
     `${ROOT}test/datapath_layout_test.ts`,
+    `${ROOT}test/datapath_verdicts_test.ts`,
   ]);
   assert.ok(sources.includes(`${ROOT}test/_kernel.ts`), "the helpers the tests import");
   assert.ok(sources.includes(`${ROOT}ffi/libbpf.ts`), "and what those import");
@@ -236,7 +237,6 @@ Deno.test("the guest's needs are read from the datapath tests: commands, librari
     "linux/bpf.h",
     "linux/types.h",
     "stddef.h",
-    "stdio.h",
   ]);
 });
 

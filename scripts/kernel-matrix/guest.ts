@@ -106,25 +106,27 @@ async function addProgram(tree: GuestTree, path: string, seen = new Set<string>(
   for (const lib of parseLdd(path, r.stdout + r.stderr)) tree.addPath(lib);
 }
 
-/** Headers (and the headers they include) for `#include <name>` as the tests compile BPF C:
- * clang -target bpf with the multiarch include directory. */
+/** Headers (and the headers they include) for `#include <name>` as the tests compile C: for
+ * the host (a layout check) and as BPF (clang -target bpf with the multiarch include
+ * directory). Both closures go in, whichever of them clang can make. */
 async function headerClosure(clang: string, includes: string[], tmp: string): Promise<string[]> {
   const out = new Set<string>();
   const src = `${tmp}/include-probe.c`;
+  const targets = [[], ["-target", "bpf", `-I/usr/include/${Deno.build.arch}-linux-gnu`]];
   for (const h of includes) {
     await Deno.writeTextFile(src, `#include <${h}>\n`);
-    const r = await tryExec(clang, [
-      "-M",
-      "-target",
-      "bpf",
-      `-I/usr/include/${Deno.build.arch}-linux-gnu`,
-      src,
-    ]);
-    if (r.code !== 0) {
-      log(`clang cannot find <${h}> on this host: ${r.stderr.trim().split("\n")[0]}`);
-      continue;
+    const errors: string[] = [];
+    for (const flags of targets) {
+      const r = await tryExec(clang, ["-M", ...flags, src]);
+      if (r.code !== 0) {
+        errors.push(r.stderr.trim().split("\n").at(-1) ?? "");
+        continue;
+      }
+      for (const p of parseDepfile(r.stdout)) if (p !== src) out.add(p);
     }
-    for (const p of parseDepfile(r.stdout)) if (p !== src) out.add(p);
+    if (errors.length === targets.length) {
+      log(`clang cannot find <${h}> on this host: ${errors.join("; ")}`);
+    }
   }
   await Deno.remove(src).catch(() => {});
   return [...out].sort();

@@ -20,10 +20,15 @@ const USAGE = `usage: kernel-matrix.sh [--quick] [--kernels host,6.1] [--accel a
   --timeout   limit for each kernel's run, after boot (default 600; it takes ~1 min)
   --out       report directory (default dist/kernel-matrix)
   --keep      keep the temp dir (kernel, initramfs, DENO_DIR) and print its path
-Test files default to test/datapath_kernel_test.ts test/datapath_layout_test.ts.
+Test files default to test/datapath_kernel_test.ts test/datapath_layout_test.ts
+test/datapath_verdicts_test.ts (load and pins, layouts, identity and kubernetes verdicts).
 Env: KERNEL_MATRIX_EXTRA_COMMANDS (more commands for the guest, space separated).`;
 
-const DEFAULT_TESTS = ["test/datapath_kernel_test.ts", "test/datapath_layout_test.ts"];
+const DEFAULT_TESTS = [
+  "test/datapath_kernel_test.ts",
+  "test/datapath_layout_test.ts",
+  "test/datapath_verdicts_test.ts",
+];
 const PROBE = "test/_kernel_probe.ts";
 const MARKER = "KM-INIT";
 
