@@ -8,7 +8,9 @@
 //     agent polled every 5 s (its reference figure);
 //   - the agent's RSS (VmRSS and its peak VmHWM) at that size;
 //   - CNI ADD and DEL latency in kubernetes mode (asking this agent, with this model) beside
-//     identity mode, alternating call by call, on one bridge each.
+//     identity mode, alternating call by call, on one bridge each;
+//   - the least a CNI call handed to the agent would cost: a fresh process asking the agent
+//     (`agent status`) beside the start-up floor.
 // Run: deno run -A bench/agent.ts [--rounds=N] [--pods=N] [--adds=N] [--out=FILE]
 // [--save-manifests=FILE] (as root, after
 // scripts/build.sh). Prints a table on stdout, writes bench/results-agent.json.
@@ -25,6 +27,7 @@ import {
   run,
   tempDir,
 } from "./lib.ts";
+import { readLauncher, warm } from "./launcher.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { RuleMap } from "../src/datapath/maps.ts";
 import { DIR_INGRESS, RULE_MAP } from "../src/datapath/layout.ts";
@@ -285,6 +288,9 @@ async function main(): Promise<void> {
 
   // ADD latency: kubernetes mode (this agent, this model) beside identity mode.
   const add = await addLatency(dir, pins, socket);
+  // What handing ADD to the agent would cost at least: a fresh process that only asks the
+  // agent something (`agent status`), beside the start-up floor, alternating.
+  const handoff = await handoffFloor(dir, socket);
 
   const results = {
     pods: objects.filter((o) => o.kind === "Pod").length,
@@ -302,6 +308,7 @@ async function main(): Promise<void> {
     agentRssMiB: mem.rss / 1024,
     agentPeakRssMiB: mem.hwm / 1024,
     add,
+    handoff,
   };
   Deno.writeTextFileSync(OUT, JSON.stringify(results, null, 2) + "\n");
   const f = (x: number) => x.toFixed(1);
@@ -319,7 +326,35 @@ async function main(): Promise<void> {
 | DEL kubernetes mode (median) | ${f(add.k8s.delMedian)} ms | identity mode ${
     f(add.identity.delMedian)
   } ms | ${(add.k8s.delMedian / add.identity.delMedian).toFixed(2)}x |
+| a fresh process asking the agent (\`agent status\`, median) | ${f(handoff.statusMedian)} ms | floor ${
+    f(handoff.floorMedian)
+  } ms | +${f(handoff.statusMedian - handoff.floorMedian)} ms |
 entries: ${JSON.stringify(entries)}`);
+}
+
+/** Medians of the start-up floor and of `agent status` (a whole process: start-up, the CLI's
+ * modules, one socket round trip to this agent), calls alternating. */
+async function handoffFloor(dir: string, socket: string) {
+  const launcher = readLauncher();
+  const floor = launcher.make(`${ROOT}/bench/_empty.ts`, dir, "floor");
+  await warm(floor);
+  await warm(BINARY, ["agent", "status", "--json", "--socket", socket]);
+  const floorMs: number[] = [];
+  const statusMs: number[] = [];
+  for (let i = 0; i < ADDS; i++) {
+    const r = await run(floor, [], { clearEnv: true, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`floor: ${r.stderr}`);
+    floorMs.push(r.ms);
+    const s = await run(BINARY, ["agent", "status", "--json", "--socket", socket]);
+    if (s.code !== 0) throw new Error(`agent status: ${s.stderr}`);
+    statusMs.push(s.ms);
+  }
+  return {
+    floorMedian: median(floorMs),
+    statusMedian: median(statusMs),
+    floor: floorMs,
+    status: statusMs,
+  };
 }
 
 interface AddFigures {
