@@ -7,8 +7,11 @@
 //     being there (the bench polls the map itself, ~µs per lookup), and back; the original
 //     agent polled every 5 s (its reference figure);
 //   - the agent's RSS (VmRSS and its peak VmHWM) at that size;
-//   - CNI ADD and DEL latency in kubernetes mode (asking this agent, with this model) beside
-//     identity mode, alternating call by call, on one bridge each;
+//   - CNI ADD latency in kubernetes mode, handed to this agent (with this model) and run in
+//     the process (asking the agent for the identity), beside identity mode, alternating call
+//     by call, with the agent's own time for the ADDs it ran; DEL (always in the process);
+//   - 32 ADDs at once, handed to the agent and run in their processes: wall time and
+//     machine-wide CPU per pod;
 //   - the least a CNI call handed to the agent would cost: a fresh process asking the agent
 //     (`agent status`) beside the start-up floor.
 // Run: deno run -A bench/agent.ts [--rounds=N] [--pods=N] [--adds=N] [--out=FILE]
@@ -17,6 +20,7 @@
 import {
   BINARY,
   cleanupAll,
+  cpuTicks,
   installSignalCleanup,
   log,
   median,
@@ -26,6 +30,7 @@ import {
   ROOT,
   run,
   tempDir,
+  TICK_MS,
 } from "./lib.ts";
 import { readLauncher, warm } from "./launcher.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
@@ -44,6 +49,8 @@ const NAMESPACES = 50;
 const PODS = arg("pods", 1000);
 const POLICIES_PER_NS = 4;
 const ADDS = arg("adds", 20);
+const PARALLEL = arg("parallel", 32);
+const PARALLEL_REPS = arg("parallel-reps", 3);
 const OUT = Deno.args.find((x) => x.startsWith("--out="))?.split("=")[1] ??
   `${ROOT}/bench/results-agent.json`;
 
@@ -169,6 +176,11 @@ function rssKiB(pid: number): { rss: number; hwm: number } {
   return { rss: get("VmRSS"), hwm: get("VmHWM") };
 }
 
+async function lastAgentMs(socket: string): Promise<Record<string, number>> {
+  const st = await cliStatus(socket);
+  return ((st.cni as { lastMs?: Record<string, number> } | undefined)?.lastMs) ?? {};
+}
+
 async function cliStatus(socket: string, wait?: number): Promise<Obj> {
   const extra = wait === undefined ? [] : ["--wait-synced", String(wait)];
   const r = await run(BINARY, ["agent", "status", "--json", "--socket", socket, ...extra]);
@@ -195,7 +207,7 @@ async function main(): Promise<void> {
     for (let k = 0; k < POLICIES_PER_NS; k++) objects.push(policy(i, k));
   }
   objects.push(pod(0, 999, "other-node", "10.64.200.1", { app: "bench-target" }));
-  for (let n = 0; n < ADDS; n++) {
+  for (let n = 0; n < Math.max(ADDS, PARALLEL); n++) {
     objects.push({
       ...pod(1, 500 + n, node),
       metadata: { name: `add-${n}`, namespace: "ns-1", labels: { app: "a0", role: "r1" } },
@@ -320,15 +332,35 @@ async function main(): Promise<void> {
 | of which the compile + write (median) | ${f(median(writesMs))} ms | | |
 | start-up to synced (${results.pods} pods, ${results.policies} policies) | ${f(startupMs)} ms | | |
 | agent RSS / peak | ${f(results.agentRssMiB)} / ${f(results.agentPeakRssMiB)} MiB | | |
-| ADD kubernetes mode (median) | ${f(add.k8s.addMedian)} ms | identity mode ${
-    f(add.identity.addMedian)
-  } ms | ${(add.k8s.addMedian / add.identity.addMedian).toFixed(2)}x |
-| DEL kubernetes mode (median) | ${f(add.k8s.delMedian)} ms | identity mode ${
-    f(add.identity.delMedian)
-  } ms | ${(add.k8s.delMedian / add.identity.delMedian).toFixed(2)}x |
-| a fresh process asking the agent (\`agent status\`, median) | ${f(handoff.statusMedian)} ms | floor ${
-    f(handoff.floorMedian)
-  } ms | +${f(handoff.statusMedian - handoff.floorMedian)} ms |
+| ADD kubernetes mode, run by the agent (median) | ${f(add.k8s.addMedian)} ms | in the process ${
+    f(add.k8sLocal.addMedian)
+  } ms; identity mode ${f(add.identity.addMedian)} ms | ${
+    (add.k8s.addMedian / add.k8sLocal.addMedian).toFixed(2)
+  }x; ${(add.k8s.addMedian / add.identity.addMedian).toFixed(2)}x |
+| of which in the agent (its clock, median) | ${f(add.inAgent.addMedian)} ms | | |
+| DEL kubernetes mode, in the process (both configs, median) | ${
+    f(median([...add.k8s.del, ...add.k8sLocal.del]))
+  } ms | identity mode ${f(add.identity.delMedian)} ms | ${
+    (median([...add.k8s.del, ...add.k8sLocal.del]) / add.identity.delMedian).toFixed(2)
+  }x |
+| ${add.parallel.k8s.pods} ADDs at once, run by the agent: wall (median) | ${
+    f(add.parallel.k8s.addMedian)
+  } ms | in the processes ${f(add.parallel.k8sLocal.addMedian)} ms | ${
+    (add.parallel.k8s.addMedian / add.parallel.k8sLocal.addMedian).toFixed(2)
+  }x |
+| the same: CPU per pod, machine-wide (median) | ${
+    f(add.parallel.k8s.cpuPerPodMedian)
+  } ms | in the processes ${f(add.parallel.k8sLocal.cpuPerPodMedian)} ms | ${
+    (add.parallel.k8s.cpuPerPodMedian / add.parallel.k8sLocal.cpuPerPodMedian).toFixed(2)
+  }x |
+| the same pods' DELs at once: wall (median) | ${
+    f(add.parallel.k8s.delMedian)
+  } ms | in the processes ${f(add.parallel.k8sLocal.delMedian)} ms | ${
+    (add.parallel.k8s.delMedian / add.parallel.k8sLocal.delMedian).toFixed(2)
+  }x |
+| a fresh process asking the agent (\`agent status\`, median) | ${
+    f(handoff.statusMedian)
+  } ms | floor ${f(handoff.floorMedian)} ms | +${f(handoff.statusMedian - handoff.floorMedian)} ms |
 entries: ${JSON.stringify(entries)}`);
 }
 
@@ -357,6 +389,8 @@ async function handoffFloor(dir: string, socket: string) {
   };
 }
 
+type Mode = "k8s" | "k8sLocal" | "identity";
+
 interface AddFigures {
   addMedian: number;
   delMedian: number;
@@ -375,15 +409,20 @@ interface BenchNetConf {
 
 async function addLatency(dir: string, k8sPins: string, socket: string) {
   const octet = 10 + Math.floor(Math.random() * 200);
-  const nets: Record<"k8s" | "identity", BenchNetConf> = {
-    k8s: {
-      name: "bench-k8s",
-      bridge: `bk${crypto.randomUUID().slice(0, 6)}`,
-      pinDir: k8sPins,
-      stateDir: `${dir}/state`,
-      extra: { policyMode: "kubernetes", serviceCIDRs: ["10.96.0.0/12"], agentSocket: socket },
-      subnet: `10.251.${octet}.0/24`,
-    },
+  const k8s: BenchNetConf = {
+    name: "bench-k8s",
+    bridge: `bk${crypto.randomUUID().slice(0, 6)}`,
+    pinDir: k8sPins,
+    stateDir: `${dir}/state`,
+    extra: { policyMode: "kubernetes", serviceCIDRs: ["10.96.0.0/12"], agentSocket: socket },
+    subnet: `10.251.${octet}.0/24`,
+  };
+  const nets: Record<Mode, BenchNetConf> = {
+    // The agent runs the call (handed over by the process, src/cni/handoff.ts).
+    k8s,
+    // The same network, the process running the call itself and asking the agent only for
+    // the pod's identity (what every kubernetes-mode call did before the handoff).
+    k8sLocal: { ...k8s, extra: { ...k8s.extra, agentHandoff: false } },
     identity: {
       name: "bench-id",
       bridge: `bi${crypto.randomUUID().slice(0, 6)}`,
@@ -393,7 +432,7 @@ async function addLatency(dir: string, k8sPins: string, socket: string) {
       subnet: `10.252.${octet}.0/24`,
     },
   };
-  for (const n of Object.values(nets)) {
+  for (const n of [nets.k8s, nets.identity]) {
     onCleanup(`delete ${n.bridge}`, () => run("ip", ["link", "del", n.bridge]).then(() => {}));
   }
   const config = (n: BenchNetConf) =>
@@ -430,29 +469,70 @@ async function addLatency(dir: string, k8sPins: string, socket: string) {
     if (r.code !== 0) throw new Error(`${cmd} ${n.name}: ${r.stdout} ${r.stderr}`);
     return ms;
   };
-  const out: Record<"k8s" | "identity", AddFigures> = {
+  const out: Record<Mode, AddFigures> = {
     k8s: { addMedian: 0, delMedian: 0, add: [], del: [] },
+    k8sLocal: { addMedian: 0, delMedian: 0, add: [], del: [] },
     identity: { addMedian: 0, delMedian: 0, add: [], del: [] },
   };
+  const modes: Mode[] = ["k8s", "k8sLocal", "identity"];
+  // How long the agent spent on each handed-over call (its own clock, from its status).
+  const inAgent: number[] = [];
   for (let i = 0; i < ADDS; i++) {
-    for (
-      const mode
-        of (i % 2 === 0 ? ["k8s", "identity"] : ["identity", "k8s"]) as ("k8s" | "identity")[]
-    ) {
+    // A different order each round.
+    const order = [...modes.slice(i % 3), ...modes.slice(0, i % 3)];
+    for (const mode of i % 2 === 0 ? order : order.reverse()) {
       const name = `ebpfcni-bench-agent-${mode}-${i}`;
       await run("ip", ["netns", "add", name]);
       onCleanup(`netns ${name}`, () => run("ip", ["netns", "del", name]).then(() => {}));
       const path = `/var/run/netns/${name}`;
       const id = `bench${mode}${i}`;
       out[mode].add.push(await call(nets[mode], "ADD", id, path, `add-${i}`));
+      if (mode === "k8s") inAgent.push((await lastAgentMs(socket)).ADD ?? NaN);
       out[mode].del.push(await call(nets[mode], "DEL", id, path, `add-${i}`));
     }
   }
-  for (const m of ["k8s", "identity"] as const) {
+  for (const m of modes) {
     out[m].addMedian = median(out[m].add);
     out[m].delMedian = median(out[m].del);
   }
-  return out;
+  // PARALLEL pods at once, handed to the agent and run in their processes, alternating:
+  // wall time until all are ready, and machine-wide CPU time per pod.
+  const parallel: Record<"k8s" | "k8sLocal", { ms: number[]; cpuMs: number[]; delMs: number[] }> = {
+    k8s: { ms: [], cpuMs: [], delMs: [] },
+    k8sLocal: { ms: [], cpuMs: [], delMs: [] },
+  };
+  for (let r = 0; r < PARALLEL_REPS; r++) {
+    const pair: ("k8s" | "k8sLocal")[] = r % 2 === 0 ? ["k8s", "k8sLocal"] : ["k8sLocal", "k8s"];
+    for (const mode of pair) {
+      const pods: { id: string; path: string; name: string }[] = [];
+      for (let i = 0; i < PARALLEL; i++) {
+        const name = `ebpfcni-bench-par-${mode}-${r}-${i}`;
+        await run("ip", ["netns", "add", name]);
+        onCleanup(`netns ${name}`, () => run("ip", ["netns", "del", name]).then(() => {}));
+        pods.push({ id: `par${mode}${r}x${i}`, path: `/var/run/netns/${name}`, name: `add-${i}` });
+      }
+      const c0 = cpuTicks();
+      const t0 = performance.now();
+      await Promise.all(pods.map((p) => call(nets[mode], "ADD", p.id, p.path, p.name)));
+      parallel[mode].ms.push(performance.now() - t0);
+      parallel[mode].cpuMs.push(((cpuTicks().busy - c0.busy) * TICK_MS) / PARALLEL);
+      const t1 = performance.now();
+      await Promise.all(pods.map((p) => call(nets[mode], "DEL", p.id, p.path, p.name)));
+      parallel[mode].delMs.push(performance.now() - t1);
+    }
+  }
+  const par = (m: "k8s" | "k8sLocal") => ({
+    pods: PARALLEL,
+    addMedian: median(parallel[m].ms),
+    cpuPerPodMedian: median(parallel[m].cpuMs),
+    delMedian: median(parallel[m].delMs),
+    ...parallel[m],
+  });
+  return {
+    ...out,
+    inAgent: { addMedian: median(inAgent), add: inAgent },
+    parallel: { k8s: par("k8s"), k8sLocal: par("k8sLocal") },
+  };
 }
 
 try {

@@ -9,12 +9,23 @@ if (import.meta.main) {
   const env = Deno.env.toObject();
   let code: number;
   if (env.CNI_COMMAND !== undefined) {
-    const { runCni } = await import("./cni/dispatch.ts");
-    code = await runCni({
+    let stdin: Uint8Array | undefined;
+    const io = {
       env,
-      stdin: () => Promise.resolve(readStdinSync()),
-      stdout: (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
-    });
+      stdin: () => (stdin ??= readStdinSync()),
+      stdout: (s: string) => {
+        const bytes = new TextEncoder().encode(s);
+        for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+      },
+    };
+    // Kubernetes mode hands ADD and CHECK to the warm agent when it is there.
+    const { runHandoff } = await import("./cni/handoff.ts");
+    const handed = await runHandoff(io);
+    if (handed !== undefined) code = handed;
+    else {
+      const { runCni } = await import("./cni/dispatch.ts");
+      code = await runCni({ ...io, stdin: () => Promise.resolve(io.stdin()) });
+    }
   } else {
     const { runCli } = await import("./cli/mod.ts");
     code = await runCli(Deno.args, env);

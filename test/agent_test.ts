@@ -240,7 +240,7 @@ Deno.test("the agent's socket is root-only and refuses malformed requests, chang
       const bad: [string, RegExp][] = [
         ["not json", /not valid JSON/],
         ["[1]", /a request is a JSON object/],
-        ["{}", /"op" must be add, del, status, sync or explain/],
+        ["{}", /"op" must be cni, add, del, status, sync or explain/],
         [JSON.stringify({ op: "add" }), /"namespace" must be a string/],
         [JSON.stringify({ ...add, namespace: "X!" }), /"namespace" "X!" is not a namespace/],
         [
@@ -259,7 +259,13 @@ Deno.test("the agent's socket is root-only and refuses malformed requests, chang
           }),
           /"port" must be an integer from 1 to 65535/,
         ],
-        ["x".repeat(20_000), /request longer than/],
+        [
+          JSON.stringify({ op: "cni", env: { CNI_COMMAND: "GC" }, stdin: "{}" }),
+          /"env.CNI_COMMAND"/,
+        ],
+        [JSON.stringify({ op: "cni", env: { CNI_COMMAND: "ADD", X: 1 }, stdin: "" }), /"env.X"/],
+        [JSON.stringify({ op: "cni", env: { CNI_COMMAND: "CHECK" } }), /"stdin" must be a string/],
+        ["x".repeat(270_000), /request longer than/],
       ];
       for (const [line, want] of bad) {
         const reply = await rawRequest(agent.socket, line + "\n");
@@ -276,7 +282,8 @@ Deno.test("the agent's socket is root-only and refuses malformed requests, chang
 async function rawRequest(path: string, text: string): Promise<Record<string, unknown>> {
   const conn = await Deno.connect({ transport: "unix", path });
   try {
-    await conn.write(new TextEncoder().encode(text));
+    const bytes = new TextEncoder().encode(text);
+    for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
     let out = "";
     const buf = new Uint8Array(4096);
     for (;;) {

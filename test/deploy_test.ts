@@ -301,6 +301,10 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   assert.match(command, /^ebpfcni agent run --in-cluster --node=\$\(NODE_NAME\)/);
   const conf = pluginConf(json("10-ebpfcni.conflist"), 0) as { agentSocket?: string };
   assert.ok(command.includes(`--socket=${conf.agentSocket}`), "the socket the plugin asks");
+  // It cannot run CNI calls (records read-only, no view of the netns paths): the plugin
+  // keeps them, and the agent declines any handed over.
+  assert.ok(command.includes("--no-cni-handoff"));
+  assert.equal((conf as { agentHandoff?: boolean }).agentHandoff, false);
   const socketDir = conf.agentSocket!.replace(/\/[^/]+$/, "");
   assert.equal(mounts(agent).get(socketDir)?.readOnly, undefined, "the socket's dir, writable");
   const env = agent.env as unknown as { name: string; value?: string; valueFrom?: unknown }[];

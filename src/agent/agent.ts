@@ -54,6 +54,9 @@ export interface AgentStatus {
   failed: string[];
   /** The latest problems the source reported (bad objects, unreadable files, API errors). */
   problems: string[];
+  /** CNI calls handed over by plugin processes (added by the server): run here, by command,
+   * and declined (run by the process). */
+  cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
 }
 
 export interface Explanation {

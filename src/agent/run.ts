@@ -13,12 +13,13 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import type { AgentRequest } from "../spec/agent.ts";
+import type { AgentRequest, CniReply } from "../spec/agent.ts";
 import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { AgentServer } from "./server.ts";
+import { CniCounts, serveCni } from "./cni_serve.ts";
 import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
 
@@ -36,6 +37,8 @@ export interface RunOptions {
   socket: string;
   resyncMs: number;
   addWaitMs: number;
+  /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
+  cniHandoff: boolean;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -130,20 +133,29 @@ export async function runAgent(o: RunOptions): Promise<void> {
   } catch (err) {
     throw new AgentStartError((err as Error).message, { cause: err });
   }
+  const cni = new CniCounts();
   const handler = async (req: AgentRequest): Promise<unknown> => {
     try {
       switch (req.op) {
+        case "cni": {
+          const start = performance.now();
+          const reply: CniReply = o.cniHandoff
+            ? await serveCni(req)
+            : { fallback: "this agent does not run CNI calls (--no-cni-handoff)" };
+          cni.count(reply, req.env.CNI_COMMAND!, performance.now() - start);
+          return reply;
+        }
         case "add":
           return { identity: await agent.add(req) };
         case "del":
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: agent.status() };
+          return { status: { ...agent.status(), cni } };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: agent.status() };
+          return { status: { ...agent.status(), cni } };
         case "explain":
           return { explanation: agent.explain(req) };
       }

@@ -85,12 +85,15 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
 
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
 kubernetes-mode maps under the pin directory, and answers the CNI plugin's ADD (which asks
-it for each pod's identity before the pod's interface is up) and DEL on its socket.
+it for each pod's identity before the pod's interface is up) and DEL on its socket. It also
+runs the plugin's ADD and CHECK calls handed over to it (kubernetes mode, config
+"agentHandoff", default true), warm, so a call costs less; the plugin runs a call itself
+when no agent listens.
 
 Sources (one):
   --manifests DIR     every *.yaml, *.yml and *.json file in DIR (multi-document YAML and
@@ -106,6 +109,9 @@ Sources (one):
   --resync SECONDS    how often the maps are read again and drift repaired (default 30)
   --add-wait SECONDS  how long an ADD waits for its pod to show up in the source before
                       it fails with code 11 (default 8; the plugin gives up after 10)
+  --no-cni-handoff    decline CNI calls handed over (the plugin then runs them itself): for
+                      an agent that cannot see the host's network namespaces, CNI state and
+                      lease directories and plugins (a container, as in the DaemonSet)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -120,6 +126,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     socket: { type: "string" },
     resync: { type: "string" },
     "add-wait": { type: "string" },
+    "no-cni-handoff": { type: "boolean" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
@@ -163,6 +170,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         socket,
         resyncMs,
         addWaitMs,
+        cniHandoff: values["no-cni-handoff"] !== true,
         log,
         stopSignal,
       });

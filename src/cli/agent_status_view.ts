@@ -20,6 +20,12 @@ export function renderStatus(s: AgentStatus): string {
         : `${last.at}, ${last.ms.toFixed(1)} ms, ${last.writes} write(s), ${last.failed} failed`
     }`,
   ];
+  if (s.cni !== undefined) {
+    const by = Object.entries(s.cni.handled).map(([c, n]) =>
+      `${c} ${n}${s.cni!.lastMs[c] === undefined ? "" : ` (last ${s.cni!.lastMs[c]} ms)`}`
+    ).join(", ");
+    lines.push(`cni calls:    ${by || "none"} handled here, ${s.cni.declined} declined`);
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

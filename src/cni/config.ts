@@ -77,6 +77,9 @@ export interface NetConf {
   datapath: DatapathConf;
   /** The agent's unix socket (kubernetes mode). */
   agentSocket: string;
+  /** Hand ADD and CHECK to the agent when it listens (kubernetes mode; src/cni/handoff.ts
+   * reads it before this parse). */
+  agentHandoff: boolean;
   /** Per-attachment records (what ADD changed), so DEL and GC can undo it. */
   stateDir: string;
   ipam: IpamConf;
@@ -222,6 +225,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
   const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
   const datapath = parseDatapath(json);
   const agentSocket = absPath(json, "agentSocket", DEFAULT_AGENT_SOCKET);
+  const agentHandoff = fields.optBool(json, "agentHandoff") ?? true;
 
   const runtimeConfig = fields.optObject(json, "runtimeConfig");
   const ipam = parseIpam(json, runtimeConfig?.ipRanges);
@@ -240,6 +244,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     pinDir,
     datapath,
     agentSocket,
+    agentHandoff,
     stateDir,
     ipam,
     args,

@@ -30,6 +30,7 @@ Deno.test("parseNetConf() fills in the defaults", () => {
   assert.equal(c.hairpinMode, false);
   assert.equal(c.promiscMode, false);
   assert.equal(c.pinDir, DEFAULT_PIN_DIR);
+  assert.equal(c.agentHandoff, true);
   const { type, raw, fromPodCidr, builtIn } = c.ipam;
   assert.deepEqual({ type, raw, fromPodCidr, builtIn }, {
     type: "host-local",
@@ -217,6 +218,7 @@ const BAD: [string, Record<string, unknown>, number, string][] = [
   ["isDefaultGateway number", { isDefaultGateway: 1 }, 7, '"isDefaultGateway" must be a boolean'],
   ["hairpinMode string", { hairpinMode: "yes" }, 7, '"hairpinMode" must be a boolean'],
   ["promiscMode object", { promiscMode: {} }, 7, '"promiscMode" must be a boolean, got an object'],
+  ["agentHandoff string", { agentHandoff: "no" }, 7, '"agentHandoff" must be a boolean'],
   ["relative pinDir", { pinDir: "sys/fs/bpf" }, 7, '"pinDir" must be an absolute path'],
   ["pinDir with ..", { pinDir: "/sys/fs/bpf/../../etc" }, 7, '"pinDir"'],
   ["no ipam, no podcidr", { ipam: undefined }, 7, '"ipam" is required'],

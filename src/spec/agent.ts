@@ -11,9 +11,14 @@ import { ID_RE, ifNameProblem, MAX_CONTAINER_ID } from "./names.ts";
  * points by default). */
 export const DEFAULT_AGENT_SOCKET = "/run/ebpfcni/agent.sock";
 
-/** A request is at most this long (the largest, an explain or an add, is a few hundred
- * bytes). */
-export const MAX_REQUEST_BYTES = 16 * 1024;
+/** A request is at most this long (an explain or an add is a few hundred bytes; a CNI call
+ * handed over carries the runtime's environment and network config, a few KiB). */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+
+/** The CNI commands a plugin process may hand to the agent (kubernetes mode). Not DEL: its
+ * time is mostly the kernel's wait for the veth's deletion, which the agent would spend on
+ * its one thread, one DEL after another (bench/RESULTS.md). */
+export const HANDOFF_COMMANDS = ["ADD", "CHECK"] as const;
 
 /** CNI ADD: the pod is being attached with these addresses; answer with its identity once its
  * entries (and the rules its policies need) are in the maps. */
@@ -48,7 +53,21 @@ export interface ExplainRequest {
   port: number;
 }
 
+/** A whole CNI call handed over by the plugin process (kubernetes mode): the agent runs it
+ * as the plugin would, warm, and answers with the plugin's exit code and stdout; or with
+ * `fallback` (why) when it cannot, and the process runs it itself. */
+export interface CniRequest {
+  op: "cni";
+  /** The plugin's environment (CNI_COMMAND one of HANDOFF_COMMANDS). */
+  env: Record<string, string>;
+  /** The network config as the runtime wrote it on stdin. */
+  stdin: string;
+}
+
+export type CniReply = { code: number; stdout: string } | { fallback: string };
+
 export type AgentRequest =
+  | CniRequest
   | AddRequest
   | DelRequest
   | { op: "status" }
@@ -153,6 +172,26 @@ export function parseRequest(line: string): AgentRequest {
     case "status":
     case "sync":
       return { op: v.op };
+    case "cni": {
+      const env = v.env;
+      if (!isObject(env)) {
+        throw new RequestError(`"env" must be an object, not ${describeValue(env)}`);
+      }
+      for (const [k, x] of Object.entries(env)) {
+        if (typeof x !== "string") {
+          throw new RequestError(`"env.${k}" must be a string, not ${describeValue(x)}`);
+        }
+      }
+      const command = env.CNI_COMMAND;
+      if (!(HANDOFF_COMMANDS as readonly unknown[]).includes(command)) {
+        throw new RequestError(
+          `"env.CNI_COMMAND" must be one of ${HANDOFF_COMMANDS.join(", ")}, not ${
+            describeValue(command)
+          }`,
+        );
+      }
+      return { op: "cni", env: env as Record<string, string>, stdin: str(v, "stdin") };
+    }
     case "explain": {
       const protocol = v.protocol ?? "TCP";
       if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "SCTP") {
@@ -170,7 +209,7 @@ export function parseRequest(line: string): AgentRequest {
     }
     default:
       throw new RequestError(
-        `"op" must be add, del, status, sync or explain, not ${describeValue(v.op)}`,
+        `"op" must be cni, add, del, status, sync or explain, not ${describeValue(v.op)}`,
       );
   }
 }

@@ -10,13 +10,15 @@ const add = {
   ips: ["10.1.2.3"],
 };
 
-Deno.test("agent requests: a well-formed add, del, status, sync and explain parse", () => {
+Deno.test("agent requests: a well-formed cni, add, del, status, sync and explain parse", () => {
   assert.deepEqual(parseRequest(JSON.stringify(add)), add);
   assert.deepEqual(
     parseRequest(JSON.stringify({ op: "del", containerId: "abc", ifname: "eth0", ips: [] })),
     { op: "del", containerId: "abc", ifname: "eth0", ips: [] },
   );
   assert.deepEqual(parseRequest('{"op":"status"}'), { op: "status" });
+  const cni = { op: "cni", env: { CNI_COMMAND: "ADD", CNI_NETNS: "/x" }, stdin: "{}" };
+  assert.deepEqual(parseRequest(JSON.stringify(cni)), cni);
   assert.deepEqual(parseRequest('{"op":"sync"}'), { op: "sync" });
   assert.deepEqual(
     parseRequest(JSON.stringify({
@@ -39,9 +41,14 @@ Deno.test("agent requests: each malformed field is refused by name", () => {
   const cases: [unknown, RegExp][] = [
     [
       { ...add, op: "drop" },
-      /"op" must be add, del, status, sync or explain, not the string "drop"/,
+      /"op" must be cni, add, del, status, sync or explain, not the string "drop"/,
     ],
     [{ ...add, namespace: 5 }, /"namespace" must be a string, not "5"/],
+    [{ op: "cni", env: [], stdin: "" }, /"env" must be an object/],
+    [{ op: "cni", env: { CNI_COMMAND: "VERSION" }, stdin: "" }, /"env.CNI_COMMAND" must be one of/],
+    [{ op: "cni", env: { CNI_COMMAND: "DEL" }, stdin: "" }, /must be one of ADD, CHECK, not/],
+    [{ op: "cni", env: { CNI_COMMAND: "ADD", A: null }, stdin: "" }, /"env.A" must be a string/],
+    [{ op: "cni", env: { CNI_COMMAND: "ADD" }, stdin: 1 }, /"stdin" must be a string/],
     [{ ...add, namespace: "a_b" }, /"namespace" "a_b" is not a namespace name/],
     [{ ...add, name: "-x" }, /"name" "-x" is not a pod name/],
     [{ ...add, containerId: "a/b" }, /"containerId" "a\/b" is not a container ID/],

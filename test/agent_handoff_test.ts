@@ -1,0 +1,204 @@
+// CNI calls handed to the agent (kubernetes mode, src/cni/handoff.ts): with the agent up,
+// ADD and CHECK run in it and give what the in-process path gives, DEL runs in the process;
+// with "agentHandoff": false, or an agent that declines (--no-cni-handoff), the process runs
+// them itself; an agent killed while it holds an ADD fails that ADD with code 11, and the
+// runtime's DEL leaves the host as it was.
+import assert from "node:assert/strict";
+import { containerId, type HostSnapshot, sh, type TestNetwork, withNetwork } from "./_cni.ts";
+import { exists } from "./_robust.ts";
+import {
+  addK8sPod,
+  type AgentProcess,
+  type AgentStatusJson,
+  k8sConfig,
+  ManifestDir,
+  randomServiceCidr,
+  startAgent,
+} from "./_agent.ts";
+import { namespaceObject, podObject } from "../src/netpol/testdata/_objects.ts";
+
+interface Setup {
+  net: TestNetwork;
+  config: Record<string, unknown>;
+  manifests: ManifestDir;
+}
+
+async function withSetup(fn: (s: Setup) => Promise<void>): Promise<void> {
+  await withNetwork(async (net) => {
+    const manifests = new ManifestDir(net.dir);
+    const env = { podIp: (p: string) => `198.18.0.${10 + "abcd".indexOf(p[2]!)}` };
+    manifests.apply(namespaceObject("x"));
+    for (const p of ["a", "b", "c", "d"]) manifests.apply(podObject(env, "x", p));
+    await fn({ net, config: k8sConfig(net, randomServiceCidr()), manifests });
+  });
+}
+
+const handled = (st: AgentStatusJson, command: string) => st.cni?.handled[command] ?? 0;
+
+function cniArgs(name: string): string {
+  return `IgnoreUnknown=1;K8S_POD_NAMESPACE=x;K8S_POD_NAME=${name}`;
+}
+
+/** The result without what differs from pod to pod (names, MACs, addresses). */
+function shape(result: Record<string, unknown>): unknown {
+  const ifs = result.interfaces as Record<string, unknown>[];
+  return {
+    keys: Object.keys(result).sort(),
+    interfaces: ifs.map((i) => Object.keys(i).sort()),
+    ips: (result.ips as Record<string, unknown>[]).map((i) => Object.keys(i).sort()),
+    routes: result.routes,
+  };
+}
+
+async function ping(from: string, to: string): Promise<boolean> {
+  const r = await sh("ip", ["netns", "exec", from, "ping", "-c", "1", "-W", "2", to]);
+  return r.code === 0;
+}
+
+Deno.test("with the agent up, ADD and CHECK in kubernetes mode run in the agent and work as in the process", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      const a = await addK8sPod(s.net, s.config, "x", "a");
+      const b = await addK8sPod(s.net, s.config, "x", "b");
+      let st = await agent.status();
+      assert.equal(handled(st, "ADD"), 2, JSON.stringify(st.cni));
+      assert.equal(st.attachments, 2);
+      // The same config with the handoff off: the process runs it, the agent is only asked
+      // for the identity, and the result has the same shape.
+      const c = await addK8sPod(s.net, { ...s.config, agentHandoff: false }, "x", "c");
+      st = await agent.status();
+      assert.equal(handled(st, "ADD"), 2, "agentHandoff false: not handed over");
+      assert.equal(st.attachments, 3);
+      assert.deepEqual(shape(a.result), shape(c.result));
+      assert.ok(await ping(a.name, b.ip), "a reaches b");
+      assert.ok(await ping(c.name, a.ip), "c reaches a");
+
+      const check = await s.net.run({
+        command: "CHECK",
+        containerId: a.id,
+        netns: a.netns,
+        ifname: "eth0",
+        args: cniArgs("a"),
+        config: { ...s.config, prevResult: a.result },
+      });
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      // A CHECK the agent runs fails as the process's would: here the container's MAC.
+      const ifs = (a.result.interfaces as { mac: string }[]).map((i, n) =>
+        n === 2 ? { ...i, mac: "02:00:00:00:00:01" } : i
+      );
+      const bad = await s.net.run({
+        command: "CHECK",
+        containerId: a.id,
+        netns: a.netns,
+        ifname: "eth0",
+        args: cniArgs("a"),
+        config: { ...s.config, prevResult: { ...a.result, interfaces: ifs } },
+      });
+      assert.equal(bad.code, 1, bad.stdout);
+      assert.match(String(bad.json?.msg), /^Interface "eth0" has MAC .*, not 02:00:00:00:00:01/);
+      st = await agent.status();
+      assert.equal(handled(st, "CHECK"), 2);
+
+      for (const [p, name] of [[a, "a"], [b, "b"], [c, "c"]] as const) {
+        const del = await s.net.run({
+          command: "DEL",
+          containerId: p.id,
+          netns: p.netns,
+          ifname: "eth0",
+          args: cniArgs(name),
+          config: s.config,
+        });
+        assert.equal(del.code, 0, del.stdout + del.stderr);
+      }
+      st = await agent.status();
+      assert.equal(handled(st, "DEL"), 0, "DEL runs in the process");
+      assert.equal(st.attachments, 0, "and tells the agent");
+      assert.deepEqual(s.net.leases(), []);
+    } finally {
+      const st = await agent.stop();
+      assert.equal(st.code, 0, agent.logs());
+    }
+  });
+});
+
+Deno.test("an agent started with --no-cni-handoff declines the ADD, and the process runs it", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir }, {
+      extra: ["--no-cni-handoff"],
+    });
+    try {
+      await agent.synced();
+      const a = await addK8sPod(s.net, s.config, "x", "a");
+      const b = await addK8sPod(s.net, s.config, "x", "b");
+      const st = await agent.status();
+      assert.deepEqual(st.cni?.handled, {});
+      assert.equal(st.cni?.declined, 2);
+      assert.equal(st.attachments, 2, "the processes asked it for the identities");
+      assert.ok(await ping(a.name, b.ip), "a reaches b");
+    } finally {
+      const st = await agent.stop();
+      assert.equal(st.code, 0, agent.logs());
+    }
+  });
+});
+
+/** A host snapshot without the plugin's storage directories, which stay once made. */
+function withoutDirs(s: HostSnapshot): Omit<HostSnapshot, "dirs"> {
+  const { dirs: _, ...rest } = s;
+  return rest;
+}
+
+Deno.test("an agent killed while it runs a handed-over ADD fails that ADD with code 11, and DEL undoes it", async () => {
+  await withSetup(async (s) => {
+    let agent: AgentProcess | undefined = await startAgent(s.net, {
+      manifests: s.manifests.dir,
+    });
+    try {
+      await agent.synced();
+      // A pod first: the bridge, which a DEL never removes, is there before and after.
+      await addK8sPod(s.net, s.config, "x", "a");
+      const id = containerId("pod");
+      const netns = await s.net.netns();
+      const before = withoutDirs(await s.net.snapshot([id], [netns]));
+      const marker = `${s.net.dir}/marker-${crypto.randomUUID()}`;
+      const add = s.net.run({
+        command: "ADD",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("d"),
+        config: s.config,
+        // Carried to the agent with the rest of the environment: the agent stops there.
+        env: { EBPFCNI_FAULT: "hang:after-veth", EBPFCNI_FAULT_MARKER: marker },
+      });
+      // A bound, not a timing assertion: fail instead of hanging if it never gets there.
+      const deadline = Date.now() + 60_000;
+      while (!exists(marker) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(exists(marker), "the agent ran the ADD up to the veth");
+      await agent.kill9();
+      agent = undefined;
+      const r = await add;
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.json?.code, 11, r.stdout);
+      assert.match(String(r.json?.msg), /policy agent .* took the ADD and did not answer/);
+      const links = (await s.net.snapshot([id], [netns])).links;
+      assert.ok(links.some((l) => l.startsWith(s.net.hostVeth(id))), `the agent made the veth`);
+      const del = await s.net.run({
+        command: "DEL",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("d"),
+        config: s.config,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      assert.deepEqual(withoutDirs(await s.net.snapshot([id], [netns])), before);
+    } finally {
+      await agent?.stop();
+    }
+  });
+});
