@@ -353,9 +353,9 @@ async function main(): Promise<void> {
   } ms | in the processes ${f(add.parallel.k8sLocal.cpuPerPodMedian)} ms | ${
     (add.parallel.k8s.cpuPerPodMedian / add.parallel.k8sLocal.cpuPerPodMedian).toFixed(2)
   }x |
-| the same pods' DELs at once: wall (median) | ${
+| the same pods' DELs at once, in the processes either way: wall (median) | ${
     f(add.parallel.k8s.delMedian)
-  } ms | in the processes ${f(add.parallel.k8sLocal.delMedian)} ms | ${
+  } ms | agentHandoff false ${f(add.parallel.k8sLocal.delMedian)} ms | ${
     (add.parallel.k8s.delMedian / add.parallel.k8sLocal.delMedian).toFixed(2)
   }x |
 | a fresh process asking the agent (\`agent status\`, median) | ${
