@@ -1,7 +1,8 @@
 // The policy agent in tests: `ebpfcni agent run` as a child process (the built binary) with a
 // manifest directory (or a kubeconfig) of the test's own, its socket and logs, and the CNI
 // network it serves (kubernetes mode, pods attached through ADD with their names).
-import { BINARY, containerId, type TestNetwork } from "./_cni.ts";
+import { BINARY, containerId, type TestNetwork, withNetwork } from "./_cni.ts";
+import { namespaceObject, podObject } from "../src/netpol/testdata/_objects.ts";
 import { ebpfcni } from "./_cli.ts";
 import type { Pod } from "./_pods.ts";
 
@@ -197,4 +198,25 @@ export class ManifestDir {
   writeRaw(name: string, text: string): void {
     Deno.writeTextFileSync(`${this.dir}/${name}`, text);
   }
+}
+
+export interface K8sSetup {
+  net: TestNetwork;
+  config: Record<string, unknown>;
+  manifests: ManifestDir;
+}
+
+/** A network in kubernetes mode and a manifest directory with namespace x and `pods` (one
+ * letter each; addresses from their attachments). */
+export async function withK8sSetup(
+  pods: string[],
+  fn: (s: K8sSetup) => Promise<void>,
+): Promise<void> {
+  await withNetwork(async (net) => {
+    const manifests = new ManifestDir(net.dir);
+    const env = { podIp: (p: string) => `198.18.0.${10 + pods.indexOf(p[2]!)}` };
+    manifests.apply(namespaceObject("x"));
+    for (const p of pods) manifests.apply(podObject(env, "x", p));
+    await fn({ net, config: k8sConfig(net, randomServiceCidr()), manifests });
+  });
 }

@@ -4,34 +4,20 @@
 // them itself; an agent killed while it holds an ADD fails that ADD with code 11, and the
 // runtime's DEL leaves the host as it was.
 import assert from "node:assert/strict";
-import { containerId, type HostSnapshot, sh, type TestNetwork, withNetwork } from "./_cni.ts";
+import { containerId, type HostSnapshot, sh } from "./_cni.ts";
 import { exists } from "./_robust.ts";
 import {
   addK8sPod,
   type AgentProcess,
   type AgentStatusJson,
-  k8sConfig,
-  ManifestDir,
-  randomServiceCidr,
+  type K8sSetup,
   startAgent,
+  withK8sSetup,
 } from "./_agent.ts";
-import { namespaceObject, podObject } from "../src/netpol/testdata/_objects.ts";
 
-interface Setup {
-  net: TestNetwork;
-  config: Record<string, unknown>;
-  manifests: ManifestDir;
-}
+type Setup = K8sSetup;
 
-async function withSetup(fn: (s: Setup) => Promise<void>): Promise<void> {
-  await withNetwork(async (net) => {
-    const manifests = new ManifestDir(net.dir);
-    const env = { podIp: (p: string) => `198.18.0.${10 + "abcd".indexOf(p[2]!)}` };
-    manifests.apply(namespaceObject("x"));
-    for (const p of ["a", "b", "c", "d"]) manifests.apply(podObject(env, "x", p));
-    await fn({ net, config: k8sConfig(net, randomServiceCidr()), manifests });
-  });
-}
+const withSetup = (fn: (s: Setup) => Promise<void>) => withK8sSetup(["a", "b", "c", "d"], fn);
 
 const handled = (st: AgentStatusJson, command: string) => st.cni?.handled[command] ?? 0;
 

@@ -3,46 +3,18 @@
 // loss, no entry changed), its socket's permissions and refusals, and manifest files that do
 // not parse.
 import assert from "node:assert/strict";
-import {
-  BINARY,
-  containerId,
-  type HostSnapshot,
-  sh,
-  type TestNetwork,
-  withNetwork,
-} from "./_cni.ts";
+import { BINARY, containerId, type HostSnapshot, sh } from "./_cni.ts";
 import type { Pod } from "./_pods.ts";
 import { probeUntil, startServers } from "./_traffic.ts";
-import {
-  addK8sPod,
-  type AgentProcess,
-  k8sConfig,
-  ManifestDir,
-  randomServiceCidr,
-  startAgent,
-} from "./_agent.ts";
-import { namespaceObject, networkPolicy, podObject } from "../src/netpol/testdata/_objects.ts";
+import { addK8sPod, type AgentProcess, type K8sSetup, startAgent, withK8sSetup } from "./_agent.ts";
+import { networkPolicy } from "../src/netpol/testdata/_objects.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { CidrMap, IpcacheMap, IsolationMap, RuleMap } from "../src/datapath/maps.ts";
 import { CIDR_MAP, IPCACHE_MAP, ISOLATION_MAP, RULE_MAP } from "../src/datapath/layout.ts";
 
-interface Setup {
-  net: TestNetwork;
-  config: Record<string, unknown>;
-  manifests: ManifestDir;
-}
+type Setup = K8sSetup;
 
-/** A network in kubernetes mode and a manifest directory with namespace x and pods a, b, c
- * (addresses from their attachments). */
-async function withSetup(fn: (s: Setup) => Promise<void>): Promise<void> {
-  await withNetwork(async (net) => {
-    const manifests = new ManifestDir(net.dir);
-    const env = { podIp: (p: string) => `198.18.0.${10 + "abc".indexOf(p[2]!)}` };
-    manifests.apply(namespaceObject("x"));
-    for (const p of ["a", "b", "c"]) manifests.apply(podObject(env, "x", p));
-    await fn({ net, config: k8sConfig(net, randomServiceCidr()), manifests });
-  });
-}
+const withSetup = (fn: (s: Setup) => Promise<void>) => withK8sSetup(["a", "b", "c"], fn);
 
 async function withAgent<T>(
   s: Setup,
