@@ -18,9 +18,16 @@ if (import.meta.main) {
         for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
       },
     };
-    // Kubernetes mode hands ADD and CHECK to the warm agent when it is there.
-    const { runHandoff } = await import("./cni/handoff.ts");
-    const handed = await runHandoff(io);
+    // Kubernetes mode hands ADD and CHECK to the warm agent when it is there. A config that
+    // does not name the mode loads nothing more (cni/handoff.ts decides on the parsed config).
+    let handed: number | undefined;
+    if (
+      (env.CNI_COMMAND === "ADD" || env.CNI_COMMAND === "CHECK") &&
+      new TextDecoder().decode(io.stdin()).includes('"kubernetes"')
+    ) {
+      const { runHandoff } = await import("./cni/handoff.ts");
+      handed = await runHandoff(io);
+    }
     if (handed !== undefined) code = handed;
     else {
       const { runCni } = await import("./cni/dispatch.ts");
