@@ -2,7 +2,7 @@
 // the file named by EBPFCNI_LOG_FILE. EBPFCNI_LOG_LEVEL picks the threshold (default warn).
 
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-type Level = keyof typeof LEVELS;
+export type Level = keyof typeof LEVELS;
 
 function env(name: string): string | undefined {
   try {
@@ -13,10 +13,20 @@ function env(name: string): string | undefined {
 }
 
 const encoder = new TextEncoder();
+
+export type LogSink = (level: Level, msg: string) => void;
+let sink: LogSink | undefined;
+
+/** Hands every line to `to` instead, which applies its own threshold (the agent, which runs
+ * CNI calls handed over to it and logs JSON lines); undefined restores stderr. */
+export function logTo(to: LogSink | undefined): void {
+  sink = to;
+}
 // Read on first use, not at import: importing a module does no work.
 let settings: { threshold: number; file: string | undefined } | undefined;
 
 function write(level: Level, msg: string): void {
+  if (sink !== undefined) return sink(level, msg);
   settings ??= {
     threshold: LEVELS[(env("EBPFCNI_LOG_LEVEL") ?? "warn") as Level] ?? LEVELS.warn,
     file: env("EBPFCNI_LOG_FILE"),

@@ -86,6 +86,12 @@ Deno.test("with the agent up, ADD and CHECK in kubernetes mode run in the agent 
       assert.match(String(bad.json?.msg), /^Interface "eth0" has MAC .*, not 02:00:00:00:00:01/);
       st = await agent.status();
       assert.equal(handled(st, "CHECK"), 2);
+      // What the calls log goes into the agent's JSON lines.
+      const lines = agent.logs().trim().split("\n").map((l) => JSON.parse(l));
+      assert.ok(
+        lines.some((l) => l.from === "cni" && l.level === "error" && /^CHECK: /.test(l.msg)),
+        agent.logs(),
+      );
 
       for (const [p, name] of [[a, "a"], [b, "b"], [c, "c"]] as const) {
         const del = await s.net.run({

@@ -20,6 +20,7 @@ import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { AgentServer } from "./server.ts";
 import { CniCounts, serveCni } from "./cni_serve.ts";
+import { logTo } from "../log.ts";
 import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
 
@@ -175,6 +176,8 @@ export async function runAgent(o: RunOptions): Promise<void> {
       cause: err,
     });
   }
+  // The CNI calls it runs log through its own JSON log.
+  logTo((level, msg) => o.log[level](msg, { from: "cni" }));
   o.log.info("agent started", {
     source: o.source.kind === "manifests" ? `manifests:${o.source.dir}` : "kubernetes",
     node: o.node,
@@ -194,6 +197,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   } finally {
     clearInterval(resync);
     await server.close();
+    logTo(undefined);
     await source.stop();
     agent.stop();
     o.log.info("agent stopped");
