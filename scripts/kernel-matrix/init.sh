@@ -2,8 +2,8 @@
 # /init of a kernel-matrix guest: mounts what the tests expect of a node (proc, sys, bpffs,
 # devtmpfs, tmpfs on /run and /tmp unless the checkout is there), brings up lo, runs
 # run-tests.sh with its results on the second serial port (ttyS1; the console, ttyS0, gets
-# the tests' own output), and powers off. /km/env, written by guest.ts, sets CHECKOUT, DENO, DENO_DIR, PROBE, TESTS,
-# MODPROBE and IP.
+# the tests' own output), and powers off. /km/env, written by guest.ts, sets CHECKOUT, DENO,
+# DENO_DIR, PROBE, TESTS, MODPROBE and IP.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/km/bin
 export HOME=/root
 mount -t proc proc /proc
