@@ -62,6 +62,8 @@ export async function startAgent(
       "debug",
       ...(opts.extra ?? []),
     ],
+    // The robustness tests' fault points, also in the calls it runs for the plugin.
+    env: { EBPFCNI_AGENT_FAULTS: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

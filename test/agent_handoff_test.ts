@@ -14,6 +14,7 @@ import {
   startAgent,
   withK8sSetup,
 } from "./_agent.ts";
+import { CniServer } from "../src/agent/cni_serve.ts";
 
 type Setup = K8sSetup;
 
@@ -105,8 +106,7 @@ Deno.test("with the agent up, ADD and CHECK in kubernetes mode run in the agent 
         assert.equal(del.code, 0, del.stdout + del.stderr);
       }
       st = await agent.status();
-      assert.equal(handled(st, "DEL"), 0, "DEL runs in the process");
-      assert.equal(st.attachments, 0, "and tells the agent");
+      assert.equal(st.attachments, 0, "each DEL (run in its process) told the agent");
       assert.deepEqual(s.net.leases(), []);
     } finally {
       const st = await agent.stop();
@@ -193,4 +193,23 @@ Deno.test("an agent killed while it runs a handed-over ADD fails that ADD with c
       await agent?.stop();
     }
   });
+});
+
+Deno.test("the agent declines a call of another build, or with a netns it cannot open as the plugin would", async () => {
+  const server = new CniServer();
+  const req = (netns: string, build?: string) => ({
+    op: "cni" as const,
+    env: { CNI_COMMAND: "ADD", CNI_NETNS: netns },
+    stdin: "{}",
+    ...(build === undefined ? {} : { build }),
+  });
+  const fallback = async (r: ReturnType<typeof req>) => {
+    const reply = await server.serve(r);
+    assert.ok("fallback" in reply, JSON.stringify(reply));
+    return reply.fallback;
+  };
+  assert.match(await fallback(req("/proc/self/ns/net", "another build")), /another build/);
+  assert.match(await fallback(req("/proc/self/ns/net", server.build)), /CNI_NETNS "\/proc\/self/);
+  assert.match(await fallback(req("/var/run/netns/ebpfcni-none-here")), /CNI_NETNS/);
+  assert.match(await fallback(req("relative")), /CNI_NETNS/);
 });

@@ -19,7 +19,7 @@ import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { AgentServer } from "./server.ts";
-import { CniCounts, serveCni } from "./cni_serve.ts";
+import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
 import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
@@ -135,13 +135,14 @@ export async function runAgent(o: RunOptions): Promise<void> {
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
+  const cniServer = new CniServer();
   const handler = async (req: AgentRequest): Promise<unknown> => {
     try {
       switch (req.op) {
         case "cni": {
           const start = performance.now();
           const reply: CniReply = o.cniHandoff
-            ? await serveCni(req)
+            ? await cniServer.serve(req)
             : { fallback: "this agent does not run CNI calls (--no-cni-handoff)" };
           cni.count(reply, req.env.CNI_COMMAND!, performance.now() - start);
           return reply;

@@ -4,6 +4,7 @@
 import { MAX_REQUEST_BYTES, parseRequest, RequestError } from "../spec/agent.ts";
 import type { AgentRequest } from "../spec/agent.ts";
 import { quote } from "../spec/text.ts";
+import { writeAll } from "../net/unix_rpc.ts";
 import type { AgentLog } from "./log.ts";
 
 /** A request must arrive within this time of connecting. */
@@ -131,7 +132,7 @@ export class AgentServer {
       reply = { error: message };
     }
     try {
-      await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
+      await writeAll(conn, new TextEncoder().encode(JSON.stringify(reply) + "\n"));
     } catch {
       // the client went away (timed out)
     }

@@ -13,10 +13,12 @@ import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/a
 import { isObject } from "../spec/json.ts";
 import { quote } from "../spec/text.ts";
 import { log } from "../log.ts";
+import { buildStamp } from "../build_stamp.ts";
 
-/** How long the process waits for the agent's answer: an ADD may wait for the attachment's
- * lock and for the pod to reach the agent's source (10 s) before it is done. */
-export const HANDOFF_TIMEOUT_MS = 30_000;
+/** How long the process waits for the agent's answer: longer than the agent may wait for the
+ * attachment's lock (60 s, cni/lock.ts) and for the pod to reach its source (10 s), so the
+ * process does not give up on a call the agent still runs. */
+export const HANDOFF_TIMEOUT_MS = 90_000;
 
 /** Code 11 of the CNI spec: try again later. */
 const TRY_AGAIN_LATER = 11;
@@ -53,10 +55,14 @@ export async function handOff(
 ): Promise<CniReply> {
   let reply: unknown;
   try {
-    reply = await requestLine(socket, { op: "cni", env, stdin: config }, timeoutMs);
+    const req = { op: "cni", env, stdin: config, build: buildStamp() };
+    reply = await requestLine(socket, req, timeoutMs);
   } catch (err) {
     if (err instanceof RpcError && err.kind === "unreachable") {
       return { fallback: `no agent listens on ${quote(socket)}` };
+    }
+    if (err instanceof RpcError && err.kind === "unsent") {
+      return { fallback: `the request did not reach the agent: ${err.message}` };
     }
     const why = err instanceof Error ? err.message : String(err);
     if (env.CNI_COMMAND !== "ADD") return { fallback: `the agent failed to answer: ${why}` };

@@ -1,7 +1,9 @@
 // One JSON request, one JSON line back, over a unix socket (the policy agent's protocol,
 // spec/agent.ts). Failures are typed by what went wrong, so each caller words them its way.
 
-export type RpcFailure = "unreachable" | "timeout" | "failed";
+/** unreachable: nobody listens; unsent: the request did not go out whole (the peer cannot
+ * have acted on it); timeout, failed: sent, and no complete answer came back. */
+export type RpcFailure = "unreachable" | "unsent" | "timeout" | "failed";
 
 export class RpcError extends Error {
   override name = "RpcError";
@@ -31,7 +33,11 @@ export async function requestLine(
     }
   }, timeoutMs);
   try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
+    try {
+      await writeAll(conn, new TextEncoder().encode(JSON.stringify(req) + "\n"));
+    } catch (err) {
+      throw new RpcError(timedOut ? "timeout" : "unsent", String(err), { cause: err });
+    }
     const decoder = new TextDecoder();
     let text = "";
     const buf = new Uint8Array(16384);
@@ -57,4 +63,9 @@ export async function requestLine(
       // closed by the timer
     }
   }
+}
+
+/** Writes all of `bytes` (a socket write may take only part of them). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }

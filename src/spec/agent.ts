@@ -62,6 +62,8 @@ export interface CniRequest {
   env: Record<string, string>;
   /** The network config as the runtime wrote it on stdin. */
   stdin: string;
+  /** The plugin's build (src/build_stamp.ts): the agent runs only its own build's calls. */
+  build?: string;
 }
 
 export type CniReply = { code: number; stdout: string } | { fallback: string };
@@ -190,7 +192,13 @@ export function parseRequest(line: string): AgentRequest {
           }`,
         );
       }
-      return { op: "cni", env: env as Record<string, string>, stdin: str(v, "stdin") };
+      const req: CniRequest = {
+        op: "cni",
+        env: env as Record<string, string>,
+        stdin: str(v, "stdin"),
+      };
+      if (v.build !== undefined) req.build = str(v, "build");
+      return req;
     }
     case "explain": {
       const protocol = v.protocol ?? "TCP";
