@@ -24,12 +24,14 @@ import {
   installSignalCleanup,
   log,
   median,
+  numArg,
   onCleanup,
   p90,
   pinDir,
   ROOT,
   run,
   tempDir,
+  textArg,
   TICK_MS,
 } from "./lib.ts";
 import { readLauncher, warm } from "./launcher.ts";
@@ -40,18 +42,14 @@ import { IPPROTO, ruleKeys } from "../src/datapath/rules.ts";
 import { IdentityAllocator, labelSetKey } from "../src/netpol/identity.ts";
 import { IDENTITY_ANY } from "../src/datapath/layout.ts";
 
-const arg = (name: string, dflt: number) => {
-  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
-  return a ? Number(a.split("=")[1]) : dflt;
-};
-const ROUNDS = arg("rounds", 30);
+const ROUNDS = numArg("rounds", 30);
 const NAMESPACES = 50;
-const PODS = arg("pods", 1000);
+const PODS = numArg("pods", 1000);
 const POLICIES_PER_NS = 4;
-const ADDS = arg("adds", 20);
-const PARALLEL = arg("parallel", 32);
-const PARALLEL_REPS = arg("parallel-reps", 3);
-const OUT = Deno.args.find((x) => x.startsWith("--out="))?.split("=")[1] ??
+const ADDS = numArg("adds", 20);
+const PARALLEL = numArg("parallel", 32);
+const PARALLEL_REPS = numArg("parallel-reps", 3);
+const OUT = textArg("out") ??
   `${ROOT}/bench/results-agent.json`;
 
 type Obj = Record<string, unknown>;
@@ -215,7 +213,7 @@ async function main(): Promise<void> {
   }
   writeJson(`${manifests}/cluster.json`, { apiVersion: "v1", kind: "List", items: objects });
   writeJson(`${manifests}/target.json`, target(1000));
-  const keep = Deno.args.find((x) => x.startsWith("--save-manifests="))?.split("=")[1];
+  const keep = textArg("save-manifests");
   if (keep !== undefined) Deno.copyFileSync(`${manifests}/cluster.json`, keep);
   log(`agent bench: ${objects.length} objects, ${NAMESPACES * POLICIES_PER_NS} policies`);
 

@@ -312,3 +312,14 @@ export async function waitQuiet(maxWaitS: number, threshold = 0.15): Promise<num
   }
   return busy;
 }
+
+/** The value of flag `--name=N` among the script's arguments, or `dflt`. */
+export function numArg(name: string, dflt: number): number {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  return a ? Number(a.split("=")[1]) : dflt;
+}
+
+/** The value of flag `--name=TEXT`, or undefined. */
+export function textArg(name: string): string | undefined {
+  return Deno.args.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
+}

@@ -33,15 +33,20 @@ import {
 import { ruleKeys } from "../src/datapath/rules.ts";
 import { parseIpv4, prefixMask } from "../src/spec/ipv4.ts";
 import { ipv4, TCP_ACK } from "../test/_frames.ts";
-import { cleanupAll, installSignalCleanup, log, median, pinDir, ROOT } from "./lib.ts";
+import {
+  cleanupAll,
+  installSignalCleanup,
+  log,
+  median,
+  numArg,
+  pinDir,
+  ROOT,
+  textArg,
+} from "./lib.ts";
 
-const arg = (name: string, dflt: number) => {
-  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
-  return a ? Number(a.split("=")[1]) : dflt;
-};
-const REPEAT = arg("repeat", 200_000);
-const ROUNDS = arg("rounds", 7);
-const OUT = Deno.args.find((x) => x.startsWith("--out="))?.split("=")[1] ??
+const REPEAT = numArg("repeat", 200_000);
+const ROUNDS = numArg("rounds", 7);
+const OUT = textArg("out") ??
   `${ROOT}/bench/results-prog.json`;
 
 const OK = 0;

@@ -10,6 +10,7 @@
 // and the protocol load on this path.
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import { isObject } from "../spec/json.ts";
 import { quote } from "../spec/text.ts";
 import { log } from "../log.ts";
@@ -19,9 +20,6 @@ import { buildStamp } from "../build_stamp.ts";
  * attachment's lock (60 s, cni/lock.ts) and for the pod to reach its source (10 s), so the
  * process does not give up on a call the agent still runs. */
 export const HANDOFF_TIMEOUT_MS = 90_000;
-
-/** Code 11 of the CNI spec: try again later. */
-const TRY_AGAIN_LATER = 11;
 
 export interface HandoffIo {
   env: Record<string, string>;
@@ -86,12 +84,12 @@ function tryAgainJson(config: string, socket: string, why: string): string {
   } catch {
     // parsed before: cannot fail here
   }
-  return JSON.stringify({
-    cniVersion,
-    code: TRY_AGAIN_LATER,
-    msg: `The policy agent on ${quote(socket)} took the ADD and did not answer`,
-    details: `${why}; the runtime's DEL undoes what it did`,
-  });
+  const err = new CniError(
+    ErrCode.TryAgainLater,
+    `The policy agent on ${quote(socket)} took the ADD and did not answer`,
+    `${why}; the runtime's DEL undoes what it did`,
+  );
+  return JSON.stringify(err.toJSON(cniVersion));
 }
 
 /**
