@@ -4,10 +4,9 @@
 // which is most of a cold call's cost (bench/RESULTS.md). The process runs the call itself
 // when the config says `"agentHandoff": false`, when no agent listens, when the agent
 // declines (another build, a netns it cannot open as this process would) or refuses the
-// request (an older agent). Once the agent
-// has taken an ADD and then fails to answer, the ADD fails with code 11: the runtime's DEL
-// then undoes whatever the agent did, and the runtime tries again. A CHECK is simply run here
-// instead. DEL always runs here (spec/agent.ts says why). Only this module, the socket client
+// request (an older agent). Once the agent has taken an ADD and then fails to answer, the ADD
+// fails with code 11: the runtime's DEL then undoes whatever the agent did, and the runtime
+// tries again. A CHECK is simply run here instead. DEL always runs here (spec/agent.ts says why). Only this module, the socket client
 // and the protocol load on this path.
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent.ts";
