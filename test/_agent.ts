@@ -28,6 +28,17 @@ export interface AgentStatusJson {
   policies: number;
   entries: { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number };
   lastReconcile: { writes: number; failed: number } | null;
+  /** Policies whose rules are not all in rule_map (full). */
+  notEnforced: {
+    policy: string;
+    pods: string[];
+    podCount: number;
+    needed: number;
+    free: number;
+    reason: string;
+    place: number;
+    keepsPrevious: boolean;
+  }[];
   problems: string[];
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };

@@ -11,6 +11,7 @@ import {
   type FlowEnd,
   IdentityAllocator,
   labelSetKey,
+  matches,
   type Model,
   objectKey,
   simulate,
@@ -23,6 +24,7 @@ import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { type Attachment, attachmentKey, localView } from "./local_view.ts";
 import type { Reconciler } from "./reconcile.ts";
+import { describeWait, type WaitingPolicy } from "./rule_ledger.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
 
@@ -52,6 +54,9 @@ export interface AgentStatus {
   lastReconcile: { at: string; ms: number; writes: number; failed: number } | null;
   /** Entries the maps refused at the last reconcile (full maps). */
   failed: string[];
+  /** Policies whose rules are not all in rule_map (full): not enforced as written. Their
+   * pods are isolated (fail closed) and what an older version allowed stays allowed. */
+  notEnforced: NotEnforced[];
   /** The latest problems the source reported (bad objects, unreadable files, API errors). */
   problems: string[];
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
@@ -59,12 +64,24 @@ export interface AgentStatus {
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
 }
 
+/** A policy not enforced as written (rule_map full), with the pods it selects. */
+export interface NotEnforced extends WaitingPolicy {
+  /** The pods it selects (at most MAX_LISTED), and how many in all. */
+  pods: string[];
+  podCount: number;
+}
+
 export interface Explanation {
   flow: { from: string; to: string; protocol: Protocol; port: number };
+  /** What the maps do with it: the datapath's verdict when both ends have an address, else
+   * the engine's. */
+  allowed: boolean;
+  /** The policies deciding it (isolating either end) that are not enforced as written. */
+  notEnforced: NotEnforced[];
   /** The engine's verdict (NetworkPolicy's semantics). */
   decision: Decision;
-  /** What the compiled entries give for it (the datapath's lookups), when both ends have an
-   * address. */
+  /** What the entries in the maps give for it (the datapath's lookups), when both ends have
+   * an address. */
   datapath: SimVerdict | null;
 }
 
@@ -73,6 +90,7 @@ export class AgentError extends Error {
 }
 
 const MAX_PROBLEMS = 20;
+const MAX_LISTED = 20;
 
 export class Agent {
   readonly store: ModelStore;
@@ -90,6 +108,7 @@ export class Agent {
   #applied = -1;
   #last: AgentStatus["lastReconcile"] = null;
   #failed: string[] = [];
+  #waiting: WaitingPolicy[] = [];
   #problems: string[] = [];
   #stopped = false;
 
@@ -165,24 +184,19 @@ export class Agent {
     // reconcile that read the addresses a moment before).
     const now = this.#opts.hostAddresses();
     const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
-    const ruleChanges = this.#cache.takeChanges();
-    const r = this.#rec.apply({ compiled, hosts, attached: view.attached, ruleChanges });
+    const r = this.#rec.apply({ compiled, hosts, attached: view.attached });
     if (opts.hosts === "exact") {
       // Anything that appeared while the pass ran goes back at once.
       const again = this.#opts.hostAddresses();
       if ([...again].some((ip) => !now.has(ip))) {
-        this.#rec.apply({
-          compiled,
-          hosts: again,
-          attached: view.attached,
-          ruleChanges: new Set(),
-        });
+        this.#rec.apply({ compiled, hosts: again, attached: view.attached });
       }
     }
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#applied = generation;
     this.#failed = r.failed;
+    this.#reportWaiting(r.waiting);
     const ms = performance.now() - started;
     this.#last = { at: new Date().toISOString(), ms, writes: r.writes, failed: r.failed.length };
     if (r.failed.length > 0) {
@@ -200,6 +214,44 @@ export class Agent {
       });
     }
     for (const w of [...this.#waiters]) w();
+  }
+
+  /** Logs the policies that started or stopped waiting for room in rule_map. */
+  #reportWaiting(now: WaitingPolicy[]): void {
+    const before = new Set(this.#waiting.map((w) => w.policy));
+    const after = new Set(now.map((w) => w.policy));
+    for (const w of now) {
+      if (before.has(w.policy)) continue;
+      this.#opts.log.error("policy not enforced as written: its rules do not fit in rule_map", {
+        policy: w.policy,
+        needed: w.needed,
+        free: w.free,
+        reason: w.reason,
+        keepsPrevious: w.keepsPrevious,
+      });
+    }
+    for (const p of before) {
+      if (!after.has(p) && this.store.model.policies.has(p)) {
+        this.#opts.log.info("policy enforced: its rules are in rule_map", { policy: p });
+      }
+    }
+    this.#waiting = now;
+  }
+
+  #selects(policyKey: string, pod: Pod): boolean {
+    const policy = this.store.model.policies.get(policyKey);
+    return policy !== undefined && !pod.hostNetwork && pod.namespace === policy.namespace &&
+      matches(policy.podSelector, pod.labels);
+  }
+
+  /** The waiting policies with the pods they select. */
+  #notEnforced(only?: ReadonlySet<string>): NotEnforced[] {
+    const m = this.store.model;
+    return this.#waiting.filter((w) => only === undefined || only.has(w.policy)).map((w) => {
+      const pods = [...m.pods].filter(([, pod]) => this.#selects(w.policy, pod)).map(([k]) => k)
+        .sort();
+      return { ...w, pods: pods.slice(0, MAX_LISTED), podCount: pods.length };
+    });
   }
 
   /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
@@ -250,11 +302,19 @@ export class Agent {
     this.reconcile();
     const identity = this.#compiled?.identities.get(key);
     const missing = a.ips.filter((ip) => this.#compiled?.ipcache.get(ip)?.identity !== identity);
-    if (identity === undefined || missing.length > 0 || this.#failed.length > 0) {
+    // Its policies' rules must be in too: a pod started under a policy not enforced as written
+    // would run isolated without the flows that policy allows.
+    const unenforced = this.#waiting.find((w) => this.#selects(w.policy, pod));
+    if (
+      identity === undefined || missing.length > 0 || this.#failed.length > 0 ||
+      unenforced !== undefined
+    ) {
       this.#attachments.delete(ak);
       this.#schedule();
       const why = this.#failed.length > 0
         ? `the maps refused entries: ${this.#failed[0]}`
+        : unenforced !== undefined
+        ? `policy ${unenforced.policy} that selects it is not enforced: ${describeWait(unenforced)}`
         : `no identity for its addresses ${missing.map(formatIpv4).join(", ")}`;
       throw new AgentError(`pod ${key}: ${why}`);
     }
@@ -299,6 +359,7 @@ export class Agent {
       entries: this.#rec.counts(),
       lastReconcile: this.#last,
       failed: this.#failed.slice(0, 10),
+      notEnforced: this.#notEnforced(),
       problems: [...this.#problems],
     };
   }
@@ -330,16 +391,21 @@ export class Agent {
       protocol: req.protocol,
       port: req.port,
     });
-    const datapath = this.#compiled !== undefined && from.ip !== undefined && to.ip !== undefined
-      ? simulate(this.#compiled, {
+    // Judged on what the maps hold (not on what was compiled): a policy whose rules did not
+    // fit, a reconcile not done yet, show as the datapath has them.
+    const datapath = from.ip !== undefined && to.ip !== undefined
+      ? simulate(this.#rec.actualEntries(), {
         src: from.ip,
         dst: to.ip,
         proto: IPPROTO[req.protocol.toLowerCase() as "tcp" | "udp" | "sctp"],
         port: req.port,
       }, this.#hosts)
       : null;
+    const deciding = new Set([...decision.egress.isolatedBy, ...decision.ingress.isolatedBy]);
     return {
       flow: { from: from.text, to: to.text, protocol: req.protocol, port: req.port },
+      allowed: datapath?.allowed ?? decision.allowed,
+      notEnforced: this.#notEnforced(deciding),
       decision,
       datapath,
     };

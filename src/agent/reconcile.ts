@@ -6,8 +6,9 @@
 //   7. CIDRs gone;  8. rules gone.
 // Rules referring to a new identity exist before anything resolves to it, and an identity is
 // isolated only once its rules are there; what goes away goes once nothing resolves to it.
-// Node addresses (host_map) are added first and removed last.
-import { type Compiled, ruleKeyId } from "../netpol/compile.ts";
+// Node addresses (host_map) are added first and removed last. Rules go in per policy, all or
+// nothing (rule_ledger.ts): a policy whose new rules do not fit keeps its old ones and waits.
+import { type Compiled, type CompiledRule, ruleKeyId } from "../netpol/compile.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import {
   CIDR_MAP,
@@ -20,6 +21,7 @@ import {
 } from "../datapath/layout.ts";
 import { CidrMap, HostMap, IpcacheMap, IsolationMap, RuleMap } from "../datapath/maps.ts";
 import { formatCidr } from "../spec/ipv4.ts";
+import { RuleLedger, type RuleStore, type WaitingPolicy } from "./rule_ledger.ts";
 
 export interface Desired {
   compiled: Compiled;
@@ -28,9 +30,6 @@ export interface Desired {
   /** Addresses whose ipcache entries belong to a CNI attachment of this node: never removed
    * here (DEL does that), even when the source does not (yet) show their pod. */
   attached: ReadonlySet<number>;
-  /** The rule ids that changed since the last apply (CompileCache.takeChanges()): only they
-   * are compared, unless the shadow was read again since (then every rule is). */
-  ruleChanges?: ReadonlySet<string>;
 }
 
 interface Actual {
@@ -43,16 +42,10 @@ interface Actual {
 
 export interface ReconcileResult {
   writes: number;
-  /** Entries the maps could not take (full), by map. */
+  /** Entries the maps could not take (full), by map; rule_map's are in `waiting`. */
   failed: string[];
-}
-
-/** The entries of `m` whose keys are in `ids`. */
-function* pick<V>(m: ReadonlyMap<string, V>, ids: ReadonlySet<string>): Iterable<[string, V]> {
-  for (const id of ids) {
-    const v = m.get(id);
-    if (v !== undefined) yield [id, v];
-  }
+  /** The policies whose rules are not all in rule_map, first in line first. */
+  waiting: WaitingPolicy[];
 }
 
 export class Reconciler {
@@ -62,8 +55,10 @@ export class Reconciler {
   readonly #cidrs: CidrMap;
   readonly #hosts: HostMap;
   #actual: Actual;
-  /** The next apply compares every rule (after a read of the maps, or a failed write). */
+  /** The next apply compares every policy's rules with the maps (after a read of them). */
   #fullRules = true;
+  readonly #ledger = new RuleLedger();
+  readonly #ruleStore: RuleStore;
 
   constructor(dp: Datapath) {
     this.#ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
@@ -72,6 +67,12 @@ export class Reconciler {
     this.#cidrs = new CidrMap(dp.fd(CIDR_MAP));
     this.#hosts = new HostMap(dp.fd(HOST_MAP));
     this.#actual = this.read();
+    this.#ruleStore = {
+      entries: () => this.#actual.rules,
+      capacity: RULE_MAP.maxEntries,
+      add: (id, key) => (this.#rules.add(key), this.#actual.rules.set(id, key)),
+      remove: (id, key) => (this.#rules.delete(key), this.#actual.rules.delete(id)),
+    };
   }
 
   /** The maps' contents now (at start, and to repair drift). */
@@ -130,16 +131,12 @@ export class Reconciler {
     for (const ip of d.hosts) {
       if (!a.hosts.has(ip)) attempt("host_map", () => (this.#hosts.add(ip), a.hosts.add(ip)));
     }
-    // Which rules to compare: those that changed, or all.
-    const full = this.#fullRules || d.ruleChanges === undefined;
-    const ruleIds = full ? undefined : d.ruleChanges!;
-    const failedBefore = failed.length;
-    // 1. New rules.
-    for (const [id, r] of ruleIds === undefined ? c.rules : pick(c.rules, ruleIds)) {
-      if (!a.rules.has(id)) {
-        attempt("rule_map", () => (this.#rules.add(r.key), a.rules.set(id, r.key)));
-      }
-    }
+    // 1. New rules, policy by policy (only the policies that changed, unless the shadow was
+    // read again).
+    const made = this.#ledger.make(this.#ruleStore, c.policyRules, this.#fullRules);
+    this.#fullRules = false;
+    writes += made.writes;
+    failed.push(...made.failed);
     // 2. New and changed CIDRs.
     for (const [text, e] of c.cidrs) {
       if (a.cidrs.get(text)?.identity === e.identity) continue;
@@ -180,16 +177,42 @@ export class Reconciler {
         attempt("cidr_map", () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)));
       }
     }
-    // 8. Rules gone, then node addresses gone.
-    for (const [id, k] of ruleIds === undefined ? [...a.rules] : [...pick(a.rules, ruleIds)]) {
-      if (!c.rules.has(id)) attempt("rule_map", () => (this.#rules.delete(k), a.rules.delete(id)));
-    }
-    // A refused write is retried by the next apply, which then compares everything.
-    this.#fullRules = failed.length > failedBefore;
+    // 8. Rules gone (then the waiting policies' rules, in line, into the room that made),
+    // then node addresses gone.
+    const swept = this.#ledger.sweep(this.#ruleStore);
+    writes += swept.writes;
+    failed.push(...swept.failed);
     for (const ip of [...a.hosts]) {
       if (!d.hosts.has(ip)) attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)));
     }
-    return { writes, failed };
+    return { writes, failed, waiting: this.#ledger.waiting() };
+  }
+
+  /** What the maps hold, as the engine's entries (for `policy explain` to judge a flow as the
+   * datapath does): each rule entry with the rules of the policies it is written for. */
+  actualEntries(): Compiled {
+    const a = this.#actual;
+    const sources = this.#ledger.sources();
+    const rules = new Map<string, CompiledRule>();
+    for (const [id, key] of a.rules) rules.set(id, { key, sources: sources.get(id) ?? [] });
+    return {
+      identities: new Map(),
+      ipcache: new Map(
+        [...a.ipcache].map(([ip, e]) => [ip, {
+          identity: e.identity,
+          local: (e.flags & IPCACHE_LOCAL) !== 0,
+        }]),
+      ),
+      isolation: new Map(a.isolation),
+      cidrs: new Map(
+        [...a.cidrs].map(([text, e]) => [text, {
+          cidr: { network: e.addr, prefix: e.prefix },
+          identity: e.identity,
+        }]),
+      ),
+      rules,
+      policyRules: new Map(),
+    };
   }
 
   counts(): { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number } {

@@ -8,12 +8,13 @@ import { dirPathProblem } from "../spec/names.ts";
 import { ipv4Problem } from "../spec/ipv4.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import type { AgentStatus, Explanation } from "../agent/agent.ts";
+import { describeWait } from "../agent/rule_ledger.ts";
 import type { LogLevel } from "../agent/log.ts";
 import { LOG_LEVELS } from "../agent/log.ts";
 import type { SourceChoice } from "../agent/run.ts";
 import type { ParsedFlags } from "./args.ts";
 import type { Command } from "./command.ts";
-import { CommandError, EXIT_FAILED, EXIT_OK, UsageError } from "./errors.ts";
+import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } from "./errors.ts";
 import { renderExplanation } from "./explain_view.ts";
 import { renderStatus } from "./agent_status_view.ts";
 
@@ -193,7 +194,9 @@ policies it holds, the entries it keeps in the maps, its last reconcile, and the
 problems its source reported. --json prints the same as an object.
 
 --wait-synced SECONDS waits until the agent has applied everything its source held when the
-call began (a manifest directory is read again first): exit 0 once it has, 1 on timeout.
+call began (a manifest directory is read again first) and every policy is enforced: exit 0
+once it is, 1 on timeout, 3 when it applied everything but some policies' rules do not fit
+in rule_map (full) by the timeout (they are named; their pods are isolated).
 ${SOCKET_HELP}`,
   flags: {
     json: { type: "boolean" },
@@ -207,6 +210,7 @@ ${SOCKET_HELP}`,
       : undefined;
     let st: AgentStatus;
     let ok = true;
+    let target: number | undefined;
     if (waitS === undefined) {
       st = (await ask(socket, { op: "status" })).status as AgentStatus;
     } else {
@@ -214,15 +218,26 @@ ${SOCKET_HELP}`,
       // The sync request re-reads a manifest directory and returns once that is applied; the
       // generation it reports is the target.
       st = (await ask(socket, { op: "sync" }, waitS * 1000 + 1000)).status as AgentStatus;
-      const target = st.generation;
+      target = st.generation;
       for (;;) {
-        ok = st.synced && st.appliedGeneration >= target;
+        ok = st.synced && st.appliedGeneration >= target && st.notEnforced.length === 0;
         if (ok || Date.now() >= deadline) break;
         await new Promise((r) => setTimeout(r, 50));
         st = (await ask(socket, { op: "status" })).status as AgentStatus;
       }
     }
     ctx.io.out(values.json ? JSON.stringify(st, null, 2) + "\n" : renderStatus(st));
+    if (!ok && st.synced && st.appliedGeneration >= (target ?? 0)) {
+      const n = st.notEnforced.length;
+      ctx.io.err(
+        `ebpfcni: the agent applied its source, but ${n} polic${
+          n === 1 ? "y is" : "ies are"
+        } not enforced as written (rule_map full): ${
+          st.notEnforced.map((w) => `${w.policy} (${describeWait(w)})`).join("; ")
+        }\n`,
+      );
+      return EXIT_NOT_ENFORCED;
+    }
     if (!ok) {
       ctx.io.err(`ebpfcni: the agent has not applied its source within ${waitS} s\n`);
       return EXIT_FAILED;
@@ -268,9 +283,10 @@ export const explainCommand: Command = {
   summary: "why a flow is allowed or dropped (kubernetes mode, asks the agent)",
   help: `Asks the policy agent whether a connection from one pod (or address) to another is
 allowed, and which NetworkPolicies and rules decide it, in each direction: the source pod's
-egress and the destination pod's ingress. It also shows what the compiled map entries give
-for it (the datapath's own lookups). --port is the destination pod's port (after a Service's
-translation), with its protocol (default tcp). --json prints the agent's answer as it is.
+egress and the destination pod's ingress. It also shows what the entries in the maps give
+for it (the datapath's own lookups; the verdict is theirs), and names a policy deciding it
+that is not enforced as written (its rules do not fit in rule_map). --port is the
+destination pod's port (after a Service's translation), with its protocol (default tcp). --json prints the agent's answer as it is.
 ${SOCKET_HELP}`,
   flags: {
     from: { type: "string" },

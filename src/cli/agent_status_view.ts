@@ -1,5 +1,13 @@
 // `agent status` as text. Pure.
-import type { AgentStatus } from "../agent/agent.ts";
+import type { AgentStatus, NotEnforced } from "../agent/agent.ts";
+import { describeWait } from "../agent/rule_ledger.ts";
+
+/** One line per policy not enforced as written: which, its pods, the room it needs. */
+export function notEnforcedLine(w: NotEnforced): string {
+  const more = w.podCount > w.pods.length ? ` and ${w.podCount - w.pods.length} more` : "";
+  const pods = w.podCount === 0 ? "no pods" : `pods ${w.pods.join(", ")}${more}`;
+  return `${w.policy} (#${w.place} in line since ${w.since}; selects ${pods}): ${describeWait(w)}`;
+}
 
 export function renderStatus(s: AgentStatus): string {
   const e = s.entries;
@@ -26,6 +34,15 @@ export function renderStatus(s: AgentStatus): string {
     ).join(", ");
     lines.push(`cni calls:    ${by || "none"} handled here, ${s.cni.declined} declined`);
   }
+  const n = s.notEnforced.length;
+  lines.push(
+    `enforced:     ${
+      n === 0
+        ? "every policy"
+        : `NOT ${n} polic${n === 1 ? "y" : "ies"} (rule_map full; their pods are isolated)`
+    }`,
+  );
+  for (const w of s.notEnforced) lines.push(`not enforced: ${notEnforcedLine(w)}`);
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

@@ -14,6 +14,7 @@ const STATUS: AgentStatus = {
   entries: { ipcache: 3, isolation: 1, rules: 2, cidrs: 0, hosts: 1 },
   lastReconcile: null,
   failed: [],
+  notEnforced: [],
   problems: [],
 };
 
@@ -32,4 +33,27 @@ Deno.test("agent status text: the CNI calls the agent ran by command, and those 
   );
   assert.doesNotMatch(renderStatus(STATUS), /cni calls/);
   assert.match(text, /^attachments: +2 on this node$/m);
+});
+
+Deno.test("agent status text: each policy not enforced with its pods and the room it needs", () => {
+  assert.match(renderStatus(STATUS), /^enforced: +every policy$/m);
+  const text = renderStatus({
+    ...STATUS,
+    notEnforced: [{
+      policy: "x/new",
+      needed: 3,
+      free: 0,
+      reason: "rule_map has 0 free of 131072",
+      since: "2026-01-01T00:00:00.000Z",
+      place: 1,
+      keepsPrevious: false,
+      pods: ["x/a", "x/b"],
+      podCount: 5,
+    }],
+  });
+  assert.match(text, /^enforced: +NOT 1 policy \(rule_map full; their pods are isolated\)$/m);
+  assert.match(
+    text,
+    /^not enforced: x\/new \(#1 in line since 2026-01-01T00:00:00.000Z; selects pods x\/a, x\/b and 3 more\): needs 3 more rule_map entries, 0 free \(rule_map has 0 free of 131072\)$/m,
+  );
 });

@@ -7,6 +7,8 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 /** The command line or an input file was invalid; nothing was changed. */
 export const EXIT_USAGE = 2;
+/** `agent status --wait-synced`: applied, but some policies are not enforced (rule_map full). */
+export const EXIT_NOT_ENFORCED = 3;
 
 /** Bad command line or input content. The message names the bad value. */
 export class UsageError extends Error {

@@ -1,6 +1,8 @@
 // `policy explain` as text: the verdict, then each direction with the policies that isolate
-// and the rules that allow, then what the compiled map entries give. Pure.
+// and the rules that allow, then what the entries in the maps give (the verdict is theirs),
+// and the policies deciding it that are not enforced as written. Pure.
 import type { Explanation } from "../agent/agent.ts";
+import { notEnforcedLine } from "./agent_status_view.ts";
 import type { DirectionDecision, RuleRef } from "../netpol/model.ts";
 import type { SimDirection } from "../netpol/simulate.ts";
 
@@ -41,7 +43,11 @@ export function renderExplanation(e: Explanation): string {
   const f = e.flow;
   const lines = [
     `${f.from} -> ${f.to} ${f.port}/${f.protocol.toLowerCase()}: ${
-      e.decision.allowed ? "ALLOWED" : "DENIED"
+      e.allowed ? "ALLOWED" : "DENIED"
+    }${
+      e.allowed === e.decision.allowed
+        ? ""
+        : ` by the maps (the policies ${e.decision.allowed ? "allow" : "deny"} it)`
     }`,
     ...direction("egress", f.from, e.decision.egress),
     ...direction("ingress", f.to, e.decision.ingress),
@@ -52,9 +58,10 @@ export function renderExplanation(e: Explanation): string {
     const v = e.datapath;
     lines.push(`  datapath (${v.hook} hook): ${v.allowed ? "pass" : "drop"}`);
     lines.push(entries("egress", v.egress), entries("ingress", v.ingress));
-    if (v.allowed !== e.decision.allowed) {
+    if (v.allowed !== e.decision.allowed && e.notEnforced.length === 0) {
       lines.push("  WARNING: the map entries disagree with the policies (a reconcile pending?)");
     }
   }
+  for (const w of e.notEnforced) lines.push(`  NOT ENFORCED as written: ${notEnforcedLine(w)}`);
   return lines.join("\n") + "\n";
 }

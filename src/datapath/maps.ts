@@ -65,13 +65,13 @@ export interface Policy {
   dst: number;
 }
 
-/** The map is full (E2BIG from the kernel). */
+/** The map is full (E2BIG from the kernel; ENOSPC from an LPM trie). */
 export class MapFullError extends Error {
   override name = "MapFullError";
 }
 
 function wrapFull(err: unknown, what: string, max: number): never {
-  if (err instanceof SysError && err.errno === Errno.E2BIG) {
+  if (err instanceof SysError && (err.errno === Errno.E2BIG || err.errno === Errno.ENOSPC)) {
     throw new MapFullError(`${what} is full (${max} entries)`, { cause: err });
   }
   throw err;

@@ -52,6 +52,9 @@ export interface Compiled {
   /** ruleKeyId(key) -> the key and where it comes from. With a CompileCache, the cache's own
    * map, updated in place by the next compile. */
   rules: Map<string, CompiledRule>;
+  /** Policy key -> its own rules (with a CompileCache, the same map object from one compile
+   * to the next while the policy's entries do not change). */
+  policyRules: Map<string, ReadonlyMap<string, CompiledRule>>;
 }
 
 export interface CompileOptions {
@@ -81,18 +84,9 @@ export class CompileCache {
   /** The policy each merged rule comes from, or the policies when several (most rules have
    * one: a string each, not a Set, at tens of thousands of rules). */
   readonly #owners = new Map<string, string | string[]>();
-  /** Rule ids added, removed or changed since the last takeChanges(). */
-  #changes = new Set<string>();
   /** How many policies the last compile took from the cache, and compiled. */
   reused = 0;
   compiled = 0;
-
-  /** The rule ids that changed since the last call (for a reconciler's minimal diff). */
-  takeChanges(): Set<string> {
-    const out = this.#changes;
-    this.#changes = new Set();
-    return out;
-  }
 
   #mergeOf(id: string, owners: readonly string[]): CompiledRule | undefined {
     let out: CompiledRule | undefined;
@@ -121,7 +115,6 @@ export class CompileCache {
         this.merged.set(id, merged);
         this.#owners.set(id, left.length === 1 ? left[0]! : left);
       }
-      this.#changes.add(id);
     }
     for (const [id, rule] of now ?? []) {
       const had = this.#owners.get(id);
@@ -134,7 +127,6 @@ export class CompileCache {
         this.#owners.set(id, owners);
         this.merged.set(id, this.#mergeOf(id, owners)!);
       }
-      this.#changes.add(id);
     }
   }
 }
@@ -319,6 +311,7 @@ export function compile(model: Model, opts: CompileOptions): Compiled {
   const context = cache === undefined ? "" : contextOf(c);
   const rules = cache?.merged ?? new Map<string, CompiledRule>();
   const seen = new Set<string>();
+  const policyRules = new Map<string, ReadonlyMap<string, CompiledRule>>();
   if (cache) cache.reused = cache.compiled = 0;
   for (const [policyKey, policy] of [...model.policies].sort(([a], [b]) => (a < b ? -1 : 1))) {
     seen.add(policyKey);
@@ -345,6 +338,7 @@ export function compile(model: Model, opts: CompileOptions): Compiled {
         }
       }
     } else cache.reused++;
+    policyRules.set(policyKey, entries.rules);
     for (const [id, bits] of entries.isolation) isolation.set(id, (isolation.get(id) ?? 0) | bits);
   }
   if (cache) {
@@ -354,7 +348,7 @@ export function compile(model: Model, opts: CompileOptions): Compiled {
       cache.replace(k, e.rules);
     }
   }
-  return { identities, ipcache, isolation, cidrs, rules };
+  return { identities, ipcache, isolation, cidrs, rules, policyRules };
 }
 
 /** One policy's isolation and rule entries. */
