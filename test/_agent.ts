@@ -10,6 +10,8 @@ export interface AgentProcess {
   socket: string;
   /** Everything it logged so far (JSON lines). */
   logs(): string;
+  /** Everything it wrote to stdout so far (only a flow log, `--flow-log -`). */
+  stdout(): string;
   /** SIGTERM and wait. */
   stop(): Promise<Deno.CommandStatus>;
   /** SIGKILL and wait: no clean-up runs. */
@@ -88,6 +90,7 @@ export async function startAgent(
   const agent: AgentProcess = {
     socket,
     logs: () => log,
+    stdout: () => out,
     async stop() {
       if (exited === undefined) child.kill("SIGTERM");
       const s = await status;

@@ -25,6 +25,9 @@ import { type Attachment, attachmentKey, localView } from "./local_view.ts";
 import type { Reconciler } from "./reconcile.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
+import type { DatapathEvent } from "../datapath/layout.ts";
+import type { FlowNames } from "./flow_record.ts";
+import { FlowNamer } from "./flow_names.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -83,6 +86,9 @@ export class Agent {
   readonly #cache = new CompileCache();
   readonly #attachments = new Map<string, Attachment>();
   #compiled: Compiled | undefined;
+  /** The model the maps were last written from (what the datapath enforces). */
+  #enforced: Model | undefined;
+  readonly #namer = new FlowNamer();
   #hosts = new Set<number>();
   #seeded = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -181,6 +187,7 @@ export class Agent {
     }
     this.#hosts = hosts;
     this.#compiled = compiled;
+    this.#enforced = view.model;
     this.#applied = generation;
     this.#failed = r.failed;
     const ms = performance.now() - started;
@@ -343,6 +350,12 @@ export class Agent {
       decision,
       datapath,
     };
+  }
+
+  /** Pod and policy names for a datapath event (flow_names.ts); none before the first
+   * reconcile. */
+  flowNames(e: DatapathEvent): FlowNames {
+    return this.#enforced === undefined ? {} : this.#namer.names(this.#enforced, this.#hosts, e);
   }
 
   /** Resolves once the maps reflect every change delivered so far (or after `ms`). */
