@@ -79,11 +79,15 @@ function startMonitor(n: Node, args: string[]) {
   const stderr = new Response(child.stderr).text();
   return {
     out: () => out,
-    async stop() {
-      child.kill("SIGINT");
+    /** Its exit, by itself. */
+    async ended() {
       const status = await child.status;
       await pump;
       return { code: status.code, stderr: await stderr };
+    },
+    stop() {
+      child.kill("SIGINT");
+      return this.ended();
     },
   };
 }
@@ -217,8 +221,21 @@ Deno.test("--flow-log - writes drop lines to stdout and nothing else; a monitor 
     // The agent's own log stays on stderr.
     assert.match(n.agent.logs(), /"msg":"agent started"/);
     assert.doesNotMatch(n.agent.stdout(), /"msg"/);
+    // A monitor streaming through the agent when the agent stops: the agent stops cleanly,
+    // the monitor fails saying so.
+    const streaming = startMonitor(n, ["--socket", n.agent.socket]);
+    try {
+      // Named: it streams through the agent.
+      await denyUntil(n, () => lines(streaming.out()).some((f) => isDenied(n)(f) && !!f.srcPod));
+    } catch (err) {
+      await streaming.stop();
+      throw err;
+    }
+    assert.equal((await n.agent.stop()).code, 0, n.agent.logs());
+    const ended = await streaming.ended();
+    assert.equal(ended.code, 1);
+    assert.match(ended.stderr, /the policy agent stopped/);
     // No agent on the monitor's socket: it reads the ring buffer itself, without names.
-    await n.agent.stop();
     const monitor = startMonitor(n, ["--socket", n.agent.socket]);
     let stopped: { code: number; stderr: string } | undefined;
     try {

@@ -175,7 +175,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni } };
+          return { status: { ...agent.status(), cni, ...flows.status() } };
         case "explain":
           return { explanation: agent.explain(req) };
         case "monitor":
