@@ -103,11 +103,12 @@ reading it each see part of the events).
       isStopped: () => isStopped,
     };
     try {
-      const stream = await askAgent(ctx, socket, {
+      const stream = await askAgent(ctx, socket, session, {
         op: "monitor",
         verdict: verdict as Verdict,
         eventsMapId: pin.id,
       });
+      if (stream === "stopped") return EXIT_OK;
       if (stream !== undefined) await throughAgent(ctx, stream, session);
       else await direct(pin.fd, session);
     } finally {
@@ -123,8 +124,9 @@ reading it each see part of the events).
 async function askAgent(
   ctx: Ctx,
   socket: string,
+  session: Session,
   req: MonitorRequest,
-): Promise<{ stream: LineStream; first: AsyncIterator<unknown> } | undefined> {
+): Promise<{ stream: LineStream; first: AsyncIterator<unknown> } | undefined | "stopped"> {
   let stream: LineStream;
   try {
     stream = await requestLines(socket, req);
@@ -142,8 +144,14 @@ async function askAgent(
       cause: err,
     });
   }
+  // Ctrl-C while waiting for the agent's answer.
+  void session.stopped.then(() => stream.close());
   const it = stream.lines[Symbol.asyncIterator]();
-  const first = await it.next();
+  const first = await it.next().catch((err) => {
+    if (session.isStopped()) return { done: true as const, value: undefined };
+    throw err;
+  });
+  if (session.isStopped()) return "stopped";
   const answer = first.done ? undefined : first.value;
   if (isObject(answer) && isObject(answer.monitor)) return { stream, first: it };
   stream.close();
@@ -161,7 +169,6 @@ async function throughAgent(
   s: { stream: LineStream; first: AsyncIterator<unknown> },
   session: Session,
 ): Promise<void> {
-  void session.stopped.then(() => s.stream.close());
   let seen = 0;
   try {
     while (seen < session.count) {
