@@ -33,6 +33,8 @@ export interface AgentStatusJson {
   problems: string[];
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
+  /** With --flow-log. */
+  flowLog?: { path: string; written: number; dropped: number; rotations: number };
 }
 
 export type AgentSource = { manifests: string } | { kubeconfig: string };

@@ -28,6 +28,7 @@ import type { AgentLog } from "./log.ts";
 import type { DatapathEvent } from "../datapath/layout.ts";
 import type { FlowNames } from "./flow_record.ts";
 import { FlowNamer } from "./flow_names.ts";
+import type { FlowLogStats } from "./flow_log.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -60,6 +61,8 @@ export interface AgentStatus {
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
    * and declined (run by the process). */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
+  /** The flow log's counters (added by the process, with --flow-log). */
+  flowLog?: FlowLogStats;
 }
 
 export interface Explanation {

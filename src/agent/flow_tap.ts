@@ -39,7 +39,12 @@ export class FlowTap {
     this.#sinks.add(sink);
     if (this.#reader === undefined) {
       await this.#closing; // a reader being closed must be gone before another opens
-      if (this.#reader === undefined) this.#start();
+      try {
+        if (this.#reader === undefined) this.#start();
+      } catch (err) {
+        this.#sinks.delete(sink);
+        throw err;
+      }
     }
     return async () => {
       this.#sinks.delete(sink);

@@ -144,7 +144,15 @@ export async function runAgent(o: RunOptions): Promise<void> {
     log: o.log,
     hostAddresses: nodeAddresses,
   });
-  const flows = await FlowService.start(dp, agent, flowLog, o.log);
+  let flows: FlowService;
+  try {
+    flows = await FlowService.start(dp, agent, flowLog, o.log);
+  } catch (err) {
+    await flowLog?.close();
+    throw new AgentStartError(`Cannot read the events ring buffer: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   let source: RunningSource;
   try {
     source = await startSource(o.source, agent.store);

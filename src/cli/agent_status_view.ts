@@ -26,6 +26,13 @@ export function renderStatus(s: AgentStatus): string {
     ).join(", ");
     lines.push(`cni calls:    ${by || "none"} handled here, ${s.cni.declined} declined`);
   }
+  if (s.flowLog !== undefined) {
+    const f = s.flowLog;
+    lines.push(
+      `flow log:     ${f.path}, ${f.written} line(s) written, ${f.dropped} dropped, ` +
+        `${f.rotations} rotation(s)`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

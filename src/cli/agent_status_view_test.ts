@@ -33,3 +33,15 @@ Deno.test("agent status text: the CNI calls the agent ran by command, and those 
   assert.doesNotMatch(renderStatus(STATUS), /cni calls/);
   assert.match(text, /^attachments: +2 on this node$/m);
 });
+
+Deno.test("agent status text: the flow log's path and counters, when there is one", () => {
+  const text = renderStatus({
+    ...STATUS,
+    flowLog: { path: "/var/log/flows.log", written: 12, dropped: 1, rotations: 2 },
+  });
+  assert.match(
+    text,
+    /^flow log: +\/var\/log\/flows.log, 12 line\(s\) written, 1 dropped, 2 rotation\(s\)$/m,
+  );
+  assert.doesNotMatch(renderStatus(STATUS), /flow log/);
+});
