@@ -126,7 +126,7 @@ async function askAgent(
   socket: string,
   session: Session,
   req: MonitorRequest,
-): Promise<{ stream: LineStream; first: AsyncIterator<unknown> } | undefined | "stopped"> {
+): Promise<{ stream: LineStream; lines: AsyncIterator<unknown> } | undefined | "stopped"> {
   let stream: LineStream;
   try {
     stream = await requestLines(socket, req);
@@ -153,7 +153,7 @@ async function askAgent(
   });
   if (session.isStopped()) return "stopped";
   const answer = first.done ? undefined : first.value;
-  if (isObject(answer) && isObject(answer.monitor)) return { stream, first: it };
+  if (isObject(answer) && isObject(answer.monitor)) return { stream, lines: it };
   stream.close();
   if (isObject(answer) && typeof answer.declined === "string") return undefined;
   if (isObject(answer) && typeof answer.error === "string") {
@@ -166,13 +166,13 @@ async function askAgent(
 
 async function throughAgent(
   ctx: Ctx,
-  s: { stream: LineStream; first: AsyncIterator<unknown> },
+  s: { stream: LineStream; lines: AsyncIterator<unknown> },
   session: Session,
 ): Promise<void> {
   let seen = 0;
   try {
     while (seen < session.count) {
-      const next = await s.first.next();
+      const next = await s.lines.next();
       if (next.done) break;
       const v = next.value;
       if (!isObject(v)) continue;
