@@ -10,6 +10,8 @@ export interface AgentProcess {
   socket: string;
   /** Everything it logged so far (JSON lines). */
   logs(): string;
+  /** Everything it wrote to stdout so far (only a flow log, `--flow-log -`). */
+  stdout(): string;
   /** SIGTERM and wait. */
   stop(): Promise<Deno.CommandStatus>;
   /** SIGKILL and wait: no clean-up runs. */
@@ -42,6 +44,8 @@ export interface AgentStatusJson {
   problems: string[];
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
+  /** With --flow-log. */
+  flowLog?: { path: string; written: number; dropped: number; rotations: number };
 }
 
 export type AgentSource = { manifests: string } | { kubeconfig: string };
@@ -99,6 +103,7 @@ export async function startAgent(
   const agent: AgentProcess = {
     socket,
     logs: () => log,
+    stdout: () => out,
     async stop() {
       if (exited === undefined) child.kill("SIGTERM");
       const s = await status;

@@ -27,6 +27,10 @@ import type { Reconciler } from "./reconcile.ts";
 import { describeWait, type WaitingPolicy } from "./rule_ledger.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
+import type { DatapathEvent } from "../datapath/layout.ts";
+import type { FlowNames } from "./flow_record.ts";
+import { FlowNamer } from "./flow_names.ts";
+import type { FlowLogStats } from "./flow_log.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -62,6 +66,8 @@ export interface AgentStatus {
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
    * and declined (run by the process). */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
+  /** The flow log's counters (added by the process, with --flow-log). */
+  flowLog?: FlowLogStats;
 }
 
 /** A policy not enforced as written (rule_map full), with the pods it selects. */
@@ -101,6 +107,9 @@ export class Agent {
   readonly #cache = new CompileCache();
   readonly #attachments = new Map<string, Attachment>();
   #compiled: Compiled | undefined;
+  /** The model the maps were last written from (what the datapath enforces). */
+  #enforced: Model | undefined;
+  readonly #namer = new FlowNamer();
   #hosts = new Set<number>();
   #seeded = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -194,6 +203,7 @@ export class Agent {
     }
     this.#hosts = hosts;
     this.#compiled = compiled;
+    this.#enforced = view.model;
     this.#applied = generation;
     this.#failed = r.failed;
     this.#reportWaiting(r.waiting);
@@ -409,6 +419,12 @@ export class Agent {
       decision,
       datapath,
     };
+  }
+
+  /** Pod and policy names for a datapath event (flow_names.ts); none before the first
+   * reconcile. */
+  flowNames(e: DatapathEvent): FlowNames {
+    return this.#enforced === undefined ? {} : this.#namer.names(this.#enforced, this.#hosts, e);
   }
 
   /** Resolves once the maps reflect every change delivered so far (or after `ms`). */

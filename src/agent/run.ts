@@ -23,6 +23,8 @@ import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
 import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
+import { FlowLog, type FlowLogOptions } from "./flow_log.ts";
+import { FlowService } from "./flow_serve.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
@@ -40,6 +42,8 @@ export interface RunOptions {
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
   cniHandoff: boolean;
+  /** Where drop verdicts are written (a file rotated by size, or "-": stdout). */
+  flowLog?: FlowLogOptions;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -110,16 +114,28 @@ async function startSource(choice: SourceChoice, sink: SourceSink): Promise<Runn
 }
 
 export async function runAgent(o: RunOptions): Promise<void> {
+  let flowLog: FlowLog | undefined;
+  try {
+    flowLog = o.flowLog && FlowLog.open(o.flowLog, o.log);
+  } catch (err) {
+    throw new AgentStartError((err as Error).message, { cause: err });
+  }
   let dp: Datapath;
   try {
     dp = loadNodeDatapath(o.pinDir, o.stateDir);
   } catch (err) {
+    await flowLog?.close();
     throw new AgentStartError(`Cannot load the datapath in ${quote(o.pinDir)}: ${err}`, {
       cause: err,
     });
   }
   using _dp = dp;
-  checkMode(dp);
+  try {
+    checkMode(dp);
+  } catch (err) {
+    await flowLog?.close();
+    throw err;
+  }
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
   const agent = new Agent(new Reconciler(dp), attachments, {
     node: o.node,
@@ -128,10 +144,20 @@ export async function runAgent(o: RunOptions): Promise<void> {
     log: o.log,
     hostAddresses: nodeAddresses,
   });
+  let flows: FlowService;
+  try {
+    flows = await FlowService.start(dp, agent, flowLog, o.log);
+  } catch (err) {
+    await flowLog?.close();
+    throw new AgentStartError(`Cannot read the events ring buffer: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   let source: RunningSource;
   try {
     source = await startSource(o.source, agent.store);
   } catch (err) {
+    await flows.close();
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
@@ -153,13 +179,15 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: { ...agent.status(), cni } };
+          return { status: { ...agent.status(), cni, ...flows.status() } };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni } };
+          return { status: { ...agent.status(), cni, ...flows.status() } };
         case "explain":
           return { explanation: agent.explain(req) };
+        case "monitor":
+          return flows.monitor(req);
       }
     } catch (err) {
       if (err instanceof AgentError) return { error: err.message };
@@ -173,6 +201,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   } catch (err) {
     await source.stop();
     agent.stop();
+    await flows.close();
     throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${(err as Error).message}`, {
       cause: err,
     });
@@ -201,6 +230,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     logTo(undefined);
     await source.stop();
     agent.stop();
+    await flows.close();
     o.log.info("agent stopped");
   }
 }

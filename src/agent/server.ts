@@ -12,6 +12,12 @@ const READ_TIMEOUT_MS = 5_000;
 
 export type Handler = (req: AgentRequest) => Promise<unknown>;
 
+/** A reply of many lines (`ebpfcni monitor`): each value `open` yields, until it ends, the
+ * client hangs up or the server closes (then `signal` aborts). */
+export class StreamReply {
+  constructor(readonly open: (signal: AbortSignal) => AsyncIterable<unknown>) {}
+}
+
 export class SocketError extends Error {
   override name = "SocketError";
 }
@@ -69,6 +75,7 @@ export class AgentServer {
   readonly #listener: Deno.Listener<Deno.UnixConn, Deno.UnixAddr>;
   readonly #inflight = new Set<Promise<void>>();
   readonly #serving: Promise<void>;
+  readonly #streams = new Set<AbortController>();
   #closed = false;
 
   private constructor(
@@ -123,6 +130,7 @@ export class AgentServer {
       clearTimeout(timer);
       const req = parseRequest(line);
       reply = await this.handler(req);
+      if (reply instanceof StreamReply) return await this.#stream(conn, reply);
     } catch (err) {
       clearTimeout(timer);
       const message = err instanceof RequestError
@@ -143,10 +151,37 @@ export class AgentServer {
     }
   }
 
+  async #stream(conn: Deno.UnixConn, reply: StreamReply): Promise<void> {
+    const ac = new AbortController();
+    this.#streams.add(ac);
+    // Closing unblocks a write to a client that stopped reading.
+    ac.signal.addEventListener("abort", () => {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+    });
+    // The client sends nothing after its request: its end of file is its hanging up.
+    conn.read(new Uint8Array(1)).then(() => ac.abort(), () => ac.abort());
+    const encoder = new TextEncoder();
+    try {
+      for await (const v of reply.open(ac.signal)) {
+        await writeAll(conn, encoder.encode(JSON.stringify(v) + "\n"));
+      }
+    } catch {
+      // the client went away
+    } finally {
+      ac.abort();
+      this.#streams.delete(ac);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#listener.close();
+    for (const s of this.#streams) s.abort();
     await this.#serving;
     await Promise.allSettled([...this.#inflight]);
     try {

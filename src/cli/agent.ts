@@ -12,6 +12,7 @@ import { describeWait } from "../agent/rule_ledger.ts";
 import type { LogLevel } from "../agent/log.ts";
 import { LOG_LEVELS } from "../agent/log.ts";
 import type { SourceChoice } from "../agent/run.ts";
+import type { FlowLogOptions } from "../agent/flow_log.ts";
 import type { ParsedFlags } from "./args.ts";
 import type { Command } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } from "./errors.ts";
@@ -84,9 +85,46 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
   return { kind: "kubernetes", inCluster: true };
 }
 
+const SIZE_UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** --flow-log FILE|- with its rotation flags; undefined without --flow-log. */
+export function flowLogOf(values: ParsedFlags["values"]): FlowLogOptions | undefined {
+  const path = values["flow-log"];
+  if (typeof path !== "string") {
+    const stray = ["flow-log-max-size", "flow-log-keep"].find((k) => values[k] !== undefined);
+    if (stray !== undefined) throw new UsageError(`--${stray} needs --flow-log FILE`);
+    return undefined;
+  }
+  const problem = path === "-" ? undefined : dirPathProblem(path);
+  if (problem !== undefined) {
+    throw new UsageError(`invalid --flow-log ${quote(path)}: ${problem} (a file, or - for stdout)`);
+  }
+  let maxBytes = 16 * 1024 ** 2;
+  const size = values["flow-log-max-size"];
+  if (typeof size === "string") {
+    const m = size.match(/^([0-9]{1,12})([KMG]?)$/);
+    maxBytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!]! : NaN;
+    if (!(maxBytes >= 1 && maxBytes <= 1024 ** 4)) {
+      throw new UsageError(
+        `invalid --flow-log-max-size ${quote(size)}: must be bytes (a suffix K, M or G ` +
+          `multiplies by 1024s), from 1 to 1T`,
+      );
+    }
+  }
+  let keep = 3;
+  const k = values["flow-log-keep"];
+  if (typeof k === "string") {
+    keep = /^[0-9]{1,3}$/.test(k) ? Number(k) : NaN;
+    if (!(keep <= 100)) {
+      throw new UsageError(`invalid --flow-log-keep ${quote(k)}: must be a count from 0 to 100`);
+    }
+  }
+  return { path, maxBytes, keep };
+}
+
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -113,6 +151,13 @@ Sources (one):
   --no-cni-handoff    decline CNI calls handed over (the plugin then runs them itself): for
                       an agent that cannot see the host's network namespaces, CNI state and
                       lease directories and plugins (a container, as in the DaemonSet)
+  --flow-log FILE|-   write every drop verdict as a JSON line (the fields of "ebpfcni
+                      monitor --json") to FILE, or to stdout for -; as many as the
+                      datapath reports (its rate limit per CPU, see "ebpfcni monitor")
+  --flow-log-max-size SIZE
+                      rotate FILE before it passes SIZE bytes (K, M, G: KiB, MiB, GiB;
+                      default 16M): FILE becomes FILE.1, FILE.1 FILE.2, ...
+  --flow-log-keep N   rotated files kept (default 3; 0: FILE is emptied instead)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -128,10 +173,14 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     resync: { type: "string" },
     "add-wait": { type: "string" },
     "no-cni-handoff": { type: "boolean" },
+    "flow-log": { type: "string" },
+    "flow-log-max-size": { type: "string" },
+    "flow-log-keep": { type: "string" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
     const source = sourceOf(values);
+    const flowLog = flowLogOf(values);
     const socket = socketOf(values, ctx.env);
     const stateDir = typeof values["state-dir"] === "string"
       ? values["state-dir"]
@@ -172,6 +221,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
+        ...(flowLog && { flowLog }),
         log,
         stopSignal,
       });

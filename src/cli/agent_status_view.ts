@@ -43,6 +43,13 @@ export function renderStatus(s: AgentStatus): string {
     }`,
   );
   for (const w of s.notEnforced) lines.push(`not enforced: ${notEnforcedLine(w)}`);
+  if (s.flowLog !== undefined) {
+    const f = s.flowLog;
+    lines.push(
+      `flow log:     ${f.path}, ${f.written} line(s) written, ${f.dropped} dropped, ` +
+        `${f.rotations} rotation(s)`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

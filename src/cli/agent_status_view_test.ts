@@ -57,3 +57,15 @@ Deno.test("agent status text: each policy not enforced with its pods and the roo
     /^not enforced: x\/new \(#1 in line since 2026-01-01T00:00:00.000Z; selects pods x\/a, x\/b and 3 more\): needs 3 more rule_map entries, 0 free \(rule_map has 0 free of 131072\)$/m,
   );
 });
+
+Deno.test("agent status text: the flow log's path and counters, when there is one", () => {
+  const text = renderStatus({
+    ...STATUS,
+    flowLog: { path: "/var/log/flows.log", written: 12, dropped: 1, rotations: 2 },
+  });
+  assert.match(
+    text,
+    /^flow log: +\/var\/log\/flows.log, 12 line\(s\) written, 1 dropped, 2 rotation\(s\)$/m,
+  );
+  assert.doesNotMatch(renderStatus(STATUS), /flow log/);
+});

@@ -1,71 +1,43 @@
 // `ebpfcni monitor`: the datapath's verdicts as they happen, from the `events` ring buffer
-// (rate-limited in the kernel, per CPU). Waiting for events runs off the event loop; Ctrl-C
+// (rate-limited in the kernel, per CPU). When a policy agent serves the pin directory, the
+// events come through it (it is the ring buffer's one reader, see src/datapath/events.ts), named
+// with pods and deciding policies; otherwise the monitor reads the ring buffer itself. Ctrl-C
 // (or --count) ends it cleanly.
-import { RingBuffer } from "../../ffi/libbpf.ts";
-import { epollWait, monotonicNs } from "../../ffi/libc.ts";
-import { type DatapathEvent, decodeEvent, EVENTS_MAP, STAT_NAMES } from "../datapath/layout.ts";
-import { protocolName } from "../datapath/rules.ts";
-import { identityText } from "../policy/rules.ts";
-import { formatIpv4 } from "../spec/ipv4.ts";
+import { ConfigMap } from "../datapath/maps.ts";
+import { CONFIG_MAP, EVENTS_MAP, MODE_KUBERNETES } from "../datapath/layout.ts";
+import { EventReader, wallClock } from "../datapath/events.ts";
+import {
+  flowJson,
+  type FlowRecord,
+  flowRecord,
+  flowText,
+  verdictOf,
+} from "../agent/flow_record.ts";
+import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent.ts";
+import { dirPathProblem } from "../spec/names.ts";
 import { quote } from "../spec/text.ts";
+import { isObject } from "../spec/json.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
-import type { Command } from "./command.ts";
-import { EXIT_OK, UsageError } from "./errors.ts";
-import { requireMap } from "./pins.ts";
+import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
+import type { Command, Ctx } from "./command.ts";
+import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
+import { openMap, requireMap } from "./pins.ts";
 
 const VERDICTS = ["drop", "allow", "all"] as const;
+type Verdict = (typeof VERDICTS)[number];
 
-export interface EventView {
-  time: string;
-  verdict: "drop" | "allow";
-  reason: string;
-  hook: "from-pod" | "to-pod";
-  ifindex: number;
-  interface: string;
-  proto: string;
-  src: string;
-  sport: number;
-  srcIdentity: string;
-  dst: string;
-  dport: number;
-  dstIdentity: string;
-}
-
-/** An event in words; `wallMs(ts)` turns its monotonic time into wall-clock milliseconds. */
-export function eventView(
-  e: DatapathEvent,
-  wallMs: (ts: bigint) => number,
-  ifname: (ifindex: number) => string,
-): EventView {
-  return {
-    time: new Date(wallMs(e.ts)).toISOString(),
-    verdict: e.verdict === 1 ? "allow" : "drop",
-    reason: STAT_NAMES[e.reason] ?? `reason ${e.reason}`,
-    hook: e.hook === 1 ? "to-pod" : "from-pod",
-    ifindex: e.ifindex,
-    interface: ifname(e.ifindex),
-    proto: protocolName(e.proto),
-    src: formatIpv4(e.saddr),
-    sport: e.sport,
-    srcIdentity: e.srcId === 0 ? "-" : identityText(e.srcId),
-    dst: formatIpv4(e.daddr),
-    dport: e.dport,
-    dstIdentity: e.dstId === 0 ? "-" : identityText(e.dstId),
-  };
-}
-
-export function eventLine(v: EventView): string {
-  const port = (
-    p: number,
-  ) => (v.proto === "tcp" || v.proto === "udp" || v.proto === "sctp" ? `:${p}` : "");
-  return `${v.time} ${v.verdict.toUpperCase().padEnd(5)} ${v.interface} ${v.hook} ${v.proto} ` +
-    `${v.src}${port(v.sport)} (${v.srcIdentity}) -> ${v.dst}${port(v.dport)} (${v.dstIdentity}) ` +
-    `${v.reason}\n`;
+interface Session {
+  verdict: Verdict;
+  count: number;
+  print(r: FlowRecord): void;
+  /** Resolves on Ctrl-C / SIGTERM. */
+  stopped: Promise<void>;
+  isStopped(): boolean;
 }
 
 export const monitorCommand: Command = {
-  synopsis: "monitor [--json] [--verdict drop|allow|all] [--count N]",
+  synopsis: "monitor [--json] [--verdict drop|allow|all] [--count N] [--socket PATH]",
   summary: "stream the datapath's verdicts (drops, and the flows rules allowed)",
   help: `Prints an event for every dropped packet and every flow a rule allowed, as they happen:
 time, verdict, interface and hook, protocol, source and destination address, port and
@@ -73,12 +45,28 @@ identity, and the reason (the stats_map counter it went to). The datapath rate-l
 in the kernel (per CPU; what it cannot report counts as events_lost in "ebpfcni status").
 Ctrl-C ends it.
 
+In kubernetes mode the policy agent is the ring buffer's one reader: the monitor asks it for
+the events (on --socket PATH, default ${DEFAULT_AGENT_SOCKET}, or EBPFCNI_AGENT_SOCKET), and
+they name the pod at each end and the policies that decided. With no agent answering, the
+monitor reads the ring buffer itself (a ring buffer has one read position: two monitors
+reading it each see part of the events).
+
   --json             one JSON object per line: {"time", "verdict", "reason", "hook",
-                     "ifindex", "interface", "proto", "src", "sport", "srcIdentity", "dst",
-                     "dport", "dstIdentity"}
+                     "ifindex", "interface", "proto", "src", "sport", "srcIdentity",
+                     ["srcNamespace", "srcPod"], "dst", "dport", "dstIdentity",
+                     ["dstNamespace", "dstPod"], ["policies"]}; the bracketed ones when the
+                     agent knows them. "policies": for a drop_ingress or drop_egress, the
+                     policies that isolate that direction (none of their rules allows the
+                     flow); for an allow, the policies whose rules allowed it ([]: not
+                     isolated)
   --verdict V        drop (default), allow or all
   --count N          stop after N events`,
-  flags: { json: { type: "boolean" }, verdict: { type: "string" }, count: { type: "string" } },
+  flags: {
+    json: { type: "boolean" },
+    verdict: { type: "string" },
+    count: { type: "string" },
+    socket: { type: "string" },
+  },
   async run(ctx, { values }) {
     const verdict = typeof values.verdict === "string" ? values.verdict : "drop";
     if (!(VERDICTS as readonly string[]).includes(verdict)) {
@@ -91,41 +79,151 @@ Ctrl-C ends it.
         throw new UsageError(`invalid --count ${quote(values.count)}: must be a positive integer`);
       }
     }
+    const socket = typeof values.socket === "string"
+      ? values.socket
+      : ctx.env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
+    const problem = dirPathProblem(socket);
+    if (problem !== undefined) {
+      throw new UsageError(`invalid --socket ${quote(socket)}: ${problem}`);
+    }
     using pin = requireMap(ctx.pinDir, EVENTS_MAP);
-    using nl = new NetlinkSocket();
-    const links = new Links(nl);
-    const names = new Map<number, string>();
-    const ifname = (i: number) => {
-      if (!names.has(i)) names.set(i, links.byIndex(i)?.name ?? `if${i}`);
-      return names.get(i)!;
-    };
-    // Monotonic -> wall clock, fixed at start (good to the millisecond over a session).
-    const startMono = monotonicNs();
-    const startWall = Date.now();
-    const wallMs = (ts: bigint) => startWall + Number(ts - startMono) / 1e6;
-    let seen = 0;
-    const onRecord = (data: Uint8Array) => {
-      const e = decodeEvent(data);
-      if (e.ts < startMono || seen >= count) return; // from before we started, or surplus
-      const v = eventView(e, wallMs, ifname);
-      if (verdict !== "all" && v.verdict !== verdict) return;
-      seen++;
-      ctx.io.out(values.json ? JSON.stringify(v) + "\n" : eventLine(v));
-    };
-    using ring = new RingBuffer(pin.fd, onRecord);
-    let stop = false;
-    const onSignal = () => stop = true;
+    let stop = () => {};
+    let isStopped = false;
+    const stopped = new Promise<void>((resolve) => (stop = resolve)).then(() => {
+      isStopped = true;
+    });
+    const onSignal = () => stop();
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
+    const session: Session = {
+      verdict: verdict as Verdict,
+      count,
+      print: (r) => ctx.io.out(values.json ? flowJson(r) : flowText(r)),
+      stopped,
+      isStopped: () => isStopped,
+    };
     try {
-      while (!stop && seen < count) {
-        // Short waits, so Ctrl-C is answered promptly.
-        if (await epollWait(ring.epollFd, 200)) ring.consume();
-      }
+      const stream = await askAgent(ctx, socket, session, {
+        op: "monitor",
+        verdict: verdict as Verdict,
+        eventsMapId: pin.id,
+      });
+      if (stream === "stopped") return EXIT_OK;
+      if (stream !== undefined) await throughAgent(ctx, stream, session);
+      else await direct(pin.fd, session);
     } finally {
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGTERM", onSignal);
+      stop();
     }
     return EXIT_OK;
   },
 };
+
+/** The agent's stream once it accepted; undefined when the monitor must read itself. */
+async function askAgent(
+  ctx: Ctx,
+  socket: string,
+  session: Session,
+  req: MonitorRequest,
+): Promise<{ stream: LineStream; lines: AsyncIterator<unknown> } | undefined | "stopped"> {
+  let stream: LineStream;
+  try {
+    stream = await requestLines(socket, req);
+  } catch (err) {
+    if (err instanceof RpcError && err.kind === "unreachable") {
+      if (kubernetesMode(ctx.pinDir)) {
+        ctx.io.err(
+          `ebpfcni: no policy agent answers on ${quote(socket)}: reading the events ` +
+            `without pod or policy names\n`,
+        );
+      }
+      return undefined;
+    }
+    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  // Ctrl-C while waiting for the agent's answer.
+  void session.stopped.then(() => stream.close());
+  const it = stream.lines[Symbol.asyncIterator]();
+  const first = await it.next().catch((err) => {
+    if (session.isStopped()) return { done: true as const, value: undefined };
+    throw err;
+  });
+  if (session.isStopped()) return "stopped";
+  const answer = first.done ? undefined : first.value;
+  if (isObject(answer) && isObject(answer.monitor)) return { stream, lines: it };
+  stream.close();
+  if (isObject(answer) && typeof answer.declined === "string") return undefined;
+  if (isObject(answer) && typeof answer.error === "string") {
+    // An agent older than the monitor's request does not read the ring buffer either.
+    if (/bad request: "op" must be/.test(answer.error)) return undefined;
+    throw new CommandError(`the policy agent: ${answer.error}`);
+  }
+  throw new CommandError(`the policy agent on ${quote(socket)} did not answer the monitor`);
+}
+
+async function throughAgent(
+  ctx: Ctx,
+  s: { stream: LineStream; lines: AsyncIterator<unknown> },
+  session: Session,
+): Promise<void> {
+  let seen = 0;
+  try {
+    while (seen < session.count) {
+      const next = await s.lines.next();
+      if (next.done) break;
+      const v = next.value;
+      if (!isObject(v)) continue;
+      if (typeof v.lost === "number") {
+        ctx.io.err(`ebpfcni: ${v.lost} event(s) lost: the monitor fell behind\n`);
+        continue;
+      }
+      session.print(v as unknown as FlowRecord);
+      seen++;
+    }
+  } catch (err) {
+    if (!session.isStopped()) {
+      throw new CommandError(`the policy agent's stream: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  } finally {
+    s.stream.close();
+  }
+  if (seen < session.count && !session.isStopped()) {
+    throw new CommandError("the policy agent stopped");
+  }
+}
+
+async function direct(fd: number, session: Session): Promise<void> {
+  using nl = new NetlinkSocket();
+  const links = new Links(nl);
+  const names = new Map<number, string>();
+  const ifname = (i: number) => {
+    if (!names.has(i)) names.set(i, links.byIndex(i)?.name ?? `if${i}`);
+    return names.get(i)!;
+  };
+  const clock = wallClock();
+  let seen = 0;
+  let reached = () => {};
+  const done = new Promise<void>((resolve) => (reached = resolve));
+  const reader = new EventReader(fd, (e) => {
+    if (e.ts < clock.startMono || seen >= session.count) return; // from before, or surplus
+    if (session.verdict !== "all" && verdictOf(e) !== session.verdict) return;
+    seen++;
+    session.print(flowRecord(e, clock.wallMs, ifname));
+    if (seen >= session.count) reached();
+  });
+  try {
+    await Promise.race([session.stopped, done, reader.done]);
+  } finally {
+    await reader.close();
+  }
+}
+
+function kubernetesMode(pinDir: string): boolean {
+  using config = openMap(pinDir, CONFIG_MAP);
+  return config !== undefined && new ConfigMap(config.fd).get().mode === MODE_KUBERNETES;
+}

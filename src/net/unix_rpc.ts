@@ -69,3 +69,69 @@ export async function requestLine(
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
+
+/** A request answered by lines until either side hangs up (the agent's `monitor`). */
+export interface LineStream {
+  /** Each answer line, parsed; ends when the peer closes or `close()` is called. */
+  lines: AsyncIterable<unknown>;
+  close(): void;
+}
+
+/** Sends `req` and reads its answer lines as they come. Throws an RpcError "unreachable"
+ * when nobody listens, "unsent" when the request did not go out whole. */
+export async function requestLines(path: string, req: unknown): Promise<LineStream> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    throw new RpcError("unreachable", String(err), { cause: err });
+  }
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      conn.close();
+    } catch {
+      // closed by the peer's error
+    }
+  };
+  try {
+    await writeAll(conn, new TextEncoder().encode(JSON.stringify(req) + "\n"));
+  } catch (err) {
+    close();
+    throw new RpcError("unsent", String(err), { cause: err });
+  }
+  async function* lines(): AsyncGenerator<unknown> {
+    const decoder = new TextDecoder();
+    const buf = new Uint8Array(65536);
+    let text = "";
+    try {
+      while (!closed) {
+        let n: number | null;
+        try {
+          n = await conn.read(buf);
+        } catch (err) {
+          if (closed) return; // closed by close(): the caller is done
+          throw new RpcError("failed", String(err), { cause: err });
+        }
+        if (n === null) return;
+        text += decoder.decode(buf.subarray(0, n), { stream: true });
+        for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+          const line = text.slice(0, nl);
+          text = text.slice(nl + 1);
+          let value: unknown;
+          try {
+            value = JSON.parse(line);
+          } catch {
+            throw new RpcError("failed", `not a JSON line: ${line.slice(0, 80)}`);
+          }
+          yield value;
+        }
+      }
+    } finally {
+      close();
+    }
+  }
+  return { lines: lines(), close };
+}

@@ -66,6 +66,17 @@ export interface CniRequest {
   build?: string;
 }
 
+/** `ebpfcni monitor` through the agent, the one reader of the events ring buffer while it
+ * runs: answered by `{"monitor": {...}}` then one line per verdict (FlowRecord, or
+ * `{"lost": N}` where the client fell behind), until the client hangs up; or by
+ * `{"declined": why}` when the agent does not read that ring buffer (another pin directory). */
+export interface MonitorRequest {
+  op: "monitor";
+  verdict: "drop" | "allow" | "all";
+  /** The id of the client's `events` map: the agent streams only its own. */
+  eventsMapId: number;
+}
+
 export type CniReply = { code: number; stdout: string } | { fallback: string };
 
 export type AgentRequest =
@@ -76,7 +87,8 @@ export type AgentRequest =
   /** Re-read the source where that can be asked (a manifest directory), then reconcile;
    * answered with the status once the maps hold what was read. */
   | { op: "sync" }
-  | ExplainRequest;
+  | ExplainRequest
+  | MonitorRequest;
 
 export class RequestError extends Error {
   override name = "RequestError";
@@ -215,9 +227,22 @@ export function parseRequest(line: string): AgentRequest {
       }
       return { op: "explain", from: end(v, "from"), to: end(v, "to"), protocol, port };
     }
+    case "monitor": {
+      const verdict = v.verdict ?? "drop";
+      if (verdict !== "drop" && verdict !== "allow" && verdict !== "all") {
+        throw new RequestError(
+          `"verdict" must be drop, allow or all, not ${describeValue(verdict)}`,
+        );
+      }
+      const id = v.eventsMapId;
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
+        throw new RequestError(`"eventsMapId" must be a map id, not ${describeValue(id)}`);
+      }
+      return { op: "monitor", verdict, eventsMapId: id };
+    }
     default:
       throw new RequestError(
-        `"op" must be cni, add, del, status, sync or explain, not ${describeValue(v.op)}`,
+        `"op" must be cni, add, del, status, sync, explain or monitor, not ${describeValue(v.op)}`,
       );
   }
 }

@@ -10,7 +10,7 @@ const add = {
   ips: ["10.1.2.3"],
 };
 
-Deno.test("agent requests: a well-formed cni, add, del, status, sync and explain parse", () => {
+Deno.test("agent requests: a well-formed cni, add, del, status, sync, explain and monitor parse", () => {
   assert.deepEqual(parseRequest(JSON.stringify(add)), add);
   assert.deepEqual(
     parseRequest(JSON.stringify({ op: "del", containerId: "abc", ifname: "eth0", ips: [] })),
@@ -20,6 +20,11 @@ Deno.test("agent requests: a well-formed cni, add, del, status, sync and explain
   const cni = { op: "cni", env: { CNI_COMMAND: "ADD", CNI_NETNS: "/x" }, stdin: "{}" };
   assert.deepEqual(parseRequest(JSON.stringify(cni)), cni);
   assert.deepEqual(parseRequest('{"op":"sync"}'), { op: "sync" });
+  assert.deepEqual(parseRequest('{"op":"monitor","eventsMapId":7}'), {
+    op: "monitor",
+    verdict: "drop",
+    eventsMapId: 7,
+  });
   assert.deepEqual(
     parseRequest(JSON.stringify({
       op: "explain",
@@ -41,7 +46,7 @@ Deno.test("agent requests: each malformed field is refused by name", () => {
   const cases: [unknown, RegExp][] = [
     [
       { ...add, op: "drop" },
-      /"op" must be cni, add, del, status, sync or explain, not the string "drop"/,
+      /"op" must be cni, add, del, status, sync, explain or monitor, not the string "drop"/,
     ],
     [{ ...add, namespace: 5 }, /"namespace" must be a string, not "5"/],
     [{ op: "cni", env: [], stdin: "" }, /"env" must be an object/],
@@ -56,6 +61,9 @@ Deno.test("agent requests: each malformed field is refused by name", () => {
     [{ ...add, ips: [1] }, /"ips\[0\]" must be a string/],
     [{ ...add, ips: ["::1"] }, /IPv6 addresses are not supported/],
     [{ ...add, ips: Array(17).fill("10.0.0.1") }, /at most 16/],
+    [{ op: "monitor", verdict: "drops", eventsMapId: 1 }, /"verdict" must be drop, allow or all/],
+    [{ op: "monitor" }, /"eventsMapId" must be a map id, not nothing/],
+    [{ op: "monitor", eventsMapId: -1 }, /"eventsMapId" must be a map id, not "-1"/],
     [{ op: "explain", from: {}, to: { ip: "1.2.3.4" }, port: 1 }, /"namespace" must be a string/],
     [{ op: "explain", from: { ip: "1.2.3" }, to: { ip: "1.2.3.4" }, port: 1 }, /"from.ip" "1.2.3"/],
     [

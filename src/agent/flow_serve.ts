@@ -1,0 +1,87 @@
+// The agent's side of flows: its flow log (drop verdicts, --flow-log) and the monitors that
+// stream verdicts over its socket, both fed by one reader of the `events` ring buffer
+// (flow_tap.ts) and named by the agent (pods, deciding policies).
+import { mapInfo } from "../../ffi/bpf.ts";
+import { EVENTS_MAP } from "../datapath/layout.ts";
+import { wallClock } from "../datapath/events.ts";
+import type { Datapath } from "../datapath/loader.ts";
+import { Links } from "../net/link.ts";
+import { NetlinkSocket } from "../net/socket.ts";
+import type { MonitorRequest } from "../spec/agent.ts";
+import type { Agent } from "./agent.ts";
+import { FlowLog, type FlowLogStats } from "./flow_log.ts";
+import { flowJson, flowRecord } from "./flow_record.ts";
+import { FlowTap } from "./flow_tap.ts";
+import type { AgentLog } from "./log.ts";
+import { StreamReply } from "./server.ts";
+
+/** Interface names kept at most (veths come and go with pods). */
+const MAX_IFNAMES = 1024;
+
+export class FlowService {
+  readonly #tap: FlowTap;
+  readonly #eventsMapId: number;
+  readonly #flowLog: FlowLog | undefined;
+  #removeFlowLog: (() => Promise<void>) | undefined;
+
+  private constructor(tap: FlowTap, eventsMapId: number, flowLog: FlowLog | undefined) {
+    this.#tap = tap;
+    this.#eventsMapId = eventsMapId;
+    this.#flowLog = flowLog;
+  }
+
+  /** Starts writing `flowLog` (opened by the caller) at once, when given. */
+  static async start(
+    dp: Datapath,
+    agent: Agent,
+    flowLog: FlowLog | undefined,
+    log: AgentLog,
+  ): Promise<FlowService> {
+    const fd = dp.fd(EVENTS_MAP);
+    const clock = wallClock();
+    const names = new Map<number, string>();
+    const ifname = (i: number) => {
+      let name = names.get(i);
+      if (name === undefined) {
+        using nl = new NetlinkSocket();
+        name = new Links(nl).byIndex(i)?.name ?? `if${i}`;
+        if (names.size >= MAX_IFNAMES) names.clear();
+        names.set(i, name);
+      }
+      return name;
+    };
+    const tap = new FlowTap(
+      fd,
+      (e) => flowRecord(e, clock.wallMs, ifname, agent.flowNames(e)),
+      log,
+    );
+    const service = new FlowService(tap, mapInfo(fd).id, flowLog);
+    if (flowLog !== undefined) {
+      service.#removeFlowLog = await tap.add({
+        verdict: "drop",
+        push: (_e, record) => flowLog.write(flowJson(record())),
+      });
+    }
+    return service;
+  }
+
+  /** A monitor's stream, or why the agent does not serve it. */
+  monitor(req: MonitorRequest): StreamReply | { declined: string } {
+    if (req.eventsMapId !== this.#eventsMapId) {
+      return { declined: "the agent serves another pin directory" };
+    }
+    const first = { monitor: { eventsMapId: this.#eventsMapId } };
+    return new StreamReply((signal) => this.#tap.stream(first, req.verdict, signal));
+  }
+
+  /** The flow log's counters, for `agent status`. */
+  status(): { flowLog?: FlowLogStats } {
+    return this.#flowLog === undefined ? {} : { flowLog: this.#flowLog.stats };
+  }
+
+  async close(): Promise<void> {
+    await this.#removeFlowLog?.();
+    await this.#tap.close();
+    await this.#flowLog?.close();
+  }
+}
