@@ -103,7 +103,8 @@ ${NEEDS_MAPS}`,
 const flush: Command = {
   synopsis: "ct flush",
   summary: "forget every tracked connection",
-  help: `Removes every entry of ct_map and ct_est_map. Established connections are judged again by policy on their
+  help:
+    `Removes every entry of ct_map and ct_est_map. Established connections are judged again by policy on their
 next packet (a reply-direction packet may then be dropped where the rules allow only the
 other direction).
 
@@ -118,16 +119,16 @@ ${NEEDS_MAPS}`,
 
 const gc: Command = {
   synopsis: "ct gc",
-  summary: "remove expired connections",
-  help: `Removes the tracked connections past their deadline (the datapath removes one only when it
-meets it again) and recounts each address's share of ct_est_map. The agent does this at every
-resync.
+  summary: "remove expired established connections",
+  help: `Removes the connections of ct_est_map past their deadline (the datapath removes one only
+when it meets it again; until then it holds a slot of its initiator's share) and recounts each
+address's share. The agent does this at every resync. ct_map, an LRU, needs none.
 
 ${NEEDS_MAPS}`,
   flags: {},
   run(ctx) {
     using pins = openCt(ctx.pinDir);
-    ctx.io.out(`removed ${pins.ct.sweep(monotonicNs())} expired connections\n`);
+    ctx.io.out(`removed ${pins.ct.sweep(monotonicNs())} expired established connections\n`);
     return EXIT_OK;
   },
 };

@@ -479,19 +479,21 @@ export class CtMap {
   }
 
   list(): CtRow[] {
+    const out = this.#read(this.fd, CT_MAP, false);
+    return this.estFd < 0 ? out : out.concat(this.#read(this.estFd, CT_EST_MAP, true));
+  }
+
+  #read(fd: number, spec: MapSpec, established: boolean): CtRow[] {
     const out: CtRow[] = [];
     const ks = STRUCTS.ct_key.size;
-    const read = (fd: number, spec: MapSpec, established: boolean) =>
-      readAll(fd, ks, spec.valueSize, spec.maxEntries, (k, at, v, vat) => {
-        out.push({
-          key: decodeCtKey(k, at),
-          entry: decodeCtEntry(v, vat),
-          raw: k.slice(at, at + ks) as Uint8Array<ArrayBuffer>,
-          established,
-        });
+    readAll(fd, ks, spec.valueSize, spec.maxEntries, (k, at, v, vat) => {
+      out.push({
+        key: decodeCtKey(k, at),
+        entry: decodeCtEntry(v, vat),
+        raw: k.slice(at, at + ks) as Uint8Array<ArrayBuffer>,
+        established,
       });
-    read(this.fd, CT_MAP, false);
-    if (this.estFd >= 0) read(this.estFd, CT_EST_MAP, true);
+    });
     return out;
   }
 
@@ -514,25 +516,21 @@ export class CtMap {
     return rows.length;
   }
 
-  /** Removes the entries past their deadline (`nowNs`: CLOCK_MONOTONIC, the datapath's
-   * clock) and sets each initiator's count in ct_quota_map to what it holds: the datapath
-   * removes expired entries only when it meets them again. Returns how many were removed. */
+  /** Removes the established entries past their deadline (`nowNs`: CLOCK_MONOTONIC, the
+   * datapath's clock) and sets each initiator's count in ct_quota_map to what it holds: the
+   * datapath drops an expired entry only when it meets it again, and until then it would
+   * hold its initiator's slot. ct_map needs no sweep (it is an LRU). Returns how many were
+   * removed. */
   sweep(nowNs: bigint): number {
+    if (this.estFd < 0) return 0;
     let removed = 0;
     const held: CtRow[] = [];
-    for (const r of this.list()) {
-      if (r.entry.expires < nowNs) {
-        if (this.#deleteFrom(r)) removed++;
-      } else if (r.established) {
-        held.push(r);
-      }
+    for (const r of this.#read(this.estFd, CT_EST_MAP, true)) {
+      if (r.entry.expires >= nowNs) held.push(r);
+      else if (mapDelete(this.estFd, r.raw)) removed++;
     }
     if (this.quotaFd >= 0) this.#recount(held);
     return removed;
-  }
-
-  #deleteFrom(r: CtRow): boolean {
-    return mapDelete(r.established ? this.estFd : this.fd, r.raw);
   }
 
   /** The datapath adds and takes atomically; this read-modify-write may lose a racing
