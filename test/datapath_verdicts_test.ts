@@ -56,6 +56,7 @@ import {
   TCP_SYN,
 } from "./_frames.ts";
 import { ip4, withPinDir, withVeth } from "./_kernel.ts";
+import { monotonicNs } from "../ffi/libc.ts";
 
 const OK = 0;
 const SHOT = 2;
@@ -513,5 +514,34 @@ Deno.test("verdict: a pod behind a new veth with a reused address and identity g
       assert.deepEqual(r.verdicts, [SHOT]);
       assert.deepEqual(r.moved, { drop_ingress: 1 });
     });
+  });
+});
+
+Deno.test("verdict: an answered connection is kept apart and charged to its initiator until flushed or swept", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.isolation.set(ID_A, ISOLATE_INGRESS); // only replies reach A
+    const W = "203.0.113.9";
+    const out = (sport: number) => ipv4({ src: A, dst: W, proto: "udp", sport, dport: 53 });
+    const back = (dport: number) => ipv4({ src: W, dst: A, proto: "udp", sport: 53, dport });
+    assert.deepEqual(run(m, "ingress", [out(6000), out(6001)]).verdicts, [OK, OK]);
+    assert.deepEqual(run(m, "egress", [back(6000), back(6001)]).verdicts, [OK, OK]);
+    const kept = m.ct.list().filter((r) => r.established);
+    assert.deepEqual(kept.map((r) => r.key.sport).sort(), [6000, 6001]);
+    assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 2 }]);
+    // Deleting one (as a revocation would) frees its slot; its next answer is judged.
+    assert.equal(m.ct.delete(kept.find((r) => r.key.sport === 6000)!.raw), true);
+    assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 1 }]);
+    assert.deepEqual(run(m, "egress", [back(6000)]).verdicts, [SHOT]);
+    // Past its deadline, the sweep removes the other and the share is empty.
+    assert.equal(m.ct.sweep(monotonicNs() + 3_600n * 1_000_000_000n), 1);
+    assert.deepEqual(m.ct.quotas(), []);
+    assert.deepEqual(run(m, "egress", [back(6001)]).verdicts, [SHOT]);
+    // And flush reaches both maps.
+    assert.deepEqual(run(m, "ingress", [out(6002)]).verdicts, [OK]);
+    assert.deepEqual(run(m, "egress", [back(6002)]).verdicts, [OK]);
+    assert.equal(m.ct.flush(), 1);
+    assert.deepEqual(m.ct.list(), []);
+    assert.deepEqual(m.ct.quotas(), []);
   });
 });
