@@ -20,7 +20,6 @@ import {
 import {
   CFG_CONNTRACK,
   CONFIG_MAP,
-  CT_MAP,
   DIR_INGRESS,
   IPCACHE_LOCAL,
   IPCACHE_MAP,
@@ -162,7 +161,7 @@ function measure(mode: "identity" | "identity+ct" | "kubernetes", entries: numbe
       frame: ack(B, A, 81),
       want: SHOT,
     });
-    new CtMap(dp.fd(CT_MAP)).flush();
+    CtMap.of(dp).flush();
   }
   return rows;
 }

@@ -22,8 +22,8 @@
 #include "ebpfcni.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
-#include "lib/conntrack.h"
 #include "lib/policy.h"
+#include "lib/conntrack.h"
 #include "lib/events.h"
 
 #define TC_ACT_OK 0
@@ -122,25 +122,6 @@ static __always_inline int ipv4_of(struct __sk_buff *skb, struct verdict_ctx *v)
 	return -1;
 }
 
-/* What an address is in identity mode: a registered endpoint, the node, a CIDR identity or
- * the world. *unknown is set when it is none of the first three. */
-static __always_inline __u32 identity_mode_peer(__u32 addr, int *unknown)
-{
-	__u32 *id = bpf_map_lookup_elem(&endpoint_map, &addr);
-	__u32 cidr;
-
-	*unknown = 0;
-	if (id)
-		return *id;
-	if (is_host(addr))
-		return IDENTITY_HOST;
-	cidr = cidr_identity(addr);
-	if (cidr)
-		return cidr;
-	*unknown = 1;
-	return IDENTITY_WORLD;
-}
-
 static __always_inline int identity_from_pod(struct verdict_ctx *v)
 {
 	const struct pkt *p = &v->p;
@@ -153,15 +134,15 @@ static __always_inline int identity_from_pod(struct verdict_ctx *v)
 	if (!sid)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = *sid;
-	if (conntrack && ct_lookup(v->cfg, p, &e, v->now) != CT_NEW) {
+	if (conntrack && ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
-	dst = identity_mode_peer(p->daddr, &unknown);
+	dst = identity_of(v->cfg, p->daddr, &unknown);
 	if (!pair_allows(src, dst, p))
 		return decide(v, src, dst, 0, unknown ? STAT_DROP_UNKNOWN_DST : STAT_DROP_POLICY);
 	if (conntrack)
-		ct_create(v->cfg, p, src, dst, 0, v->ifindex, v->now);
+		ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
 	return decide(v, src, dst, 1, STAT_ALLOW);
 }
 
@@ -176,14 +157,15 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 	if (!se)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = se->identity;
-	if (ct_lookup(v->cfg, p, &e, v->now) != CT_NEW) {
+	if (ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
 	if (in_service_cidrs(v->cfg, p->daddr)) {
 		/* Its replies come back from the Service address, before the node's reverse NAT
 		 * reaches the backend's entry: remember it so they pass. */
-		ct_create(v->cfg, p, src, 0, CT_PENDING | CT_SERVICE, v->ifindex, v->now);
+		ct_create(v->cfg, p, src, 0, CT_PENDING | CT_SERVICE | CT_AT_SRC, v->ifindex,
+			  v->now);
 		return pass(STAT_PASS_SERVICE);
 	}
 	de = bpf_map_lookup_elem(&ipcache_map, &p->daddr);
@@ -191,13 +173,14 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 		/* A remote pod's node judges it; its replies must find an entry here. A local pod's
 		 * hook records the connection itself. */
 		if (!(de->flags & IPCACHE_LOCAL))
-			ct_create(v->cfg, p, src, de->identity, CT_PENDING, v->ifindex, v->now);
+			ct_create(v->cfg, p, src, de->identity, CT_PENDING | CT_AT_SRC, v->ifindex,
+				  v->now);
 		return pass(STAT_PASS_TO_POD);
 	}
 	dst = (de || is_host(p->daddr)) ? IDENTITY_HOST : IDENTITY_WORLD;
 	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p))
 		return decide(v, src, dst, 0, STAT_DROP_EGRESS);
-	ct_create(v->cfg, p, src, dst, 0, v->ifindex, v->now);
+	ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
 	return decide(v, src, dst, 1, STAT_ALLOW);
 }
 
@@ -270,7 +253,7 @@ int process_tc_egress(struct __sk_buff *skb)
 	struct ct_entry *e = NULL;
 	__u32 ifindex = skb->ifindex;
 	__u32 src, dst, pod_addr;
-	int rc, ct, src_is_pod;
+	int rc, ct, src_is_pod, to_pod;
 
 	v.cfg = datapath_config();
 	if (!v.cfg || v.cfg->mode != MODE_KUBERNETES)
@@ -292,21 +275,25 @@ int process_tc_egress(struct __sk_buff *skb)
 	if (rc >= 0)
 		return rc;
 
-	ct = ct_lookup(v.cfg, &v.p, &e, v.now);
+	/* A broadcast reaches the pod whatever its destination address says: judge it as
+	 * addressed to the pod, every time (its entry would name the broadcast address). */
+	to_pod = veth_owns(veth, v.p.daddr);
+	pod_addr = to_pod ? v.p.daddr : veth->ips[0];
+	ct = ct_lookup(v.cfg, &v.p, &e, v.now, ifindex, pod_addr);
 	if (e && (ct == CT_REPLY || !(e->flags & CT_PENDING))) {
 		count_pair(e->src_id, e->dst_id, v.p.len);
 		return pass(STAT_ALLOW_CT);
 	}
-	/* A broadcast reaches the pod whatever its destination address says: judge it as
-	 * addressed to the pod. */
-	pod_addr = veth_owns(veth, v.p.daddr) ? v.p.daddr : veth->ips[0];
+	if (e)
+		ct_forget_established(&v.p);
 	de = bpf_map_lookup_elem(&ipcache_map, &pod_addr);
 	if (!de)
 		return refuse(&v, STAT_DROP_UNKNOWN_DST);
 	dst = de->identity;
 	src = k8s_peer(v.p.saddr, &src_is_pod);
 	if (src == IDENTITY_HOST) {
-		ct_create(v.cfg, &v.p, src, dst, 0, ifindex, v.now);
+		if (to_pod)
+			ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
 		return decide(&v, src, dst, 1, STAT_ALLOW_HOST);
 	}
 	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), &v.p))
@@ -314,6 +301,7 @@ int process_tc_egress(struct __sk_buff *skb)
 	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), &v.p))
 		return decide(&v, src, dst, 0, STAT_DROP_INGRESS);
 	/* New, or recorded pending by the sender: now judged. */
-	ct_create(v.cfg, &v.p, src, dst, 0, ifindex, v.now);
+	if (to_pod)
+		ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
 	return decide(&v, src, dst, 1, STAT_ALLOW);
 }

@@ -17,6 +17,10 @@
 #define RULE_MAP_MAX 131072
 #define ISOLATION_MAP_MAX 65536
 #define CT_MAP_MAX 262144
+/* Established connections, out of the LRU's reach, and each address's share of them. */
+#define CT_EST_MAP_MAX 131072
+#define CT_EST_PER_ADDR 8192
+#define CT_QUOTA_MAP_MAX 65536
 #define PAIR_STATS_MAP_MAX 16384
 #define FRAG_MAP_MAX 8192
 #define EVENTS_RING_BYTES (256 * 1024)
@@ -133,7 +137,8 @@ struct rule_key {
 #define ISOLATE_EGRESS 0x2
 
 /* ct_map: one entry per connection, keyed by the tuple of its first packet. ICMP echo uses
- * the identifier as sport and 0 as dport. */
+ * the identifier as sport and 0 as dport. ct_est_map has the same layout: a connection moves
+ * there once allowed and answered, charged to its initiator (saddr) in ct_quota_map. */
 struct ct_key {
 	__u32 saddr; /* host byte order */
 	__u32 daddr;
@@ -151,6 +156,10 @@ struct ct_key {
  * replies pass; a new packet of it reaching a destination's hook is still judged. */
 #define CT_PENDING 0x10
 #define CT_SERVICE 0x20
+/* Which end's hook recorded it (ifindex is that end's veth); entries of older builds have
+ * neither. */
+#define CT_AT_SRC 0x40
+#define CT_AT_DST 0x80
 
 struct ct_entry {
 	__u64 expires; /* bpf_ktime_get_ns() deadline */

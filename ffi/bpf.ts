@@ -44,6 +44,8 @@ export const ATTR = {
     data_out: 24,
     repeat: 32,
     duration: 36,
+    ctx_size_in: 40,
+    ctx_in: 48,
   },
   /** BPF_*_GET_FD_BY_ID */
   getId: { size: 12, id: 0, next_id: 4, open_flags: 8 },
@@ -335,10 +337,14 @@ export function progInfo(fd: number): ProgInfo {
 }
 
 /** BPF_PROG_TEST_RUN on one frame. */
+/** Offset of ifindex in struct __sk_buff. */
+const SKB_CTX_IFINDEX = 40;
+
 export function progTestRun(
   fd: number,
   frame: Uint8Array<ArrayBuffer>,
   repeat = 1,
+  opts: { ifindex?: number | undefined } = {},
 ): { retval: number; durationNs: number } {
   const t = ATTR.test;
   const { bytes, v } = attrOf(t.size);
@@ -346,6 +352,13 @@ export function progTestRun(
   v.setUint32(t.data_size_in, frame.length, true);
   v.setBigUint64(t.data_in, addr(frame), true);
   v.setUint32(t.repeat, repeat, true);
+  // The device the frame arrives on (struct __sk_buff up to ifindex); else the loopback.
+  const ctx = new Uint8Array(SKB_CTX_IFINDEX + 4);
+  if (opts.ifindex !== undefined) {
+    new DataView(ctx.buffer).setUint32(SKB_CTX_IFINDEX, opts.ifindex, true);
+    v.setUint32(t.ctx_size_in, ctx.length, true);
+    v.setBigUint64(t.ctx_in, addr(ctx), true);
+  }
   check("test run", call(BpfCmd.PROG_TEST_RUN, bytes));
   return { retval: v.getUint32(t.retval, true), durationNs: v.getUint32(t.duration, true) };
 }

@@ -77,6 +77,8 @@ Deno.test("list and status without pinned maps fail clearly and create nothing",
         "pair_stats_map",
         "events",
         "rate_map",
+        "ct_est_map",
+        "ct_quota_map",
       ].map((name) => [name, false]),
     );
 
@@ -142,6 +144,8 @@ Deno.test("status --init pins the datapath once; status reports maps, program an
       ["pair_stats_map", 0, 16384],
       ["events", 262144, 262144],
       ["rate_map", 1, 1],
+      ["ct_est_map", 0, 131072],
+      ["ct_quota_map", 0, 65536],
     ]);
     assert.deepEqual(s.mode, { policyMode: "identity", conntrack: false, serviceCIDRs: [] });
     assert.ok(s.maps.every((m) => m.pinned && typeof m.id === "number"));

@@ -168,7 +168,9 @@ Deno.test("ensureDatapath loads the embedded program and pins maps of the docume
       [
         "cidr_map",
         "config_map",
+        "ct_est_map",
         "ct_map",
+        "ct_quota_map",
         "endpoint_map",
         "events",
         "frag_map",
@@ -220,6 +222,8 @@ Deno.test("ensureDatapath loads the embedded program and pins maps of the docume
       { name: "rule_map", type: 11, bpftool: "lpm_trie", key: 16, value: 4, max: 131072 },
       { name: "isolation_map", type: 1, bpftool: "hash", key: 4, value: 4, max: 65536 },
       { name: "ct_map", type: 9, bpftool: "lru_hash", key: 16, value: 40, max: 262144 },
+      { name: "ct_est_map", type: 1, bpftool: "hash", key: 16, value: 40, max: 131072 },
+      { name: "ct_quota_map", type: 1, bpftool: "hash", key: 4, value: 4, max: 65536 },
       { name: "frag_map", type: 9, bpftool: "lru_hash", key: 12, value: 4, max: 8192 },
       {
         name: "pair_stats_map",

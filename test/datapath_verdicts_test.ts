@@ -24,7 +24,6 @@ import {
   CIDR_MAP,
   CONFIG_MAP,
   CT_FLAGS,
-  CT_MAP,
   decodeEvent,
   DIR_EGRESS,
   DIR_INGRESS,
@@ -46,8 +45,18 @@ import {
 } from "../src/datapath/layout.ts";
 import { ruleKeys } from "../src/datapath/rules.ts";
 import { prefixMask } from "../src/spec/ipv4.ts";
-import { arp, ipv4, type Ipv4Opts, ipv4Packet, ipv6, TCP_ACK, TCP_SYN } from "./_frames.ts";
-import { ip4, withPinDir } from "./_kernel.ts";
+import {
+  arp,
+  ipv4,
+  type Ipv4Opts,
+  ipv4Packet,
+  ipv6,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_SYN,
+} from "./_frames.ts";
+import { ip4, withPinDir, withVeth } from "./_kernel.ts";
+import { monotonicNs } from "../ffi/libc.ts";
 
 const OK = 0;
 const SHOT = 2;
@@ -90,7 +99,7 @@ async function withMaps(
       rules: new RuleMap(dp.fd(RULE_MAP)),
       ipcache: new IpcacheMap(dp.fd(IPCACHE_MAP)),
       isolation: new IsolationMap(dp.fd(ISOLATION_MAP)),
-      ct: new CtMap(dp.fd(CT_MAP)),
+      ct: CtMap.of(dp),
     };
     const cfg = m.config.get();
     cfg.mode = how.mode === "kubernetes" ? MODE_KUBERNETES : 0;
@@ -109,10 +118,15 @@ async function withMaps(
 type Counts = Record<StatName, bigint>;
 
 /** Runs `frames` through `prog` and returns the verdicts and the counters that moved. */
-function run(m: Maps, prog: "ingress" | "egress", frames: Uint8Array<ArrayBuffer>[]) {
+function run(
+  m: Maps,
+  prog: "ingress" | "egress",
+  frames: Uint8Array<ArrayBuffer>[],
+  ifindex?: number,
+) {
   const before = readStats(m.dp.statsFd);
   const fd = prog === "ingress" ? m.dp.ingress.fd : m.dp.egress.fd;
-  const verdicts = frames.map((f) => progTestRun(fd, f).retval);
+  const verdicts = frames.map((f) => progTestRun(fd, f, 1, { ifindex }).retval);
   const after = readStats(m.dp.statsFd);
   const moved: Partial<Record<StatName, number>> = {};
   for (const n of STAT_NAMES) {
@@ -299,8 +313,9 @@ Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, j
     assert.deepEqual(r.moved, { pass_service: 1, pass_to_pod: 2, drop_egress: 2 });
     const ct = m.ct.list().map((e) => ({ dst: e.key.daddr, flags: e.entry.flags }));
     assert.deepEqual(ct.sort((x, y) => x.dst - y.dst), [
-      { dst: ip4(C), flags: CT_FLAGS.pending }, // its replies come from the remote pod
-      { dst: ip4("10.96.0.10"), flags: CT_FLAGS.pending | CT_FLAGS.service },
+      // its replies come from the remote pod
+      { dst: ip4(C), flags: CT_FLAGS.pending | CT_FLAGS.atSrc },
+      { dst: ip4("10.96.0.10"), flags: CT_FLAGS.pending | CT_FLAGS.service | CT_FLAGS.atSrc },
     ]);
     // An egress rule to the world's CIDR identity lets A out on 443 only.
     m.cidrs.set(ip4("203.0.113.0"), 24, 0xff000001);
@@ -391,5 +406,142 @@ Deno.test("verdict: a drop is reported on the events ring with both identities",
       },
       { src: ID_A, dst: ID_B, verdict: 0, reason: "drop_policy", dport: 80 },
     );
+  });
+});
+
+/** A TCP segment of the connection A:5000 -> B:80 (`fwd`) or of its reply direction. */
+const seg = (fwd: boolean, flags: number, a = A, b = B) =>
+  fwd
+    ? tcp(a, b, 80, { sport: 5000, tcpFlags: flags })
+    : tcp(b, a, 5000, { sport: 80, tcpFlags: flags });
+
+/** Both ends on the test-run device; in kubernetes mode B is ingress-isolated and allows
+ * A's identity on TCP 80. Returns how to revoke that (identity mode: the pair's rule). */
+function serverAllowsA(m: Maps, mode: "identity" | "kubernetes"): () => void {
+  m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+  const keys = ruleKeys({
+    subject: mode === "kubernetes" ? ID_B : ID_A,
+    dir: mode === "kubernetes" ? DIR_INGRESS : DIR_PAIR,
+    peer: mode === "kubernetes" ? ID_A : ID_B,
+    proto: 6,
+    ports: { from: 80, to: 80 },
+  });
+  if (mode === "kubernetes") {
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+    m.isolation.set(ID_B, ISOLATE_INGRESS);
+  } else {
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+  }
+  keys.forEach((k) => m.rules.add(k));
+  return () => keys.forEach((k) => m.rules.delete(k));
+}
+
+// Kubernetes mode judges A -> B where it is delivered to B (the egress hook); identity mode
+// at the sender, on the one hook.
+const HOOKS = {
+  identity: { fwd: "ingress", rev: "ingress", denied: "drop_policy" },
+  kubernetes: { fwd: "egress", rev: "ingress", denied: "drop_ingress" },
+} as const;
+
+for (const mode of ["identity", "kubernetes"] as const) {
+  Deno.test(`verdict: ${mode} mode judges a SYN on the tuple of a closed or unanswered connection again`, async () => {
+    await withMaps({ mode, conntrack: true }, (m) => {
+      const revoke = serverAllowsA(m, mode);
+      const h = HOOKS[mode];
+      const step = (fwd: boolean, flags: number) =>
+        run(m, fwd ? h.fwd : h.rev, [seg(fwd, flags)]).verdicts[0];
+      // A whole connection, closed both ways.
+      const steps: [boolean, number][] = [
+        [true, TCP_SYN],
+        [false, TCP_SYN | TCP_ACK],
+        [true, TCP_ACK],
+        [true, TCP_FIN | TCP_ACK],
+        [false, TCP_FIN | TCP_ACK],
+        [true, TCP_ACK],
+      ];
+      assert.deepEqual(steps.map(([fwd, f]) => step(fwd, f)), steps.map(() => OK));
+      revoke();
+      // The policy now denies it: a new connection on the same ports is judged and dropped.
+      const again = run(m, h.fwd, [seg(true, TCP_SYN)]);
+      assert.deepEqual(again.verdicts, [SHOT]);
+      assert.deepEqual(again.moved, { [h.denied]: 1 });
+      // A SYN retried on an entry never answered is judged too.
+      m.ct.flush();
+      const revokeAgain = serverAllowsA(m, mode);
+      assert.deepEqual(run(m, h.fwd, [seg(true, TCP_SYN)]).verdicts, [OK]);
+      revokeAgain();
+      assert.deepEqual(run(m, h.fwd, [seg(true, TCP_SYN)]).verdicts, [SHOT]);
+    });
+  });
+
+  Deno.test(`verdict: ${mode} mode passes nothing on a connection once its address has another identity`, async () => {
+    await withMaps({ mode, conntrack: true }, (m) => {
+      serverAllowsA(m, mode);
+      const h = HOOKS[mode];
+      assert.deepEqual(run(m, h.fwd, [seg(true, TCP_SYN)]).verdicts, [OK]);
+      assert.deepEqual(run(m, h.rev, [seg(false, TCP_SYN | TCP_ACK)]).verdicts, [OK]);
+      assert.deepEqual(run(m, h.fwd, [seg(true, TCP_ACK)]).verdicts, [OK]);
+      // A's pod is gone and its address now belongs to a pod of other labels, which B's
+      // policy does not allow: the old pod's connection is not the new pod's.
+      const ID_X = 900;
+      if (mode === "kubernetes") m.ipcache.set(ip4(A), ID_X, IPCACHE_LOCAL);
+      else m.endpoints.set(ip4(A), ID_X);
+      const r = run(m, h.fwd, [seg(true, TCP_ACK)]);
+      assert.deepEqual(r.verdicts, [SHOT]);
+      assert.deepEqual(r.moved, { [h.denied]: 1 });
+      assert.equal(m.ct.list().length, 0, "the stale entry is gone");
+    });
+  });
+}
+
+Deno.test("verdict: a pod behind a new veth with a reused address and identity gets none of the old pod's connections", async () => {
+  await withVeth(async (veth) => {
+    const newVeth = Number(await Deno.readTextFile(`/sys/class/net/${veth.host}/ifindex`));
+    await withMaps({ mode: "kubernetes" }, (m) => {
+      const W = "203.0.113.9";
+      m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+      m.isolation.set(ID_A, ISOLATE_INGRESS); // nothing may connect to A
+      const out = tcp(A, W, 443, { sport: 5000, tcpFlags: TCP_SYN });
+      const back = tcp(W, A, 5000, { sport: 443, tcpFlags: TCP_SYN | TCP_ACK });
+      assert.deepEqual(run(m, "ingress", [out]).verdicts, [OK]);
+      assert.deepEqual(run(m, "egress", [back]).verdicts, [OK]);
+      // DEL then ADD: the same address and labels, behind another veth.
+      m.veths.delete(1);
+      m.veths.set(newVeth, { ips: [ip4(A)], flags: 0 });
+      const r = run(m, "egress", [tcp(W, A, 5000, { sport: 443, tcpFlags: TCP_ACK })], newVeth);
+      assert.deepEqual(r.verdicts, [SHOT]);
+      assert.deepEqual(r.moved, { drop_ingress: 1 });
+    });
+  });
+});
+
+Deno.test("verdict: an answered connection is kept apart and charged to its initiator until flushed or swept", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.isolation.set(ID_A, ISOLATE_INGRESS); // only replies reach A
+    const W = "203.0.113.9";
+    const out = (sport: number) => ipv4({ src: A, dst: W, proto: "udp", sport, dport: 53 });
+    const back = (dport: number) => ipv4({ src: W, dst: A, proto: "udp", sport: 53, dport });
+    assert.deepEqual(run(m, "ingress", [out(6000), out(6001)]).verdicts, [OK, OK]);
+    assert.deepEqual(run(m, "egress", [back(6000), back(6001)]).verdicts, [OK, OK]);
+    const kept = m.ct.list().filter((r) => r.established);
+    assert.deepEqual(kept.map((r) => r.key.sport).sort(), [6000, 6001]);
+    assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 2 }]);
+    // Deleting one (as a revocation would) frees its slot; its next answer is judged.
+    assert.equal(m.ct.delete(kept.find((r) => r.key.sport === 6000)!.raw), true);
+    assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 1 }]);
+    assert.deepEqual(run(m, "egress", [back(6000)]).verdicts, [SHOT]);
+    // Past its deadline, the sweep removes the other and the share is empty.
+    assert.equal(m.ct.sweep(monotonicNs() + 3_600n * 1_000_000_000n), 1);
+    assert.deepEqual(m.ct.quotas(), []);
+    assert.deepEqual(run(m, "egress", [back(6001)]).verdicts, [SHOT]);
+    // And flush reaches both maps.
+    assert.deepEqual(run(m, "ingress", [out(6002)]).verdicts, [OK]);
+    assert.deepEqual(run(m, "egress", [back(6002)]).verdicts, [OK]);
+    assert.equal(m.ct.flush(), 1);
+    assert.deepEqual(m.ct.list(), []);
+    assert.deepEqual(m.ct.quotas(), []);
   });
 });

@@ -87,6 +87,24 @@ struct {
 	__type(value, struct ct_entry);
 } ct_map SEC(".maps");
 
+/* Not an LRU: nothing evicts an established connection; see conntrack.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CT_EST_MAP_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} ct_est_map SEC(".maps");
+
+/* Initiator address (host order) -> its entries in ct_est_map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CT_QUOTA_MAP_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u32);
+} ct_quota_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, FRAG_MAP_MAX);

@@ -35,6 +35,34 @@ static __always_inline int rule_allows(__u32 subject, __u8 dir, __u32 peer, __u8
 	return v && (*v & 1);
 }
 
+/* What an address is now, as the hooks judge it. Kubernetes mode: a pod's identity
+ * (ipcache_map, local or remote), else the node or the world. Identity mode: a registered
+ * endpoint, the node, a CIDR identity or the world; *unknown when none of the first three. */
+static __always_inline __u32 identity_of(const struct dp_config *cfg, __u32 addr, int *unknown)
+{
+	__u32 *id;
+	__u32 cidr;
+
+	*unknown = 0;
+	if (cfg->mode == MODE_KUBERNETES) {
+		struct ipcache_entry *e = bpf_map_lookup_elem(&ipcache_map, &addr);
+
+		if (e)
+			return e->identity;
+		return is_host(addr) ? IDENTITY_HOST : IDENTITY_WORLD;
+	}
+	id = bpf_map_lookup_elem(&endpoint_map, &addr);
+	if (id)
+		return *id;
+	if (is_host(addr))
+		return IDENTITY_HOST;
+	cidr = cidr_identity(addr);
+	if (cidr)
+		return cidr;
+	*unknown = 1;
+	return IDENTITY_WORLD;
+}
+
 /* Identity mode: the pair's all-traffic entry in the original policy_map, or an L4 rule. */
 static __always_inline int pair_allows(__u32 src, __u32 dst, const struct pkt *p)
 {

@@ -5,7 +5,8 @@
 // it stops: the datapath goes on enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
-import { ConfigMap, VethMap } from "../datapath/maps.ts";
+import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
+import { monotonicNs } from "../../ffi/libc.ts";
 import { CONFIG_MAP, MODE_KUBERNETES, VETH_MAP } from "../datapath/layout.ts";
 import { modeName } from "../datapath/config.ts";
 import type { Datapath } from "../datapath/loader.ts";
@@ -215,11 +216,19 @@ export async function runAgent(o: RunOptions): Promise<void> {
     socket: o.socket,
     attachments: attachments.length,
   });
+  const ct = CtMap.of(dp);
   const resync = setInterval(() => {
     try {
       agent.resync();
     } catch (err) {
       o.log.error("resync failed", { error: String(err) });
+    }
+    // The datapath forgets an expired connection only when it meets it again: without this,
+    // dead ones would hold their initiator's share of ct_est_map until then.
+    try {
+      ct.sweep(monotonicNs());
+    } catch (err) {
+      o.log.error("conntrack sweep failed", { error: String(err) });
     }
   }, o.resyncMs);
   try {

@@ -127,6 +127,19 @@ export const ISOLATION_MAP = map(
   BPF_F_NO_PREALLOC,
 );
 export const CT_MAP = map("ct_map", BPF_MAP_TYPE_LRU_HASH, S.ct_key.size, S.ct_entry.size, 262144);
+/** ct_est_map: established connections (ct_map's layout), out of the LRU's reach. */
+export const CT_EST_MAP = map(
+  "ct_est_map",
+  BPF_MAP_TYPE_HASH,
+  S.ct_key.size,
+  S.ct_entry.size,
+  131072,
+  BPF_F_NO_PREALLOC,
+);
+/** ct_quota_map: initiator IPv4 (host order) -> its entries in ct_est_map. */
+export const CT_QUOTA_MAP = map("ct_quota_map", BPF_MAP_TYPE_HASH, 4, 4, 65536, BPF_F_NO_PREALLOC);
+/** How many of ct_est_map's entries one initiating address may hold (CT_EST_PER_ADDR). */
+export const CT_EST_PER_ADDR = 8192;
 export const FRAG_MAP = map(
   "frag_map",
   BPF_MAP_TYPE_LRU_HASH,
@@ -161,6 +174,8 @@ export const MAPS: readonly MapSpec[] = [
   PAIR_STATS_MAP,
   EVENTS_MAP,
   RATE_MAP,
+  CT_EST_MAP,
+  CT_QUOTA_MAP,
 ];
 
 /** Maps whose contents are not policy and that an upgrade may replace when their layout
@@ -227,6 +242,9 @@ export const CT_FLAGS = {
   rst: 0x8,
   pending: 0x10,
   service: 0x20,
+  /** Recorded by the source's hook / the destination's (ifindex is that end's veth). */
+  atSrc: 0x40,
+  atDst: 0x80,
 } as const;
 
 /** Where the maps and the program are pinned unless configured otherwise (the original's

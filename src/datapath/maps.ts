@@ -17,7 +17,9 @@ import { Errno, SysError } from "../../ffi/errors.ts";
 import {
   CIDR_MAP,
   CONFIG_MAP,
+  CT_EST_MAP,
   CT_MAP,
+  CT_QUOTA_MAP,
   type CtEntry,
   type CtKey,
   type DatapathConfig,
@@ -452,42 +454,117 @@ export class IsolationMap {
   }
 }
 
-/** ct_map: tracked connections. */
-export class CtMap {
-  constructor(readonly fd: number) {}
+/** One tracked connection; `established` when it is in ct_est_map. */
+export interface CtRow {
+  key: CtKey;
+  entry: CtEntry;
+  /** The key's bytes, for delete(). */
+  raw: Uint8Array<ArrayBuffer>;
+  established: boolean;
+}
 
-  list(): { key: CtKey; entry: CtEntry; raw: Uint8Array }[] {
-    const out: { key: CtKey; entry: CtEntry; raw: Uint8Array }[] = [];
+/** Tracked connections: ct_map (the LRU of new ones) and ct_est_map (established ones, each
+ * charged to its initiator in ct_quota_map). The maps of a pin directory older than
+ * ct_est_map are -1: only ct_map is read. */
+export class CtMap {
+  readonly #one = new Uint8Array(STRUCTS.ct_key.size);
+
+  constructor(readonly fd: number, readonly estFd = -1, readonly quotaFd = -1) {}
+
+  /** All three of the datapath's maps (those it has). */
+  static of(dp: { maps: ReadonlyMap<string, number> }): CtMap {
+    const fd = dp.maps.get(CT_MAP.name);
+    if (fd === undefined) throw new Error(`No ${CT_MAP.name} is pinned`);
+    return new CtMap(fd, dp.maps.get(CT_EST_MAP.name) ?? -1, dp.maps.get(CT_QUOTA_MAP.name) ?? -1);
+  }
+
+  list(): CtRow[] {
+    const out = this.#read(this.fd, CT_MAP, false);
+    return this.estFd < 0 ? out : out.concat(this.#read(this.estFd, CT_EST_MAP, true));
+  }
+
+  #read(fd: number, spec: MapSpec, established: boolean): CtRow[] {
+    const out: CtRow[] = [];
     const ks = STRUCTS.ct_key.size;
-    readAll(this.fd, ks, CT_MAP.valueSize, CT_MAP.maxEntries, (k, at, v, vat) => {
+    readAll(fd, ks, spec.valueSize, spec.maxEntries, (k, at, v, vat) => {
       out.push({
         key: decodeCtKey(k, at),
         entry: decodeCtEntry(v, vat),
-        raw: k.slice(at, at + ks),
+        raw: k.slice(at, at + ks) as Uint8Array<ArrayBuffer>,
+        established,
       });
     });
     return out;
   }
 
+  /** Forgets one connection (a key from list()), wherever it is; false when it was gone. */
+  delete(raw: Uint8Array): boolean {
+    this.#one.set(raw.subarray(0, this.#one.length));
+    let found = mapDelete(this.fd, this.#one);
+    if (this.estFd >= 0 && mapDelete(this.estFd, this.#one)) {
+      found = true;
+      this.#uncharge(decodeCtKey(this.#one).saddr);
+    }
+    return found;
+  }
+
   /** Removes every entry; returns how many there were. */
   flush(): number {
-    const keys = this.list().map((e) => e.raw);
-    const packed = new Uint8Array(keys.length * STRUCTS.ct_key.size);
-    keys.forEach((k, i) => packed.set(k, i * STRUCTS.ct_key.size));
-    for (let at = 0; at < keys.length; at += 4096) {
-      const n = Math.min(4096, keys.length - at);
-      const chunk = packed.slice(at * STRUCTS.ct_key.size, (at + n) * STRUCTS.ct_key.size);
-      try {
-        mapDeleteBatch(this.fd, chunk, n);
-      } catch (err) {
-        // An entry the datapath evicted meanwhile: delete the rest one by one.
-        if (!(err instanceof SysError && err.notFound)) throw err;
-        for (let i = 0; i < n; i++) {
-          mapDelete(this.fd, chunk.slice(i * STRUCTS.ct_key.size, (i + 1) * STRUCTS.ct_key.size));
-        }
-      }
+    const rows = this.list();
+    for (const r of rows) this.delete(r.raw);
+    if (this.quotaFd >= 0) this.#recount([]);
+    return rows.length;
+  }
+
+  /** Removes the established entries past their deadline (`nowNs`: CLOCK_MONOTONIC, the
+   * datapath's clock) and sets each initiator's count in ct_quota_map to what it holds: the
+   * datapath drops an expired entry only when it meets it again, and until then it would
+   * hold its initiator's slot. ct_map needs no sweep (it is an LRU). Returns how many were
+   * removed. */
+  sweep(nowNs: bigint): number {
+    if (this.estFd < 0) return 0;
+    let removed = 0;
+    const held: CtRow[] = [];
+    for (const r of this.#read(this.estFd, CT_EST_MAP, true)) {
+      if (r.entry.expires >= nowNs) held.push(r);
+      else if (mapDelete(this.estFd, r.raw)) removed++;
     }
-    return keys.length;
+    if (this.quotaFd >= 0) this.#recount(held);
+    return removed;
+  }
+
+  /** The datapath adds and takes atomically; this read-modify-write may lose a racing
+   * change, which the next sweep repairs. */
+  #uncharge(owner: number): void {
+    if (this.quotaFd < 0) return;
+    const key = encodeU32(owner);
+    const v = new Uint8Array(4);
+    if (!mapLookup(this.quotaFd, key, v)) return;
+    const n = decodeU32(v);
+    if (n > 0) mapUpdate(this.quotaFd, key, encodeU32(n - 1), BPF_ANY);
+  }
+
+  #recount(held: readonly CtRow[]): void {
+    const counts = new Map<number, number>();
+    for (const r of held) counts.set(r.key.saddr, (counts.get(r.key.saddr) ?? 0) + 1);
+    const owners: number[] = [];
+    readAll(this.quotaFd, 4, 4, CT_QUOTA_MAP.maxEntries, (k, at) => owners.push(decodeU32(k, at)));
+    for (const owner of owners) {
+      if (!counts.has(owner)) mapDelete(this.quotaFd, encodeU32(owner));
+    }
+    for (const [owner, n] of counts) {
+      put(this.quotaFd, CT_QUOTA_MAP, encodeU32(owner), encodeU32(n));
+    }
+  }
+
+  /** ct_quota_map: initiator address -> its entries in ct_est_map. */
+  quotas(): { ip: number; count: number }[] {
+    const out: { ip: number; count: number }[] = [];
+    if (this.quotaFd < 0) return out;
+    readAll(this.quotaFd, 4, 4, CT_QUOTA_MAP.maxEntries, (k, at, v, vat) => {
+      out.push({ ip: decodeU32(k, at), count: decodeU32(v, vat) });
+    });
+    return out;
   }
 }
 
