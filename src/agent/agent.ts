@@ -25,6 +25,7 @@ import { type Attachment, attachmentKey, localView } from "./local_view.ts";
 import type { Reconciler } from "./reconcile.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
+import type { RevocationStatus, Revoker } from "./revoke.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -36,6 +37,8 @@ export interface AgentOptions {
   log: AgentLog;
   /** The node's IPv4 addresses now. */
   hostAddresses(): Set<number>;
+  /** Ends the tracked connections a reconcile's writes no longer allow (revoke.ts). */
+  revoker?: Pick<Revoker, "sweep" | "status">;
 }
 
 export interface AgentStatus {
@@ -52,6 +55,8 @@ export interface AgentStatus {
   lastReconcile: { at: string; ms: number; writes: number; failed: number } | null;
   /** Entries the maps refused at the last reconcile (full maps). */
   failed: string[];
+  /** Tracked connections ended by reconciles. */
+  revocation?: RevocationStatus;
   /** The latest problems the source reported (bad objects, unreadable files, API errors). */
   problems: string[];
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
@@ -179,6 +184,9 @@ export class Agent {
         });
       }
     }
+    // Within the reconcile (before --wait-synced can answer): a change, or the periodic pass
+    // (which also catches a connection recorded by a packet judged while the writes ran).
+    if (r.writes > 0 || opts.hosts === "exact") this.#revoke(compiled);
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#applied = generation;
@@ -200,6 +208,18 @@ export class Agent {
       });
     }
     for (const w of [...this.#waiters]) w();
+  }
+
+  #revoke(compiled: Compiled): void {
+    const revoker = this.#opts.revoker;
+    if (revoker === undefined) return;
+    try {
+      // What the maps hold now, as the datapath sees it.
+      const addresses = this.#rec.actualIdentities();
+      revoker.sweep({ compiled, addresses, hosts: new Set(this.#rec.actualHosts()) });
+    } catch (err) {
+      this.#opts.log.error("cannot end tracked connections", { error: String(err) });
+    }
   }
 
   /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
@@ -300,6 +320,7 @@ export class Agent {
       lastReconcile: this.#last,
       failed: this.#failed.slice(0, 10),
       problems: [...this.#problems],
+      ...(this.#opts.revoker ? { revocation: this.#opts.revoker.status() } : {}),
     };
   }
 

@@ -18,6 +18,7 @@ import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
+import { Revoker } from "./revoke.ts";
 import { AgentServer } from "./server.ts";
 import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
@@ -40,6 +41,8 @@ export interface RunOptions {
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
   cniHandoff: boolean;
+  /** Keep tracked connections a change no longer allows (else they end: the default). */
+  keepEstablished: boolean;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -127,6 +130,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     debounceMs: 5,
     log: o.log,
     hostAddresses: nodeAddresses,
+    revoker: new Revoker(dp, { keepEstablished: o.keepEstablished, log: o.log }),
   });
   let source: RunningSource;
   try {
@@ -185,6 +189,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     pinDir: o.pinDir,
     socket: o.socket,
     attachments: attachments.length,
+    established: o.keepEstablished ? "kept" : "revoked",
   });
   const resync = setInterval(() => {
     try {

@@ -85,7 +85,7 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
 
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -112,6 +112,10 @@ Sources (one):
   --no-cni-handoff    decline CNI calls handed over (the plugin then runs them itself): for
                       an agent that cannot see the host's network namespaces, CNI state and
                       lease directories and plugins (a container, as in the DaemonSet)
+  --keep-established  let tracked connections a policy, label or address change no longer
+                      allows go on until they close; by default they end within the
+                      reconcile that writes the change (their next packet is judged and
+                      dropped). Connections whose ends changed identity end either way
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -127,6 +131,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     resync: { type: "string" },
     "add-wait": { type: "string" },
     "no-cni-handoff": { type: "boolean" },
+    "keep-established": { type: "boolean" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
@@ -171,6 +176,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
+        keepEstablished: values["keep-established"] === true,
         log,
         stopSignal,
       });

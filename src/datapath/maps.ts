@@ -472,22 +472,29 @@ export class CtMap {
   /** Removes every entry; returns how many there were. */
   flush(): number {
     const keys = this.list().map((e) => e.raw);
-    const packed = new Uint8Array(keys.length * STRUCTS.ct_key.size);
-    keys.forEach((k, i) => packed.set(k, i * STRUCTS.ct_key.size));
+    this.delete(keys);
+    return keys.length;
+  }
+
+  /** Removes the entries at `keys` (raw keys, as list() gives them); one the datapath
+   * evicted or expired meanwhile is no error. */
+  delete(keys: readonly Uint8Array[]): void {
+    const size = STRUCTS.ct_key.size;
+    const packed = new Uint8Array(keys.length * size);
+    keys.forEach((k, i) => packed.set(k, i * size));
     for (let at = 0; at < keys.length; at += 4096) {
       const n = Math.min(4096, keys.length - at);
-      const chunk = packed.slice(at * STRUCTS.ct_key.size, (at + n) * STRUCTS.ct_key.size);
+      const chunk = packed.slice(at * size, (at + n) * size);
       try {
         mapDeleteBatch(this.fd, chunk, n);
       } catch (err) {
-        // An entry the datapath evicted meanwhile: delete the rest one by one.
+        // An entry gone meanwhile stops the batch where it is: delete the rest one by one.
         if (!(err instanceof SysError && err.notFound)) throw err;
         for (let i = 0; i < n; i++) {
-          mapDelete(this.fd, chunk.slice(i * STRUCTS.ct_key.size, (i + 1) * STRUCTS.ct_key.size));
+          mapDelete(this.fd, chunk.slice(i * size, (i + 1) * size));
         }
       }
     }
-    return keys.length;
   }
 }
 
