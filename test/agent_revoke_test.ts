@@ -6,7 +6,7 @@ import type { Pod } from "./_pods.ts";
 import { cli } from "./_pods.ts";
 import { type LiveConnection, openConnection, probeUntil, startServers } from "./_traffic.ts";
 import { addK8sPod, startAgent, withK8sSetup } from "./_agent.ts";
-import { networkPolicy } from "../src/netpol/testdata/_objects.ts";
+import { networkPolicy, podObject } from "../src/netpol/testdata/_objects.ts";
 
 const PORT = 8080;
 
@@ -91,3 +91,41 @@ for (const keep of [false, true]) {
     });
   });
 }
+
+Deno.test("with --keep-established, a live TCP connection still ends when its client's labels change and its new identity is denied", async () => {
+  await withK8sSetup(["a", "b"], async (s) => {
+    // Every pod of x takes connections from pod=a only (so b cannot start one towards a's
+    // port either).
+    s.manifests.apply(networkPolicy("x", "from-a", {
+      podSelector: {},
+      ingress: [{ from: [{ podSelector: { matchLabels: { pod: "a" } } }] }],
+    }));
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir }, {
+      extra: ["--keep-established"],
+    });
+    let servers: Awaited<ReturnType<typeof startServers>> | undefined;
+    let conn: LiveConnection | undefined;
+    try {
+      await agent.synced();
+      const a = await addK8sPod(s.net, s.config, "x", "a");
+      const b = await addK8sPod(s.net, s.config, "x", "b");
+      servers = await startServers([{ netns: b.netns, tcp: [], udp: [], tcpEcho: [PORT] }]);
+      await agent.synced();
+      conn = connect(a, b);
+      assert.ok(conn.roundTrip(), "the connection flows");
+      // a's labels change: a new identity, which b does not take connections from.
+      s.manifests.apply(podObject({ podIp: () => "198.18.0.10" }, "x", "a", { pod: "other" }));
+      const st = await agent.synced();
+      const revocation = (st as { revocation?: { ended: Record<string, number> } }).revocation;
+      assert.equal(await tracked(s.net, a, b), 0, "the connection's entry is gone");
+      assert.equal(conn.roundTrip(1500), false, "the connection still flows");
+      assert.equal(revocation?.ended["identity-changed"], 1);
+      assert.equal(revocation?.ended.denied, 0);
+    } finally {
+      conn?.close();
+      await servers?.stop();
+      const st = await agent.stop();
+      assert.equal(st.code, 0, `agent exit ${st.code}: ${agent.logs()}`);
+    }
+  });
+});

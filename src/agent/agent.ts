@@ -26,6 +26,7 @@ import type { Reconciler } from "./reconcile.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
 import type { RevocationStatus, Revoker } from "./revoke.ts";
+import { changeMayEnd } from "../netpol/revoke.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -171,6 +172,7 @@ export class Agent {
     const now = this.#opts.hostAddresses();
     const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
     const ruleChanges = this.#cache.takeChanges();
+    const hostsBefore = new Set(this.#rec.actualHosts());
     const r = this.#rec.apply({ compiled, hosts, attached: view.attached, ruleChanges });
     if (opts.hosts === "exact") {
       // Anything that appeared while the pass ran goes back at once.
@@ -186,7 +188,15 @@ export class Agent {
     }
     // Within the reconcile (before --wait-synced can answer): a change, or the periodic pass
     // (which also catches a connection recorded by a packet judged while the writes ran).
-    if (r.writes > 0 || opts.hosts === "exact") this.#revoke(compiled);
+    const hostsAfter = this.#rec.actualHosts();
+    if (
+      opts.hosts === "exact" ||
+      (r.writes > 0 &&
+        changeMayEnd(this.#compiled, compiled, ruleChanges, {
+          before: hostsBefore,
+          after: hostsAfter,
+        }))
+    ) this.#revoke(compiled);
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#applied = generation;

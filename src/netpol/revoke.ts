@@ -4,8 +4,17 @@
 // entries no longer allow. Each connection is judged as its first packet was, by the hook
 // that recorded it (simulate(): the datapath's lookups). Pure: the agent reads the tracked
 // connections and deletes what this returns.
-import { CT_FLAGS, type CtKey, IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
+import {
+  CT_FLAGS,
+  type CtKey,
+  DIR_INGRESS,
+  IDENTITY_HOST,
+  IDENTITY_WORLD,
+  ISOLATE_EGRESS,
+  ISOLATE_INGRESS,
+} from "../datapath/layout.ts";
 import type { Compiled } from "./compile.ts";
+import { isPodIdentity } from "./identity.ts";
 import { indexRules, simulate } from "./simulate.ts";
 
 /** A tracked connection as the datapath recorded it: the tuple of its first packet, the
@@ -49,6 +58,7 @@ export function connectionsToEnd<T extends TrackedConnection>(
 ): Ended<T>[] {
   const c = input.compiled;
   const rules = indexRules(c);
+  // Many connections share a flow (a client's source ports): judged once each.
   const verdicts = new Map<string, boolean>();
   const allowed = (k: CtKey): boolean => {
     const id = `${k.saddr}>${k.daddr}/${k.proto}/${k.dport}`;
@@ -69,8 +79,12 @@ export function connectionsToEnd<T extends TrackedConnection>(
   const sender = (k: CtKey) => `${k.saddr}/${k.sport}/${k.proto}`;
   for (const t of tracked) {
     const { key: k, entry: e } = t;
+    // A broadcast or multicast delivered to a pod: its hook judged and recorded it as
+    // addressed to the pod (whose address the entry does not hold). Not judged here.
+    const toGroup = (e.flags & CT_FLAGS.pending) === 0 && isPodIdentity(e.dstId) &&
+      !input.addresses.has(k.daddr) && !input.hosts.has(k.daddr);
     const stale = e.srcId !== identityOf(input, k.saddr) ||
-      (e.dstId !== 0 && e.dstId !== identityOf(input, k.daddr));
+      (e.dstId !== 0 && !toGroup && e.dstId !== identityOf(input, k.daddr));
     if (stale) {
       out.push({ connection: t, reason: "identity-changed" });
       endedSenders.set(sender(k), "identity-changed");
@@ -83,7 +97,7 @@ export function connectionsToEnd<T extends TrackedConnection>(
       serviceEntries.push(t);
       continue;
     }
-    if (!input.revokeDenied) continue;
+    if (!input.revokeDenied || toGroup) continue;
     if (unknownToCompile(k.saddr) || unknownToCompile(k.daddr)) continue;
     if (!allowed(k)) {
       out.push({ connection: t, reason: "denied" });
@@ -95,4 +109,53 @@ export function connectionsToEnd<T extends TrackedConnection>(
     if (reason !== undefined) out.push({ connection: t, reason });
   }
   return out;
+}
+
+/** What a compile gave that revocation compares (each a new map per compile). */
+export interface CompiledSnapshot {
+  ipcache: Compiled["ipcache"];
+  isolation: Compiled["isolation"];
+  cidrs: Compiled["cidrs"];
+}
+
+/** Can the change from `before` to `after` end a tracked connection? Rules removed, an
+ * identity in use isolated in a direction it was not, a pod address gone or given another identity,
+ * any CIDR change (an except carved out of an allowed block), or the node's addresses
+ * changed. A new pod address or new rules alone cannot: they end nothing tracked, so a pod's
+ * ADD does not pay for a pass over every tracked connection. `changedRules`: the rule ids
+ * that changed (undefined: unknown, so yes). */
+export function changeMayEnd(
+  before: CompiledSnapshot | undefined,
+  after: Compiled,
+  changedRules: ReadonlySet<string> | undefined,
+  hosts: { before: ReadonlySet<number>; after: ReadonlySet<number> },
+): boolean {
+  if (before === undefined || changedRules === undefined) return true;
+  for (const id of changedRules) {
+    if (after.rules.has(id)) continue;
+    // A rule gone matters while its subject stays isolated in its direction (a policy
+    // removed whole takes the isolation with it). Its id is ruleKeyId()'s
+    // "prefixlen/subject/peer/dir/proto/port".
+    const [, subject, , dir] = id.split("/").map(Number);
+    const bit = dir === DIR_INGRESS ? ISOLATE_INGRESS : ISOLATE_EGRESS;
+    if (((after.isolation.get(subject!) ?? 0) & bit) !== 0) return true;
+  }
+  // A direction newly isolated matters to an identity some address had already (a new pod's
+  // new identity has no connections yet).
+  let inUse: Set<number> | undefined;
+  for (const [id, flags] of after.isolation) {
+    if ((flags & ~(before.isolation.get(id) ?? 0)) === 0) continue;
+    inUse ??= new Set([...before.ipcache.values()].map((e) => e.identity));
+    if (inUse.has(id)) return true;
+  }
+  for (const [ip, e] of before.ipcache) {
+    if (after.ipcache.get(ip)?.identity !== e.identity) return true;
+  }
+  if (before.cidrs.size !== after.cidrs.size) return true;
+  for (const [text, e] of after.cidrs) {
+    if (before.cidrs.get(text)?.identity !== e.identity) return true;
+  }
+  if (hosts.before.size !== hosts.after.size) return true;
+  for (const ip of hosts.before) if (!hosts.after.has(ip)) return true;
+  return false;
 }
