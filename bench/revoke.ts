@@ -4,7 +4,8 @@
 // the time to the policy's isolation entry being written (the same change, enforced for new
 // connections), with the live connection alone in ct_map and among --tracked others (allowed
 // connections between the model's pods, each judged by the pass that finds the one to end).
-// kube-network-policies' strict mode is the reference (~2.3 s measured by its authors).
+// kube-network-policies' strict mode is the reference (~2.3 s measured by its authors). Also
+// what DEL and GC add at that size: their pass over the tracked connections.
 // Run: deno run -A bench/revoke.ts [--rounds=N] [--tracked=N] [--out=FILE] (as root, after
 // scripts/build.sh). Prints a table on stdout, writes bench/results-revoke.json.
 import {
@@ -28,6 +29,7 @@ import {
 import { openConnection, startServers } from "../test/_traffic.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { IpcacheMap } from "../src/datapath/maps.ts";
+import { endConnectionsOf } from "../src/datapath/tracked.ts";
 import { mapLookup, mapUpdateBatch } from "../ffi/bpf.ts";
 import { monotonicNs } from "../ffi/libc.ts";
 import { CT_FLAGS, CT_MAP, IPCACHE_MAP, ISOLATION_MAP, STRUCTS } from "../src/datapath/layout.ts";
@@ -259,8 +261,17 @@ async function main(): Promise<void> {
     phases.push(phase);
     log(`tracked ${tracked}: revoked in ${median(phase.revokeMs).toFixed(1)} ms (median)`);
   }
+  // What DEL and GC add: a pass over the tracked connections for the addresses they release
+  // (the ct_map still holds the TRACKED others; an address none of them has).
+  const delPassMs: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const start = performance.now();
+    endConnectionsOf(dp, new Set([parseIpv4("10.99.99.99")]));
+    delPassMs.push(performance.now() - start);
+  }
   const results = {
     rounds: ROUNDS,
+    delPass: { tracked: TRACKED, median: median(delPassMs), p90: p90(delPassMs) },
     pods: NAMESPACES * PODS_PER_NS + 2,
     policies: NAMESPACES,
     phases: phases.map((p) => ({
@@ -284,6 +295,9 @@ async function main(): Promise<void> {
       } ms | ${f(p.sweep.median)} ms | ${(p.revoke.median / 2300).toFixed(3)}x |`,
     );
   }
+  console.log(
+    `DEL/GC's pass over ${TRACKED} tracked connections: ${f(results.delPass.median)} ms (median)`,
+  );
 }
 
 try {

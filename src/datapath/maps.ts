@@ -522,3 +522,52 @@ export function readPairStats(fd: number): PairStats[] {
   });
   return out;
 }
+
+/** What a pass over every tracked connection judges (revocation, DEL): the key and the
+ * identities and flags it was recorded with, without the counters (decoding those costs
+ * more than reading the map). */
+export interface CtJudged {
+  key: CtKey;
+  entry: Pick<CtEntry, "srcId" | "dstId" | "flags">;
+}
+
+/** Every entry of the ct map at `fd`, as CtJudged. */
+export function scanCt(fd: number): CtJudged[] {
+  const out: CtJudged[] = [];
+  const f = STRUCTS.ct_key.fields;
+  const e = STRUCTS.ct_entry.fields;
+  // One view per buffer: readAll() reuses its buffers from batch to batch.
+  let kb: Uint8Array | undefined, kv: DataView | undefined;
+  let vb: Uint8Array | undefined, vv: DataView | undefined;
+  readAll(fd, STRUCTS.ct_key.size, CT_MAP.valueSize, CT_MAP.maxEntries, (k, at, v, vat) => {
+    if (k !== kb) (kb = k, kv = new DataView(k.buffer, k.byteOffset, k.byteLength));
+    if (v !== vb) (vb = v, vv = new DataView(v.buffer, v.byteOffset, v.byteLength));
+    out.push({
+      key: {
+        saddr: kv!.getUint32(at + f.saddr, true),
+        daddr: kv!.getUint32(at + f.daddr, true),
+        sport: kv!.getUint16(at + f.sport, true),
+        dport: kv!.getUint16(at + f.dport, true),
+        proto: kv!.getUint8(at + f.proto),
+      },
+      entry: {
+        srcId: vv!.getUint32(vat + e.src_id, true),
+        dstId: vv!.getUint32(vat + e.dst_id, true),
+        flags: vv!.getUint32(vat + e.flags, true),
+      },
+    });
+  });
+  return out;
+}
+
+/** The ct_key bytes of `k` (decodeCtKey()'s inverse), to delete an entry by. */
+export function encodeCtKey(k: CtKey, out = new Uint8Array(STRUCTS.ct_key.size), at = 0) {
+  const v = new DataView(out.buffer, out.byteOffset);
+  const f = STRUCTS.ct_key.fields;
+  v.setUint32(at + f.saddr, k.saddr, true);
+  v.setUint32(at + f.daddr, k.daddr, true);
+  v.setUint16(at + f.sport, k.sport, true);
+  v.setUint16(at + f.dport, k.dport, true);
+  v.setUint8(at + f.proto, k.proto);
+  return out;
+}

@@ -64,12 +64,6 @@ export function cidrIdentityOf(c: Compiled, ip: number): number {
 /** The rules a lookup for (subject, direction, peer) can match. */
 export type RuleLookup = (subject: number, dir: number, peer: number) => readonly CompiledRule[];
 
-/** Every rule, for one-off verdicts (explain). */
-function everyRule(c: Compiled): RuleLookup {
-  const all = [...c.rules.values()];
-  return () => all;
-}
-
 /** The rules grouped by subject, direction and peer, for many verdicts against one compile
  * (revocation judges every tracked connection). Valid until the next compile. */
 export function indexRules(c: Compiled): RuleLookup {
@@ -85,7 +79,7 @@ export function indexRules(c: Compiled): RuleLookup {
 
 function direction(
   c: Compiled,
-  rules: RuleLookup,
+  rules: RuleLookup | undefined,
   subject: number,
   dir: number,
   peer: number,
@@ -94,22 +88,36 @@ function direction(
 ): SimDirection {
   const bit = dir === DIR_INGRESS ? ISOLATE_INGRESS : ISOLATE_EGRESS;
   const isolated = ((c.isolation.get(subject) ?? 0) & bit) !== 0;
-  const peers = new Set([peer, ...(peerCidr !== 0 ? [peerCidr] : []), IDENTITY_ANY]);
-  const matched = [...new Set([...peers].flatMap((p) => rules(subject, dir, p)))].filter((r) =>
-    [...peers].some((p) => keyMatches(r.key, subject, dir, p, f))
-  );
+  const peers = peerCidr !== 0 ? [peer, peerCidr, IDENTITY_ANY] : [peer, IDENTITY_ANY];
+  let matched: CompiledRule[];
+  if (rules === undefined) {
+    // One flow (explain): every rule, in the compile's order.
+    matched = [...c.rules.values()].filter((r) =>
+      peers.some((p) => keyMatches(r.key, subject, dir, p, f))
+    );
+  } else if (!isolated) {
+    matched = []; // allowed whatever matches: many flows only need the verdict
+  } else {
+    matched = [];
+    for (const p of peers) {
+      for (const r of rules(subject, dir, p)) {
+        if (keyMatches(r.key, subject, dir, p, f) && !matched.includes(r)) matched.push(r);
+      }
+    }
+  }
   return { applies: true, isolated, allowed: !isolated || matched.length > 0, matched };
 }
 
 const NONE: SimDirection = { applies: false, isolated: false, allowed: true, matched: [] };
 
 /** The verdict of `f` (post-DNAT addresses). `hosts` are the node's addresses; `rules` finds
- * the candidate rules (indexRules() when judging many flows against one compile). */
+ * the candidate rules (indexRules() when judging many flows against one compile; then
+ * `matched` is listed only for isolated directions). */
 export function simulate(
   c: Compiled,
   f: SimFlow,
   hosts: ReadonlySet<number> = new Set(),
-  rules: RuleLookup = everyRule(c),
+  rules?: RuleLookup,
 ): SimVerdict {
   const src = c.ipcache.get(f.src);
   const dst = c.ipcache.get(f.dst);
