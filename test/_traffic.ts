@@ -87,6 +87,7 @@ const libc = Deno.dlopen(
     recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
     poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
     getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+    setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   } as const,
 );
@@ -99,6 +100,8 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
+const SO_REUSEADDR = 2;
+const SO_LINGER = 13;
 const POLLIN = 1;
 const POLLOUT = 4;
 const POLLERR = 8;
@@ -150,7 +153,8 @@ export interface Probe {
   to: string;
   port: number;
   proto: Proto;
-  /** The source port (default: one the kernel picks). */
+  /** The source port (default: one the kernel picks); a TCP probe from it ends with a reset,
+   * so the next probe can use it again at once. */
   sport?: number;
 }
 
@@ -168,9 +172,17 @@ export function probeAll(probes: readonly Probe[], timeoutMs = 1000): boolean[] 
       const type = (p.proto === "tcp" ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
       const fd = S.socket(AF_INET, type, 0);
       if (fd < 0) throw new Error(`socket: errno ${errno()}`);
-      if (p.sport !== undefined && S.bind(fd, sockaddr("0.0.0.0", p.sport), 16) < 0) {
-        S.close(fd);
-        throw new Error(`bind to port ${p.sport}: errno ${errno()}`);
+      if (p.sport !== undefined) {
+        // A fixed port is for probing the same 5-tuple again: closing with a reset (linger
+        // 0) leaves no TIME_WAIT holding the port.
+        S.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, new Uint8Array(new Int32Array([1]).buffer), 4);
+        if (p.proto === "tcp") {
+          S.setsockopt(fd, SOL_SOCKET, SO_LINGER, new Uint8Array(new Int32Array([1, 0]).buffer), 8);
+        }
+        if (S.bind(fd, sockaddr("0.0.0.0", p.sport), 16) < 0) {
+          S.close(fd);
+          throw new Error(`bind to port ${p.sport}: errno ${errno()}`);
+        }
       }
       const rc = S.connect(fd, sockaddr(p.to, p.port), 16);
       if (rc < 0 && errno() !== EINPROGRESS) return { fd, proto: p.proto, done: true };
@@ -309,7 +321,16 @@ async function serve(specs: ServerSpec[]): Promise<void> {
       for (const port of spec.tcp) {
         const l = Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
         tasks.push((async () => {
-          for await (const conn of l) conn.close();
+          for (;;) {
+            try {
+              (await l.accept()).close();
+            } catch (err) {
+              // A probe that reset its connection (a fixed source port) before the accept.
+              const reset = err instanceof Deno.errors.NotConnected ||
+                err instanceof Deno.errors.ConnectionReset;
+              if (!reset) throw err;
+            }
+          }
         })());
       }
       for (const port of spec.tcpEcho ?? []) {
