@@ -6,6 +6,8 @@
 // cell of the case's expected matrix is probed through the pod IPs and through the Service
 // IPs. SCTP probes are left out: this kernel has no SCTP (the SCTP cases' policies are still
 // applied, and their verdicts are checked by test/datapath_verdicts_test.ts and the engine).
+// Once more with every client probing from the same source ports throughout: each change must
+// end the tracked connections it no longer allows (revocation).
 import assert from "node:assert/strict";
 import { type TestNetwork, withNetwork } from "./_cni.ts";
 import type { Pod } from "./_pods.ts";
