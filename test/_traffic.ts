@@ -3,8 +3,8 @@
 //
 // Servers: one child process (this file, run with `serve`) enters each namespace on its main
 // thread, opens its TCP listeners and UDP sockets there (a socket stays in the namespace it
-// was created in), and serves them all: TCP connections are accepted and closed, UDP
-// datagrams echoed back.
+// was created in), and serves them all: TCP connections are accepted and closed (or, on the
+// `tcpEcho` ports, kept open and echoed), UDP datagrams echoed back.
 //
 // Probes: from the test process, each socket is created inside its namespace (setns on the
 // main thread, then back), connected without blocking, and all are polled together until a
@@ -18,6 +18,8 @@ export interface ServerSpec {
   netns: string;
   tcp: number[];
   udp: number[];
+  /** TCP ports whose connections stay open and echo what they receive. */
+  tcpEcho?: number[];
 }
 
 export interface Servers {
@@ -80,10 +82,12 @@ const libc = Deno.dlopen(
     close: { parameters: ["i32"], result: "i32" },
     socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
     connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
     send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
     recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
     poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
     getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+    setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   } as const,
 );
@@ -96,6 +100,8 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
+const SO_REUSEADDR = 2;
+const SO_LINGER = 13;
 const POLLIN = 1;
 const POLLOUT = 4;
 const POLLERR = 8;
@@ -147,6 +153,9 @@ export interface Probe {
   to: string;
   port: number;
   proto: Proto;
+  /** The source port (default: one the kernel picks); a TCP probe from it ends with a reset,
+   * so the next probe can use it again at once. */
+  sport?: number;
 }
 
 interface Pending {
@@ -163,6 +172,18 @@ export function probeAll(probes: readonly Probe[], timeoutMs = 1000): boolean[] 
       const type = (p.proto === "tcp" ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
       const fd = S.socket(AF_INET, type, 0);
       if (fd < 0) throw new Error(`socket: errno ${errno()}`);
+      if (p.sport !== undefined) {
+        // A fixed port is for probing the same 5-tuple again: closing with a reset (linger
+        // 0) leaves no TIME_WAIT holding the port.
+        S.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, new Uint8Array(new Int32Array([1]).buffer), 4);
+        if (p.proto === "tcp") {
+          S.setsockopt(fd, SOL_SOCKET, SO_LINGER, new Uint8Array(new Int32Array([1, 0]).buffer), 8);
+        }
+        if (S.bind(fd, sockaddr("0.0.0.0", p.sport), 16) < 0) {
+          S.close(fd);
+          throw new Error(`bind to port ${p.sport}: errno ${errno()}`);
+        }
+      }
       const rc = S.connect(fd, sockaddr(p.to, p.port), 16);
       if (rc < 0 && errno() !== EINPROGRESS) return { fd, proto: p.proto, done: true };
       if (p.proto === "udp") S.send(fd, cstr("ping"), 4n, 0);
@@ -229,6 +250,68 @@ export function probeUntil(
   return got;
 }
 
+/** A TCP connection kept open to a `tcpEcho` port. */
+export interface LiveConnection {
+  /** Sends a byte and waits for its echo: false when none came within `timeoutMs`. */
+  roundTrip(timeoutMs?: number): boolean;
+  close(): void;
+}
+
+/** Waits for `events` on `fd` until `timeoutMs`; the returned events, 0 on timeout. */
+function waitFor(fd: number, events: number, timeoutMs: number): number {
+  const deadline = performance.now() + timeoutMs;
+  const pfd = new Uint8Array(8);
+  const v = new DataView(pfd.buffer);
+  for (;;) {
+    const left = Math.ceil(deadline - performance.now());
+    if (left <= 0) return 0;
+    v.setInt32(0, fd, true);
+    v.setInt16(4, events, true);
+    v.setInt16(6, 0, true);
+    if (S.poll(pfd, 1n, left) > 0) return v.getInt16(6, true);
+  }
+}
+
+/** Opens a TCP connection from the namespace at `from` (from `sport`, if given) and waits
+ * until it is established; throws if it is not within `timeoutMs`. */
+export function openConnection(
+  from: string,
+  to: string,
+  port: number,
+  opts: { sport?: number; timeoutMs?: number } = {},
+): LiveConnection {
+  const fd = inNetns(from, () => {
+    const fd = S.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new Error(`socket: errno ${errno()}`);
+    if (opts.sport !== undefined && S.bind(fd, sockaddr("0.0.0.0", opts.sport), 16) < 0) {
+      S.close(fd);
+      throw new Error(`bind to port ${opts.sport}: errno ${errno()}`);
+    }
+    if (S.connect(fd, sockaddr(to, port), 16) < 0 && errno() !== EINPROGRESS) {
+      S.close(fd);
+      throw new Error(`connect to ${to}:${port}: errno ${errno()}`);
+    }
+    return fd;
+  });
+  const rev = waitFor(fd, POLLOUT, opts.timeoutMs ?? 3000);
+  const err = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  S.getsockopt(fd, SOL_SOCKET, SO_ERROR, new Uint8Array(err.buffer), new Uint8Array(len.buffer));
+  if (!(rev & POLLOUT) || err[0] !== 0) {
+    S.close(fd);
+    throw new Error(`no connection to ${to}:${port} (events ${rev}, error ${err[0]})`);
+  }
+  const buf = new Uint8Array(64);
+  return {
+    roundTrip(timeoutMs = 1000) {
+      if (Number(S.send(fd, cstr("x"), 1n, 0)) !== 1) return false;
+      if (!(waitFor(fd, POLLIN, timeoutMs) & POLLIN)) return false;
+      return Number(S.recv(fd, buf, BigInt(buf.length), 0)) > 0;
+    },
+    close: () => void S.close(fd),
+  };
+}
+
 // ---- the server process ----
 
 async function serve(specs: ServerSpec[]): Promise<void> {
@@ -238,7 +321,24 @@ async function serve(specs: ServerSpec[]): Promise<void> {
       for (const port of spec.tcp) {
         const l = Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
         tasks.push((async () => {
-          for await (const conn of l) conn.close();
+          for (;;) {
+            try {
+              (await l.accept()).close();
+            } catch (err) {
+              // A probe that reset its connection (a fixed source port) before the accept.
+              const reset = err instanceof Deno.errors.NotConnected ||
+                err instanceof Deno.errors.ConnectionReset;
+              if (!reset) throw err;
+            }
+          }
+        })());
+      }
+      for (const port of spec.tcpEcho ?? []) {
+        const l = Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+        tasks.push((async () => {
+          for await (const conn of l) {
+            conn.readable.pipeTo(conn.writable).catch(() => {});
+          }
         })());
       }
       for (const port of spec.udp) {

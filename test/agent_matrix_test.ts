@@ -6,6 +6,8 @@
 // cell of the case's expected matrix is probed through the pod IPs and through the Service
 // IPs. SCTP probes are left out: this kernel has no SCTP (the SCTP cases' policies are still
 // applied, and their verdicts are checked by test/datapath_verdicts_test.ts and the engine).
+// Once more with every client probing from the same source ports throughout: each change must
+// end the tracked connections it no longer allows (revocation).
 import assert from "node:assert/strict";
 import { type TestNetwork, withNetwork } from "./_cni.ts";
 import type { Pod } from "./_pods.ts";
@@ -97,6 +99,7 @@ function reset(c: AgentCluster): void {
 async function runCase(
   c: AgentCluster,
   uc: UpstreamCase,
+  sport?: (from: string, to: string, via: string, proto: string, port: number) => number,
 ): Promise<{ wrong: string[]; skipped: string[] }> {
   reset(c);
   const wrong: string[] = [];
@@ -120,7 +123,13 @@ async function runCase(
         if (from === to) continue;
         for (const via of ["pod", "service"] as const) {
           const dst = via === "pod" ? c.pods.get(to)!.ip : c.vip(to);
-          probes.push({ from: c.pods.get(from)!.netns, to: dst, port: probe.port, proto });
+          probes.push({
+            from: c.pods.get(from)!.netns,
+            to: dst,
+            port: probe.port,
+            proto,
+            ...(sport ? { sport: sport(from, to, via, proto, probe.port) } : {}),
+          });
           cells.push({ cell, via, want: expected });
         }
       }
@@ -138,6 +147,31 @@ async function runCase(
   }
   return { wrong, skipped };
 }
+
+Deno.test("the agent enforces every upstream case run one after another with every client reusing its source ports: a change ends the tracked connections it denies", async () => {
+  await withAgentCluster(async (c) => {
+    // One source port per client, target, path, protocol and port, in every case and step:
+    // a probe on a tuple an earlier step allowed rides its conntrack entry unless the change
+    // ended it.
+    const targets = casePods();
+    const sport = (_from: string, to: string, via: string, proto: string, port: number) =>
+      40000 + targets.indexOf(to) * 8 + (via === "pod" ? 0 : 4) + (proto === "tcp" ? 0 : 2) +
+      (port - 80);
+    const wrong: string[] = [];
+    let failedCases = 0;
+    const cases = upstreamCases(c.env);
+    for (const uc of cases) {
+      const r = await runCase(c, uc, sport);
+      if (r.wrong.length > 0) failedCases++;
+      wrong.push(...r.wrong.map((w) => `${uc.name}: ${w}`));
+    }
+    assert.deepEqual(
+      wrong.slice(0, 20),
+      [],
+      `${wrong.length} cells wrong in ${failedCases} of ${cases.length} cases`,
+    );
+  });
+});
 
 Deno.test("the agent enforces every upstream NetworkPolicy case on real traffic, through pod and Service IPs", async (t) => {
   await withAgentCluster(async (c) => {

@@ -31,6 +31,8 @@ import type { DatapathEvent } from "../datapath/layout.ts";
 import type { FlowNames } from "./flow_record.ts";
 import { FlowNamer } from "./flow_names.ts";
 import type { FlowLogStats } from "./flow_log.ts";
+import type { RevocationStatus, Revoker } from "./revoke.ts";
+import { changeMayEnd, rulesRemoved } from "../netpol/revoke.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -42,6 +44,8 @@ export interface AgentOptions {
   log: AgentLog;
   /** The node's IPv4 addresses now. */
   hostAddresses(): Set<number>;
+  /** Ends the tracked connections a reconcile's writes no longer allow (revoke.ts). */
+  revoker?: Pick<Revoker, "sweep" | "status">;
 }
 
 export interface AgentStatus {
@@ -61,6 +65,8 @@ export interface AgentStatus {
   /** Policies whose rules are not all in rule_map (full): not enforced as written. Their
    * pods are isolated (fail closed) and what an older version allowed stays allowed. */
   notEnforced: NotEnforced[];
+  /** Tracked connections ended by reconciles. */
+  revocation?: RevocationStatus;
   /** The latest problems the source reported (bad objects, unreadable files, API errors). */
   problems: string[];
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
@@ -193,6 +199,8 @@ export class Agent {
     // reconcile that read the addresses a moment before).
     const now = this.#opts.hostAddresses();
     const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
+    const ruleChanges = rulesRemoved(this.#compiled, compiled);
+    const hostsBefore = new Set(this.#rec.actualHosts());
     const r = this.#rec.apply({ compiled, hosts, attached: view.attached });
     if (opts.hosts === "exact") {
       // Anything that appeared while the pass ran goes back at once.
@@ -201,6 +209,17 @@ export class Agent {
         this.#rec.apply({ compiled, hosts: again, attached: view.attached });
       }
     }
+    // Within the reconcile (before --wait-synced can answer): a change, or the periodic pass
+    // (which also catches a connection recorded by a packet judged while the writes ran).
+    const hostsAfter = this.#rec.actualHosts();
+    if (
+      opts.hosts === "exact" ||
+      (r.writes > 0 &&
+        changeMayEnd(this.#compiled, compiled, ruleChanges, {
+          before: hostsBefore,
+          after: hostsAfter,
+        }))
+    ) this.#revoke(compiled);
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#enforced = view.model;
@@ -262,6 +281,18 @@ export class Agent {
         .sort();
       return { ...w, pods: pods.slice(0, MAX_LISTED), podCount: pods.length };
     });
+  }
+
+  #revoke(compiled: Compiled): void {
+    const revoker = this.#opts.revoker;
+    if (revoker === undefined) return;
+    try {
+      // What the maps hold now, as the datapath sees it.
+      const addresses = this.#rec.actualIdentities();
+      revoker.sweep({ compiled, addresses, hosts: new Set(this.#rec.actualHosts()) });
+    } catch (err) {
+      this.#opts.log.error("cannot end tracked connections", { error: String(err) });
+    }
   }
 
   /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
@@ -371,6 +402,7 @@ export class Agent {
       failed: this.#failed.slice(0, 10),
       notEnforced: this.#notEnforced(),
       problems: [...this.#problems],
+      ...(this.#opts.revoker ? { revocation: this.#opts.revoker.status() } : {}),
     };
   }
 

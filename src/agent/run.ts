@@ -19,6 +19,7 @@ import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
+import { Revoker } from "./revoke.ts";
 import { AgentServer } from "./server.ts";
 import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
@@ -45,6 +46,8 @@ export interface RunOptions {
   cniHandoff: boolean;
   /** Where drop verdicts are written (a file rotated by size, or "-": stdout). */
   flowLog?: FlowLogOptions;
+  /** Keep tracked connections a change no longer allows (else they end: the default). */
+  keepEstablished: boolean;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -144,6 +147,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     debounceMs: 5,
     log: o.log,
     hostAddresses: nodeAddresses,
+    revoker: new Revoker(dp, { keepEstablished: o.keepEstablished, log: o.log }),
   });
   let flows: FlowService;
   try {
@@ -215,6 +219,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     pinDir: o.pinDir,
     socket: o.socket,
     attachments: attachments.length,
+    established: o.keepEstablished ? "kept" : "revoked",
   });
   const ct = CtMap.of(dp);
   const resync = setInterval(() => {

@@ -124,7 +124,7 @@ export function flowLogOf(values: ParsedFlags["values"]): FlowLogOptions | undef
 
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -158,6 +158,10 @@ Sources (one):
                       rotate FILE before it passes SIZE bytes (K, M, G: KiB, MiB, GiB;
                       default 16M): FILE becomes FILE.1, FILE.1 FILE.2, ...
   --flow-log-keep N   rotated files kept (default 3; 0: FILE is emptied instead)
+  --keep-established  let tracked connections a policy, label or address change no longer
+                      allows go on until they close; by default they end within the
+                      reconcile that writes the change (their next packet is judged and
+                      dropped). Connections whose ends changed identity end either way
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -176,6 +180,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     "flow-log": { type: "string" },
     "flow-log-max-size": { type: "string" },
     "flow-log-keep": { type: "string" },
+    "keep-established": { type: "boolean" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
@@ -222,6 +227,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
         ...(flowLog && { flowLog }),
+        keepEstablished: values["keep-established"] === true,
         log,
         stopSignal,
       });

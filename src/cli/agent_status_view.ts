@@ -50,6 +50,19 @@ export function renderStatus(s: AgentStatus): string {
         `${f.rotations} rotation(s)`,
     );
   }
+  if (s.revocation !== undefined) {
+    const r = s.revocation;
+    const pass = r.last === null
+      ? "no pass yet"
+      : `last pass ${r.last.at}, ${
+        r.last.ms.toFixed(1)
+      } ms, ${r.last.checked} checked, ${r.last.ended} ended`;
+    lines.push(
+      `connections:  ${
+        r.mode === "revoke" ? "revoked when no longer allowed" : "established ones kept"
+      }; ended ${r.ended.denied} denied, ${r.ended["identity-changed"]} identity changed; ${pass}`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

@@ -69,3 +69,30 @@ Deno.test("agent status text: the flow log's path and counters, when there is on
   );
   assert.doesNotMatch(renderStatus(STATUS), /flow log/);
 });
+
+Deno.test("agent status text: whether connections are revoked, what ended by reason, and the last pass", () => {
+  const text = renderStatus({
+    ...STATUS,
+    revocation: {
+      mode: "revoke",
+      ended: { denied: 3, "identity-changed": 1 },
+      last: { at: "2026-12-07T22:00:00.000Z", ms: 1.25, checked: 40, ended: 2 },
+    },
+  });
+  assert.match(
+    text,
+    /^connections: +revoked when no longer allowed; ended 3 denied, 1 identity changed; last pass 2026-12-07T22:00:00.000Z, 1.3 ms, 40 checked, 2 ended$/m,
+  );
+  const kept = renderStatus({
+    ...STATUS,
+    revocation: {
+      mode: "keep-established",
+      ended: { denied: 0, "identity-changed": 0 },
+      last: null,
+    },
+  });
+  assert.match(
+    kept,
+    /^connections: +established ones kept; ended 0 denied, 0 identity changed; no pass yet$/m,
+  );
+});

@@ -13,6 +13,7 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { hostVethName } from "../net/names.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
+import { endConnectionsOf } from "../datapath/tracked.ts";
 import { type AttachmentState, StateStore } from "./state.ts";
 import { agentForget } from "./agent_client.ts";
 import { faultPoint } from "./fault.ts";
@@ -69,14 +70,24 @@ export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<voi
     recorded = recorded.filter((ip) => !taken.has(ip));
   }
   if (dp) {
-    for (const store of endpointStores(dp)) {
-      for (const text of new Set([...mine, ...recorded])) {
-        const ip = tryParseIpv4(text);
-        if (ip === undefined) continue;
+    const stores = endpointStores(dp);
+    const leaving = new Set<number>();
+    for (const text of new Set([...mine, ...recorded])) {
+      const ip = tryParseIpv4(text);
+      if (ip === undefined) continue;
+      // An address another identity holds now is another pod's, and so are its connections.
+      let ours = true;
+      for (const store of stores) {
         const id = store.get(ip);
         if (id !== undefined && (mine.has(text) || id === t.identity)) store.delete(ip);
+        else if (id !== undefined) ours = false;
       }
+      if (ours) leaving.add(ip);
     }
+    // After the entries: a packet of the pod still in flight finds no identity, so it
+    // cannot record a connection again.
+    const ended = endConnectionsOf(dp, leaving);
+    if (ended > 0) log.info(`ended ${ended} tracked connection(s) of the pod's addresses`);
   }
   await ipamDel(ipamCtx);
   await faultPoint(ctx.rawEnv, "del-after-release");

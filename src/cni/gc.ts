@@ -10,6 +10,7 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { openDatapath } from "./datapath.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
+import { endConnectionsOf } from "../datapath/tracked.ts";
 import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
 import { AttachmentLock } from "./lock.ts";
@@ -76,6 +77,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
   const d = ipamDelCtx(ctx);
   using dp = openDatapath(ctx.conf.pinDir);
   const stores = dp ? endpointStores(dp) : [];
+  const leaving = new Set<number>();
   const released = await ipamGc(
     ctx.conf.name,
     ctx.conf.ipam,
@@ -83,10 +85,16 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     { rawConfig: d.rawConfig, env: d.env },
     (text) => {
       const ip = tryParseIpv4(text);
-      if (ip !== undefined) { for (const s of stores) s.delete(ip); }
+      if (ip === undefined) return;
+      for (const s of stores) s.delete(ip);
+      leaving.add(ip);
     },
     busy,
   );
+  if (dp && leaving.size > 0) {
+    const ended = endConnectionsOf(dp, leaving);
+    if (ended > 0) log.info(`gc ended ${ended} tracked connection(s) of released addresses`);
+  }
   if (released.length) log.info(`gc released ${released.join(", ")}`);
   if (errors.length) {
     throw new CniError(

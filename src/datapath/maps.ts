@@ -566,6 +566,30 @@ export class CtMap {
     });
     return out;
   }
+
+  /** Removes the entries at `keys` (raw keys, as list() gives them) from both maps; one the
+   * datapath evicted, moved or expired meanwhile is no error. */
+  deleteMany(keys: readonly Uint8Array[]): void {
+    const size = STRUCTS.ct_key.size;
+    const packed = new Uint8Array(keys.length * size);
+    keys.forEach((k, i) => packed.set(k.subarray(0, size), i * size));
+    for (let at = 0; at < keys.length; at += 4096) {
+      const n = Math.min(4096, keys.length - at);
+      const chunk = packed.slice(at * size, (at + n) * size);
+      try {
+        mapDeleteBatch(this.fd, chunk, n);
+      } catch (err) {
+        // An entry gone meanwhile stops the batch where it is: delete the rest one by one.
+        if (!(err instanceof SysError && err.notFound)) throw err;
+        for (let i = 0; i < n; i++) mapDelete(this.fd, chunk.slice(i * size, (i + 1) * size));
+      }
+    }
+    if (this.estFd < 0) return;
+    for (const k of keys) {
+      this.#one.set(k.subarray(0, size));
+      if (mapDelete(this.estFd, this.#one)) this.#uncharge(decodeCtKey(this.#one).saddr);
+    }
+  }
 }
 
 export interface PairStats {
@@ -590,5 +614,54 @@ export function readPairStats(fd: number): PairStats[] {
     }
     out.push({ ...decodePolicyKey(k, at), packets, bytes });
   });
+  return out;
+}
+
+/** What a pass over every tracked connection judges (revocation, DEL): the key and the
+ * identities and flags it was recorded with, without the counters (decoding those costs
+ * more than reading the map). */
+export interface CtJudged {
+  key: CtKey;
+  entry: Pick<CtEntry, "srcId" | "dstId" | "flags">;
+}
+
+/** Every entry of the ct map at `fd`, as CtJudged. */
+export function scanCt(fd: number): CtJudged[] {
+  const out: CtJudged[] = [];
+  const f = STRUCTS.ct_key.fields;
+  const e = STRUCTS.ct_entry.fields;
+  // One view per buffer: readAll() reuses its buffers from batch to batch.
+  let kb: Uint8Array | undefined, kv: DataView | undefined;
+  let vb: Uint8Array | undefined, vv: DataView | undefined;
+  readAll(fd, STRUCTS.ct_key.size, CT_MAP.valueSize, CT_MAP.maxEntries, (k, at, v, vat) => {
+    if (k !== kb) (kb = k, kv = new DataView(k.buffer, k.byteOffset, k.byteLength));
+    if (v !== vb) (vb = v, vv = new DataView(v.buffer, v.byteOffset, v.byteLength));
+    out.push({
+      key: {
+        saddr: kv!.getUint32(at + f.saddr, true),
+        daddr: kv!.getUint32(at + f.daddr, true),
+        sport: kv!.getUint16(at + f.sport, true),
+        dport: kv!.getUint16(at + f.dport, true),
+        proto: kv!.getUint8(at + f.proto),
+      },
+      entry: {
+        srcId: vv!.getUint32(vat + e.src_id, true),
+        dstId: vv!.getUint32(vat + e.dst_id, true),
+        flags: vv!.getUint32(vat + e.flags, true),
+      },
+    });
+  });
+  return out;
+}
+
+/** The ct_key bytes of `k` (decodeCtKey()'s inverse), to delete an entry by. */
+export function encodeCtKey(k: CtKey, out = new Uint8Array(STRUCTS.ct_key.size), at = 0) {
+  const v = new DataView(out.buffer, out.byteOffset);
+  const f = STRUCTS.ct_key.fields;
+  v.setUint32(at + f.saddr, k.saddr, true);
+  v.setUint32(at + f.daddr, k.daddr, true);
+  v.setUint16(at + f.sport, k.sport, true);
+  v.setUint16(at + f.dport, k.dport, true);
+  v.setUint8(at + f.proto, k.proto);
   return out;
 }

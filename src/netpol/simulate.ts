@@ -61,8 +61,25 @@ export function cidrIdentityOf(c: Compiled, ip: number): number {
   return best?.identity ?? 0;
 }
 
+/** The rules a lookup for (subject, direction, peer) can match. */
+export type RuleLookup = (subject: number, dir: number, peer: number) => readonly CompiledRule[];
+
+/** The rules grouped by subject, direction and peer, for many verdicts against one compile
+ * (revocation judges every tracked connection). Valid until the next compile. */
+export function indexRules(c: Compiled): RuleLookup {
+  const by = new Map<string, CompiledRule[]>();
+  for (const r of c.rules.values()) {
+    const id = `${r.key.subject}/${r.key.dir}/${r.key.peer}`;
+    const list = by.get(id);
+    if (list === undefined) by.set(id, [r]);
+    else list.push(r);
+  }
+  return (subject, dir, peer) => by.get(`${subject}/${dir}/${peer}`) ?? [];
+}
+
 function direction(
   c: Compiled,
+  rules: RuleLookup | undefined,
   subject: number,
   dir: number,
   peer: number,
@@ -71,21 +88,36 @@ function direction(
 ): SimDirection {
   const bit = dir === DIR_INGRESS ? ISOLATE_INGRESS : ISOLATE_EGRESS;
   const isolated = ((c.isolation.get(subject) ?? 0) & bit) !== 0;
-  const matched = [...c.rules.values()].filter((r) =>
-    keyMatches(r.key, subject, dir, peer, f) ||
-    (peerCidr !== 0 && keyMatches(r.key, subject, dir, peerCidr, f)) ||
-    keyMatches(r.key, subject, dir, IDENTITY_ANY, f)
-  );
+  const peers = peerCidr !== 0 ? [peer, peerCidr, IDENTITY_ANY] : [peer, IDENTITY_ANY];
+  let matched: CompiledRule[];
+  if (rules === undefined) {
+    // One flow (explain): every rule, in the compile's order.
+    matched = [...c.rules.values()].filter((r) =>
+      peers.some((p) => keyMatches(r.key, subject, dir, p, f))
+    );
+  } else if (!isolated) {
+    matched = []; // allowed whatever matches: many flows only need the verdict
+  } else {
+    matched = [];
+    for (const p of peers) {
+      for (const r of rules(subject, dir, p)) {
+        if (keyMatches(r.key, subject, dir, p, f) && !matched.includes(r)) matched.push(r);
+      }
+    }
+  }
   return { applies: true, isolated, allowed: !isolated || matched.length > 0, matched };
 }
 
 const NONE: SimDirection = { applies: false, isolated: false, allowed: true, matched: [] };
 
-/** The verdict of `f` (post-DNAT addresses). `hosts` are the node's addresses. */
+/** The verdict of `f` (post-DNAT addresses). `hosts` are the node's addresses; `rules` finds
+ * the candidate rules (indexRules() when judging many flows against one compile; then
+ * `matched` is listed only for isolated directions). */
 export function simulate(
   c: Compiled,
   f: SimFlow,
   hosts: ReadonlySet<number> = new Set(),
+  rules?: RuleLookup,
 ): SimVerdict {
   const src = c.ipcache.get(f.src);
   const dst = c.ipcache.get(f.dst);
@@ -94,14 +126,22 @@ export function simulate(
     if (hosts.has(f.src)) return { allowed: true, hook: "node", egress: NONE, ingress: NONE };
     const srcId = src?.identity ?? IDENTITY_WORLD;
     const egress = src
-      ? direction(c, src.identity, DIR_EGRESS, dst.identity, cidrIdentityOf(c, f.dst), f)
+      ? direction(c, rules, src.identity, DIR_EGRESS, dst.identity, cidrIdentityOf(c, f.dst), f)
       : NONE;
-    const ingress = direction(c, dst.identity, DIR_INGRESS, srcId, cidrIdentityOf(c, f.src), f);
+    const ingress = direction(
+      c,
+      rules,
+      dst.identity,
+      DIR_INGRESS,
+      srcId,
+      cidrIdentityOf(c, f.src),
+      f,
+    );
     return { allowed: egress.allowed && ingress.allowed, hook: "to-pod", egress, ingress };
   }
   // To anything else: the sender's egress, at the sender's hook.
   if (!src) return { allowed: true, hook: "from-pod", egress: NONE, ingress: NONE };
   const peer = hosts.has(f.dst) ? 0xfffffffe : IDENTITY_WORLD;
-  const egress = direction(c, src.identity, DIR_EGRESS, peer, cidrIdentityOf(c, f.dst), f);
+  const egress = direction(c, rules, src.identity, DIR_EGRESS, peer, cidrIdentityOf(c, f.dst), f);
   return { allowed: egress.allowed, hook: "from-pod", egress, ingress: NONE };
 }
