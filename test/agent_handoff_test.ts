@@ -6,7 +6,7 @@
 // attachment a DEL removed while it waited, does not complete late.
 import assert from "node:assert/strict";
 import { containerId, type HostSnapshot, sh } from "./_cni.ts";
-import { exists, startPlugin } from "./_robust.ts";
+import { exists, ipNum, startPlugin } from "./_robust.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { IpcacheMap } from "../src/datapath/maps.ts";
 import { IPCACHE_MAP } from "../src/datapath/layout.ts";
@@ -19,6 +19,7 @@ import {
   withK8sSetup,
 } from "./_agent.ts";
 import { CniServer } from "../src/agent/cni_serve.ts";
+import { podObject } from "../src/netpol/testdata/_objects.ts";
 
 type Setup = K8sSetup;
 
@@ -314,6 +315,54 @@ Deno.test("a DEL that comes while a handed-over ADD of the same attachment waits
       assert.deepEqual(withoutDirs(await s.net.snapshot([id], [netns])), before);
       assert.deepEqual(ipcache(s.net.pinDir), cacheBefore);
       assert.equal((await agent.status()).attachments, 1);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+Deno.test("an ADD run in the process and killed while the agent waits for its pod leaves no attachment in the agent once the pod shows up after the DEL", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      await addK8sPod(s.net, s.config, "x", "a");
+      const id = containerId("pod");
+      const netns = await s.net.netns();
+      const leasesBefore = s.net.leases();
+      const add = startPlugin({
+        command: "ADD",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("e"), // not in the source yet
+      }, { ...s.config, agentHandoff: false });
+      const waiting = await until(() => agent.logs().includes("ADD waits for its pod"));
+      assert.ok(waiting, agent.logs());
+      // Leased before the agent is asked: the address the agent is waiting to register.
+      const [leased] = s.net.leases().filter((ip) => !leasesBefore.includes(ip));
+      assert.ok(leased, "the ADD leased an address");
+      add.kill();
+      await add.reply;
+      const del = await s.net.run({
+        command: "DEL",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("e"),
+        config: s.config,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      // The pod shows up while the agent still waits for it (--add-wait, 8 s).
+      s.manifests.apply(podObject({ podIp: () => "198.18.0.99" }, "x", "e"));
+      const attached = () => agent.logs().includes('"msg":"pod attached","pod":"x/e"');
+      assert.ok(await until(attached), agent.logs());
+      const st = await agent.synced();
+      assert.equal(st.attachments, 1, "only a's");
+      assert.deepEqual(s.net.leases(), leasesBefore);
+      using dp = openPinnedMaps(s.net.pinDir);
+      const entry = new IpcacheMap(dp!.fd(IPCACHE_MAP)).get(ipNum(leased));
+      assert.equal(entry, undefined, `ipcache entry left for ${leased}`);
     } finally {
       await agent.stop();
     }

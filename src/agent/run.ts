@@ -154,7 +154,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
           if (caller.signal.aborted) {
             // The ADD that asked is gone (its process killed while the pod was awaited): no
             // DEL will come for what it never recorded as attached.
-            agent.del({ ...req, op: "del" });
+            agent.abandon(req);
             return { error: "the caller is gone" };
           }
           return { identity };

@@ -13,9 +13,7 @@ export function openNetns(path: string, callerPid?: number): Netns {
   try {
     ns = Netns.open(path);
   } catch (err) {
-    const why = err instanceof NetnsPathError
-      ? (err.reason === "missing" ? "does not exist" : `is ${err.reason}`)
-      : "cannot be opened";
+    const why = err instanceof NetnsPathError ? err.what : "cannot be opened";
     throw new CniError(ErrCode.InvalidEnv, `CNI_NETNS ${quote(path)} ${why}`, causeText(err), {
       cause: err,
     });

@@ -28,22 +28,27 @@ export interface NsId {
   ino: number;
 }
 
-/** The namespace file of a process (or thread): a magic link, the one kind of symlink a
- * namespace path may end in. */
-const PROC_NS_RE = /^\/proc\/\d+\/(task\/\d+\/)?ns\/net$/;
+/** A namespace file of a process (or thread): a magic link, the one kind of symlink a
+ * namespace path may end in (of any type: NS_GET_NSTYPE then tells). */
+const PROC_NS_RE = /^\/proc\/\d+\/(task\/\d+\/)?ns\/[a-z_]+$/;
 
 /** Why a path is not opened as a network namespace. */
 export class NetnsPathError extends Error {
   override name = "NetnsPathError";
+  /** What is wrong with the path, as the end of a sentence naming it. */
+  readonly what: string;
   constructor(
     readonly path: string,
     readonly reason: "missing" | "not a network namespace" | "cannot be opened",
     options?: ErrorOptions,
   ) {
-    super(
-      `${JSON.stringify(path)} ${reason === "missing" ? "does not exist" : `is ${reason}`}`,
-      options,
-    );
+    const what = reason === "missing"
+      ? "does not exist"
+      : reason === "cannot be opened"
+      ? reason
+      : `is ${reason}`;
+    super(`${JSON.stringify(path)} ${what}`, options);
+    this.what = what;
   }
 }
 
