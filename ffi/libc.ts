@@ -17,6 +17,10 @@ const symbols = {
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
   // long syscall(long number, ...): three integer/pointer arguments are all bpf(2) needs.
   syscall: { parameters: ["i64", "i64", "u64", "u64"], result: "i64" },
+  // fd, level, optname, void *optval, socklen_t *optlen
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" }, // fd, sockaddr *, socklen_t *
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" }, // fd, request, arg (an integer here)
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: { symbols: Deno.DynamicLibrary<typeof symbols>["symbols"] } | undefined;
@@ -33,6 +37,7 @@ export const LOCK_NB = 4;
 export const O_RDWR = 2;
 export const O_CREAT = 0o100;
 export const O_NOFOLLOW = 0o400000;
+export const O_NONBLOCK = 0o4000;
 const EWOULDBLOCK = 11;
 
 /** errno of the last failed libc call on this thread. */
@@ -126,4 +131,42 @@ export function formatVaList(fmt: Deno.PointerValue, args: Deno.PointerValue): s
   const n = libc().symbols.vsnprintf(buf, BigInt(buf.length), fmt, args);
   if (n < 0) return "";
   return new TextDecoder().decode(buf.subarray(0, Math.min(n, buf.length - 1)));
+}
+
+/** The namespace type (CLONE_NEW*) of the nsfs file behind `fd` (ioctl NS_GET_NSTYPE); throws
+ * (ENOTTY) for anything that is not a namespace file. */
+export function nsType(fd: number): number {
+  const NS_GET_NSTYPE = 0xb703n;
+  return check("ioctl NS_GET_NSTYPE", libc().symbols.ioctl(fd, NS_GET_NSTYPE, 0n));
+}
+
+/** The credentials of the process that connected the unix socket `fd` (SO_PEERCRED): taken when
+ * it connected, so they stay true after it exits. */
+export function peerCred(fd: number): { pid: number; uid: number; gid: number } {
+  const SOL_SOCKET = 1, SO_PEERCRED = 17;
+  const cred = new Int32Array(3); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+  const len = new Uint32Array([12]);
+  check(
+    "getsockopt SO_PEERCRED",
+    libc().symbols.getsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_PEERCRED,
+      new Uint8Array(cred.buffer),
+      new Uint8Array(len.buffer),
+    ),
+  );
+  return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
+/** The path a unix socket `fd` is bound to ("" when unnamed or abstract). */
+export function unixSockName(fd: number): string {
+  const addr = new Uint8Array(110); // struct sockaddr_un { sa_family_t; char sun_path[108]; }
+  const len = new Uint32Array([addr.length]);
+  check("getsockname", libc().symbols.getsockname(fd, addr, new Uint8Array(len.buffer)));
+  const AF_UNIX = 1;
+  if ((addr[0]! | (addr[1]! << 8)) !== AF_UNIX || addr[2] === 0) return "";
+  const path = addr.subarray(2, Math.min(len[0]!, addr.length));
+  const nul = path.indexOf(0);
+  return new TextDecoder().decode(nul < 0 ? path : path.subarray(0, nul));
 }

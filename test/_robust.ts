@@ -187,6 +187,50 @@ export async function addAndKillAt(
   assert.equal(out.signal, "SIGKILL", `ADD was not killed at ${point}: ${text}`);
 }
 
+/** A plugin call started and not awaited: `kill()` it as a runtime's timeout would; `reply`
+ * settles when it exits. `bound` (not a timing assertion) kills a call that never ends, so a
+ * hang fails the test instead of hanging the suite: `killed` says it came to that. */
+export function startPlugin(
+  call: RawCniCall,
+  defaults: Record<string, unknown>,
+  opts: { bound?: number; cwd?: string; wrap?: string[] } = {},
+): { kill(): void; killed(): boolean; reply: Promise<CniReply> } {
+  const { p, written } = opts.wrap === undefined
+    ? spawn(call, opts.cwd ?? Deno.cwd(), defaults)
+    : spawnWrapped(opts.wrap, call, defaults);
+  let exited = false;
+  let killed = false;
+  const kill = () => {
+    if (exited) return;
+    killed = true;
+    p.kill("SIGKILL");
+  };
+  const timer = setTimeout(kill, opts.bound ?? 120_000);
+  const reply = (async () => {
+    const out = await p.output();
+    exited = true;
+    clearTimeout(timer);
+    await written;
+    return toReply(out);
+  })();
+  return { kill, killed: () => killed, reply };
+}
+
+/** The plugin run by `wrap` (e.g. ip netns exec NAME), which execs it. */
+function spawnWrapped(wrap: string[], call: RawCniCall, defaults?: Record<string, unknown>) {
+  const p = new Deno.Command(wrap[0]!, {
+    args: [...wrap.slice(1), BINARY],
+    env: pluginEnv(call),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = p.stdin.getWriter();
+  const written = w.write(stdinOf(call, defaults)).then(() => w.close()).catch(() => {});
+  return { p, written };
+}
+
 export function exists(path: string): boolean {
   try {
     Deno.lstatSync(path);

@@ -2,10 +2,14 @@
 // ADD and CHECK run in it and give what the in-process path gives, DEL runs in the process;
 // with "agentHandoff": false, or an agent that declines (--no-cni-handoff), the process runs
 // them itself; an agent killed while it holds an ADD fails that ADD with code 11, and the
-// runtime's DEL leaves the host as it was.
+// runtime's DEL leaves the host as it was; an ADD whose plugin process was killed, or whose
+// attachment a DEL removed while it waited, does not complete late.
 import assert from "node:assert/strict";
 import { containerId, type HostSnapshot, sh } from "./_cni.ts";
-import { exists } from "./_robust.ts";
+import { exists, ipNum, startPlugin } from "./_robust.ts";
+import { openPinnedMaps } from "../src/datapath/loader.ts";
+import { IpcacheMap } from "../src/datapath/maps.ts";
+import { IPCACHE_MAP } from "../src/datapath/layout.ts";
 import {
   addK8sPod,
   type AgentProcess,
@@ -15,6 +19,7 @@ import {
   withK8sSetup,
 } from "./_agent.ts";
 import { CniServer } from "../src/agent/cni_serve.ts";
+import { podObject } from "../src/netpol/testdata/_objects.ts";
 
 type Setup = K8sSetup;
 
@@ -212,4 +217,154 @@ Deno.test("the agent declines a call of another build, or with a netns it cannot
   assert.match(await fallback(req("/proc/self/ns/net", server.build)), /CNI_NETNS "\/proc\/self/);
   assert.match(await fallback(req("/var/run/netns/ebpfcni-none-here")), /CNI_NETNS/);
   assert.match(await fallback(req("relative")), /CNI_NETNS/);
+});
+
+/** The pods' addresses in ipcache_map (what a late ADD would leave behind). */
+function ipcache(pinDir: string): string[] {
+  using dp = openPinnedMaps(pinDir);
+  assert.ok(dp, "maps pinned");
+  return new IpcacheMap(dp.fd(IPCACHE_MAP)).list().map((e) => JSON.stringify(e)).sort();
+}
+
+/** Waits (a bound, not a timing assertion) until `ok()`; false if it never came. */
+async function until(ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+/** A handed-over ADD of pod d, held up in the agent before it takes the attachment's lock
+ * (as behind a slow call before it), started and waited for until the agent runs it. */
+async function lateAdd(s: Setup, agent: AgentProcess, id: string, netns: string) {
+  const reached = () => agent.logs().split("reached before-lock").length;
+  const earlier = reached();
+  const call = startPlugin({
+    command: "ADD",
+    containerId: id,
+    netns,
+    ifname: "eth0",
+    args: cniArgs("d"),
+    env: { EBPFCNI_FAULT: "sleep:before-lock", EBPFCNI_FAULT_SLEEP_MS: "4000" },
+  }, s.config);
+  const there = await until(() => reached() > earlier);
+  assert.ok(there, `the agent never ran the ADD: ${agent.logs()}`);
+  return call;
+}
+
+Deno.test("an ADD whose plugin process was killed (the runtime's timeout) does not complete after the runtime's DEL: no record, lease, veth or ipcache entry stays", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      await addK8sPod(s.net, s.config, "x", "a");
+      const id = containerId("pod");
+      const netns = await s.net.netns();
+      const before = withoutDirs(await s.net.snapshot([id], [netns]));
+      const cacheBefore = ipcache(s.net.pinDir);
+      const add = await lateAdd(s, agent, id, netns);
+      add.kill();
+      await add.reply;
+      const del = await s.net.run({
+        command: "DEL",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("d"),
+        config: s.config,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      // The agent is done with the ADD once it counts it.
+      const done = await until(async () => handled(await agent.status(), "ADD") === 2);
+      assert.ok(done, agent.logs());
+      assert.deepEqual(withoutDirs(await s.net.snapshot([id], [netns])), before);
+      assert.deepEqual(ipcache(s.net.pinDir), cacheBefore);
+      assert.equal((await agent.status()).attachments, 1);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+Deno.test("a DEL that comes while a handed-over ADD of the same attachment waits wins: the ADD fails with code 11 and leaves nothing", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      await addK8sPod(s.net, s.config, "x", "a");
+      const id = containerId("pod");
+      const netns = await s.net.netns();
+      const before = withoutDirs(await s.net.snapshot([id], [netns]));
+      const cacheBefore = ipcache(s.net.pinDir);
+      const add = await lateAdd(s, agent, id, netns);
+      const del = await s.net.run({
+        command: "DEL",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("d"),
+        config: s.config,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      const r = await add.reply;
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.json?.code, 11, r.stdout);
+      assert.match(String(r.json?.msg), /^A DEL of container ".*" interface "eth0" came before/);
+      assert.deepEqual(withoutDirs(await s.net.snapshot([id], [netns])), before);
+      assert.deepEqual(ipcache(s.net.pinDir), cacheBefore);
+      assert.equal((await agent.status()).attachments, 1);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+Deno.test("an ADD run in the process and killed while the agent waits for its pod leaves no attachment in the agent once the pod shows up after the DEL", async () => {
+  await withSetup(async (s) => {
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      await addK8sPod(s.net, s.config, "x", "a");
+      const id = containerId("pod");
+      const netns = await s.net.netns();
+      const leasesBefore = s.net.leases();
+      const add = startPlugin({
+        command: "ADD",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("e"), // not in the source yet
+      }, { ...s.config, agentHandoff: false });
+      const waiting = await until(() => agent.logs().includes("ADD waits for its pod"));
+      assert.ok(waiting, agent.logs());
+      // Leased before the agent is asked: the address the agent is waiting to register.
+      const [leased] = s.net.leases().filter((ip) => !leasesBefore.includes(ip));
+      assert.ok(leased, "the ADD leased an address");
+      add.kill();
+      await add.reply;
+      const del = await s.net.run({
+        command: "DEL",
+        containerId: id,
+        netns,
+        ifname: "eth0",
+        args: cniArgs("e"),
+        config: s.config,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      // The pod shows up while the agent still waits for it (--add-wait, 8 s).
+      s.manifests.apply(podObject({ podIp: () => "198.18.0.99" }, "x", "e"));
+      const attached = () => agent.logs().includes('"msg":"pod attached","pod":"x/e"');
+      assert.ok(await until(attached), agent.logs());
+      const st = await agent.synced();
+      assert.equal(st.attachments, 1, "only a's");
+      assert.deepEqual(s.net.leases(), leasesBefore);
+      using dp = openPinnedMaps(s.net.pinDir);
+      const entry = new IpcacheMap(dp!.fd(IPCACHE_MAP)).get(ipNum(leased));
+      assert.equal(entry, undefined, `ipcache entry left for ${leased}`);
+    } finally {
+      await agent.stop();
+    }
+  });
 });

@@ -330,6 +330,7 @@ export class Agent {
     };
     const ak = attachmentKey(a);
     const known = () => this.store.isSynced && this.store.model.pods.has(key);
+    if (!known()) this.#opts.log.debug("ADD waits for its pod in the source", { pod: key });
     if (!(await this.#waitFor(known, this.#opts.addWaitMs))) {
       throw new AgentError(
         this.store.isSynced
@@ -372,6 +373,19 @@ export class Agent {
   /** CNI DEL: forgets the attachment. DEL removed its addresses' entries already: the shadow
    * forgets them too, so whatever still needs them (the source showing the address for
    * another pod) is written back. */
+  /** An ADD whose caller went away while it waited here: its attachment goes, and with it the
+   * entries written for it (unlike a DEL's, which removed them itself, and which may have come
+   * and gone already). */
+  abandon(req: AddRequest): void {
+    if (!this.#attachments.delete(attachmentKey(req))) return;
+    this.reconcile();
+    this.#opts.log.info("pod attachment abandoned: its ADD's caller is gone", {
+      containerId: req.containerId,
+      ifname: req.ifname,
+      ips: req.ips,
+    });
+  }
+
   del(req: DelRequest): void {
     const ak = attachmentKey(req);
     const had = this.#attachments.delete(ak);

@@ -5,10 +5,20 @@
 // switch is a synchronous window on this thread (src/net/netns.ts). The agent declines, and
 // the process runs it, a call of another build of the plugin (the binary was upgraded under a
 // running agent), or whose network namespace it cannot open as the plugin would (not visible
-// in its mount namespace, or a /proc/PID path of another PID namespace).
+// in its mount namespace, or a /proc/PID path of another PID namespace: judged on the path
+// resolved, so `..` cannot dress a /proc path up as another).
+//
+// An ADD runs only as long as it is wanted: its caller's connection closing (the runtime
+// killed the plugin after its timeout) or a DEL of the same attachment (the plugin's DEL tells
+// the agent, `cancelAdds`) aborts it, and it stops and rolls back at its next step, or does
+// not begin at all if it still waits for the attachment's lock. Otherwise the late ADD would
+// complete after the runtime's DEL, for a pod nobody will delete.
 import type { CniReply, CniRequest } from "../spec/agent.ts";
 import { quote } from "../spec/text.ts";
+import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";
+import { resolveNetnsPath } from "../net/netns.ts";
+import type { Caller } from "../cni/context.ts";
 
 /** The fault injection of the robustness tests (cni/fault.ts) is honoured in a handed-over
  * call only when the agent itself was started with this set to 1 (the tests do). */
@@ -38,26 +48,88 @@ function visible(path: string): boolean {
   }
 }
 
+/** The process that handed a call over: its pid (SO_PEERCRED, 0 if unknown) and whether it
+ * is still there. */
+export interface CniCaller {
+  pid: number;
+  signal: AbortSignal;
+}
+
 export class CniServer {
   /** This agent's build, read when it started (before any upgrade of the files). */
   readonly build = buildStamp();
   readonly faults = Deno.env.get(AGENT_FAULTS_ENV) === "1";
+  /** The ADDs running, by attachment. */
+  readonly #adds = new Map<string, Set<AbortController>>();
 
-  serve(req: CniRequest): Promise<CniReply> {
+  async serve(
+    req: CniRequest,
+    caller: CniCaller = { pid: 0, signal: new AbortController().signal },
+  ): Promise<CniReply> {
     if (req.build !== undefined && req.build !== this.build) {
-      return Promise.resolve({
+      return {
         fallback: "the agent runs another build of ebpfcni than the plugin (restart the agent)",
-      });
+      };
     }
-    return serveCni(req, this.faults);
+    if (req.env.CNI_COMMAND !== "ADD") {
+      return await serveCni(req, this.faults, { pid: caller.pid, signal: caller.signal }, caller);
+    }
+    const key = attachmentKey(req.env.CNI_CONTAINERID ?? "", req.env.CNI_IFNAME ?? "");
+    const wanted = new AbortController();
+    const onGone = () =>
+      wanted.abort(
+        new CniError(
+          ErrCode.TryAgainLater,
+          "The plugin process that handed the ADD over is gone (the runtime gave up on it): " +
+            "the ADD is undone",
+        ),
+      );
+    if (caller.signal.aborted) onGone();
+    caller.signal.addEventListener("abort", onGone);
+    const running = this.#adds.get(key) ?? new Set();
+    this.#adds.set(key, running.add(wanted));
+    try {
+      return await serveCni(req, this.faults, { pid: caller.pid, signal: wanted.signal }, caller);
+    } finally {
+      caller.signal.removeEventListener("abort", onGone);
+      running.delete(wanted);
+      if (running.size === 0 && this.#adds.get(key) === running) this.#adds.delete(key);
+    }
+  }
+
+  /** A DEL of the attachment came: the ADDs of it still running stop and roll back. */
+  cancelAdds(containerId: string, ifname: string): number {
+    const running = this.#adds.get(attachmentKey(containerId, ifname));
+    for (const add of running ?? []) {
+      add.abort(
+        new CniError(
+          ErrCode.TryAgainLater,
+          `A DEL of container ${quote(containerId)} interface ${
+            quote(ifname)
+          } came before the ADD finished: the ADD is abandoned`,
+        ),
+      );
+    }
+    return running?.size ?? 0;
   }
 }
 
-async function serveCni(req: CniRequest, faults: boolean): Promise<CniReply> {
+function attachmentKey(containerId: string, ifname: string): string {
+  return `${containerId}\0${ifname}`;
+}
+
+/** `caller`: the call runs while it is wanted; `conn`: whether its process is still there. */
+async function serveCni(
+  req: CniRequest,
+  faults: boolean,
+  caller: Caller,
+  conn: CniCaller,
+): Promise<CniReply> {
   // ADD and CHECK enter the pod's network namespace. A /proc/PID/ns/net path names a process
   // of the caller's PID namespace, which may not be the agent's.
   const netns = req.env.CNI_NETNS ?? "";
-  if (!netns.startsWith("/") || netns.startsWith("/proc/") || !visible(netns)) {
+  const resolved = netns.startsWith("/") ? resolveNetnsPath(netns) : netns;
+  if (!netns.startsWith("/") || resolved.startsWith("/proc/") || !visible(resolved)) {
     return {
       fallback: `CNI_NETNS ${quote(netns)} is not one the agent can open as the plugin would`,
     };
@@ -71,8 +143,12 @@ async function serveCni(req: CniRequest, faults: boolean): Promise<CniReply> {
     env,
     stdin: () => Promise.resolve(new TextEncoder().encode(req.stdin)),
     stdout: (s) => {
+      // The result is the commit: an ADD whose caller is gone by now is undone (runCni undoes
+      // an ADD whose result cannot be written).
+      conn.signal.throwIfAborted();
       stdout += s;
     },
+    caller,
   });
   return { code, stdout };
 }

@@ -20,7 +20,7 @@ import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { Revoker } from "./revoke.ts";
-import { AgentServer } from "./server.ts";
+import { AgentServer, type Caller } from "./server.ts";
 import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
 import type { SourceSink } from "./source.ts";
@@ -40,6 +40,8 @@ export interface RunOptions {
   pinDir: string;
   stateDir: string;
   socket: string;
+  /** A group whose members may use the socket besides root (--socket-group). */
+  socketGroup?: number;
   resyncMs: number;
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
@@ -167,20 +169,30 @@ export async function runAgent(o: RunOptions): Promise<void> {
   }
   const cni = new CniCounts();
   const cniServer = new CniServer();
-  const handler = async (req: AgentRequest): Promise<unknown> => {
+  const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     try {
       switch (req.op) {
         case "cni": {
           const start = performance.now();
           const reply: CniReply = o.cniHandoff
-            ? await cniServer.serve(req)
+            ? await cniServer.serve(req, { pid: caller.peer.pid, signal: caller.signal })
             : { fallback: "this agent does not run CNI calls (--no-cni-handoff)" };
           cni.count(reply, req.env.CNI_COMMAND!, performance.now() - start);
           return reply;
         }
-        case "add":
-          return { identity: await agent.add(req) };
+        case "add": {
+          const identity = await agent.add(req);
+          if (caller.signal.aborted) {
+            // The ADD that asked is gone (its process killed while the pod was awaited): no
+            // DEL will come for what it never recorded as attached.
+            agent.abandon(req);
+            return { error: "the caller is gone" };
+          }
+          return { identity };
+        }
         case "del":
+          // DEL wins over an ADD of the same attachment still running here.
+          cniServer.cancelAdds(req.containerId, req.ifname);
           agent.del(req);
           return { ok: true };
         case "status":
@@ -202,7 +214,12 @@ export async function runAgent(o: RunOptions): Promise<void> {
   };
   let server: AgentServer | undefined;
   try {
-    server = await AgentServer.listen(o.socket, handler, o.log);
+    server = await AgentServer.listen(
+      o.socket,
+      handler,
+      o.log,
+      o.socketGroup === undefined ? {} : { group: o.socketGroup },
+    );
   } catch (err) {
     await source.stop();
     agent.stop();

@@ -1,16 +1,36 @@
 // The agent's unix socket (spec/agent.ts has the protocol): only root can connect (0600, in a
-// directory the agent creates 0700 when it is missing). One request per connection; a request
-// that does not parse, is too long or too slow is answered with an error and changes nothing.
+// directory the agent creates 0700 when it is missing), or with `group` members of that group
+// too (0660, directory 0710). The peer's credentials (SO_PEERCRED) are checked as well, so a
+// socket file whose mode was loosened still serves nobody else. One request per connection,
+// each connection on its own (a slow one delays no other); a request must arrive whole within
+// READ_TIMEOUT_MS; at most MAX_CONNECTIONS are open at once, the ones beyond are refused at
+// once. A request that does not parse, is too long or too slow is answered with an error and
+// changes nothing. The connection stays open while the request runs: its closing tells the
+// handler that the caller is gone (a plugin process the runtime killed).
 import { MAX_REQUEST_BYTES, parseRequest, RequestError } from "../spec/agent.ts";
 import type { AgentRequest } from "../spec/agent.ts";
 import { quote } from "../spec/text.ts";
 import { writeAll } from "../net/unix_rpc.ts";
+import { groupsOf, type PeerCred, PeerFinder } from "../net/unix_peer.ts";
 import type { AgentLog } from "./log.ts";
 
 /** A request must arrive within this time of connecting. */
 const READ_TIMEOUT_MS = 5_000;
+/** Connections open at once (each is an fd and a pending read); more are refused. */
+export const MAX_CONNECTIONS = 512;
 
-export type Handler = (req: AgentRequest) => Promise<unknown>;
+export interface Caller {
+  peer: PeerCred;
+  /** Aborted when the caller closes its end before the answer. */
+  signal: AbortSignal;
+}
+
+export type Handler = (req: AgentRequest, caller: Caller) => Promise<unknown>;
+
+export interface ServeOptions {
+  /** A group whose members may use the socket besides root. */
+  group?: number;
+}
 
 /** A reply of many lines (`ebpfcni monitor`): each value `open` yields, until it ends, the
  * client hangs up or the server closes (then `signal` aborts). */
@@ -76,6 +96,7 @@ export class AgentServer {
   readonly #inflight = new Set<Promise<void>>();
   readonly #serving: Promise<void>;
   readonly #streams = new Set<AbortController>();
+  readonly #peers: PeerFinder;
   #closed = false;
 
   private constructor(
@@ -83,18 +104,40 @@ export class AgentServer {
     listener: Deno.Listener<Deno.UnixConn, Deno.UnixAddr>,
     readonly handler: Handler,
     readonly log: AgentLog,
+    readonly group: number | undefined,
   ) {
     this.#listener = listener;
+    this.#peers = new PeerFinder(path);
     this.#serving = this.#serve();
   }
 
-  static async listen(path: string, handler: Handler, log: AgentLog): Promise<AgentServer> {
+  static async listen(
+    path: string,
+    handler: Handler,
+    log: AgentLog,
+    opts: ServeOptions = {},
+  ): Promise<AgentServer> {
     const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+    let made = false;
+    try {
+      Deno.statSync(dir);
+    } catch {
+      made = true;
+    }
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (made && opts.group !== undefined) {
+      // Members of the group may reach the socket, and only that.
+      Deno.chownSync(dir, null, opts.group);
+      Deno.chmodSync(dir, 0o710);
+    }
     await clearStale(path);
     const listener = Deno.listen({ transport: "unix", path });
     Deno.chmodSync(path, 0o600);
-    return new AgentServer(path, listener, handler, log);
+    if (opts.group !== undefined) {
+      Deno.chownSync(path, null, opts.group);
+      Deno.chmodSync(path, 0o660);
+    }
+    return new AgentServer(path, listener, handler, log, opts.group);
   }
 
   async #serve(): Promise<void> {
@@ -102,15 +145,60 @@ export class AgentServer {
       let conn: Deno.UnixConn;
       try {
         conn = await this.#listener.accept();
-      } catch {
-        return; // closed
+      } catch (err) {
+        if (this.#closed) return;
+        // Out of fds, say: the socket must outlive it, or the node's ADDs fail from then on.
+        this.log.error("cannot accept a connection", { error: String(err) });
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
-      const p = this.#handle(conn).finally(() => this.#inflight.delete(p));
+      // At once, before the next accept: the one connection not matched yet is this one.
+      const peer = this.#peers.accepted();
+      const refusal = this.#refusal(peer);
+      const p = (refusal === undefined ? this.#handle(conn, peer!) : this.#refuse(conn, refusal))
+        .finally(() => this.#inflight.delete(p));
       this.#inflight.add(p);
     }
   }
 
-  async #handle(conn: Deno.UnixConn): Promise<void> {
+  /** Why a connection is not served, or undefined. */
+  #refusal(peer: PeerCred | undefined): string | undefined {
+    if (this.#inflight.size >= MAX_CONNECTIONS) {
+      this.log.warn("refused a connection: too many open", { limit: MAX_CONNECTIONS });
+      return `too many connections (${MAX_CONNECTIONS} open): try again`;
+    }
+    if (peer === undefined) {
+      this.log.warn("refused a connection: cannot tell who connected");
+      return "permission denied: cannot tell who connected";
+    }
+    if (peer.uid === 0) return undefined;
+    if (this.group !== undefined && groupsOf(peer.pid, peer.gid).has(this.group)) {
+      return undefined;
+    }
+    this.log.warn("refused a connection: not root nor of the socket's group", {
+      uid: peer.uid,
+      gid: peer.gid,
+      pid: peer.pid,
+      ...(this.group === undefined ? {} : { group: this.group }),
+    });
+    return `permission denied: uid ${peer.uid} is not root${
+      this.group === undefined ? "" : ` nor of group ${this.group}`
+    }`;
+  }
+
+  async #refuse(conn: Deno.UnixConn, why: string): Promise<void> {
+    const timer = setTimeout(() => close(conn), READ_TIMEOUT_MS);
+    try {
+      await writeAll(conn, new TextEncoder().encode(JSON.stringify({ error: why }) + "\n"));
+    } catch {
+      // gone already
+    } finally {
+      clearTimeout(timer);
+      close(conn);
+    }
+  }
+
+  async #handle(conn: Deno.UnixConn, peer: PeerCred): Promise<void> {
     const timer = setTimeout(() => {
       try {
         conn.close();
@@ -119,6 +207,7 @@ export class AgentServer {
       }
     }, READ_TIMEOUT_MS);
     let reply: unknown;
+    const done = new AbortController();
     try {
       const line = await readLine(conn);
       if (line === undefined) {
@@ -129,8 +218,9 @@ export class AgentServer {
       }
       clearTimeout(timer);
       const req = parseRequest(line);
-      reply = await this.handler(req);
-      if (reply instanceof StreamReply) return await this.#stream(conn, reply);
+      const gone = watchClose(conn, done.signal);
+      reply = await this.handler(req, { peer, signal: gone });
+      if (reply instanceof StreamReply) return await this.#stream(conn, reply, gone);
     } catch (err) {
       clearTimeout(timer);
       const message = err instanceof RequestError
@@ -139,19 +229,16 @@ export class AgentServer {
       if (err instanceof RequestError) this.log.warn("refused a request", { error: message });
       reply = { error: message };
     }
+    done.abort();
     try {
       await writeAll(conn, new TextEncoder().encode(JSON.stringify(reply) + "\n"));
     } catch {
       // the client went away (timed out)
     }
-    try {
-      conn.close();
-    } catch {
-      // closed by the timer
-    }
+    close(conn);
   }
 
-  async #stream(conn: Deno.UnixConn, reply: StreamReply): Promise<void> {
+  async #stream(conn: Deno.UnixConn, reply: StreamReply, gone: AbortSignal): Promise<void> {
     const ac = new AbortController();
     this.#streams.add(ac);
     // Closing unblocks a write to a client that stopped reading.
@@ -163,7 +250,8 @@ export class AgentServer {
       }
     });
     // The client sends nothing after its request: its end of file is its hanging up.
-    conn.read(new Uint8Array(1)).then(() => ac.abort(), () => ac.abort());
+    if (gone.aborted) ac.abort();
+    else gone.addEventListener("abort", () => ac.abort(), { once: true });
     const encoder = new TextEncoder();
     try {
       for await (const v of reply.open(ac.signal)) {
@@ -190,4 +278,28 @@ export class AgentServer {
       // already gone
     }
   }
+}
+
+function close(conn: Deno.UnixConn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already
+  }
+}
+
+/** A signal aborted when the peer closes its end (or the connection fails) before `done`. A
+ * client sends one line and then only waits: anything more it sends is ignored. */
+function watchClose(conn: Deno.UnixConn, done: AbortSignal): AbortSignal {
+  const gone = new AbortController();
+  (async () => {
+    const buf = new Uint8Array(512);
+    try {
+      while (await conn.read(buf) !== null && !done.aborted);
+    } catch {
+      // closed here (answered), or reset by the peer
+    }
+    if (!done.aborted) gone.abort(new Error("the caller closed the connection"));
+  })();
+  return gone.signal;
 }

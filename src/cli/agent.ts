@@ -18,6 +18,7 @@ import type { Command } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } from "./errors.ts";
 import { renderExplanation } from "./explain_view.ts";
 import { renderStatus } from "./agent_status_view.ts";
+import { groupIdIn } from "../spec/group_file.ts";
 
 const SOCKET_HELP = `--socket PATH is the agent's socket (default ${DEFAULT_AGENT_SOCKET}, or
 EBPFCNI_AGENT_SOCKET).`;
@@ -54,6 +55,22 @@ async function ask(
   const r = reply as Record<string, unknown>;
   if (typeof r?.error === "string") throw new CommandError(`the policy agent: ${r.error}`);
   return r;
+}
+
+/** A group by GID or by its name in /etc/group. */
+function groupOf(text: string): number {
+  if (/^[0-9]{1,10}$/.test(text) && Number(text) < 2 ** 32 - 1) return Number(text);
+  let groups = "";
+  try {
+    groups = Deno.readTextFileSync("/etc/group");
+  } catch {
+    // no group file: only GIDs
+  }
+  const gid = groupIdIn(groups, text);
+  if (gid === undefined) {
+    throw new UsageError(`invalid --socket-group ${quote(text)}: no such group in /etc/group`);
+  }
+  return gid;
 }
 
 function positiveSeconds(text: string, flag: string): number {
@@ -124,7 +141,7 @@ export function flowLogOf(values: ParsedFlags["values"]): FlowLogOptions | undef
 
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -163,6 +180,8 @@ Sources (one):
                       reconcile that writes the change (their next packet is judged and
                       dropped). Connections whose ends changed identity end either way
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
+  --socket-group GROUP  a group (name or GID) whose members may use the socket besides
+                      root (socket 0660): they can make the agent run CNI calls as root
   ${SOCKET_HELP}
 
 When it stops, the maps keep what it wrote: the datapath goes on enforcing the last
@@ -174,6 +193,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     node: { type: "string" },
     "state-dir": { type: "string" },
     socket: { type: "string" },
+    "socket-group": { type: "string" },
     resync: { type: "string" },
     "add-wait": { type: "string" },
     "no-cni-handoff": { type: "boolean" },
@@ -204,6 +224,9 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     const addWaitMs = typeof values["add-wait"] === "string"
       ? positiveSeconds(values["add-wait"], "--add-wait") * 1000
       : 8_000;
+    const socketGroup = typeof values["socket-group"] === "string"
+      ? groupOf(values["socket-group"])
+      : undefined;
     const level = typeof values["log-level"] === "string" ? values["log-level"] : "info";
     if (!(LOG_LEVELS as readonly string[]).includes(level)) {
       throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
@@ -223,6 +246,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         pinDir: ctx.pinDir,
         stateDir,
         socket,
+        ...(socketGroup === undefined ? {} : { socketGroup }),
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,

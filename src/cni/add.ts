@@ -41,13 +41,19 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   }
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
-  using ns = openNetns(env.netns);
+  using ns = openNetns(env.netns, ctx.caller?.pid);
   using dp = ensureNodeDatapath(conf);
   applyDatapathConf(dp, conf);
   using inner = ns.socket();
   using host = new NetlinkSocket();
   const undo = new Undo();
-  const fault = (p: Parameters<typeof faultPoint>[1]) => faultPoint(ctx.rawEnv, p);
+  // Between steps: an ADD the agent runs for a caller that is gone (or whose attachment a DEL
+  // removed meanwhile) stops there and rolls back.
+  const wanted = () => ctx.caller?.signal.throwIfAborted();
+  const fault = async (p: Parameters<typeof faultPoint>[1]) => {
+    await faultPoint(ctx.rawEnv, p);
+    wanted();
+  };
   const record = {
     containerId: env.containerId,
     ifname: env.ifname,
@@ -61,6 +67,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   if (podNamespace !== undefined) record.podNamespace = podNamespace;
   if (podName !== undefined) record.podName = podName;
   try {
+    wanted();
     // Checked before any change: the rollback of a duplicate ADD must not undo the live
     // attachment it duplicates (its lease and state record have the same keys as ours).
     const prior = state.read(env.containerId, env.ifname);

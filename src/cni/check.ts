@@ -26,7 +26,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const ips = prev.ips ?? [];
   await ipamCheck(ipamDelCtx(ctx), ips);
 
-  using ns = openNetns(env.netns);
+  using ns = openNetns(env.netns, ctx.caller?.pid);
   using host = new NetlinkSocket();
   using dp = openDatapath(conf.pinDir);
   const links = new Links(host);

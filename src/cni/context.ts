@@ -8,8 +8,18 @@ import { type ResolvedIdentity, resolveIdentity } from "../policy/identity.ts";
 import { hostVethName } from "../net/names.ts";
 import { StateStore } from "./state.ts";
 
+/** Who a call runs for when the policy agent runs it (handed over by a plugin process). */
+export interface Caller {
+  /** The plugin process (SO_PEERCRED; 0 when it is of another PID namespace). */
+  pid: number;
+  /** Aborted when the process is gone (the runtime gave up on it) or a DEL of the same
+   * attachment came first: an ADD must then not complete. */
+  signal: AbortSignal;
+}
+
 export interface Ctx {
   env: CniEnv;
+  caller?: Caller;
   rawEnv: Record<string, string>;
   conf: NetConf;
   cniArgs: Map<string, string>;
@@ -17,7 +27,12 @@ export interface Ctx {
   state: StateStore;
 }
 
-export function makeCtx(env: CniEnv, rawEnv: Record<string, string>, conf: NetConf): Ctx {
+export function makeCtx(
+  env: CniEnv,
+  rawEnv: Record<string, string>,
+  conf: NetConf,
+  caller?: Caller,
+): Ctx {
   const cniArgs = parseCniArgs(env.args);
   // DEL stays best effort: it reads no argument, and must clean up whatever ADD was given.
   if (env.command === "ADD" || env.command === "CHECK") rejectUnknownArgs(cniArgs);
@@ -28,6 +43,7 @@ export function makeCtx(env: CniEnv, rawEnv: Record<string, string>, conf: NetCo
     cniArgs,
     hostVeth: env.containerId ? hostVethName(env.containerId, env.ifname) : "",
     state: new StateStore(conf.stateDir, conf.name),
+    ...(caller === undefined ? {} : { caller }),
   };
 }
 

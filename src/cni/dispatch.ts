@@ -6,14 +6,17 @@ import { parseEnv } from "./env.ts";
 import { parseNetConf } from "./config.ts";
 import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./version.ts";
 import { formatError, formatResult } from "./result.ts";
-import { type Ctx, makeCtx } from "./context.ts";
+import { type Caller, type Ctx, makeCtx } from "./context.ts";
 import { AttachmentLock } from "./lock.ts";
 import { log } from "../log.ts";
+import { faultPoint } from "./fault.ts";
 
 export interface CniIo {
   env: Record<string, string>;
   stdin: () => Promise<Uint8Array>;
   stdout: (s: string) => void;
+  /** Set when the policy agent runs the call for a plugin process (agent/cni_serve.ts). */
+  caller?: Caller;
 }
 
 /** The cniVersion of a config that may not parse, for shaping an error. */
@@ -37,10 +40,16 @@ async function lockAttachment(ctx: Ctx): Promise<Disposable> {
   for (let attempt = 0; lock === undefined; attempt++) {
     ctx.state.ensureDir();
     try {
-      lock = await AttachmentLock.acquire(ctx.state.dir, containerId, ifname);
+      lock = await AttachmentLock.acquire(
+        ctx.state.dir,
+        containerId,
+        ifname,
+        undefined,
+        ctx.caller?.signal,
+      );
     } catch (err) {
       // A concurrent failed call on a fresh network may just have removed the directories.
-      if (attempt >= 2 || isDir(ctx.state.dir)) throw err;
+      if (attempt >= 2 || isDir(ctx.state.dir) || ctx.caller?.signal.aborted) throw err;
     }
   }
   return {
@@ -87,11 +96,12 @@ export async function runCni(io: CniIo): Promise<number> {
     const conf = parseNetConf(stdin);
     version = conf.cniVersion;
     checkCommandAllowed(env.command, conf.cniVersion);
-    const ctx = makeCtx(env, io.env, conf);
+    const ctx = makeCtx(env, io.env, conf, io.caller);
     log.debug(`${env.command} ${env.containerId} ${env.ifname} on "${conf.name}"`);
     switch (env.command) {
       case "ADD": {
         const { cmdAdd } = await import("./add.ts");
+        await faultPoint(io.env, "before-lock");
         using _lock = await lockAttachment(ctx);
         const result = await cmdAdd(ctx);
         try {

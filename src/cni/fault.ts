@@ -14,9 +14,14 @@ export const FAULT_POINTS = [
   "after-endpoint",
   "after-addr",
 ] as const;
+/** In ADD, before it waits for the attachment's lock (a handed-over ADD made late). */
+export const LOCK_FAULT_POINTS = ["before-lock"] as const;
 /** In a teardown (DEL, GC): after the lease is released, before the record is removed. */
 export const DEL_FAULT_POINTS = ["del-after-release"] as const;
-export type FaultPoint = typeof FAULT_POINTS[number] | typeof DEL_FAULT_POINTS[number];
+export type FaultPoint =
+  | typeof FAULT_POINTS[number]
+  | typeof LOCK_FAULT_POINTS[number]
+  | typeof DEL_FAULT_POINTS[number];
 
 export class InjectedFault extends Error {
   override name = "InjectedFault";

@@ -85,15 +85,18 @@ export class AttachmentLock implements Disposable {
     }
   }
 
-  /** Waits (polling, so the process stays responsive) up to `waitMs` for the lock. */
+  /** Waits (polling, so the process stays responsive) up to `waitMs` for the lock, or until
+   * `signal` aborts (its reason is thrown: the call is no longer wanted). */
   static async acquire(
     dir: string,
     containerId: string,
     ifname: string,
     waitMs = LOCK_WAIT_MS,
+    signal?: AbortSignal,
   ): Promise<AttachmentLock> {
     const deadline = Date.now() + waitMs;
     for (;;) {
+      signal?.throwIfAborted();
       const lock = AttachmentLock.tryAcquire(dir, containerId, ifname);
       if (lock) return lock;
       if (Date.now() >= deadline) {
