@@ -22,9 +22,10 @@ import { IPPROTO } from "../datapath/rules.ts";
 import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec/agent.ts";
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { type Attachment, attachmentKey, localView } from "./local_view.ts";
-import type { Reconciler } from "./reconcile.ts";
+import type { Reconciler, ReconcileResult } from "./reconcile.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
+import type { ReconcileEvent } from "./metrics.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -36,6 +37,8 @@ export interface AgentOptions {
   log: AgentLog;
   /** The node's IPv4 addresses now. */
   hostAddresses(): Set<number>;
+  /** Told of every reconcile (the metrics). */
+  observe?: (e: ReconcileEvent) => void;
 }
 
 export interface AgentStatus {
@@ -57,6 +60,8 @@ export interface AgentStatus {
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
    * and declined (run by the process). */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
+  /** Where `/metrics`, `/healthz` and `/readyz` are served (added by the server), or null. */
+  metricsAddress?: string | null;
 }
 
 export interface Explanation {
@@ -92,6 +97,8 @@ export class Agent {
   #failed: string[] = [];
   #problems: string[] = [];
   #stopped = false;
+  /** When the oldest change not yet in the maps arrived (performance.now()). */
+  #pendingSince: number | undefined;
 
   constructor(rec: Reconciler, attachments: Attachment[], opts: AgentOptions) {
     this.#rec = rec;
@@ -99,6 +106,7 @@ export class Agent {
     for (const a of attachments) this.#attachments.set(attachmentKey(a), a);
     this.store = new ModelStore({
       changed: () => {
+        this.#pendingSince ??= performance.now();
         this.#schedule();
         for (const w of [...this.#waiters]) w();
       },
@@ -179,11 +187,13 @@ export class Agent {
         });
       }
     }
+    const ended = performance.now();
+    const ms = ended - started;
+    this.#observe(r, ms, ended);
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#applied = generation;
     this.#failed = r.failed;
-    const ms = performance.now() - started;
     this.#last = { at: new Date().toISOString(), ms, writes: r.writes, failed: r.failed.length };
     if (r.failed.length > 0) {
       this.#opts.log.error("some entries could not be written", {
@@ -200,6 +210,23 @@ export class Agent {
       });
     }
     for (const w of [...this.#waiters]) w();
+  }
+
+  #observe(r: ReconcileResult, ms: number, ended: number): void {
+    const first = this.#last === null;
+    const enforced = r.failed.length === 0 && this.#pendingSince !== undefined;
+    // The first reconcile writes the initial sync, not a change: no delay for it.
+    const enforcedAfterMs = enforced && !first ? ended - this.#pendingSince! : undefined;
+    if (r.failed.length === 0) this.#pendingSince = undefined;
+    const retry = this.#failed.length > 0;
+    this.#opts.observe?.({
+      ms,
+      writes: r.writes,
+      removed: r.removed,
+      failed: r.failed,
+      retry,
+      enforcedAfterMs,
+    });
   }
 
   /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
@@ -301,6 +328,12 @@ export class Agent {
       failed: this.#failed.slice(0, 10),
       problems: [...this.#problems],
     };
+  }
+
+  /** Identities the last compile uses: pod label sets and CIDRs. */
+  identityCounts(): { pod: number; cidr: number } {
+    const c = this.#compiled;
+    return { pod: c ? new Set(c.identities.values()).size : 0, cidr: c?.cidrs.size ?? 0 };
   }
 
   /** Why a flow is allowed or not, by the engine and by the compiled entries. */

@@ -42,7 +42,9 @@ interface Actual {
 }
 
 export interface ReconcileResult {
+  /** Entries written (added, changed, removed), and of them removed. */
   writes: number;
+  removed: number;
   /** Entries the maps could not take (full), by map. */
   failed: string[];
 }
@@ -117,11 +119,13 @@ export class Reconciler {
     const a = this.#actual;
     const c = d.compiled;
     let writes = 0;
+    let removed = 0;
     const failed: string[] = [];
-    const attempt = (what: string, fn: () => void) => {
+    const attempt = (what: string, fn: () => void, removal = false) => {
       try {
         fn();
         writes++;
+        if (removal) removed++;
       } catch (err) {
         failed.push(`${what}: ${(err as Error).message}`);
       }
@@ -166,30 +170,42 @@ export class Reconciler {
     // 5. Pod addresses gone (not a local attachment's: DEL removes those).
     for (const ip of [...a.ipcache.keys()]) {
       if (c.ipcache.has(ip) || d.attached.has(ip)) continue;
-      attempt("ipcache_map", () => (this.#ipcache.delete(ip), a.ipcache.delete(ip)));
+      attempt("ipcache_map", () => (this.#ipcache.delete(ip), a.ipcache.delete(ip)), true);
     }
     // 6. Isolation gone.
     for (const id of [...a.isolation.keys()]) {
       if (!c.isolation.has(id)) {
-        attempt("isolation_map", () => (this.#isolation.delete(id), a.isolation.delete(id)));
+        attempt(
+          "isolation_map",
+          () => (this.#isolation.delete(id), a.isolation.delete(id)),
+          true,
+        );
       }
     }
     // 7. CIDRs gone.
     for (const [text, e] of [...a.cidrs]) {
       if (!c.cidrs.has(text)) {
-        attempt("cidr_map", () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)));
+        attempt(
+          "cidr_map",
+          () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)),
+          true,
+        );
       }
     }
     // 8. Rules gone, then node addresses gone.
     for (const [id, k] of ruleIds === undefined ? [...a.rules] : [...pick(a.rules, ruleIds)]) {
-      if (!c.rules.has(id)) attempt("rule_map", () => (this.#rules.delete(k), a.rules.delete(id)));
+      if (!c.rules.has(id)) {
+        attempt("rule_map", () => (this.#rules.delete(k), a.rules.delete(id)), true);
+      }
     }
     // A refused write is retried by the next apply, which then compares everything.
     this.#fullRules = failed.length > failedBefore;
     for (const ip of [...a.hosts]) {
-      if (!d.hosts.has(ip)) attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)));
+      if (!d.hosts.has(ip)) {
+        attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)), true);
+      }
     }
-    return { writes, failed };
+    return { writes, removed, failed };
   }
 
   counts(): { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number } {

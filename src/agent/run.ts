@@ -23,6 +23,10 @@ import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
 import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { datapathMaps, datapathStats, processFigures } from "./metrics_read.ts";
+import { HttpServer } from "./http.ts";
+import type { ListenAddress } from "./http_address.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
@@ -40,6 +44,9 @@ export interface RunOptions {
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
   cniHandoff: boolean;
+  /** Where `/metrics`, `/healthz` and `/readyz` are served; none: not served, nothing
+   * counted. */
+  metricsAddress?: ListenAddress | undefined;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -109,6 +116,29 @@ async function startSource(choice: SourceChoice, sink: SourceSink): Promise<Runn
   );
 }
 
+/** `/readyz`: the source has delivered its whole view and still reaches its API server (or
+ * directory), and the maps hold what it delivered once. */
+function readiness(agent: Agent, metrics: AgentMetrics): string | undefined {
+  const st = agent.status();
+  if (!st.synced) return "the source has not synced yet";
+  if (!metrics.sourceUp) return "the source is unreachable (retrying)";
+  if (st.lastReconcile === null) return "the maps are not written yet";
+  return undefined;
+}
+
+/** The agent's store as the source's sink, with the source's health and requests counted. */
+function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
+  const store = agent.store;
+  return {
+    upsert: (obj) => store.upsert(obj),
+    remove: (kind, namespace, name) => store.remove(kind, namespace, name),
+    synced: () => store.synced(),
+    problem: (message) => store.problem(message),
+    health: (up) => metrics.sourceHealth(up),
+    request: (resource, what, again) => metrics.sourceRequest(resource, what, again),
+  };
+}
+
 export async function runAgent(o: RunOptions): Promise<void> {
   let dp: Datapath;
   try {
@@ -121,22 +151,60 @@ export async function runAgent(o: RunOptions): Promise<void> {
   using _dp = dp;
   checkMode(dp);
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
-  const agent = new Agent(new Reconciler(dp), attachments, {
+  // deno-lint-ignore prefer-const
+  let agent: Agent;
+  const metrics = o.metricsAddress === undefined ? undefined : new AgentMetrics({
+    source: o.source.kind,
+    stats: () => datapathStats(dp),
+    maps: () => datapathMaps(dp),
+    model: () => {
+      const st = agent.status();
+      return { ...st, identities: agent.identityCounts() };
+    },
+    process: processFigures,
+  });
+  agent = new Agent(new Reconciler(dp), attachments, {
     node: o.node,
     addWaitMs: o.addWaitMs,
     debounceMs: 5,
     log: o.log,
     hostAddresses: nodeAddresses,
+    ...(metrics && { observe: (e) => metrics.reconciled(e) }),
   });
+  let http: HttpServer | undefined;
+  if (o.metricsAddress !== undefined && metrics !== undefined) {
+    try {
+      http = HttpServer.listen(o.metricsAddress, {
+        metrics: () => metrics.render((err) => o.log.warn("metrics", { error: String(err) })),
+        ready: () => readiness(agent, metrics),
+      }, o.log);
+    } catch (err) {
+      agent.stop();
+      throw new AgentStartError(
+        `Cannot serve metrics on ${
+          quote(`${o.metricsAddress.hostname}:${o.metricsAddress.port}`)
+        }: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
   let source: RunningSource;
   try {
-    source = await startSource(o.source, agent.store);
+    source = await startSource(o.source, metrics ? observedSink(agent, metrics) : agent.store);
   } catch (err) {
+    await http?.close();
+    agent.stop();
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
   const cniServer = new CniServer();
+  const metricsAddress = http?.address ?? null;
   const handler = async (req: AgentRequest): Promise<unknown> => {
+    const reply = await handle(req);
+    metrics?.request(req.op, !(typeof reply === "object" && reply !== null && "error" in reply));
+    return reply;
+  };
+  const handle = async (req: AgentRequest): Promise<unknown> => {
     try {
       switch (req.op) {
         case "cni": {
@@ -144,7 +212,13 @@ export async function runAgent(o: RunOptions): Promise<void> {
           const reply: CniReply = o.cniHandoff
             ? await cniServer.serve(req)
             : { fallback: "this agent does not run CNI calls (--no-cni-handoff)" };
-          cni.count(reply, req.env.CNI_COMMAND!, performance.now() - start);
+          const ms = performance.now() - start;
+          cni.count(reply, req.env.CNI_COMMAND!, ms);
+          metrics?.cniCall(
+            req.env.CNI_COMMAND!,
+            "code" in reply ? String(reply.code) : "declined",
+            ms,
+          );
           return reply;
         }
         case "add":
@@ -153,11 +227,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: { ...agent.status(), cni } };
+          return { status: { ...agent.status(), cni, metricsAddress } };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni } };
+          return { status: { ...agent.status(), cni, metricsAddress } };
         case "explain":
           return { explanation: agent.explain(req) };
       }
@@ -172,6 +246,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     server = await AgentServer.listen(o.socket, handler, o.log);
   } catch (err) {
     await source.stop();
+    await http?.close();
     agent.stop();
     throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${(err as Error).message}`, {
       cause: err,
@@ -184,6 +259,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     node: o.node,
     pinDir: o.pinDir,
     socket: o.socket,
+    metrics: metricsAddress,
     attachments: attachments.length,
   });
   const resync = setInterval(() => {
@@ -198,6 +274,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   } finally {
     clearInterval(resync);
     await server.close();
+    await http?.close();
     logTo(undefined);
     await source.stop();
     agent.stop();

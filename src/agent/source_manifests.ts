@@ -114,11 +114,17 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
   const scan = async () => {
     const seen = new Set<string>();
     const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) {
-      if (!(e.isFile || e.isSymlink) || !EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
-      if (e.name.startsWith(".")) continue; // editors' temporaries
-      names.push(e.name);
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (!(e.isFile || e.isSymlink) || !EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+        if (e.name.startsWith(".")) continue; // editors' temporaries
+        names.push(e.name);
+      }
+    } catch (err) {
+      sink.health?.(false);
+      throw err;
     }
+    sink.health?.(true);
     names.sort();
     for (const name of names) {
       const path = `${dir.replace(/\/+$/, "")}/${name}`;

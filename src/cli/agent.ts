@@ -16,6 +16,11 @@ import type { Command } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK, UsageError } from "./errors.ts";
 import { renderExplanation } from "./explain_view.ts";
 import { renderStatus } from "./agent_status_view.ts";
+import {
+  DEFAULT_METRICS_ADDRESS,
+  type ListenAddress,
+  parseListenAddress,
+} from "../agent/http_address.ts";
 
 const SOCKET_HELP = `--socket PATH is the agent's socket (default ${DEFAULT_AGENT_SOCKET}, or
 EBPFCNI_AGENT_SOCKET).`;
@@ -83,9 +88,21 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
   return { kind: "kubernetes", inCluster: true };
 }
 
+/** --metrics-address: HOST:PORT, or empty for none. */
+function metricsAddressOf(values: ParsedFlags["values"]): ListenAddress | undefined {
+  const v = values["metrics-address"];
+  const text = typeof v === "string" ? v : DEFAULT_METRICS_ADDRESS;
+  if (text === "") return undefined;
+  const a = parseListenAddress(text);
+  if ("problem" in a) {
+    throw new UsageError(`invalid --metrics-address ${quote(text)}: ${a.problem}`);
+  }
+  return a;
+}
+
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--metrics-address HOST:PORT] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -112,6 +129,10 @@ Sources (one):
   --no-cni-handoff    decline CNI calls handed over (the plugin then runs them itself): for
                       an agent that cannot see the host's network namespaces, CNI state and
                       lease directories and plugins (a container, as in the DaemonSet)
+  --metrics-address HOST:PORT
+                      where to serve /metrics (Prometheus), /healthz and /readyz over
+                      HTTP (default ${DEFAULT_METRICS_ADDRESS}; port 0: any free one, shown by
+                      "agent status"; empty: none)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   ${SOCKET_HELP}
 
@@ -127,10 +148,12 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     resync: { type: "string" },
     "add-wait": { type: "string" },
     "no-cni-handoff": { type: "boolean" },
+    "metrics-address": { type: "string" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
     const source = sourceOf(values);
+    const metricsAddress = metricsAddressOf(values);
     const socket = socketOf(values, ctx.env);
     const stateDir = typeof values["state-dir"] === "string"
       ? values["state-dir"]
@@ -171,6 +194,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
+        metricsAddress,
         log,
         stopSignal,
       });

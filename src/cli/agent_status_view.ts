@@ -26,6 +26,11 @@ export function renderStatus(s: AgentStatus): string {
     ).join(", ");
     lines.push(`cni calls:    ${by || "none"} handled here, ${s.cni.declined} declined`);
   }
+  if (s.metricsAddress !== undefined) {
+    lines.push(
+      `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";
