@@ -10,6 +10,9 @@ import { addK8sPod, startAgent, withK8sSetup } from "./_agent.ts";
 import { Prometheus, promtoolCheck } from "./_prometheus.ts";
 import { FakeApiServer } from "./_fake_apiserver.ts";
 import { namespaceObject, networkPolicy } from "../src/netpol/testdata/_objects.ts";
+import { openPinnedMaps } from "../src/datapath/loader.ts";
+import { IpcacheMap, RuleMap, VethMap } from "../src/datapath/maps.ts";
+import { IPCACHE_MAP, RULE_MAP, VETH_MAP } from "../src/datapath/layout.ts";
 
 const UDP_PORT = 5353;
 /** Datagrams sent to the isolated pod. */
@@ -90,11 +93,22 @@ Deno.test("Prometheus scraping the agent sees drops by reason rise by the packet
         assert.equal(await v("ebpfcni_source_up"), 1);
         assert.equal(await v('ebpfcni_objects{kind="networkpolicy"}'), 1);
         assert.equal(await v('ebpfcni_objects{kind="attachment"}'), 2);
-        assert.equal(await v('ebpfcni_map_entries{map="ipcache_map"}'), st.entries.ipcache);
+        // What the kernel's maps hold now (nothing changes them meanwhile).
+        const inMaps = (() => {
+          using dp = openPinnedMaps(s.net.pinDir)!;
+          return {
+            ipcache: new IpcacheMap(dp.fd(IPCACHE_MAP)).list().length,
+            rules: new RuleMap(dp.fd(RULE_MAP)).list().length,
+            veths: new VethMap(dp.fd(VETH_MAP)).list().length,
+          };
+        })();
+        assert.equal(await v('ebpfcni_map_entries{map="ipcache_map"}'), inMaps.ipcache);
         assert.equal(
           await v('ebpfcni_map_fill_ratio{map="rule_map"}'),
-          st.entries.rules / 131072,
+          inMaps.rules / RULE_MAP.maxEntries,
         );
+        assert.equal(await v('ebpfcni_map_entries{map="veth_map"}'), inMaps.veths);
+        assert.ok(inMaps.veths >= 2 && inMaps.ipcache >= 2, JSON.stringify(inMaps));
         const delays = await v('ebpfcni_policy_enforce_delay_seconds_count{source="manifests"}');
         assert.ok(delays !== undefined && delays >= 1, `enforcement delays observed: ${delays}`);
         assert.ok((await v("ebpfcni_reconcile_runs_total"))! >= 2);

@@ -6,7 +6,16 @@
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
 import { ConfigMap, VethMap } from "../datapath/maps.ts";
-import { CONFIG_MAP, MODE_KUBERNETES, VETH_MAP } from "../datapath/layout.ts";
+import {
+  CIDR_MAP,
+  CONFIG_MAP,
+  HOST_MAP,
+  IPCACHE_MAP,
+  ISOLATION_MAP,
+  MODE_KUBERNETES,
+  RULE_MAP,
+  VETH_MAP,
+} from "../datapath/layout.ts";
 import { modeName } from "../datapath/config.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
@@ -156,7 +165,21 @@ export async function runAgent(o: RunOptions): Promise<void> {
   const metrics = o.metricsAddress === undefined ? undefined : new AgentMetrics({
     source: o.source.kind,
     stats: () => datapathStats(dp),
-    maps: () => datapathMaps(dp),
+    maps: () => {
+      // The reconciler's mirror of the maps it writes (kept by every write, read again every
+      // resync) spares a count of each through the kernel.
+      const e = agent.status().entries;
+      return datapathMaps(
+        dp,
+        new Map([
+          [IPCACHE_MAP.name, e.ipcache],
+          [ISOLATION_MAP.name, e.isolation],
+          [RULE_MAP.name, e.rules],
+          [CIDR_MAP.name, e.cidrs],
+          [HOST_MAP.name, e.hosts],
+        ]),
+      );
+    },
     model: () => {
       const st = agent.status();
       return { ...st, identities: agent.identityCounts() };
