@@ -9,7 +9,7 @@ export interface Sample {
   value: [number, string];
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -48,7 +48,7 @@ export class Prometheus implements AsyncDisposable {
         "",
       ].join("\n"),
     );
-    const port = await freePort();
+    const port = freePort();
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("prometheus", {
