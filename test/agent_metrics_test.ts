@@ -11,8 +11,8 @@ import { Prometheus, promtoolCheck } from "./_prometheus.ts";
 import { FakeApiServer } from "./_fake_apiserver.ts";
 import { namespaceObject, networkPolicy } from "../src/netpol/testdata/_objects.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
-import { IpcacheMap, RuleMap, VethMap } from "../src/datapath/maps.ts";
-import { IPCACHE_MAP, RULE_MAP, VETH_MAP } from "../src/datapath/layout.ts";
+import { CidrMap, IpcacheMap, RuleMap, VethMap } from "../src/datapath/maps.ts";
+import { CIDR_MAP, IPCACHE_MAP, RULE_MAP, VETH_MAP } from "../src/datapath/layout.ts";
 
 const UDP_PORT = 5353;
 /** Datagrams sent to the isolated pod. */
@@ -226,6 +226,66 @@ Deno.test("an empty --metrics-address serves nothing; a taken one stops the agen
       }
     } finally {
       Deno.removeSync(dir, { recursive: true });
+    }
+  });
+});
+
+/** One sample of an exposition, by its series text (`name{labels}`). */
+function sampleOf(exposition: string, series: string): number | undefined {
+  const line = exposition.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+Deno.test("writes a full map refuses are counted by map, their retries too, and the delay runs until the change is in", async () => {
+  await withK8sSetup(["a"], async (s) => {
+    const first = await startAgent(s.net, { manifests: s.manifests.dir });
+    await first.synced();
+    assert.equal((await first.stop()).code, 0, first.logs());
+    // While no agent runs, cidr_map filled with prefixes no policy names: the restarted agent's
+    // first reconcile writes the new policy's CIDR before it removes them (make before break),
+    // and the map refuses it; the next reconcile (a resync) retries it.
+    {
+      using dp = openPinnedMaps(s.net.pinDir)!;
+      const cidrs = new CidrMap(dp.fd(CIDR_MAP));
+      for (let i = 0;; i++) {
+        try {
+          cidrs.set((10 << 24) | (i << 8), 24, 0x01000000 + i);
+        } catch {
+          break;
+        }
+      }
+    }
+    s.manifests.apply(networkPolicy("x", "to-doc-net", {
+      podSelector: { matchLabels: { pod: "a" } },
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ ipBlock: { cidr: "192.0.2.0/24" } }] }],
+    }));
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir }, {
+      extra: ["--resync", "1"],
+    });
+    try {
+      const address = (await agent.status()).metricsAddress!;
+      let text = "";
+      for (let i = 0; i < 400; i++) {
+        const st = await agent.status();
+        text = (await get(`http://${address}/metrics`)).text;
+        if (st.entries.cidrs === 1 && st.lastReconcile?.failed === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const st = await agent.status();
+      assert.equal(st.entries.cidrs, 1, JSON.stringify(st));
+      assert.ok(
+        (sampleOf(text, 'ebpfcni_map_writes_refused_total{map="cidr_map"}') ?? 0) >= 1,
+        text,
+      );
+      assert.ok((sampleOf(text, "ebpfcni_reconcile_retries_total") ?? 0) >= 1, text);
+      assert.equal(sampleOf(text, 'ebpfcni_map_entries{map="cidr_map"}'), 1);
+      // The source's changes waited for the retry, a resync (1 s) later: the delay says so.
+      const sum = sampleOf(text, 'ebpfcni_policy_enforce_delay_seconds_sum{source="manifests"}');
+      assert.ok(sum !== undefined && sum >= 0.5, `delay sum ${sum}: ${text}`);
+    } finally {
+      const st = await agent.stop();
+      assert.equal(st.code, 0, agent.logs());
     }
   });
 });
