@@ -1,8 +1,9 @@
 // `ebpfcni agent run`: the node's policy agent as a process. Loads (or reuses) the pin
 // directory's datapath, reads this node's attachments from the CNI records, starts the source
-// (a manifest directory, or the Kubernetes API), serves the socket, reconciles on every change
-// and every `resyncMs`, and stops cleanly on SIGINT / SIGTERM. The maps stay as they are when
-// it stops: the datapath goes on enforcing the last policies it was given.
+// (a manifest directory, or the Kubernetes API), serves the socket and (metrics.ts, http.ts)
+// /metrics, /healthz and /readyz, reconciles on every change and every `resyncMs`, and stops
+// cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
+// enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
 import { ConfigMap, VethMap } from "../datapath/maps.ts";
@@ -125,6 +126,31 @@ async function startSource(choice: SourceChoice, sink: SourceSink): Promise<Runn
   );
 }
 
+/** The metrics of this agent, reading its datapath and model at scrape time. */
+function agentMetrics(source: string, dp: Datapath, agent: Agent): AgentMetrics {
+  return new AgentMetrics({
+    source,
+    stats: () => datapathStats(dp),
+    maps: () => {
+      // The reconciler's mirror of the maps it writes (kept by every write, read again every
+      // resync) spares a count of each through the kernel.
+      const e = agent.status().entries;
+      return datapathMaps(
+        dp,
+        new Map([
+          [IPCACHE_MAP.name, e.ipcache],
+          [ISOLATION_MAP.name, e.isolation],
+          [RULE_MAP.name, e.rules],
+          [CIDR_MAP.name, e.cidrs],
+          [HOST_MAP.name, e.hosts],
+        ]),
+      );
+    },
+    model: () => ({ ...agent.status(), identities: agent.identityCounts() }),
+    process: processFigures,
+  });
+}
+
 /** `/readyz`: the source has delivered its whole view and still reaches its API server (or
  * directory), and the maps hold what it delivered once. */
 function readiness(agent: Agent, metrics: AgentMetrics): string | undefined {
@@ -160,46 +186,22 @@ export async function runAgent(o: RunOptions): Promise<void> {
   using _dp = dp;
   checkMode(dp);
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
-  // deno-lint-ignore prefer-const
-  let agent: Agent;
-  const metrics = o.metricsAddress === undefined ? undefined : new AgentMetrics({
-    source: o.source.kind,
-    stats: () => datapathStats(dp),
-    maps: () => {
-      // The reconciler's mirror of the maps it writes (kept by every write, read again every
-      // resync) spares a count of each through the kernel.
-      const e = agent.status().entries;
-      return datapathMaps(
-        dp,
-        new Map([
-          [IPCACHE_MAP.name, e.ipcache],
-          [ISOLATION_MAP.name, e.isolation],
-          [RULE_MAP.name, e.rules],
-          [CIDR_MAP.name, e.cidrs],
-          [HOST_MAP.name, e.hosts],
-        ]),
-      );
-    },
-    model: () => {
-      const st = agent.status();
-      return { ...st, identities: agent.identityCounts() };
-    },
-    process: processFigures,
-  });
-  agent = new Agent(new Reconciler(dp), attachments, {
+  let metrics: AgentMetrics | undefined;
+  const agent = new Agent(new Reconciler(dp), attachments, {
     node: o.node,
     addWaitMs: o.addWaitMs,
     debounceMs: 5,
     log: o.log,
     hostAddresses: nodeAddresses,
-    ...(metrics && { observe: (e) => metrics.reconciled(e) }),
+    observe: (e) => metrics?.reconciled(e),
   });
   let http: HttpServer | undefined;
-  if (o.metricsAddress !== undefined && metrics !== undefined) {
+  if (o.metricsAddress !== undefined) {
+    const m = metrics = agentMetrics(o.source.kind, dp, agent);
     try {
       http = HttpServer.listen(o.metricsAddress, {
-        metrics: () => metrics.render((err) => o.log.warn("metrics", { error: String(err) })),
-        ready: () => readiness(agent, metrics),
+        metrics: () => m.render((err) => o.log.warn("metrics", { error: String(err) })),
+        ready: () => readiness(agent, m),
       }, o.log);
     } catch (err) {
       agent.stop();
