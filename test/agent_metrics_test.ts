@@ -71,7 +71,7 @@ Deno.test("Prometheus scraping the agent sees drops by reason rise by the packet
         }));
         await agent.synced();
         assert.deepEqual(probeUntil([toB], [false]), [false], "the policy isolates b");
-        const drops = 'ebpfcni_datapath_drops_total{job="ebpfcni",reason="ingress_policy"}';
+        const drops = 'ebpfcni_datapath_drops_total{job="ebpfcni",reason="ingress"}';
         await prom.scrapedAfter(drops, Date.now() / 1000);
         const before = await prom.value(drops);
         assert.ok(before !== undefined && before >= 1, `drops before: ${before}`);
@@ -81,7 +81,7 @@ Deno.test("Prometheus scraping the agent sees drops by reason rise by the packet
         assert.equal(await prom.value(drops), before + SENT, "drops rose by the datagrams sent");
         assert.equal(
           await prom.value(
-            'ebpfcni_datapath_packets_total{verdict="drop",reason="ingress_policy"}',
+            'ebpfcni_datapath_packets_total{verdict="drop",reason="ingress"}',
           ),
           before + SENT,
         );

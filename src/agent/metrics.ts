@@ -5,7 +5,7 @@
 // no pod, address or policy names, so the series count does not grow with the cluster.
 // Pure: the readers of the kernel and /proc are passed in.
 import { type Labels, Registry } from "./prom.ts";
-import { MAPS, type StatName } from "../datapath/layout.ts";
+import { MAPS, STAT_NAMES, type StatName } from "../datapath/layout.ts";
 
 const SECONDS_BUCKETS = [
   0.001,
@@ -24,26 +24,14 @@ const SECONDS_BUCKETS = [
   30,
 ];
 
-/** Each stats_map counter as a verdict and a reason (STAT_NAMES, bpf/ebpfcni.h). */
-export const STAT_LABELS: Readonly<Record<Exclude<StatName, "events_lost">, Labels>> = {
-  pass_non_ipv4: { verdict: "pass", reason: "non_ipv4" },
-  pass_short: { verdict: "pass", reason: "short" },
-  drop_unknown_src: { verdict: "drop", reason: "unknown_src" },
-  drop_unknown_dst: { verdict: "drop", reason: "unknown_dst" },
-  drop_policy: { verdict: "drop", reason: "policy" },
-  allow: { verdict: "allow", reason: "rule" },
-  drop_no_veth: { verdict: "drop", reason: "no_veth" },
-  drop_spoofed: { verdict: "drop", reason: "spoofed" },
-  drop_ipv6: { verdict: "drop", reason: "ipv6" },
-  drop_ethertype: { verdict: "drop", reason: "ethertype" },
-  allow_ct: { verdict: "allow", reason: "conntrack" },
-  pass_service: { verdict: "pass", reason: "service" },
-  pass_to_pod: { verdict: "pass", reason: "to_pod" },
-  drop_egress: { verdict: "drop", reason: "egress_policy" },
-  drop_ingress: { verdict: "drop", reason: "ingress_policy" },
-  allow_host: { verdict: "allow", reason: "host" },
-  drop_fragment: { verdict: "drop", reason: "fragment" },
-};
+/** A stats_map counter (STAT_NAMES, bpf/ebpfcni.h) as a verdict and a reason: its name split
+ * after the verdict, as `monitor` and `status` name it ("drop_ingress": drop, ingress; the
+ * plain "allow" is a rule's). events_lost is no verdict. */
+export function statLabels(name: StatName): Labels | undefined {
+  if (name === "events_lost") return undefined;
+  const m = name.match(/^(allow|drop|pass)(?:_(.+))?$/);
+  return m ? { verdict: m[1]!, reason: m[2] ?? "rule" } : { verdict: "other", reason: name };
+}
 
 export interface MapFill {
   map: string;
@@ -249,8 +237,10 @@ export class AgentMetrics {
   #collectDatapath(): void {
     const stats = this.sources.stats();
     const drops: Record<string, number> = {};
-    for (const [name, labels] of Object.entries(STAT_LABELS)) {
-      const v = Number(stats[name as StatName] ?? 0n);
+    for (const name of STAT_NAMES) {
+      const labels = statLabels(name);
+      if (labels === undefined) continue;
+      const v = Number(stats[name] ?? 0n);
       this.packets.set(labels, v);
       if (labels.verdict === "drop") drops[labels.reason!] = v;
     }

@@ -28,14 +28,14 @@ Deno.test("every stats_map counter but events_lost is a verdict and reason; drop
   const m = new AgentMetrics(sources());
   const t = m.render();
   assert.equal(
-    sample(t, 'ebpfcni_datapath_packets_total{verdict="drop",reason="ingress_policy"}'),
+    sample(t, 'ebpfcni_datapath_packets_total{verdict="drop",reason="ingress"}'),
     "7",
   );
   assert.equal(
-    sample(t, 'ebpfcni_datapath_packets_total{verdict="allow",reason="conntrack"}'),
+    sample(t, 'ebpfcni_datapath_packets_total{verdict="allow",reason="ct"}'),
     "3",
   );
-  assert.equal(sample(t, 'ebpfcni_datapath_drops_total{reason="ingress_policy"}'), "7");
+  assert.equal(sample(t, 'ebpfcni_datapath_drops_total{reason="ingress"}'), "7");
   assert.equal(sample(t, "ebpfcni_datapath_events_lost_total"), "2");
   assert.equal(sample(t, 'ebpfcni_map_fill_ratio{map="rule_map"}'), "0.25");
   const packets = t.split("\n").filter((l) => l.startsWith("ebpfcni_datapath_packets_total{"));
