@@ -33,3 +33,11 @@ Deno.test("agent status text: the CNI calls the agent ran by command, and those 
   assert.doesNotMatch(renderStatus(STATUS), /cni calls/);
   assert.match(text, /^attachments: +2 on this node$/m);
 });
+
+Deno.test("agent status text: where the metrics are served, or off", () => {
+  assert.match(
+    renderStatus({ ...STATUS, metricsAddress: "127.0.0.1:9972" }),
+    /^metrics: +http:\/\/127\.0\.0\.1:9972\/metrics$/m,
+  );
+  assert.match(renderStatus({ ...STATUS, metricsAddress: null }), /^metrics: +off$/m);
+});
