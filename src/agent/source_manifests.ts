@@ -114,17 +114,11 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
   const scan = async () => {
     const seen = new Set<string>();
     const names: string[] = [];
-    try {
-      for await (const e of Deno.readDir(dir)) {
-        if (!(e.isFile || e.isSymlink) || !EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
-        if (e.name.startsWith(".")) continue; // editors' temporaries
-        names.push(e.name);
-      }
-    } catch (err) {
-      sink.health?.(false);
-      throw err;
+    for await (const e of Deno.readDir(dir)) {
+      if (!(e.isFile || e.isSymlink) || !EXTENSIONS.some((x) => e.name.endsWith(x))) continue;
+      if (e.name.startsWith(".")) continue; // editors' temporaries
+      names.push(e.name);
     }
-    sink.health?.(true);
     names.sort();
     for (const name of names) {
       const path = `${dir.replace(/\/+$/, "")}/${name}`;
@@ -178,8 +172,14 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
     sink.synced();
   };
 
+  // A scan fails only when the directory cannot be read: the source is lost until one passes.
+  const checked = () =>
+    scan().then(() => sink.health?.(true), (err) => {
+      sink.health?.(false);
+      throw err;
+    });
   let scanning: Promise<void> = Promise.resolve();
-  const rescan = () => (scanning = scanning.then(scan, scan));
+  const rescan = () => (scanning = scanning.then(checked, checked));
   await rescan();
 
   const watcher = Deno.watchFs(dir, { recursive: false });
