@@ -3,7 +3,8 @@
 // IPAM parser, and name the plugin's real default paths; the Kubernetes manifest is valid YAML
 // with the shape the brief asks for (kube-system, hostNetwork, every taint tolerated, hostPath
 // mounts of the CNI dirs, bpffs, /var/lib/cni and the agent socket dir, privilege only where
-// needed, RBAC only to read pods, namespaces and policies); the
+// needed, RBAC only to read pods, namespaces and policies, the agent probed by HTTP GETs of
+// /healthz and /readyz where it listens); the
 // ConfigMap carries the same conflist; the Dockerfile and README agree with both.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
