@@ -7,6 +7,9 @@
 //     being there (the bench polls the map itself, ~µs per lookup), and back; the original
 //     agent polled every 5 s (its reference figure);
 //   - the agent's RSS (VmRSS and its peak VmHWM) at that size;
+//   - what serving metrics costs: change -> enforced and the reconcile's time with /metrics
+//     served and fetched every second, beside a second agent with none, both taking in the
+//     same changes;
 //   - CNI ADD latency in kubernetes mode, handed to this agent (with this model) and run in
 //     the process (asking the agent for the identity), beside identity mode, alternating call
 //     by call, with the agent's own time for the ADDs it ran; DEL (always in the process);
@@ -37,7 +40,7 @@ import {
 import { readLauncher, warm } from "./launcher.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { RuleMap } from "../src/datapath/maps.ts";
-import { DIR_INGRESS, RULE_MAP } from "../src/datapath/layout.ts";
+import { DIR_INGRESS, RULE_MAP, type RuleKey } from "../src/datapath/layout.ts";
 import { IPPROTO, ruleKeys } from "../src/datapath/rules.ts";
 import { IdentityAllocator, labelSetKey } from "../src/netpol/identity.ts";
 import { IDENTITY_ANY } from "../src/datapath/layout.ts";
@@ -234,6 +237,8 @@ async function main(): Promise<void> {
       socket,
       "--log-level",
       "warn",
+      "--metrics-address",
+      "127.0.0.1:0",
     ],
     stdin: "null",
     stdout: "null",
@@ -295,6 +300,7 @@ async function main(): Promise<void> {
     writesMs.push(((await cliStatus(socket)).lastReconcile as { ms: number }).ms);
   }
   const mem = rssKiB(child.pid);
+  const metrics = await metricsCost({ dir, manifests, node, socket, rules, keyFor });
 
   // ADD latency: kubernetes mode (this agent, this model) beside identity mode.
   const add = await addLatency(dir, pins, socket);
@@ -319,6 +325,7 @@ async function main(): Promise<void> {
     agentPeakRssMiB: mem.hwm / 1024,
     add,
     handoff,
+    metrics,
   };
   Deno.writeTextFileSync(OUT, JSON.stringify(results, null, 2) + "\n");
   const f = (x: number) => x.toFixed(1);
@@ -356,10 +363,124 @@ async function main(): Promise<void> {
   } ms | agentHandoff false ${f(add.parallel.k8sLocal.delMedian)} ms | ${
     (add.parallel.k8s.delMedian / add.parallel.k8sLocal.delMedian).toFixed(2)
   }x |
+| change -> enforced, metrics served and scraped every 1 s (median) | ${
+    f(metrics.on.median)
+  } ms | no metrics ${f(metrics.off.median)} ms | ${
+    (metrics.on.median / metrics.off.median).toFixed(2)
+  }x |
+| the same, the reconcile's own time (median) | ${f(metrics.on.reconcileMedian)} ms | no metrics ${
+    f(metrics.off.reconcileMedian)
+  } ms | ${(metrics.on.reconcileMedian / metrics.off.reconcileMedian).toFixed(2)}x |
+| a scrape of /metrics (median) | ${f(metrics.scrapeMedian)} ms | | |
 | a fresh process asking the agent (\`agent status\`, median) | ${
     f(handoff.statusMedian)
   } ms | floor ${f(handoff.floorMedian)} ms | +${f(handoff.statusMedian - handoff.floorMedian)} ms |
 entries: ${JSON.stringify(entries)}`);
+}
+
+/** What serving metrics costs the agent: this bench's agent (metrics on, /metrics fetched
+ * every second, as a scraper would, more often than Prometheus's default) beside a second
+ * agent with none (`--metrics-address ""`, its own pin directory, the same manifest
+ * directory): each policy change is taken in by both at once; change -> enforced in each one's
+ * rule_map, and each one's reconcile time. */
+async function metricsCost(a: {
+  dir: string;
+  manifests: string;
+  node: string;
+  socket: string;
+  rules: RuleMap;
+  keyFor: (port: number) => RuleKey;
+}) {
+  const pins = pinDir("agent-nometrics");
+  const socket = `${a.dir}/agent-nometrics.sock`;
+  const child = new Deno.Command(BINARY, {
+    args: [
+      "agent",
+      "run",
+      "--manifests",
+      a.manifests,
+      "--node",
+      a.node,
+      "--pin-dir",
+      pins,
+      "--state-dir",
+      `${a.dir}/state`,
+      "--socket",
+      socket,
+      "--log-level",
+      "warn",
+      "--metrics-address",
+      "",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await child.status;
+  };
+  onCleanup("stop the agent without metrics", stop);
+  for (;;) {
+    try {
+      (await Deno.connect({ transport: "unix", path: socket })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await cliStatus(socket, 60);
+  using dp = openPinnedMaps(pins)!;
+  const rulesOff = new RuleMap(dp.fd(RULE_MAP));
+  const address = (await cliStatus(a.socket)).metricsAddress as string;
+  let scraping = true;
+  const scrapeMs: number[] = [];
+  const scraper = (async () => {
+    while (scraping) {
+      const t = performance.now();
+      const r = await fetch(`http://${address}/metrics`);
+      await r.text();
+      scrapeMs.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  const on: number[] = [];
+  const off: number[] = [];
+  const onRec: number[] = [];
+  const offRec: number[] = [];
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      const k = a.keyFor(3000 + r);
+      const start = performance.now();
+      writeJson(`${a.manifests}/target.json`, target(3000 + r));
+      let tOn: number | undefined;
+      let tOff: number | undefined;
+      while (tOn === undefined || tOff === undefined) {
+        if (performance.now() - start > 10_000) throw new Error(`rule for ${3000 + r} never set`);
+        if (tOn === undefined && a.rules.has(k)) tOn = performance.now() - start;
+        if (tOff === undefined && rulesOff.has(k)) tOff = performance.now() - start;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      on.push(tOn);
+      off.push(tOff);
+      onRec.push(((await cliStatus(a.socket)).lastReconcile as { ms: number }).ms);
+      offRec.push(((await cliStatus(socket)).lastReconcile as { ms: number }).ms);
+    }
+  } finally {
+    scraping = false;
+    await scraper;
+    await stop();
+  }
+  return {
+    on: { median: median(on), reconcileMedian: median(onRec), samples: on },
+    off: { median: median(off), reconcileMedian: median(offRec), samples: off },
+    scrapeMedian: median(scrapeMs),
+    scrapes: scrapeMs.length,
+  };
 }
 
 /** Medians of the start-up floor and of `agent status` (a whole process: start-up, the CLI's

@@ -9,7 +9,7 @@ ROOT=$(pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 need_pkgs=(clang llvm libbpf-dev libbpf1 bpftool libmnl0 libmnl-dev iproute2 iputils-ping
-  iperf3 containernetworking-plugins jq util-linux procps ca-certificates openssl)
+  iperf3 containernetworking-plugins jq util-linux procps ca-certificates openssl prometheus)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # prometheus (and promtool) are for test/agent_metrics_test.ts, which starts its own server
+  # on a free port: the package's service is not wanted.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 DENO="$ROOT/.deno/bin/deno"

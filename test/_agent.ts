@@ -42,6 +42,8 @@ export interface AgentStatusJson {
     keepsPrevious: boolean;
   }[];
   problems: string[];
+  /** Where it serves /metrics, /healthz and /readyz (HOST:PORT), or null. */
+  metricsAddress?: string | null;
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
   /** With --flow-log. */
@@ -75,6 +77,8 @@ export async function startAgent(
       socket,
       "--log-level",
       "debug",
+      // Agents of tests running side by side: each its own port.
+      ...(opts.extra?.includes("--metrics-address") ? [] : ["--metrics-address", "127.0.0.1:0"]),
       ...(opts.extra ?? []),
     ],
     // The robustness tests' fault points, also in the calls it runs for the plugin.

@@ -316,6 +316,18 @@ Deno.test("agent run refuses bad flags with exit 2 naming the value, before touc
     [["agent", "run", "--in-cluster", "--log-level", "loud"], /invalid --log-level "loud"/],
     [["agent", "run", "--in-cluster", "--resync", "0"], /invalid --resync "0"/],
     [["agent", "run", "--in-cluster", "--node", "Bad_Node"], /invalid --node "Bad_Node"/],
+    [
+      ["agent", "run", "--in-cluster", "--metrics-address", "9972"],
+      /invalid --metrics-address "9972": must be HOST:PORT/,
+    ],
+    [
+      ["agent", "run", "--in-cluster", "--metrics-address", "1.2.3.4:70000"],
+      /invalid --metrics-address "1.2.3.4:70000": port 70000 out of range/,
+    ],
+    [
+      ["agent", "run", "--in-cluster", "--metrics-address", "node-1:9972"],
+      /invalid --metrics-address "node-1:9972": host: /,
+    ],
     [["agent", "status", "--wait-synced", "soon"], /invalid --wait-synced "soon"/],
     [["policy", "explain", "--from", "x/a", "--to", "x/b", "--port", "80/icmp"], /invalid --port/],
     [["policy", "explain", "--from", "x", "--to", "x/b", "--port", "80"], /invalid --from "x"/],

@@ -3,7 +3,8 @@
 // IPAM parser, and name the plugin's real default paths; the Kubernetes manifest is valid YAML
 // with the shape the brief asks for (kube-system, hostNetwork, every taint tolerated, hostPath
 // mounts of the CNI dirs, bpffs, /var/lib/cni and the agent socket dir, privilege only where
-// needed, RBAC only to read pods, namespaces and policies); the
+// needed, RBAC only to read pods, namespaces and policies, the agent probed by HTTP GETs of
+// /healthz and /readyz where it listens); the
 // ConfigMap carries the same conflist; the Dockerfile and README agree with both.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,7 @@ import {
 import { formatCidr } from "../src/spec/ipv4.ts";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/config.ts";
 import { VERSION } from "../src/version.ts";
+import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from "../src/agent/http_address.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const DEPLOY = `${ROOT}/deploy`;
@@ -113,10 +115,17 @@ function byKind(docs: Obj[], kind: string): Obj {
   return found[0]!;
 }
 
+interface Probe {
+  exec?: unknown;
+  httpGet?: { host?: string; port?: number | string; path?: string };
+}
+
 interface Container {
   name: string;
   image: string;
   command?: string[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
   env?: { name: string; value: string }[];
   securityContext?: {
     privileged?: boolean;
@@ -312,6 +321,23 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   assert.deepEqual(env.find((e) => e.name === "NODE_NAME")?.valueFrom, {
     fieldRef: { fieldPath: "spec.nodeName" },
   });
+});
+
+Deno.test("deploy: the agent's liveness and readiness probes are HTTP GETs of /healthz and /readyz where it listens", () => {
+  const agent = containers(podSpec(manifests())).main[0]!;
+  const flag = (agent.command ?? []).find((a) => a.startsWith("--metrics-address="));
+  const address = parseListenAddress(flag?.split("=")[1] ?? DEFAULT_METRICS_ADDRESS);
+  assert.ok(!("problem" in address), `--metrics-address: ${JSON.stringify(address)}`);
+  for (
+    const [probe, path] of [[agent.livenessProbe, "/healthz"], [
+      agent.readinessProbe,
+      "/readyz",
+    ]] as const
+  ) {
+    assert.equal(probe?.exec, undefined, `${path}: not an exec`);
+    // hostNetwork: kubelet's GET reaches the agent's address in the node's namespace.
+    assert.deepEqual(probe?.httpGet, { host: address.hostname, port: address.port, path });
+  }
 });
 
 Deno.test("deploy: the ConfigMap carries deploy/10-ebpfcni.conflist", () => {

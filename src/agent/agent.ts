@@ -23,7 +23,7 @@ import { IPPROTO } from "../datapath/rules.ts";
 import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec/agent.ts";
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { type Attachment, attachmentKey, localView } from "./local_view.ts";
-import type { Reconciler } from "./reconcile.ts";
+import type { Reconciler, ReconcileResult } from "./reconcile.ts";
 import { describeWait, type WaitingPolicy } from "./rule_ledger.ts";
 import { ModelStore } from "./store.ts";
 import type { AgentLog } from "./log.ts";
@@ -33,6 +33,7 @@ import { FlowNamer } from "./flow_names.ts";
 import type { FlowLogStats } from "./flow_log.ts";
 import type { RevocationStatus, Revoker } from "./revoke.ts";
 import { changeMayEnd, rulesRemoved } from "../netpol/revoke.ts";
+import type { ReconcileEvent } from "./metrics.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -46,6 +47,8 @@ export interface AgentOptions {
   hostAddresses(): Set<number>;
   /** Ends the tracked connections a reconcile's writes no longer allow (revoke.ts). */
   revoker?: Pick<Revoker, "sweep" | "status">;
+  /** Told of every reconcile (the metrics). */
+  observe?: (e: ReconcileEvent) => void;
 }
 
 export interface AgentStatus {
@@ -74,6 +77,8 @@ export interface AgentStatus {
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
   /** The flow log's counters (added by the process, with --flow-log). */
   flowLog?: FlowLogStats;
+  /** Where `/metrics`, `/healthz` and `/readyz` are served (added by the server), or null. */
+  metricsAddress?: string | null;
 }
 
 /** A policy not enforced as written (rule_map full), with the pods it selects. */
@@ -126,6 +131,8 @@ export class Agent {
   #waiting: WaitingPolicy[] = [];
   #problems: string[] = [];
   #stopped = false;
+  /** When the oldest change not yet in the maps arrived (performance.now()). */
+  #pendingSince: number | undefined;
 
   constructor(rec: Reconciler, attachments: Attachment[], opts: AgentOptions) {
     this.#rec = rec;
@@ -133,6 +140,7 @@ export class Agent {
     for (const a of attachments) this.#attachments.set(attachmentKey(a), a);
     this.store = new ModelStore({
       changed: () => {
+        this.#pendingSince ??= performance.now();
         this.#schedule();
         for (const w of [...this.#waiters]) w();
       },
@@ -220,13 +228,15 @@ export class Agent {
           after: hostsAfter,
         }))
     ) this.#revoke(compiled);
+    const ended = performance.now();
+    const ms = ended - started;
+    this.#observe(r, ms, ended);
     this.#hosts = hosts;
     this.#compiled = compiled;
     this.#enforced = view.model;
     this.#applied = generation;
     this.#failed = r.failed;
     this.#reportWaiting(r.waiting);
-    const ms = performance.now() - started;
     this.#last = { at: new Date().toISOString(), ms, writes: r.writes, failed: r.failed.length };
     if (r.failed.length > 0) {
       this.#opts.log.error("some entries could not be written", {
@@ -293,6 +303,25 @@ export class Agent {
     } catch (err) {
       this.#opts.log.error("cannot end tracked connections", { error: String(err) });
     }
+  }
+
+  #observe(r: ReconcileResult, ms: number, ended: number): void {
+    const first = this.#last === null;
+    // A policy waiting for room in rule_map is not enforced yet either.
+    const whole = r.failed.length === 0 && r.waiting.length === 0;
+    const enforced = whole && this.#pendingSince !== undefined;
+    // The first reconcile writes the initial sync, not a change: no delay for it.
+    const enforcedAfterMs = enforced && !first ? ended - this.#pendingSince! : undefined;
+    if (whole) this.#pendingSince = undefined;
+    const retry = this.#failed.length > 0;
+    this.#opts.observe?.({
+      ms,
+      writes: r.writes,
+      removed: r.removed,
+      failed: r.failed,
+      retry,
+      enforcedAfterMs,
+    });
   }
 
   /** The periodic pass: reads the maps again (repairing anything changed behind the agent's
@@ -418,6 +447,12 @@ export class Agent {
       problems: [...this.#problems],
       ...(this.#opts.revoker ? { revocation: this.#opts.revoker.status() } : {}),
     };
+  }
+
+  /** Identities the last compile uses: pod label sets and CIDRs. */
+  identityCounts(): { pod: number; cidr: number } {
+    const c = this.#compiled;
+    return { pod: c ? new Set(c.identities.values()).size : 0, cidr: c?.cidrs.size ?? 0 };
   }
 
   /** Why a flow is allowed or not, by the engine and by the compiled entries. */

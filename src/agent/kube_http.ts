@@ -100,6 +100,8 @@ export interface WatchStreamOptions {
   onEvent(event: { type?: unknown; object?: unknown }): void;
   /** A line that is not JSON (skipped). */
   onJunk(line: string): void;
+  /** The server accepted the watch (200). */
+  onOpen?(): void;
 }
 
 /** Runs one watch request: resolves when the server ends the stream, rejects on errors, on
@@ -130,6 +132,7 @@ export async function streamWatch(kc: KubeConfig, opts: WatchStreamOptions): Pro
       signal: abort.signal,
     });
     if (res.status !== 200) throw await httpError(res, "watch");
+    opts.onOpen?.();
     if (res.body === null) return;
     arm();
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -41,7 +41,9 @@ interface Actual {
 }
 
 export interface ReconcileResult {
+  /** Entries written (added, changed, removed), and of them removed. */
   writes: number;
+  removed: number;
   /** Entries the maps could not take (full), by map; rule_map's are in `waiting`. */
   failed: string[];
   /** The policies whose rules are not all in rule_map, first in line first. */
@@ -59,6 +61,8 @@ export class Reconciler {
   #fullRules = true;
   readonly #ledger = new RuleLedger();
   readonly #ruleStore: RuleStore;
+  /** Rule entries removed so far (through the ledger), for ReconcileResult.removed. */
+  #rulesRemoved = 0;
 
   constructor(dp: Datapath) {
     this.#ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
@@ -71,7 +75,11 @@ export class Reconciler {
       entries: () => this.#actual.rules,
       capacity: RULE_MAP.maxEntries,
       add: (id, key) => (this.#rules.add(key), this.#actual.rules.set(id, key)),
-      remove: (id, key) => (this.#rules.delete(key), this.#actual.rules.delete(id)),
+      remove: (id, key) => {
+        this.#rules.delete(key);
+        this.#actual.rules.delete(id);
+        this.#rulesRemoved++;
+      },
     };
   }
 
@@ -118,11 +126,14 @@ export class Reconciler {
     const a = this.#actual;
     const c = d.compiled;
     let writes = 0;
+    let removed = 0;
+    const rulesRemovedBefore = this.#rulesRemoved;
     const failed: string[] = [];
-    const attempt = (what: string, fn: () => void) => {
+    const attempt = (what: string, fn: () => void, removal = false) => {
       try {
         fn();
         writes++;
+        if (removal) removed++;
       } catch (err) {
         failed.push(`${what}: ${(err as Error).message}`);
       }
@@ -163,18 +174,26 @@ export class Reconciler {
     // 5. Pod addresses gone (not a local attachment's: DEL removes those).
     for (const ip of [...a.ipcache.keys()]) {
       if (c.ipcache.has(ip) || d.attached.has(ip)) continue;
-      attempt("ipcache_map", () => (this.#ipcache.delete(ip), a.ipcache.delete(ip)));
+      attempt("ipcache_map", () => (this.#ipcache.delete(ip), a.ipcache.delete(ip)), true);
     }
     // 6. Isolation gone.
     for (const id of [...a.isolation.keys()]) {
       if (!c.isolation.has(id)) {
-        attempt("isolation_map", () => (this.#isolation.delete(id), a.isolation.delete(id)));
+        attempt(
+          "isolation_map",
+          () => (this.#isolation.delete(id), a.isolation.delete(id)),
+          true,
+        );
       }
     }
     // 7. CIDRs gone.
     for (const [text, e] of [...a.cidrs]) {
       if (!c.cidrs.has(text)) {
-        attempt("cidr_map", () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)));
+        attempt(
+          "cidr_map",
+          () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)),
+          true,
+        );
       }
     }
     // 8. Rules gone (then the waiting policies' rules, in line, into the room that made),
@@ -183,9 +202,12 @@ export class Reconciler {
     writes += swept.writes;
     failed.push(...swept.failed);
     for (const ip of [...a.hosts]) {
-      if (!d.hosts.has(ip)) attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)));
+      if (!d.hosts.has(ip)) {
+        attempt("host_map", () => (this.#hosts.delete(ip), a.hosts.delete(ip)), true);
+      }
     }
-    return { writes, failed, waiting: this.#ledger.waiting() };
+    removed += this.#rulesRemoved - rulesRemovedBefore;
+    return { writes, removed, failed, waiting: this.#ledger.waiting() };
   }
 
   /** What the maps hold, as the engine's entries (for `policy explain` to judge a flow as the

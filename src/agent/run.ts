@@ -1,13 +1,23 @@
 // `ebpfcni agent run`: the node's policy agent as a process. Loads (or reuses) the pin
 // directory's datapath, reads this node's attachments from the CNI records, starts the source
-// (a manifest directory, or the Kubernetes API), serves the socket, reconciles on every change
-// and every `resyncMs`, and stops cleanly on SIGINT / SIGTERM. The maps stay as they are when
-// it stops: the datapath goes on enforcing the last policies it was given.
+// (a manifest directory, or the Kubernetes API), serves the socket and (metrics.ts, http.ts)
+// /metrics, /healthz and /readyz, reconciles on every change and every `resyncMs`, and stops
+// cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
+// enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
 import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
-import { CONFIG_MAP, MODE_KUBERNETES, VETH_MAP } from "../datapath/layout.ts";
+import {
+  CIDR_MAP,
+  CONFIG_MAP,
+  HOST_MAP,
+  IPCACHE_MAP,
+  ISOLATION_MAP,
+  MODE_KUBERNETES,
+  RULE_MAP,
+  VETH_MAP,
+} from "../datapath/layout.ts";
 import { modeName } from "../datapath/config.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
@@ -27,6 +37,10 @@ import type { SourceSink } from "./source.ts";
 import { importSource } from "./load_source.ts";
 import { FlowLog, type FlowLogOptions } from "./flow_log.ts";
 import { FlowService } from "./flow_serve.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { datapathMaps, datapathStats, processFigures } from "./metrics_read.ts";
+import { HttpServer } from "./http.ts";
+import type { ListenAddress } from "./http_address.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
@@ -50,6 +64,9 @@ export interface RunOptions {
   flowLog?: FlowLogOptions;
   /** Keep tracked connections a change no longer allows (else they end: the default). */
   keepEstablished: boolean;
+  /** Where `/metrics`, `/healthz` and `/readyz` are served; none: not served, nothing
+   * counted. */
+  metricsAddress?: ListenAddress | undefined;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -119,6 +136,54 @@ async function startSource(choice: SourceChoice, sink: SourceSink): Promise<Runn
   );
 }
 
+/** The metrics of this agent, reading its datapath and model at scrape time. */
+function agentMetrics(source: string, dp: Datapath, agent: Agent): AgentMetrics {
+  return new AgentMetrics({
+    source,
+    stats: () => datapathStats(dp),
+    maps: () => {
+      // The reconciler's mirror of the maps it writes (kept by every write, read again every
+      // resync) spares a count of each through the kernel.
+      const e = agent.status().entries;
+      return datapathMaps(
+        dp,
+        new Map([
+          [IPCACHE_MAP.name, e.ipcache],
+          [ISOLATION_MAP.name, e.isolation],
+          [RULE_MAP.name, e.rules],
+          [CIDR_MAP.name, e.cidrs],
+          [HOST_MAP.name, e.hosts],
+        ]),
+      );
+    },
+    model: () => ({ ...agent.status(), identities: agent.identityCounts() }),
+    process: processFigures,
+  });
+}
+
+/** `/readyz`: the source has delivered its whole view and still reaches its API server (or
+ * directory), and the maps hold what it delivered once. */
+function readiness(agent: Agent, metrics: AgentMetrics): string | undefined {
+  const st = agent.status();
+  if (!st.synced) return "the source has not synced yet";
+  if (!metrics.sourceUp) return "the source is unreachable (retrying)";
+  if (st.lastReconcile === null) return "the maps are not written yet";
+  return undefined;
+}
+
+/** The agent's store as the source's sink, with the source's health and requests counted. */
+function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
+  const store = agent.store;
+  return {
+    upsert: (obj) => store.upsert(obj),
+    remove: (kind, namespace, name) => store.remove(kind, namespace, name),
+    synced: () => store.synced(),
+    problem: (message) => store.problem(message),
+    health: (up) => metrics.sourceHealth(up),
+    request: (resource, what, again) => metrics.sourceRequest(resource, what, again),
+  };
+}
+
 export async function runAgent(o: RunOptions): Promise<void> {
   let flowLog: FlowLog | undefined;
   try {
@@ -143,6 +208,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     throw err;
   }
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
+  let metrics: AgentMetrics | undefined;
   const agent = new Agent(new Reconciler(dp), attachments, {
     node: o.node,
     addWaitMs: o.addWaitMs,
@@ -150,11 +216,33 @@ export async function runAgent(o: RunOptions): Promise<void> {
     log: o.log,
     hostAddresses: nodeAddresses,
     revoker: new Revoker(dp, { keepEstablished: o.keepEstablished, log: o.log }),
+    observe: (e) => metrics?.reconciled(e),
   });
+  let http: HttpServer | undefined;
+  if (o.metricsAddress !== undefined) {
+    const m = metrics = agentMetrics(o.source.kind, dp, agent);
+    try {
+      http = HttpServer.listen(o.metricsAddress, {
+        metrics: () => m.render((err) => o.log.warn("metrics", { error: String(err) })),
+        ready: () => readiness(agent, m),
+      }, o.log);
+    } catch (err) {
+      agent.stop();
+      await flowLog?.close();
+      throw new AgentStartError(
+        `Cannot serve metrics on ${
+          quote(`${o.metricsAddress.hostname}:${o.metricsAddress.port}`)
+        }: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
   let flows: FlowService;
   try {
     flows = await FlowService.start(dp, agent, flowLog, o.log);
   } catch (err) {
+    await http?.close();
+    agent.stop();
     await flowLog?.close();
     throw new AgentStartError(`Cannot read the events ring buffer: ${(err as Error).message}`, {
       cause: err,
@@ -162,14 +250,22 @@ export async function runAgent(o: RunOptions): Promise<void> {
   }
   let source: RunningSource;
   try {
-    source = await startSource(o.source, agent.store);
+    source = await startSource(o.source, metrics ? observedSink(agent, metrics) : agent.store);
   } catch (err) {
     await flows.close();
+    await http?.close();
+    agent.stop();
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
   const cniServer = new CniServer();
+  const metricsAddress = http?.address ?? null;
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
+    const reply = await handle(req, caller);
+    metrics?.request(req.op, !(typeof reply === "object" && reply !== null && "error" in reply));
+    return reply;
+  };
+  const handle = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     try {
       switch (req.op) {
         case "cni": {
@@ -177,7 +273,13 @@ export async function runAgent(o: RunOptions): Promise<void> {
           const reply: CniReply = o.cniHandoff
             ? await cniServer.serve(req, { pid: caller.peer.pid, signal: caller.signal })
             : { fallback: "this agent does not run CNI calls (--no-cni-handoff)" };
-          cni.count(reply, req.env.CNI_COMMAND!, performance.now() - start);
+          const ms = performance.now() - start;
+          cni.count(reply, req.env.CNI_COMMAND!, ms);
+          metrics?.cniCall(
+            req.env.CNI_COMMAND!,
+            "code" in reply ? String(reply.code) : "declined",
+            ms,
+          );
           return reply;
         }
         case "add": {
@@ -196,11 +298,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: { ...agent.status(), cni, ...flows.status() } };
+          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni, ...flows.status() } };
+          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
         case "explain":
           return { explanation: agent.explain(req) };
         case "monitor":
@@ -222,6 +324,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     );
   } catch (err) {
     await source.stop();
+    await http?.close();
     agent.stop();
     await flows.close();
     throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${(err as Error).message}`, {
@@ -235,6 +338,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     node: o.node,
     pinDir: o.pinDir,
     socket: o.socket,
+    metrics: metricsAddress,
     attachments: attachments.length,
     established: o.keepEstablished ? "kept" : "revoked",
   });
@@ -258,6 +362,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   } finally {
     clearInterval(resync);
     await server.close();
+    await http?.close();
     logTo(undefined);
     await source.stop();
     agent.stop();

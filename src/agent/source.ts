@@ -14,4 +14,9 @@ export interface SourceSink {
   /** Trouble worth logging (the source keeps going: retrying, or keeping the last good
    * version of a file). */
   problem(message: string): void;
+  /** The source reaches its API server or directory (true), or lost it and retries (false).
+   * For metrics and the readiness probe. */
+  health?(up: boolean): void;
+  /** The Kubernetes source opened a list or a watch of `resource` (`again`: not its first). */
+  request?(resource: string, what: "list" | "watch", again: boolean): void;
 }

@@ -150,6 +150,8 @@ class Source {
   readonly #watchers: KindWatcher[];
   readonly #sink: SourceSink;
   #announced = false;
+  readonly #failing = new Set<string>();
+  #healthSent: boolean | undefined;
 
   constructor(readonly kc: KubeConfig, sink: SourceSink, readonly backoff: typeof DEFAULT_BACKOFF) {
     this.#sink = sink;
@@ -177,6 +179,23 @@ class Source {
 
   problem(message: string): void {
     this.deliver("problem", () => this.#sink.problem(message));
+  }
+
+  /** A kind reached the API server (a list or watch answered) or failed: the source is up
+   * while no kind is failing. */
+  health(plural: string, up: boolean): void {
+    const was = this.#failing.size === 0;
+    if (up) this.#failing.delete(plural);
+    else this.#failing.add(plural);
+    const now = this.#failing.size === 0;
+    if (now !== was || this.#healthSent !== now) {
+      this.#healthSent = now;
+      this.deliver("health", () => this.#sink.health?.(now));
+    }
+  }
+
+  request(plural: string, what: "list" | "watch", again: boolean): void {
+    this.deliver("request", () => this.#sink.request?.(plural, what, again));
   }
 
   upsert(obj: Raw): void {
@@ -239,6 +258,8 @@ class KindWatcher {
   readonly #aborts = new Set<AbortController>();
   /** Ends pending delays early (on stop). */
   readonly #wakers = new Set<() => void>();
+  #lists = 0;
+  #watches = 0;
 
   constructor(source: Source, info: KindInfo) {
     this.#source = source;
@@ -299,6 +320,7 @@ class KindWatcher {
     for (const [k, v] of Object.entries(queryParams)) if (v !== undefined) query.set(k, String(v));
     query.set("allowWatchBookmarks", "true");
     const plural = this.#info.plural;
+    this.#source.request(plural, "watch", this.#watches++ > 0);
     let connected = false;
     const onEvent = (ev: { type?: unknown; object?: unknown }) => {
       if (this.#source.stopped) return;
@@ -330,6 +352,8 @@ class KindWatcher {
       signal: controller.signal,
       idleMs: WATCH_IDLE_MS,
       onEvent,
+      // A watch that opens reaches the server, events or not (health() ignores repeats).
+      onOpen: () => this.#source.health(plural, true),
       onJunk: (line) => log.warn(`Kubernetes source: ${plural}: skipped a watch line: ${line}`),
     });
     // ListWatch's done handler is async (it relists and re-watches): keep its promise too.
@@ -379,6 +403,7 @@ class KindWatcher {
 
   #failed(err: unknown): void {
     if (this.#source.stopped) return;
+    this.#source.health(this.#info.plural, false);
     const delay = this.#backoff.next();
     this.#source.problem(`${this.#info.plural}: ${describe(err)}; retrying in ${delay} ms`);
     if (this.#retry !== undefined) clearTimeout(this.#retry);
@@ -391,12 +416,14 @@ class KindWatcher {
   /** The full list, raw JSON. */
   async #list(): Promise<KubernetesListObject<Raw>> {
     this.listing = true;
+    this.#source.request(this.#info.plural, "list", this.#lists++ > 0);
     const abort = new AbortController();
     this.#aborts.add(abort);
     try {
       const body = await getJson(this.#source.kc, this.#info.path, abort.signal);
       const list = this.#parseList(body, `list ${this.#info.plural}`);
       this.#backoff.reset();
+      this.#source.health(this.#info.plural, true);
       return list;
     } finally {
       this.#aborts.delete(abort);

@@ -172,8 +172,14 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
     sink.synced();
   };
 
+  // A scan fails only when the directory cannot be read: the source is lost until one passes.
+  const checked = () =>
+    scan().then(() => sink.health?.(true), (err) => {
+      sink.health?.(false);
+      throw err;
+    });
   let scanning: Promise<void> = Promise.resolve();
-  const rescan = () => (scanning = scanning.then(scan, scan));
+  const rescan = () => (scanning = scanning.then(checked, checked));
   await rescan();
 
   const watcher = Deno.watchFs(dir, { recursive: false });

@@ -19,6 +19,11 @@ import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } fro
 import { renderExplanation } from "./explain_view.ts";
 import { renderStatus } from "./agent_status_view.ts";
 import { groupIdIn } from "../spec/group_file.ts";
+import {
+  DEFAULT_METRICS_ADDRESS,
+  type ListenAddress,
+  parseListenAddress,
+} from "../agent/http_address.ts";
 
 const SOCKET_HELP = `--socket PATH is the agent's socket (default ${DEFAULT_AGENT_SOCKET}, or
 EBPFCNI_AGENT_SOCKET).`;
@@ -139,9 +144,21 @@ export function flowLogOf(values: ParsedFlags["values"]): FlowLogOptions | undef
   return { path, maxBytes, keep };
 }
 
+/** --metrics-address: HOST:PORT, or empty for none. */
+function metricsAddressOf(values: ParsedFlags["values"]): ListenAddress | undefined {
+  const v = values["metrics-address"];
+  const text = typeof v === "string" ? v : DEFAULT_METRICS_ADDRESS;
+  if (text === "") return undefined;
+  const a = parseListenAddress(text);
+  if ("problem" in a) {
+    throw new UsageError(`invalid --metrics-address ${quote(text)}: ${a.problem}`);
+  }
+  return a;
+}
+
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--metrics-address HOST:PORT] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -179,6 +196,10 @@ Sources (one):
                       allows go on until they close; by default they end within the
                       reconcile that writes the change (their next packet is judged and
                       dropped). Connections whose ends changed identity end either way
+  --metrics-address HOST:PORT
+                      where to serve /metrics (Prometheus), /healthz and /readyz over
+                      HTTP (default ${DEFAULT_METRICS_ADDRESS}; port 0: any free one, shown by
+                      "agent status"; empty: none)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   --socket-group GROUP  a group (name or GID) whose members may use the socket besides
                       root (socket 0660): they can make the agent run CNI calls as root
@@ -201,11 +222,13 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     "flow-log-max-size": { type: "string" },
     "flow-log-keep": { type: "string" },
     "keep-established": { type: "boolean" },
+    "metrics-address": { type: "string" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
     const source = sourceOf(values);
     const flowLog = flowLogOf(values);
+    const metricsAddress = metricsAddressOf(values);
     const socket = socketOf(values, ctx.env);
     const stateDir = typeof values["state-dir"] === "string"
       ? values["state-dir"]
@@ -252,6 +275,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         cniHandoff: values["no-cni-handoff"] !== true,
         ...(flowLog && { flowLog }),
         keepEstablished: values["keep-established"] === true,
+        metricsAddress,
         log,
         stopSignal,
       });

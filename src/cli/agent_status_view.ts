@@ -63,6 +63,11 @@ export function renderStatus(s: AgentStatus): string {
       }; ended ${r.ended.denied} denied, ${r.ended["identity-changed"]} identity changed; ${pass}`,
     );
   }
+  if (s.metricsAddress !== undefined) {
+    lines.push(
+      `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

@@ -96,3 +96,11 @@ Deno.test("agent status text: whether connections are revoked, what ended by rea
     /^connections: +established ones kept; ended 0 denied, 0 identity changed; no pass yet$/m,
   );
 });
+
+Deno.test("agent status text: where the metrics are served, or off", () => {
+  assert.match(
+    renderStatus({ ...STATUS, metricsAddress: "127.0.0.1:9972" }),
+    /^metrics: +http:\/\/127\.0\.0\.1:9972\/metrics$/m,
+  );
+  assert.match(renderStatus({ ...STATUS, metricsAddress: null }), /^metrics: +off$/m);
+});

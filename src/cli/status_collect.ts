@@ -1,11 +1,9 @@
 // Gathers the status report from what is pinned and attached, opening each pin on its own
 // and never creating anything.
 import {
-  BPF_MAP_TYPE_ARRAY,
-  BPF_MAP_TYPE_PERCPU_ARRAY,
-  BPF_MAP_TYPE_RINGBUF,
   CFG_CONNTRACK,
   CONFIG_MAP,
+  holdsEntries,
   MAPS,
   type MapSpec,
   PROGRAM_PIN,
@@ -37,16 +35,13 @@ function tryOpen<T>(open: () => T | undefined): { pin?: T; problem?: string } {
   }
 }
 
-/** Maps whose every slot always exists (arrays), or that hold bytes, not entries. */
-const SLOT_MAPS = new Set([BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF]);
-
 function mapStatus(spec: MapSpec, opened: { pin?: PinnedMap; problem?: string }): MapStatus {
   const { pin, problem } = opened;
   if (problem !== undefined) {
     return { name: spec.name, pinned: true, maxEntries: spec.maxEntries, problem };
   }
   if (!pin) return { name: spec.name, pinned: false, maxEntries: spec.maxEntries };
-  const entries = SLOT_MAPS.has(spec.type) ? spec.maxEntries : countEntries(pin.fd, spec);
+  const entries = holdsEntries(spec) ? countEntries(pin.fd, spec) : spec.maxEntries;
   return { name: spec.name, pinned: true, id: pin.id, entries, maxEntries: spec.maxEntries };
 }
 

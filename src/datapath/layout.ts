@@ -178,6 +178,12 @@ export const MAPS: readonly MapSpec[] = [
   CT_QUOTA_MAP,
 ];
 
+/** Whether a map's entries come and go (hash, LRU, LPM): arrays have every slot always, a
+ * ring buffer holds bytes. */
+export function holdsEntries(spec: MapSpec): boolean {
+  return ![BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF].includes(spec.type);
+}
+
 /** Maps whose contents are not policy and that an upgrade may replace when their layout
  * changed (counters, events, caches). Every other map is kept, whatever it costs. */
 export const REPLACEABLE_MAPS: ReadonlySet<string> = new Set([
