@@ -20,6 +20,8 @@ export interface FlowLogStats {
   written: number;
   dropped: number;
   rotations: number;
+  /** Why the events ring buffer is not read (the log is quiet), when reading it failed. */
+  error?: string;
 }
 
 /** Lines waiting to be written at most (about 20 s of the default rate on one CPU). */

@@ -222,7 +222,12 @@ export class RuleLedger {
         continue;
       }
       if (missing.length > free) {
-        this.#wait(p, missing.length, free, `rule_map has ${free} free of ${store.capacity}`);
+        this.#wait(
+          p,
+          missing.length,
+          free,
+          `rule_map holds ${store.entries().size} of ${store.capacity} entries`,
+        );
         ahead = p;
         continue;
       }
