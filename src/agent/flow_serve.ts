@@ -3,7 +3,8 @@
 // (flow_tap.ts) and named by the agent (pods, deciding policies).
 import { mapInfo } from "../../ffi/bpf.ts";
 import { EVENTS_MAP } from "../datapath/layout.ts";
-import { wallClock } from "../datapath/events.ts";
+import { EventReader, wallClock } from "../datapath/events.ts";
+import { monotonicNs } from "../../ffi/libc.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { Links } from "../net/link.ts";
 import { NetlinkSocket } from "../net/socket.ts";
@@ -51,7 +52,7 @@ export class FlowService {
       return name;
     };
     const tap = new FlowTap(
-      fd,
+      { open: (onEvent) => new EventReader(fd, onEvent), now: monotonicNs },
       (e) => flowRecord(e, clock.wallMs, ifname, agent.flowNames(e)),
       log,
     );
@@ -74,9 +75,12 @@ export class FlowService {
     return new StreamReply((signal) => this.#tap.stream(first, req.verdict, signal));
   }
 
-  /** The flow log's counters, for `agent status`. */
+  /** The flow log's counters (and why the ring buffer is not read, when it failed), for
+   * `agent status`. */
   status(): { flowLog?: FlowLogStats } {
-    return this.#flowLog === undefined ? {} : { flowLog: this.#flowLog.stats };
+    if (this.#flowLog === undefined) return {};
+    const error = this.#tap.error;
+    return { flowLog: { ...this.#flowLog.stats, ...(error === undefined ? {} : { error }) } };
   }
 
   async close(): Promise<void> {

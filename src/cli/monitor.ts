@@ -176,6 +176,9 @@ async function throughAgent(
       if (next.done) break;
       const v = next.value;
       if (!isObject(v)) continue;
+      if (typeof v.error === "string") {
+        throw new CommandError(`the policy agent's stream failed: ${v.error}`);
+      }
       if (typeof v.lost === "number") {
         ctx.io.err(`ebpfcni: ${v.lost} event(s) lost: the monitor fell behind\n`);
         continue;
@@ -184,6 +187,7 @@ async function throughAgent(
       seen++;
     }
   } catch (err) {
+    if (err instanceof CommandError) throw err;
     if (!session.isStopped()) {
       throw new CommandError(`the policy agent's stream: ${(err as Error).message}`, {
         cause: err,
