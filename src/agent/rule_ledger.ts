@@ -217,7 +217,9 @@ export class RuleLedger {
         continue;
       }
       const free = Math.max(0, store.capacity - store.entries().size);
-      if (ahead !== undefined) {
+      // An enforced version's own entries that drifted away are written back before anyone
+      // in line: those slots were its own.
+      if (ahead !== undefined && rules !== this.#enforced.get(p)) {
         this.#wait(p, missing.length, free, `waiting behind ${ahead}`);
         continue;
       }

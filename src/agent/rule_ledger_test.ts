@@ -200,3 +200,35 @@ Deno.test("parseEnforcedSnapshot() refuses what is not a ledger's record", () =>
   assert.equal(parseEnforcedSnapshot({ "x/a": [[1, []]] }), undefined);
   assert.deepEqual(parseEnforcedSnapshot({ "x/a": [["r1", []]] }), { "x/a": [["r1", []]] });
 });
+
+Deno.test("RuleLedger: an enforced policy whose entry drifted away is written back even while another waits", () => {
+  const s = new FakeStore(4);
+  const l = new RuleLedger();
+  const d = new Map([["x/a", rules("x/a", "r1", "r2")], ["x/fill", rules("x/fill", "r3")]]);
+  pass(l, s, d);
+  d.set("a/big", rules("a/big", "r4", "r5", "r6"));
+  pass(l, s, d);
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["a/big"]);
+  s.map.delete("r1"); // drift: someone removed x/a's entry
+  pass(l, s, d, true);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"], "x/a's entry was not written back");
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["a/big"], "x/a made to wait in line");
+});
+
+Deno.test("RuleLedger: a rollback leaves an entry another policy holds", () => {
+  const s = new FakeStore(4);
+  const l = new RuleLedger();
+  const d = new Map([["x/a", rules("x/a", "r1")]]);
+  pass(l, s, d);
+  s.lie = 2; // room for one more entry only, while the map says three
+  d.set("x/b", rules("x/b", "r1", "r2", "r3"));
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1"], "x/b's rollback removed x/a's entry, or x/b is half in");
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["x/b"]);
+  s.lie = 0;
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"]);
+  d.delete("x/a");
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"], "r1 is x/b's too");
+});
