@@ -98,7 +98,11 @@ reading it each see part of the events).
     const session: Session = {
       verdict: verdict as Verdict,
       count,
-      print: (r) => ctx.io.out(values.json ? flowJson(r) : flowText(r)),
+      print: (r) => {
+        ctx.io.out(values.json ? flowJson(r) : flowText(r));
+        // `ebpfcni monitor | head`: nobody reads any more.
+        if (ctx.io.outClosed) stop();
+      },
       stopped,
       isStopped: () => isStopped,
     };
