@@ -17,8 +17,7 @@ import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent.ts";
 import { dirPathProblem } from "../spec/names.ts";
 import { quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
-import { NetlinkSocket } from "../net/socket.ts";
-import { Links } from "../net/link.ts";
+import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
@@ -206,13 +205,7 @@ async function throughAgent(
 }
 
 async function direct(fd: number, session: Session): Promise<void> {
-  using nl = new NetlinkSocket();
-  const links = new Links(nl);
-  const names = new Map<number, string>();
-  const ifname = (i: number) => {
-    if (!names.has(i)) names.set(i, links.byIndex(i)?.name ?? `if${i}`);
-    return names.get(i)!;
-  };
+  const ifname = ifnameCache();
   const clock = wallClock();
   let seen = 0;
   let reached = () => {};
