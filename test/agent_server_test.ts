@@ -111,3 +111,30 @@ Deno.test("requestLines(): answer lines split across reads come whole and in ord
     }
   });
 });
+
+Deno.test("AgentServer: a client that hangs up ends its stream (the stream's signal aborts)", async () => {
+  await withDir(async (dir) => {
+    let ended = () => {};
+    const end = new Promise<void>((r) => (ended = r));
+    const server = await AgentServer.listen(`${dir}/s.sock`, () =>
+      Promise.resolve(
+        new StreamReply(async function* (signal) {
+          try {
+            yield { monitor: {} };
+            while (!signal.aborted) await new Promise((r) => setTimeout(r, 10));
+          } finally {
+            ended();
+          }
+        }),
+      ), quiet);
+    try {
+      const stream = await requestLines(`${dir}/s.sock`, MONITOR);
+      const it = stream.lines[Symbol.asyncIterator]();
+      assert.deepEqual((await it.next()).value, { monitor: {} });
+      stream.close();
+      await end; // the generator ran to its finally: it was told the client left
+    } finally {
+      await server.close();
+    }
+  });
+});
