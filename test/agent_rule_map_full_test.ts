@@ -205,3 +205,49 @@ Deno.test("with rule_map full, a policy that does not fit is reported as not enf
     }
   });
 });
+
+Deno.test("with rule_map full, an update waiting for room keeps its old rules across an agent restart", async () => {
+  await withK8sSetup(["a", "b"], async (s) => {
+    s.manifests.apply(namespaceObject("fill"));
+    s.manifests.apply(fillPod);
+    s.manifests.apply(ingressFromA("b-from-a", "b", 80));
+    let agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    let servers: Awaited<ReturnType<typeof startServers>> | undefined;
+    try {
+      await agent.synced();
+      const [a, b] = [
+        await addK8sPod(s.net, s.config, "x", "a"),
+        await addK8sPod(s.net, s.config, "x", "b"),
+      ];
+      servers = await startServers([{ netns: b.netns, tcp: [80, 8080], udp: [] }]);
+      const probes = [
+        { from: a.netns, to: b.ip, port: 80, proto: "tcp" as const },
+        { from: a.netns, to: b.ip, port: 8080, proto: "tcp" as const },
+      ];
+      const own = (await agent.synced()).entries.rules;
+      s.manifests.apply(filler(CAPACITY - own));
+      assert.equal((await agent.synced(120)).entries.rules, CAPACITY);
+      // b's policy updated while full (80 -> 8080): it waits, its old rule in force.
+      s.manifests.apply(ingressFromA("b-from-a", "b", 8080));
+      await until(agent, (x) => x.notEnforced.length === 1);
+      assert.deepEqual(probeUntil(probes, [true, false]), [true, false]);
+
+      const stopped = await agent.stop();
+      assert.equal(stopped.code, 0, agent.logs().slice(-4000));
+      agent = await startAgent(s.net, { manifests: s.manifests.dir });
+      const st = await until(
+        agent,
+        (x) => x.synced && x.appliedGeneration === x.generation && x.lastReconcile !== null,
+      );
+      assert.deepEqual(st.notEnforced.map((w) => [w.policy, w.keepsPrevious]), [
+        ["x/b-from-a", true],
+      ], "the old rule was removed at start and the update went in");
+      assert.equal(st.entries.rules, CAPACITY);
+      assert.deepEqual(probeUntil(probes, [true, false]), [true, false]);
+    } finally {
+      await servers?.stop();
+      const st = await agent.stop();
+      assert.equal(st.code, 0, `agent exit ${st.code}: ${agent.logs().slice(-4000)}`);
+    }
+  });
+});

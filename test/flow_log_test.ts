@@ -252,6 +252,47 @@ Deno.test("--flow-log - writes drop lines to stdout and nothing else; a monitor 
   });
 });
 
+Deno.test("a monitor whose reader goes away (monitor | head -1) ends by itself", async () => {
+  await withNode([], async (n) => {
+    const child = new Deno.Command(BINARY, {
+      args: ["monitor", "--json", "--pin-dir", n.s.net.pinDir, "--socket", n.agent.socket],
+      stdout: "piped",
+      stderr: "piped",
+      env: { EBPFCNI_PIN_DIR: "" },
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    let exited: Deno.CommandStatus | undefined;
+    const status = child.status.then((s) => (exited = s));
+    try {
+      // Read one line, then hang up as `head -1` does.
+      const reader = child.stdout.getReader();
+      let first = "";
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          first += new TextDecoder().decode(value);
+          if (first.includes("\n")) return;
+        }
+      })();
+      await denyUntil(n, () => first.includes("\n"));
+      await reading;
+      await reader.cancel();
+      // More denied connections: the next line it prints finds nobody reading.
+      for (let i = 0; i < 50 && exited === undefined; i++) {
+        probeAll([{ from: n.c.netns, to: n.b.ip, port: 80, proto: "tcp" }], 200);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(exited !== undefined, "the monitor still runs with nobody reading it");
+      assert.equal(exited.code, 0, await stderr);
+    } finally {
+      if (exited === undefined) child.kill("SIGKILL");
+      await status;
+      await stderr;
+    }
+  });
+});
+
 Deno.test("agent run refuses bad flow log flags with exit 2, and a flow log it cannot open with exit 1, before touching anything", async () => {
   const never = "/sys/fs/bpf/ebpfcni-never";
   const cases: [string[], number, RegExp][] = [

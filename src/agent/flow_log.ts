@@ -20,10 +20,16 @@ export interface FlowLogStats {
   written: number;
   dropped: number;
   rotations: number;
+  /** Why the events ring buffer is not read (the log is quiet), when reading it failed. */
+  error?: string;
 }
 
 /** Lines waiting to be written at most (about 20 s of the default rate on one CPU). */
 const MAX_QUEUED = 20_000;
+
+/** How long close() waits for the queue to be written (a stdout nobody drains, a hung disk
+ * must not hold up the agent's exit): what is left counts as dropped. */
+const CLOSE_WAIT_MS = 2_000;
 
 export class FlowLogError extends Error {
   override name = "FlowLogError";
@@ -44,7 +50,8 @@ export function rotationRenames(path: string, keep: number): [string, string][] 
   return out;
 }
 
-interface Output {
+/** Where the lines go: a file, or stdout. */
+export interface FlowOutput {
   write(bytes: Uint8Array): Promise<number>;
   close(): void;
 }
@@ -63,13 +70,15 @@ export class FlowLog {
   readonly #opts: FlowLogOptions;
   readonly #log: AgentLog;
   readonly #queue: Uint8Array[] = [];
-  #out: Output;
+  #out: FlowOutput;
   #size: number;
   #writing: Promise<void> | undefined;
   #failing = false;
   readonly #stats: FlowLogStats;
 
-  private constructor(opts: FlowLogOptions, log: AgentLog, out: Output, size: number) {
+  #closed = false;
+
+  private constructor(opts: FlowLogOptions, log: AgentLog, out: FlowOutput, size: number) {
     this.#opts = opts;
     this.#log = log;
     this.#out = out;
@@ -80,7 +89,7 @@ export class FlowLog {
   /** Opens (appends to) the file; throws a FlowLogError naming it when it cannot. */
   static open(opts: FlowLogOptions, log: AgentLog): FlowLog {
     if (opts.path === "-") {
-      return new FlowLog(opts, log, { write: (b) => Deno.stdout.write(b), close() {} }, 0);
+      return FlowLog.over({ write: (b) => Deno.stdout.write(b), close() {} }, opts, log);
     }
     try {
       const file = openFile(opts.path, false);
@@ -93,18 +102,31 @@ export class FlowLog {
     }
   }
 
+  /** A flow log written to `out` as to stdout (never rotated). */
+  static over(out: FlowOutput, opts: FlowLogOptions, log: AgentLog): FlowLog {
+    return new FlowLog({ ...opts, path: "-" }, log, out, 0);
+  }
+
   get stats(): FlowLogStats {
     return { ...this.#stats };
   }
 
   /** Queues one line (with its newline). */
   write(line: string): void {
-    if (this.#queue.length >= MAX_QUEUED) {
+    if (this.#closed || this.#queue.length >= MAX_QUEUED) {
       this.#stats.dropped++;
       return;
     }
     this.#queue.push(new TextEncoder().encode(line));
-    this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+    this.#kick();
+  }
+
+  #kick(): void {
+    this.#writing ??= this.#drain().finally(() => {
+      this.#writing = undefined;
+      // A line queued after the drain's last look, before this ran, found it still busy.
+      if (this.#queue.length > 0 && !this.#closed) this.#kick();
+    });
   }
 
   async #drain(): Promise<void> {
@@ -116,11 +138,13 @@ export class FlowLog {
           this.#rotate();
         }
         for (let at = 0; at < bytes.length;) at += await this.#out.write(bytes.subarray(at));
+        if (this.#closed) return; // close() gave up on it and counted it dropped
         this.#size += bytes.length;
         this.#stats.written++;
         if (this.#failing) this.#log.info("flow log writes again", { path: this.#opts.path });
         this.#failing = false;
       } catch (err) {
+        if (this.#closed) return; // as above
         this.#stats.dropped++;
         if (!this.#failing) {
           this.#log.error("cannot write the flow log", {
@@ -151,9 +175,33 @@ export class FlowLog {
     this.#stats.rotations++;
   }
 
-  /** Writes what is queued, then closes the file. */
-  async close(): Promise<void> {
-    await this.#writing;
-    this.#out.close();
+  /** Writes what is queued (waiting at most `waitMs`: the rest counts as dropped), then
+   * closes the file. */
+  async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), waitMs);
+    });
+    const drained = (async () => {
+      while (this.#writing) await this.#writing;
+      return false as const;
+    })();
+    const late = await Promise.race([drained, gaveUp]);
+    clearTimeout(timer);
+    this.#closed = true;
+    if (late) {
+      const left = this.#queue.length + (this.#writing ? 1 : 0);
+      this.#stats.dropped += left;
+      this.#queue.length = 0;
+      this.#log.warn("the flow log was not written out in time", {
+        path: this.#opts.path,
+        dropped: left,
+      });
+    }
+    try {
+      this.#out.close();
+    } catch {
+      // closed by a rotation that failed half-way
+    }
   }
 }

@@ -84,3 +84,29 @@ Deno.test("FlowNamer keeps answers for a model and judges again under a new one"
   const without = modelOf(namespaceObj("x"), podObj("x/a", { pod: "a" }, { ip: "10.0.0.1" }));
   assert.deepEqual(namer.names(without, hosts, e), { src: { namespace: "x", pod: "a" } });
 });
+
+Deno.test("FlowNamer forgets the least recently used flow first, not every flow at once", () => {
+  const namer = new FlowNamer({ maxCached: 2 });
+  const [a, b, c] = [81, 82, 83].map((dport) =>
+    event("10.0.0.1", "10.0.0.2", "drop_ingress", { dport })
+  ) as [DatapathEvent, DatapathEvent, DatapathEvent];
+  const first = namer.names(model, hosts, a);
+  const second = namer.names(model, hosts, b);
+  assert.equal(namer.names(model, hosts, a), first); // a used last
+  namer.names(model, hosts, c); // b goes
+  assert.equal(namer.names(model, hosts, a), first, "a was forgotten with the rest");
+  assert.notEqual(namer.names(model, hosts, b), second);
+});
+
+Deno.test("FlowNamer judges a bounded number of new flows per window: past it, the pods only", () => {
+  let now = 0;
+  const namer = new FlowNamer({ judgedPerWindow: 1, windowMs: 100, now: () => now });
+  const scan = (dport: number) =>
+    namer.names(model, hosts, event("10.0.0.1", "10.0.0.2", "drop_ingress", { dport }));
+  assert.deepEqual(scan(81).policies, ["x/b-from-a"]);
+  const over = scan(82);
+  assert.deepEqual(over, { src: { namespace: "x", pod: "a" }, dst: { namespace: "x", pod: "b" } });
+  assert.deepEqual(scan(81).policies, ["x/b-from-a"], "a flow judged before stays named");
+  now = 100;
+  assert.deepEqual(scan(82).policies, ["x/b-from-a"], "judged in the next window");
+});

@@ -1,12 +1,11 @@
 // The agent's side of flows: its flow log (drop verdicts, --flow-log) and the monitors that
 // stream verdicts over its socket, both fed by one reader of the `events` ring buffer
 // (flow_tap.ts) and named by the agent (pods, deciding policies).
-import { mapInfo } from "../../ffi/bpf.ts";
 import { EVENTS_MAP } from "../datapath/layout.ts";
-import { wallClock } from "../datapath/events.ts";
+import { EventReader, wallClock } from "../datapath/events.ts";
+import { monotonicNs } from "../../ffi/libc.ts";
 import type { Datapath } from "../datapath/loader.ts";
-import { Links } from "../net/link.ts";
-import { NetlinkSocket } from "../net/socket.ts";
+import { ifnameCache } from "../net/link.ts";
 import type { MonitorRequest } from "../spec/agent.ts";
 import type { Agent } from "./agent.ts";
 import { FlowLog, type FlowLogStats } from "./flow_log.ts";
@@ -14,9 +13,6 @@ import { flowJson, flowRecord } from "./flow_record.ts";
 import { FlowTap } from "./flow_tap.ts";
 import type { AgentLog } from "./log.ts";
 import { StreamReply } from "./server.ts";
-
-/** Interface names kept at most (veths come and go with pods). */
-const MAX_IFNAMES = 1024;
 
 export class FlowService {
   readonly #tap: FlowTap;
@@ -39,23 +35,13 @@ export class FlowService {
   ): Promise<FlowService> {
     const fd = dp.fd(EVENTS_MAP);
     const clock = wallClock();
-    const names = new Map<number, string>();
-    const ifname = (i: number) => {
-      let name = names.get(i);
-      if (name === undefined) {
-        using nl = new NetlinkSocket();
-        name = new Links(nl).byIndex(i)?.name ?? `if${i}`;
-        if (names.size >= MAX_IFNAMES) names.clear();
-        names.set(i, name);
-      }
-      return name;
-    };
+    const ifname = ifnameCache();
     const tap = new FlowTap(
-      fd,
+      { open: (onEvent) => new EventReader(fd, onEvent), now: monotonicNs },
       (e) => flowRecord(e, clock.wallMs, ifname, agent.flowNames(e)),
       log,
     );
-    const service = new FlowService(tap, mapInfo(fd).id, flowLog);
+    const service = new FlowService(tap, dp.mapId(EVENTS_MAP), flowLog);
     if (flowLog !== undefined) {
       service.#removeFlowLog = await tap.add({
         verdict: "drop",
@@ -74,9 +60,12 @@ export class FlowService {
     return new StreamReply((signal) => this.#tap.stream(first, req.verdict, signal));
   }
 
-  /** The flow log's counters, for `agent status`. */
+  /** The flow log's counters (and why the ring buffer is not read, when it failed), for
+   * `agent status`. */
   status(): { flowLog?: FlowLogStats } {
-    return this.#flowLog === undefined ? {} : { flowLog: this.#flowLog.stats };
+    if (this.#flowLog === undefined) return {};
+    const error = this.#tap.error;
+    return { flowLog: { ...this.#flowLog.stats, ...(error === undefined ? {} : { error }) } };
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,13 @@ import {
 } from "../datapath/layout.ts";
 import { CidrMap, HostMap, IpcacheMap, IsolationMap, RuleMap } from "../datapath/maps.ts";
 import { formatCidr } from "../spec/ipv4.ts";
-import { RuleLedger, type RuleStore, type WaitingPolicy } from "./rule_ledger.ts";
+import { writeFileAtomic } from "../cni/state.ts";
+import {
+  parseEnforcedSnapshot,
+  RuleLedger,
+  type RuleStore,
+  type WaitingPolicy,
+} from "./rule_ledger.ts";
 
 export interface Desired {
   compiled: Compiled;
@@ -63,8 +69,21 @@ export class Reconciler {
   readonly #ruleStore: RuleStore;
   /** Rule entries removed so far (through the ledger), for ReconcileResult.removed. */
   #rulesRemoved = 0;
+  /** Where the ledger records which policy each rule entry is in the map for (kept across a
+   * restart: rule_map's keys do not say). */
+  readonly #ledgerFile: string | undefined;
+  readonly #onLedgerFileError: (err: Error) => void;
 
-  constructor(dp: Datapath) {
+  constructor(
+    dp: Datapath,
+    opts: { ledgerFile?: string; onLedgerFileError?: (err: Error) => void } = {},
+  ) {
+    this.#ledgerFile = opts.ledgerFile;
+    this.#onLedgerFileError = opts.onLedgerFileError ?? (() => {});
+    if (this.#ledgerFile !== undefined) {
+      const previous = readLedgerFile(this.#ledgerFile);
+      if (previous !== undefined) this.#ledger.adopt(previous);
+    }
     this.#ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
     this.#isolation = new IsolationMap(dp.fd(ISOLATION_MAP));
     this.#rules = new RuleMap(dp.fd(RULE_MAP));
@@ -207,7 +226,22 @@ export class Reconciler {
       }
     }
     removed += this.#rulesRemoved - rulesRemovedBefore;
+    if (this.#ledgerFile !== undefined) this.#recordLedger(this.#ledgerFile);
     return { writes, removed, failed, waiting: this.#ledger.waiting() };
+  }
+
+  /** Not a refused map write: the maps are right, only a restart would lose track of an
+   * update waiting for room (retried on the next pass). */
+  #recordLedger(path: string): void {
+    const enforced = this.#ledger.snapshot();
+    if (enforced === undefined) return;
+    try {
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
+      writeFileAtomic(path, JSON.stringify(enforced));
+      this.#ledger.recorded();
+    } catch (err) {
+      this.#onLedgerFileError(err as Error);
+    }
   }
 
   /** What the maps hold, as the engine's entries (for `policy explain` to judge a flow as the
@@ -246,5 +280,15 @@ export class Reconciler {
       cidrs: a.cidrs.size,
       hosts: a.hosts.size,
     };
+  }
+}
+
+/** The ledger's record from a previous run; none when missing or not one (then every rule
+ * entry no policy claims at start goes, as before there was a record). */
+function readLedgerFile(path: string): ReturnType<typeof parseEnforcedSnapshot> {
+  try {
+    return parseEnforcedSnapshot(JSON.parse(Deno.readTextFileSync(path)));
+  } catch {
+    return undefined;
   }
 }

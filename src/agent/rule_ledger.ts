@@ -3,7 +3,10 @@
 // attempt wrote are taken out again, its previous version (if any) stays whole (make before
 // break holds when the map is full), and it waits in line. Waiting policies are admitted in
 // the order they were first refused, and a policy that needs room may not pass one that
-// waits, so slots freed for the first in line go to it. Pure: the map is behind RuleStore.
+// waits, so slots freed for the first in line go to it. What it enforced is kept across a
+// restart (snapshot(), adopt()): a policy whose update did not fit before still has its old
+// rules in the map, and only this record says they are its own. Pure: the map is behind
+// RuleStore.
 import type { RuleKey } from "../datapath/layout.ts";
 import type { CompiledRule } from "../netpol/compile.ts";
 
@@ -41,6 +44,10 @@ interface Wait {
   since: string;
 }
 
+/** Policy -> the ids of the entries its enforced version holds, with the policy rules each is
+ * in the map for (what the ledger records across a restart). */
+export type EnforcedSnapshot = Record<string, [string, CompiledRule["sources"]][]>;
+
 export interface LedgerPass {
   writes: number;
   /** Write errors other than the ones that made a policy wait (none expected). */
@@ -57,6 +64,10 @@ export class RuleLedger {
   /** Ids no enforced version holds any more: removed by sweep(). */
   #doomed = new Set<string>();
   #desired: ReadonlyMap<string, PolicyRules> = new Map();
+  /** What a previous run enforced (adopt()), taken in by the next make(). */
+  #adopted: EnforcedSnapshot | undefined;
+  /** The enforced versions changed since they were last recorded(). */
+  #changed = false;
   readonly #now: () => Date;
 
   constructor(now: () => Date = () => new Date()) {
@@ -68,6 +79,7 @@ export class RuleLedger {
    * others by name; forgets policies that are gone (their entries go in sweep()). */
   make(store: RuleStore, desired: ReadonlyMap<string, PolicyRules>, full: boolean): LedgerPass {
     this.#desired = desired;
+    if (this.#adopted !== undefined) this.#takeAdopted(store);
     for (const [p, rules] of [...this.#enforced]) {
       if (!desired.has(p)) this.#release(p, rules);
     }
@@ -107,6 +119,28 @@ export class RuleLedger {
     }
   }
 
+  /** Takes as enforced what a previous ledger's snapshot() recorded (before the first make()
+   * of a new agent): the entries of it the map still holds are those policies' own, so an
+   * update that did not fit before keeps its old rules, and a policy gone since loses them. */
+  adopt(previous: EnforcedSnapshot): void {
+    this.#adopted = previous;
+  }
+
+  /** What is enforced, when it changed since it was last recorded() (for adopt()). */
+  snapshot(): EnforcedSnapshot | undefined {
+    if (!this.#changed) return undefined;
+    const out: EnforcedSnapshot = {};
+    for (const [p, rules] of this.#enforced) {
+      out[p] = [...rules].map(([id, r]) => [id, r.sources]);
+    }
+    return out;
+  }
+
+  /** The last snapshot() is kept. */
+  recorded(): void {
+    this.#changed = false;
+  }
+
   /** The policies not enforced as written, first in line first. */
   waiting(): WaitingPolicy[] {
     return [...this.#waiting].map(([policy, w], i) => ({
@@ -130,6 +164,22 @@ export class RuleLedger {
     return out;
   }
 
+  #takeAdopted(store: RuleStore): void {
+    const previous = this.#adopted ?? {};
+    this.#adopted = undefined;
+    for (const [p, entries] of Object.entries(previous)) {
+      if (this.#enforced.has(p) || !Array.isArray(entries)) continue;
+      const rules = new Map<string, CompiledRule>();
+      for (const [id, sources] of entries) {
+        const key = store.entries().get(id);
+        if (key !== undefined) rules.set(id, { key, sources });
+      }
+      if (rules.size === 0) continue;
+      for (const id of rules.keys()) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1);
+      this.#enforced.set(p, rules);
+    }
+  }
+
   /** Drops policy `p`'s enforced version: ids no other version holds go in sweep(). */
   #release(p: string, rules: PolicyRules): void {
     for (const id of rules.keys()) {
@@ -141,6 +191,7 @@ export class RuleLedger {
       }
     }
     this.#enforced.delete(p);
+    this.#changed = true;
   }
 
   #commit(p: string, rules: PolicyRules): void {
@@ -150,6 +201,7 @@ export class RuleLedger {
     for (const id of rules.keys()) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1);
     if (old !== undefined) this.#release(p, old);
     this.#enforced.set(p, rules);
+    this.#changed = true;
   }
 
   #admit(store: RuleStore, order: string[]): LedgerPass {
@@ -165,12 +217,19 @@ export class RuleLedger {
         continue;
       }
       const free = Math.max(0, store.capacity - store.entries().size);
-      if (ahead !== undefined) {
+      // An enforced version's own entries that drifted away are written back before anyone
+      // in line: those slots were its own.
+      if (ahead !== undefined && rules !== this.#enforced.get(p)) {
         this.#wait(p, missing.length, free, `waiting behind ${ahead}`);
         continue;
       }
       if (missing.length > free) {
-        this.#wait(p, missing.length, free, `rule_map has ${free} free of ${store.capacity}`);
+        this.#wait(
+          p,
+          missing.length,
+          free,
+          `rule_map holds ${store.entries().size} of ${store.capacity} entries`,
+        );
         ahead = p;
         continue;
       }
@@ -210,6 +269,18 @@ export class RuleLedger {
     const since = this.#waiting.get(p)?.since ?? this.#now().toISOString();
     this.#waiting.set(p, { needed, free, reason, since });
   }
+}
+
+/** A snapshot() read back (from JSON), or undefined when it is not one. */
+export function parseEnforcedSnapshot(v: unknown): EnforcedSnapshot | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  for (const entries of Object.values(v)) {
+    if (!Array.isArray(entries)) return undefined;
+    for (const e of entries) {
+      if (!Array.isArray(e) || typeof e[0] !== "string" || !Array.isArray(e[1])) return undefined;
+    }
+  }
+  return v as EnforcedSnapshot;
 }
 
 /** Why a policy is not enforced, in a few words (status, ADD's error). */

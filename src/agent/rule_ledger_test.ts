@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { RuleKey } from "../datapath/layout.ts";
 import type { CompiledRule } from "../netpol/compile.ts";
-import { type PolicyRules, RuleLedger, type RuleStore } from "./rule_ledger.ts";
+import {
+  parseEnforcedSnapshot,
+  type PolicyRules,
+  RuleLedger,
+  type RuleStore,
+} from "./rule_ledger.ts";
 
 /** A rule_map of `capacity` slots that refuses a new key when full (as the kernel does);
  * `lie` makes it refuse that many slots earlier than its capacity says. */
@@ -146,4 +151,84 @@ Deno.test("RuleLedger: a waiting policy that is deleted stops waiting and nothin
   pass(l, s, d);
   assert.deepEqual(l.waiting(), []);
   assert.deepEqual(s.ids(), ["r1", "r2"]);
+});
+
+Deno.test("RuleLedger: after a restart an update that did not fit still keeps its old rules", () => {
+  const s = new FakeStore(4);
+  const before = new RuleLedger();
+  const d = new Map([["x/p", rules("x/p", "r1", "r2")], ["x/fill", rules("x/fill", "r3")]]);
+  pass(before, s, d);
+  d.set("x/p", rules("x/p", "r4", "r5", "r6"));
+  pass(before, s, d);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"]);
+  const recorded = parseEnforcedSnapshot(JSON.parse(JSON.stringify(before.snapshot())));
+  assert.ok(recorded !== undefined);
+  // A new agent: its first pass reads the whole map.
+  const after = new RuleLedger();
+  after.adopt(recorded);
+  pass(after, s, d, true);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"], "x/p's old rules were removed");
+  assert.deepEqual(after.waiting().map((w) => [w.policy, w.keepsPrevious]), [["x/p", true]]);
+  assert.deepEqual(after.sources().get("r1")?.map((r) => r.policy), ["x/p"]);
+  // Room: the update goes in, then the old rules go.
+  d.delete("x/fill");
+  d.set("x/p", rules("x/p", "r4", "r5"));
+  pass(after, s, d);
+  assert.deepEqual(s.ids(), ["r4", "r5"]);
+});
+
+Deno.test("RuleLedger: after a restart the rules of a policy deleted meanwhile go", () => {
+  const s = new FakeStore(4);
+  const before = new RuleLedger();
+  const d = new Map([["x/gone", rules("x/gone", "r1", "r2")], ["x/new", rules("x/new", "r3")]]);
+  pass(before, s, d);
+  const recorded = before.snapshot()!;
+  before.recorded();
+  assert.equal(before.snapshot(), undefined, "a snapshot with nothing changed since");
+  d.delete("x/gone");
+  d.set("x/new", rules("x/new", "r3", "r4", "r5", "r6"));
+  const after = new RuleLedger();
+  after.adopt(recorded);
+  pass(after, s, d, true);
+  assert.deepEqual(s.ids(), ["r3", "r4", "r5", "r6"]);
+  assert.deepEqual(after.waiting(), []);
+});
+
+Deno.test("parseEnforcedSnapshot() refuses what is not a ledger's record", () => {
+  assert.equal(parseEnforcedSnapshot([]), undefined);
+  assert.equal(parseEnforcedSnapshot({ "x/a": "r1" }), undefined);
+  assert.equal(parseEnforcedSnapshot({ "x/a": [[1, []]] }), undefined);
+  assert.deepEqual(parseEnforcedSnapshot({ "x/a": [["r1", []]] }), { "x/a": [["r1", []]] });
+});
+
+Deno.test("RuleLedger: an enforced policy whose entry drifted away is written back even while another waits", () => {
+  const s = new FakeStore(4);
+  const l = new RuleLedger();
+  const d = new Map([["x/a", rules("x/a", "r1", "r2")], ["x/fill", rules("x/fill", "r3")]]);
+  pass(l, s, d);
+  d.set("a/big", rules("a/big", "r4", "r5", "r6"));
+  pass(l, s, d);
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["a/big"]);
+  s.map.delete("r1"); // drift: someone removed x/a's entry
+  pass(l, s, d, true);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"], "x/a's entry was not written back");
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["a/big"], "x/a made to wait in line");
+});
+
+Deno.test("RuleLedger: a rollback leaves an entry another policy holds", () => {
+  const s = new FakeStore(4);
+  const l = new RuleLedger();
+  const d = new Map([["x/a", rules("x/a", "r1")]]);
+  pass(l, s, d);
+  s.lie = 2; // room for one more entry only, while the map says three
+  d.set("x/b", rules("x/b", "r1", "r2", "r3"));
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1"], "x/b's rollback removed x/a's entry, or x/b is half in");
+  assert.deepEqual(l.waiting().map((w) => w.policy), ["x/b"]);
+  s.lie = 0;
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"]);
+  d.delete("x/a");
+  pass(l, s, d);
+  assert.deepEqual(s.ids(), ["r1", "r2", "r3"], "r1 is x/b's too");
 });

@@ -209,7 +209,12 @@ export async function runAgent(o: RunOptions): Promise<void> {
   }
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
   let metrics: AgentMetrics | undefined;
-  const agent = new Agent(new Reconciler(dp), attachments, {
+  const reconciler = new Reconciler(dp, {
+    ledgerFile: `${o.stateDir}/agent_rules.json`,
+    onLedgerFileError: (err) =>
+      o.log.warn("cannot record which policy each rule_map entry is for", { error: err.message }),
+  });
+  const agent = new Agent(reconciler, attachments, {
     node: o.node,
     addWaitMs: o.addWaitMs,
     debounceMs: 5,

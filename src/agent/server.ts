@@ -241,6 +241,8 @@ export class AgentServer {
   async #stream(conn: Deno.UnixConn, reply: StreamReply, gone: AbortSignal): Promise<void> {
     const ac = new AbortController();
     this.#streams.add(ac);
+    // A request read just before close() opens its stream after close() aborted the others.
+    if (this.#closed) ac.abort();
     // Closing unblocks a write to a client that stopped reading.
     ac.signal.addEventListener("abort", () => {
       try {
@@ -253,12 +255,21 @@ export class AgentServer {
     if (gone.aborted) ac.abort();
     else gone.addEventListener("abort", () => ac.abort(), { once: true });
     const encoder = new TextEncoder();
+    let writing = false;
     try {
       for await (const v of reply.open(ac.signal)) {
+        writing = true;
         await writeAll(conn, encoder.encode(JSON.stringify(v) + "\n"));
+        writing = false;
       }
-    } catch {
-      // the client went away
+    } catch (err) {
+      // A write that failed: the client went away. Else the stream itself failed: say why.
+      if (!writing && !ac.signal.aborted) {
+        const message = (err as Error).message ?? String(err);
+        this.log.error("a stream failed", { error: message });
+        await writeAll(conn, encoder.encode(JSON.stringify({ error: message }) + "\n"))
+          .catch(() => {});
+      }
     } finally {
       ac.abort();
       this.#streams.delete(ac);

@@ -324,7 +324,8 @@ ${SOCKET_HELP}`,
       st = (await ask(socket, { op: "sync" }, waitS * 1000 + 1000)).status as AgentStatus;
       target = st.generation;
       for (;;) {
-        ok = st.synced && st.appliedGeneration >= target && st.notEnforced.length === 0;
+        // An agent older than the rule_map ledger does not say (none then).
+        ok = st.synced && st.appliedGeneration >= target && (st.notEnforced ?? []).length === 0;
         if (ok || Date.now() >= deadline) break;
         await new Promise((r) => setTimeout(r, 50));
         st = (await ask(socket, { op: "status" })).status as AgentStatus;
@@ -332,12 +333,12 @@ ${SOCKET_HELP}`,
     }
     ctx.io.out(values.json ? JSON.stringify(st, null, 2) + "\n" : renderStatus(st));
     if (!ok && st.synced && st.appliedGeneration >= (target ?? 0)) {
-      const n = st.notEnforced.length;
+      const n = (st.notEnforced ?? []).length;
       ctx.io.err(
         `ebpfcni: the agent applied its source, but ${n} polic${
           n === 1 ? "y is" : "ies are"
         } not enforced as written (rule_map full): ${
-          st.notEnforced.map((w) => `${w.policy} (${describeWait(w)})`).join("; ")
+          (st.notEnforced ?? []).map((w) => `${w.policy} (${describeWait(w)})`).join("; ")
         }\n`,
       );
       return EXIT_NOT_ENFORCED;

@@ -34,7 +34,9 @@ export function renderStatus(s: AgentStatus): string {
     ).join(", ");
     lines.push(`cni calls:    ${by || "none"} handled here, ${s.cni.declined} declined`);
   }
-  const n = s.notEnforced.length;
+  // An agent older than the rule_map ledger does not say.
+  const notEnforced = s.notEnforced ?? [];
+  const n = notEnforced.length;
   lines.push(
     `enforced:     ${
       n === 0
@@ -42,12 +44,13 @@ export function renderStatus(s: AgentStatus): string {
         : `NOT ${n} polic${n === 1 ? "y" : "ies"} (rule_map full; their pods are isolated)`
     }`,
   );
-  for (const w of s.notEnforced) lines.push(`not enforced: ${notEnforcedLine(w)}`);
+  for (const w of notEnforced) lines.push(`not enforced: ${notEnforcedLine(w)}`);
   if (s.flowLog !== undefined) {
     const f = s.flowLog;
     lines.push(
       `flow log:     ${f.path}, ${f.written} line(s) written, ${f.dropped} dropped, ` +
-        `${f.rotations} rotation(s)`,
+        `${f.rotations} rotation(s)` +
+        (f.error === undefined ? "" : `; NOT WRITING: the events are not read: ${f.error}`),
     );
   }
   if (s.revocation !== undefined) {

@@ -43,7 +43,7 @@ Deno.test("agent status text: each policy not enforced with its pods and the roo
       policy: "x/new",
       needed: 3,
       free: 0,
-      reason: "rule_map has 0 free of 131072",
+      reason: "rule_map holds 131072 of 131072 entries",
       since: "2026-01-01T00:00:00.000Z",
       place: 1,
       keepsPrevious: false,
@@ -54,7 +54,7 @@ Deno.test("agent status text: each policy not enforced with its pods and the roo
   assert.match(text, /^enforced: +NOT 1 policy \(rule_map full; their pods are isolated\)$/m);
   assert.match(
     text,
-    /^not enforced: x\/new \(#1 in line since 2026-01-01T00:00:00.000Z; selects pods x\/a, x\/b and 3 more\): needs 3 more rule_map entries, 0 free \(rule_map has 0 free of 131072\)$/m,
+    /^not enforced: x\/new \(#1 in line since 2026-01-01T00:00:00.000Z; selects pods x\/a, x\/b and 3 more\): needs 3 more rule_map entries, 0 free \(rule_map holds 131072 of 131072 entries\)$/m,
   );
 });
 
@@ -103,4 +103,21 @@ Deno.test("agent status text: where the metrics are served, or off", () => {
     /^metrics: +http:\/\/127\.0\.0\.1:9972\/metrics$/m,
   );
   assert.match(renderStatus({ ...STATUS, metricsAddress: null }), /^metrics: +off$/m);
+});
+
+Deno.test("agent status text: an agent older than the rule_map ledger (no notEnforced) is shown", () => {
+  const { notEnforced: _, ...older } = STATUS;
+  assert.match(renderStatus(older as AgentStatus), /^enforced: +every policy$/m);
+});
+
+Deno.test("agent status text: a flow log whose events are not read says why", () => {
+  const flowLog = { path: "/var/log/f", written: 3, dropped: 0, rotations: 0 };
+  assert.match(
+    renderStatus({ ...STATUS, flowLog }),
+    /^flow log: +\/var\/log\/f, 3 line\(s\) written, 0 dropped, 0 rotation\(s\)$/m,
+  );
+  assert.match(
+    renderStatus({ ...STATUS, flowLog: { ...flowLog, error: "epoll_wait: EBADF" } }),
+    /^flow log: .*; NOT WRITING: the events are not read: epoll_wait: EBADF$/m,
+  );
 });

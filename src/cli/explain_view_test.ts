@@ -9,7 +9,7 @@ const ALLOWED_BY_POLICY: Explanation = {
     policy: "x/c-from-a",
     needed: 1,
     free: 0,
-    reason: "rule_map has 0 free of 131072",
+    reason: "rule_map holds 131072 of 131072 entries",
     since: "2026-01-01T00:00:00.000Z",
     place: 1,
     keepsPrevious: false,

@@ -17,8 +17,7 @@ import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent.ts";
 import { dirPathProblem } from "../spec/names.ts";
 import { quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
-import { NetlinkSocket } from "../net/socket.ts";
-import { Links } from "../net/link.ts";
+import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
@@ -98,7 +97,11 @@ reading it each see part of the events).
     const session: Session = {
       verdict: verdict as Verdict,
       count,
-      print: (r) => ctx.io.out(values.json ? flowJson(r) : flowText(r)),
+      print: (r) => {
+        ctx.io.out(values.json ? flowJson(r) : flowText(r));
+        // `ebpfcni monitor | head`: nobody reads any more.
+        if (ctx.io.outClosed) stop();
+      },
       stopped,
       isStopped: () => isStopped,
     };
@@ -176,6 +179,9 @@ async function throughAgent(
       if (next.done) break;
       const v = next.value;
       if (!isObject(v)) continue;
+      if (typeof v.error === "string") {
+        throw new CommandError(`the policy agent's stream failed: ${v.error}`);
+      }
       if (typeof v.lost === "number") {
         ctx.io.err(`ebpfcni: ${v.lost} event(s) lost: the monitor fell behind\n`);
         continue;
@@ -184,6 +190,7 @@ async function throughAgent(
       seen++;
     }
   } catch (err) {
+    if (err instanceof CommandError) throw err;
     if (!session.isStopped()) {
       throw new CommandError(`the policy agent's stream: ${(err as Error).message}`, {
         cause: err,
@@ -198,13 +205,7 @@ async function throughAgent(
 }
 
 async function direct(fd: number, session: Session): Promise<void> {
-  using nl = new NetlinkSocket();
-  const links = new Links(nl);
-  const names = new Map<number, string>();
-  const ifname = (i: number) => {
-    if (!names.has(i)) names.set(i, links.byIndex(i)?.name ?? `if${i}`);
-    return names.get(i)!;
-  };
+  const ifname = ifnameCache();
   const clock = wallClock();
   let seen = 0;
   let reached = () => {};

@@ -6,13 +6,12 @@
 import { RingBuffer } from "../../ffi/libbpf.ts";
 import { epollWait, monotonicNs } from "../../ffi/libc.ts";
 import { type DatapathEvent, decodeEvent } from "./layout.ts";
+import { type WallClock, wallClockOf } from "./clock.ts";
 
-/** Monotonic (bpf_ktime_get_ns) -> wall-clock milliseconds, fixed now (good to the
- * millisecond over a session; the clocks drift apart only by NTP slewing). */
-export function wallClock(): { startMono: bigint; wallMs(ts: bigint): number } {
-  const startMono = monotonicNs();
-  const startWall = Date.now();
-  return { startMono, wallMs: (ts) => startWall + Number(ts - startMono) / 1e6 };
+/** Monotonic (bpf_ktime_get_ns) -> wall-clock milliseconds, the offset taken again every
+ * minute (clock.ts). */
+export function wallClock(): WallClock {
+  return wallClockOf(monotonicNs, Date.now);
 }
 
 export class EventReader {

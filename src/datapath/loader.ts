@@ -58,6 +58,8 @@ export interface Datapath extends Disposable {
   maps: ReadonlyMap<string, number>;
   /** The fd of a map of MAPS. */
   fd(spec: MapSpec): number;
+  /** The kernel's id of a map of MAPS (it tells two pin directories' maps apart). */
+  mapId(spec: MapSpec): number;
   /** Shorthands of the original's pins. */
   progFd: number;
   progId: number;
@@ -218,6 +220,7 @@ function openPinned(
     egress,
     maps,
     fd: fdOf,
+    mapId: (spec) => mapInfo(fdOf(spec)).id,
     progFd: ingress.fd,
     progId: ingress.id,
     endpointFd: maps.get(ENDPOINT_MAP.name) ?? -1,

@@ -1,5 +1,5 @@
 // Link, address and route operations over one netlink socket (so, one namespace).
-import type { NetlinkSocket } from "./socket.ts";
+import { NetlinkSocket } from "./socket.ts";
 import { NetlinkError, SysError } from "../../ffi/errors.ts";
 import * as M from "./messages.ts";
 import * as K from "./constants.ts";
@@ -122,4 +122,20 @@ export class Links {
       r,
     ): r is RouteEntry => !!r);
   }
+}
+
+/** Interface names by index, each looked up once in this thread's namespace (for event
+ * records); at most `max` kept, the oldest forgotten first (veths come and go with pods). */
+export function ifnameCache(max = 1024): (index: number) => string {
+  const names = new Map<number, string>();
+  return (index) => {
+    let name = names.get(index);
+    if (name === undefined) {
+      using nl = new NetlinkSocket();
+      name = new Links(nl).byIndex(index)?.name ?? `if${index}`;
+      if (names.size >= max) names.delete(names.keys().next().value!);
+      names.set(index, name);
+    }
+    return name;
+  };
 }

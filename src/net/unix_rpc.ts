@@ -12,17 +12,21 @@ export class RpcError extends Error {
   }
 }
 
+/** Connects to `path`; an RpcError "unreachable" when nobody listens. */
+async function connect(path: string): Promise<Deno.UnixConn> {
+  try {
+    return await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    throw new RpcError("unreachable", String(err), { cause: err });
+  }
+}
+
 export async function requestLine(
   path: string,
   req: unknown,
   timeoutMs: number,
 ): Promise<unknown> {
-  let conn: Deno.UnixConn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path });
-  } catch (err) {
-    throw new RpcError("unreachable", String(err), { cause: err });
-  }
+  const conn = await connect(path);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -80,12 +84,7 @@ export interface LineStream {
 /** Sends `req` and reads its answer lines as they come. Throws an RpcError "unreachable"
  * when nobody listens, "unsent" when the request did not go out whole. */
 export async function requestLines(path: string, req: unknown): Promise<LineStream> {
-  let conn: Deno.UnixConn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path });
-  } catch (err) {
-    throw new RpcError("unreachable", String(err), { cause: err });
-  }
+  const conn = await connect(path);
   let closed = false;
   const close = () => {
     if (closed) return;
