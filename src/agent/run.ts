@@ -5,7 +5,7 @@
 // it stops: the datapath goes on enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
-import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
+import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import { CONFIG_MAP, MODE_KUBERNETES, VETH_MAP } from "../datapath/layout.ts";
 import { modeName } from "../datapath/config.ts";
@@ -138,7 +138,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     throw err;
   }
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
-  const agent = new Agent(new Reconciler(dp), attachments, {
+  const agent = new Agent(new Reconciler(agentTables(dp)), attachments, {
     node: o.node,
     addWaitMs: o.addWaitMs,
     debounceMs: 5,
