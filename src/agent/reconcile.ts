@@ -59,9 +59,12 @@ export class Reconciler {
     this.#cidrs = tables.cidrs;
     this.#hosts = tables.hosts;
     this.#actual = this.read();
+    const rules = tables.rules;
     this.#ruleStore = {
       entries: () => this.#actual.rules,
-      capacity: tables.rules.spec.map.maxEntries,
+      get capacity() {
+        return rules.capacity;
+      },
       add: (id, key) => (this.#rules.set(key, true), this.#actual.rules.set(id, key)),
       remove: (id, key) => (this.#rules.delete(key), this.#actual.rules.delete(id)),
     };

@@ -152,6 +152,10 @@ export class BpfTable<K, V> implements Table<K, V> {
     this.#batch = spec.map.type !== BPF_MAP_TYPE_LPM_TRIE;
   }
 
+  get capacity(): number {
+    return this.spec.map.maxEntries;
+  }
+
   get(key: K): V | undefined {
     this.spec.key.encode(key, this.#key, 0);
     return mapLookup(this.fd, this.#key, this.#value)

@@ -20,6 +20,8 @@ export interface TableSpec<K, V> {
 
 export interface Table<K, V> {
   readonly spec: TableSpec<K, V>;
+  /** How many keys it can hold (max_entries). */
+  readonly capacity: number;
   get(key: K): V | undefined;
   /** Insert or replace; MapFullError when a new key does not fit. */
   set(key: K, value: V): void;
