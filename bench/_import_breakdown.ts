@@ -43,7 +43,7 @@ const pin = requireMap(pinDir!, POLICY_MAP);
 try {
   const m = new PolicyMap(pin.fd);
   const entries = step("countMs", () => countEntries(pin.fd, POLICY_MAP));
-  const allowed = step("listMs", () => m.list());
+  const allowed = step("listMs", () => m.pairs());
   const plan = step(
     "planMs",
     () => planPolicyImport(allowed, entries, parsed.entries, POLICY_MAP.maxEntries),
@@ -55,7 +55,7 @@ try {
   });
   out.written = plan.write.length;
   out.totalInScriptMs = performance.now() - t0;
-  const all = step("listFullMs", () => m.list());
+  const all = step("listFullMs", () => m.pairs());
   const rendered = step("renderFullMs", () =>
     renderTable(
       [{ header: "SRC", align: "right" }, { header: "DST", align: "right" }],

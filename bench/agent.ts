@@ -279,11 +279,13 @@ async function main(): Promise<void> {
     })[0]!;
   using dp = openPinnedMaps(pins)!;
   const rules = new RuleMap(dp.fd(RULE_MAP));
-  if (!rules.has(keyFor(1000))) throw new Error("the target policy's rule is not in rule_map");
+  if (rules.get(keyFor(1000)) === undefined) {
+    throw new Error("the target policy's rule is not in rule_map");
+  }
   const waitFor = async (port: number, present: boolean) => {
     const k = keyFor(port);
     const start = performance.now();
-    while (rules.has(k) !== present) {
+    while ((rules.get(k) !== undefined) !== present) {
       if (performance.now() - start > 10_000) throw new Error(`rule for ${port} never ${present}`);
       await new Promise((r) => setTimeout(r, 0));
     }
@@ -461,8 +463,8 @@ async function metricsCost(a: {
       let tOff: number | undefined;
       while (tOn === undefined || tOff === undefined) {
         if (performance.now() - start > 10_000) throw new Error(`rule for ${3000 + r} never set`);
-        if (tOn === undefined && a.rules.has(k)) tOn = performance.now() - start;
-        if (tOff === undefined && rulesOff.has(k)) tOff = performance.now() - start;
+        if (tOn === undefined && a.rules.get(k) !== undefined) tOn = performance.now() - start;
+        if (tOff === undefined && rulesOff.get(k) !== undefined) tOff = performance.now() - start;
         await new Promise((r) => setTimeout(r, 0));
       }
       on.push(tOn);

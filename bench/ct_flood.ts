@@ -52,7 +52,9 @@ try {
   config.set({ ...config.get(), mode: MODE_KUBERNETES, flags: CFG_CONNTRACK });
   new VethMap(dp.fd(VETH_MAP)).set(1, { ips: [A, B, F].map(parseIpv4), flags: 0 });
   const ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
-  [A, B, F].forEach((ip, i) => ipcache.set(parseIpv4(ip), 100 * (i + 1), IPCACHE_LOCAL));
+  [A, B, F].forEach((ip, i) =>
+    ipcache.set(parseIpv4(ip), { identity: 100 * (i + 1), flags: IPCACHE_LOCAL })
+  );
   new IsolationMap(dp.fd(ISOLATION_MAP)).set(100, ISOLATE_INGRESS);
   const run = (hook: "ingress" | "egress", frame: Uint8Array<ArrayBuffer>, repeat = 1) =>
     progTestRun(hook === "ingress" ? dp.ingress.fd : dp.egress.fd, frame, repeat);

@@ -215,9 +215,11 @@ export async function datapathBench(
     // Sizes may also shrink (--dp-sizes=1000,10): drop the fillers above n.
     const fewer = [];
     for (let i = n; i < filled; i++) fewer.push(filler(i));
-    for (let at = 0; at < fewer.length; at += 16384) policies.denyMany(fewer.slice(at, at + 16384));
+    for (let at = 0; at < fewer.length; at += 16384) {
+      policies.deleteMany(fewer.slice(at, at + 16384));
+    }
     filled = n;
-    const have = policies.list().length;
+    const have = policies.pairs().length;
     if (have !== n) throw new Error(`policy_map holds ${have} entries, expected ${n}`);
   };
 

@@ -132,7 +132,7 @@ export async function policyBench(
   const notes: string[] = [];
   try {
     const map = new PolicyMap(dp.policyFd);
-    const count = () => map.list().length;
+    const count = () => map.pairs().length;
 
     // Is the CLI there? (It was being written while this suite was.)
     const probe = await run(BINARY, [
@@ -258,11 +258,11 @@ export async function policyBench(
     );
     const emptyDistinct = () => {
       for (let at = 0; at < distinct.length; at += 16384) {
-        map.denyMany(distinct.slice(at, at + 16384));
+        map.deleteMany(distinct.slice(at, at + 16384));
       }
     };
     const emptyBulk = () => {
-      for (let at = 0; at < bulk.length; at += 16384) map.denyMany(bulk.slice(at, at + 16384));
+      for (let at = 0; at < bulk.length; at += 16384) map.deleteMany(bulk.slice(at, at + 16384));
     };
     const baseline = count();
     const expectFull = (what: string) => {

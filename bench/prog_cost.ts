@@ -116,8 +116,8 @@ function measure(mode: "identity" | "identity+ct" | "kubernetes", entries: numbe
     row("denied pair (full lookup, drop)", { hook: "ingress", frame: ack(B, A, 80), want: SHOT });
   } else {
     const ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
-    ipcache.set(parseIpv4(A), ID_A, IPCACHE_LOCAL);
-    ipcache.set(parseIpv4(B), ID_B, IPCACHE_LOCAL);
+    ipcache.set(parseIpv4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    ipcache.set(parseIpv4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
     new IsolationMap(dp.fd(ISOLATION_MAP)).set(ID_A, ISOLATE_INGRESS);
     const rules = new RuleMap(dp.fd(RULE_MAP));
     let written = 0;
@@ -129,7 +129,7 @@ function measure(mode: "identity" | "identity+ct" | "kubernetes", entries: numbe
         proto: 6,
         ports: { from: 8000, to: 8100 },
       });
-      for (const k of keys) rules.add(k);
+      for (const k of keys) rules.set(k, true);
       written += keys.length;
     }
     for (
@@ -140,7 +140,7 @@ function measure(mode: "identity" | "identity+ct" | "kubernetes", entries: numbe
         proto: 6,
         ports: { from: 80, to: 80 },
       })
-    ) rules.add(k);
+    ) rules.set(k, true);
     row("sender's hook, pod to pod (passed on)", {
       hook: "ingress",
       frame: ack(B, A, 80),

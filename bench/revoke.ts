@@ -107,7 +107,7 @@ function ctKey(saddr: number, daddr: number, sport: number, dport: number, proto
  * recorded them), written straight into ct_map. */
 function fillTracked(dp: NonNullable<ReturnType<typeof openPinnedMaps>>, n: number): void {
   if (n === 0) return;
-  const ipcache = new Map(new IpcacheMap(dp.fd(IPCACHE_MAP)).list().map((e) => [e.ip, e]));
+  const ipcache = new Map(new IpcacheMap(dp.fd(IPCACHE_MAP)).list());
   const ks = STRUCTS.ct_key.size;
   const vs = STRUCTS.ct_entry.size;
   const keys = new Uint8Array(n * ks);

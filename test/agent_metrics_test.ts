@@ -249,7 +249,7 @@ Deno.test("writes a full map refuses are counted by map, their retries too, and 
       const cidrs = new CidrMap(dp.fd(CIDR_MAP));
       for (let i = 0;; i++) {
         try {
-          cidrs.set((10 << 24) | (i << 8), 24, 0x01000000 + i);
+          cidrs.set({ addr: (10 << 24) | (i << 8), prefix: 24 }, 0x01000000 + i);
         } catch {
           break;
         }

@@ -48,9 +48,9 @@ Deno.test("conntrack: a pod flooding new flows after filling its share cannot ev
     config.set({ ...config.get(), mode: MODE_KUBERNETES, flags: CFG_CONNTRACK });
     new VethMap(dp.fd(VETH_MAP)).set(1, { ips: [ip4(A), ip4(B), ip4(F)], flags: 0 });
     const ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
-    ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
-    ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
-    ipcache.set(ip4(F), ID_F, IPCACHE_LOCAL);
+    ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+    ipcache.set(ip4(F), { identity: ID_F, flags: IPCACHE_LOCAL });
     new IsolationMap(dp.fd(ISOLATION_MAP)).set(ID_A, ISOLATE_INGRESS);
     const hook = (h: "ingress" | "egress", frame: Uint8Array<ArrayBuffer>) =>
       progTestRun(h === "ingress" ? dp.ingress.fd : dp.egress.fd, frame).retval;

@@ -138,7 +138,7 @@ Deno.test("kubernetes mode: an ingress rule for tcp/80 admits the Service and th
           ports: { from: 80, to: 80 },
         })
       ) {
-        e.rules.add(k);
+        e.rules.set(k, true);
       }
       e.isolation.set(BACKEND, ISOLATE_INGRESS);
     }
@@ -156,7 +156,7 @@ Deno.test("kubernetes mode: the client's egress isolation denies what the server
     {
       using e = entries(c.net);
       for (const k of ruleKeys({ subject: BACKEND, dir: DIR_INGRESS, peer: CLIENT, proto: 6 })) {
-        e.rules.add(k);
+        e.rules.set(k, true);
       }
       e.isolation.set(BACKEND, ISOLATE_INGRESS);
       e.isolation.set(CLIENT, ISOLATE_EGRESS);
@@ -176,7 +176,7 @@ Deno.test("kubernetes mode: the client's egress isolation denies what the server
           ports: { from: 80, to: 80 },
         })
       ) {
-        e.rules.add(k);
+        e.rules.set(k, true);
       }
     }
     assert.deepEqual(probeUntil(p80, [true, true]), [true, true]);
@@ -197,7 +197,7 @@ Deno.test("kubernetes mode: UDP through a Service gets its replies", async () =>
           ports: { from: 80, to: 80 },
         })
       ) {
-        e.rules.add(k);
+        e.rules.set(k, true);
       }
       e.isolation.set(BACKEND, ISOLATE_INGRESS);
     }

@@ -762,6 +762,10 @@ function byIp(a: Endpoint, b: Endpoint): number {
   return a.ip - b.ip;
 }
 
+function endpointsOf(m: EndpointMap): Endpoint[] {
+  return m.list().map(([ip, identity]) => ({ ip, identity }));
+}
+
 function byPair(a: Policy, b: Policy): number {
   return a.src - b.src || a.dst - b.dst;
 }
@@ -773,7 +777,7 @@ Deno.test("EndpointMap set/get/add/delete/list round-trip 1000 endpoints", async
     const eps = range(1000).map((i) => ({ ip: base + i, identity: 5000 + (i % 37) }));
     for (const e of eps) m.set(e.ip, e.identity);
     for (const e of eps) assert.equal(m.get(e.ip), e.identity);
-    assert.deepEqual(m.list().sort(byIp), eps);
+    assert.deepEqual(endpointsOf(m).sort(byIp), eps);
     assert.equal(m.get(base + 5000), undefined);
 
     // add() only inserts; set() replaces.
@@ -788,33 +792,33 @@ Deno.test("EndpointMap set/get/add/delete/list round-trip 1000 endpoints", async
     for (const e of gone) assert.equal(m.delete(e.ip), true);
     assert.equal(m.delete(gone[0]!.ip), false, "deleting twice finds nothing");
     for (const e of gone) assert.equal(m.get(e.ip), undefined);
-    assert.deepEqual(m.list().sort(byIp), [...kept, { ip: base + 5000, identity: 7 }]);
+    assert.deepEqual(endpointsOf(m).sort(byIp), [...kept, { ip: base + 5000, identity: 7 }]);
 
     // setMany writes in one batch and replaces existing entries.
     const again = eps.map((e) => ({ ip: e.ip, identity: e.identity + 1 }));
-    m.setMany(again);
-    assert.deepEqual(m.list().sort(byIp), [...again, { ip: base + 5000, identity: 7 }]);
+    m.setMany(again.map((e) => [e.ip, e.identity]));
+    assert.deepEqual(endpointsOf(m).sort(byIp), [...again, { ip: base + 5000, identity: 7 }]);
   });
 });
 
-Deno.test("PolicyMap allowMany/list/denyMany round-trip 1000 rules in batches", async () => {
+Deno.test("PolicyMap allowMany/pairs/deleteMany round-trip 1000 rules in batches", async () => {
   await withDatapath((dp) => {
     const m = new PolicyMap(dp.policyFd);
     const rules = range(1000).map((i) => ({ src: 100 + Math.floor(i / 40), dst: 9000 + (i % 40) }));
     m.allowMany(rules);
-    assert.deepEqual(m.list().sort(byPair), rules);
+    assert.deepEqual(m.pairs().sort(byPair), rules);
     for (const r of rules) assert.equal(m.allowed(r.src, r.dst), true);
     assert.equal(m.allowed(rules[0]!.dst, rules[0]!.src), false, "rules have a direction");
 
     // An entry with another action is not listed as allowed.
     mapUpdate(dp.policyFd, encodePolicyKey(1, 2), new Uint8Array([0]));
-    assert.equal(m.list().length, rules.length);
+    assert.equal(m.pairs().length, rules.length);
 
-    m.denyMany(rules.slice(0, 600));
-    assert.deepEqual(m.list().sort(byPair), rules.slice(600));
+    m.deleteMany(rules.slice(0, 600));
+    assert.deepEqual(m.pairs().sort(byPair), rules.slice(600));
     for (const r of rules.slice(0, 600)) assert.equal(m.allowed(r.src, r.dst), false);
-    m.denyMany(rules.slice(600));
-    assert.deepEqual(m.list(), []);
+    m.deleteMany(rules.slice(600));
+    assert.deepEqual(m.pairs(), []);
     assert.equal(m.deny(rules[0]!.src, rules[0]!.dst), false);
     assert.equal(m.deny(1, 2), true, "the non-allow entry was still there");
   });
@@ -824,7 +828,7 @@ Deno.test("a full endpoint map refuses a new address with MapFullError but still
   await withDatapath((dp) => {
     const m = new EndpointMap(dp.endpointFd);
     const base = ip4("127.79.0.0");
-    m.setMany(range(ENDPOINT_MAP.maxEntries).map((i) => ({ ip: base + i, identity: i })));
+    m.setMany(range(ENDPOINT_MAP.maxEntries).map((i) => [base + i, i]));
     assert.equal(m.list().length, ENDPOINT_MAP.maxEntries);
     assert.throws(() => m.set(base + ENDPOINT_MAP.maxEntries, 1), MapFullError);
     assert.throws(

@@ -110,7 +110,7 @@ async function withMaps(
     }
     m.config.set(cfg);
     m.veths.set(1, { ips: [ip4(A)], flags: 0 });
-    m.hosts.add(ip4(GW));
+    m.hosts.set(ip4(GW), true);
     await fn(m);
   });
 }
@@ -173,8 +173,8 @@ Deno.test("verdict: IPv6 passes only as neighbour discovery with hop limit 255",
 Deno.test("verdict: identity mode names the node host, a prefix its CIDR identity, the rest world", async () => {
   await withMaps({}, (m) => {
     m.endpoints.set(ip4(A), ID_A);
-    m.cidrs.set(ip4("198.51.100.0"), 24, 500);
-    m.cidrs.set(ip4("198.51.100.128"), 25, IDENTITY_WORLD); // an except: back to world
+    m.cidrs.set({ addr: ip4("198.51.100.0"), prefix: 24 }, 500);
+    m.cidrs.set({ addr: ip4("198.51.100.128"), prefix: 25 }, IDENTITY_WORLD); // an except: back to world
     m.policies.allow(ID_A, 500);
     const to = (dst: string) => tcp(A, dst, 80);
     const r = run(m, "ingress", [
@@ -214,7 +214,7 @@ Deno.test("verdict: identity-mode L4 rules match their protocol and exact port r
           ports: { from, to },
         })
       ) {
-        m.rules.add(k);
+        m.rules.set(k, true);
       }
     };
     add(6, 8000, 8100);
@@ -285,7 +285,7 @@ Deno.test("verdict: a later IP fragment follows its first one, an unknown one is
         ports: { from: 53, to: 53 },
       })
     ) {
-      m.rules.add(k);
+      m.rules.set(k, true);
     }
     const first = ipv4({ src: A, dst: B, proto: "udp", dport: 53, ipId: 99, mf: true });
     const later = ipv4({ src: A, dst: B, proto: "udp", ipId: 99, fragOffset: 1 });
@@ -298,9 +298,9 @@ Deno.test("verdict: a later IP fragment follows its first one, an unknown one is
 
 Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, judges the rest", async () => {
   await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
-    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
-    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
-    m.ipcache.set(ip4(C), ID_C, 0); // a pod on another node
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(C), { identity: ID_C, flags: 0 }); // a pod on another node
     m.isolation.set(ID_A, ISOLATE_EGRESS); // and nothing allowed: only the sender can judge the world
     const r = run(m, "ingress", [
       tcp(A, "10.96.0.10", 80),
@@ -318,7 +318,7 @@ Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, j
       { dst: ip4("10.96.0.10"), flags: CT_FLAGS.pending | CT_FLAGS.service | CT_FLAGS.atSrc },
     ]);
     // An egress rule to the world's CIDR identity lets A out on 443 only.
-    m.cidrs.set(ip4("203.0.113.0"), 24, 0xff000001);
+    m.cidrs.set({ addr: ip4("203.0.113.0"), prefix: 24 }, 0xff000001);
     for (
       const k of ruleKeys({
         subject: ID_A,
@@ -328,7 +328,7 @@ Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, j
         ports: { from: 443, to: 443 },
       })
     ) {
-      m.rules.add(k);
+      m.rules.set(k, true);
     }
     assert.deepEqual(
       run(m, "ingress", [tcp(A, "203.0.113.9", 443), tcp(A, "203.0.113.9", 80)]).verdicts,
@@ -340,8 +340,8 @@ Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, j
 Deno.test("verdict: kubernetes mode judges at delivery: source egress and destination ingress", async () => {
   await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
     // The test-run device is pod A's veth: frames to A.
-    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
-    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
     m.isolation.set(ID_A, ISOLATE_INGRESS);
     for (
       const k of ruleKeys({
@@ -352,7 +352,7 @@ Deno.test("verdict: kubernetes mode judges at delivery: source egress and destin
         ports: { from: 80, to: 80 },
       })
     ) {
-      m.rules.add(k);
+      m.rules.set(k, true);
     }
     let r = run(m, "egress", [
       tcp(B, A, 80),
@@ -373,7 +373,7 @@ Deno.test("verdict: kubernetes mode judges at delivery: source egress and destin
 
 Deno.test("verdict: the reply to a Service request passes where the request was recorded", async () => {
   await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
-    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
     m.isolation.set(ID_A, ISOLATE_INGRESS | ISOLATE_EGRESS);
     const request = tcp(A, "10.96.0.10", 80, { sport: 4000 });
     const reply = tcp("10.96.0.10", A, 4000, { sport: 80, tcpFlags: TCP_SYN | TCP_ACK });
@@ -427,14 +427,14 @@ function serverAllowsA(m: Maps, mode: "identity" | "kubernetes"): () => void {
     ports: { from: 80, to: 80 },
   });
   if (mode === "kubernetes") {
-    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
-    m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
     m.isolation.set(ID_B, ISOLATE_INGRESS);
   } else {
     m.endpoints.set(ip4(A), ID_A);
     m.endpoints.set(ip4(B), ID_B);
   }
-  keys.forEach((k) => m.rules.add(k));
+  keys.forEach((k) => m.rules.set(k, true));
   return () => keys.forEach((k) => m.rules.delete(k));
 }
 
@@ -486,7 +486,7 @@ for (const mode of ["identity", "kubernetes"] as const) {
       // A's pod is gone and its address now belongs to a pod of other labels, which B's
       // policy does not allow: the old pod's connection is not the new pod's.
       const ID_X = 900;
-      if (mode === "kubernetes") m.ipcache.set(ip4(A), ID_X, IPCACHE_LOCAL);
+      if (mode === "kubernetes") m.ipcache.set(ip4(A), { identity: ID_X, flags: IPCACHE_LOCAL });
       else m.endpoints.set(ip4(A), ID_X);
       const r = run(m, h.fwd, [seg(true, TCP_ACK)]);
       assert.deepEqual(r.verdicts, [SHOT]);
@@ -501,7 +501,7 @@ Deno.test("verdict: a pod behind a new veth with a reused address and identity g
     const newVeth = Number(await Deno.readTextFile(`/sys/class/net/${veth.host}/ifindex`));
     await withMaps({ mode: "kubernetes" }, (m) => {
       const W = "203.0.113.9";
-      m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+      m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
       m.isolation.set(ID_A, ISOLATE_INGRESS); // nothing may connect to A
       const out = tcp(A, W, 443, { sport: 5000, tcpFlags: TCP_SYN });
       const back = tcp(W, A, 5000, { sport: 443, tcpFlags: TCP_SYN | TCP_ACK });
@@ -519,7 +519,7 @@ Deno.test("verdict: a pod behind a new veth with a reused address and identity g
 
 Deno.test("verdict: an answered connection is kept apart and charged to its initiator until flushed or swept", async () => {
   await withMaps({ mode: "kubernetes" }, (m) => {
-    m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
     m.isolation.set(ID_A, ISOLATE_INGRESS); // only replies reach A
     const W = "203.0.113.9";
     const out = (sport: number) => ipv4({ src: A, dst: W, proto: "udp", sport, dport: 53 });

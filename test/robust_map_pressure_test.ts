@@ -34,7 +34,7 @@ Deno.test("ADD with endpoint_map full fails with code 102 and leaves no half pod
         { length: ENDPOINT_MAP.maxEntries },
         (_, i) => ({ ip: FAKE_BASE + i, identity: FAKE_IDENTITY }),
       );
-      endpoints.setMany(fakes);
+      endpoints.setMany(fakes.map((e) => [e.ip, e.identity]));
       assert.equal(endpoints.list().length, ENDPOINT_MAP.maxEntries);
       // The map really is full: the kernel refuses one more key.
       assert.throws(() => endpoints.set(ipNum("100.127.0.1"), 1), MapFullError);
@@ -57,7 +57,7 @@ Deno.test("ADD with endpoint_map full fails with code 102 and leaves no half pod
       assert.deepEqual(stateFiles(net), [], "state file left");
       const after = endpoints.list();
       assert.equal(after.length, ENDPOINT_MAP.maxEntries);
-      assert.ok(after.every((e) => e.identity === FAKE_IDENTITY), "endpoint_map changed");
+      assert.ok(after.every(([, identity]) => identity === FAKE_IDENTITY), "endpoint_map changed");
 
       // The runtime's DEL after the failed ADD succeeds and removes no one else's entry.
       const d = await net.run({ ...call, command: "DEL" });

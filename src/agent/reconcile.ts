@@ -9,17 +9,8 @@
 // Node addresses (host_map) are added first and removed last. Rules go in per policy, all or
 // nothing (rule_ledger.ts): a policy whose new rules do not fit keeps its old ones and waits.
 import { type Compiled, type CompiledRule, ruleKeyId } from "../netpol/compile.ts";
-import type { Datapath } from "../datapath/loader.ts";
-import {
-  CIDR_MAP,
-  HOST_MAP,
-  IPCACHE_LOCAL,
-  IPCACHE_MAP,
-  ISOLATION_MAP,
-  RULE_MAP,
-  type RuleKey,
-} from "../datapath/layout.ts";
-import { CidrMap, HostMap, IpcacheMap, IsolationMap, RuleMap } from "../datapath/maps.ts";
+import { IPCACHE_LOCAL, type RuleKey } from "../datapath/layout.ts";
+import type { AgentTables } from "../datapath/tables.ts";
 import { formatCidr } from "../spec/ipv4.ts";
 import { writeFileAtomic } from "../cni/state.ts";
 import {
@@ -57,11 +48,11 @@ export interface ReconcileResult {
 }
 
 export class Reconciler {
-  readonly #ipcache: IpcacheMap;
-  readonly #isolation: IsolationMap;
-  readonly #rules: RuleMap;
-  readonly #cidrs: CidrMap;
-  readonly #hosts: HostMap;
+  readonly #ipcache: AgentTables["ipcache"];
+  readonly #isolation: AgentTables["isolation"];
+  readonly #rules: AgentTables["rules"];
+  readonly #cidrs: AgentTables["cidrs"];
+  readonly #hosts: AgentTables["hosts"];
   #actual: Actual;
   /** The next apply compares every policy's rules with the maps (after a read of them). */
   #fullRules = true;
@@ -74,8 +65,9 @@ export class Reconciler {
   readonly #ledgerFile: string | undefined;
   readonly #onLedgerFileError: (err: Error) => void;
 
+  /** The maps it writes: agentTables() of a datapath (maps.ts), or fakes (table_fake.ts). */
   constructor(
-    dp: Datapath,
+    tables: AgentTables,
     opts: { ledgerFile?: string; onLedgerFileError?: (err: Error) => void } = {},
   ) {
     this.#ledgerFile = opts.ledgerFile;
@@ -84,16 +76,19 @@ export class Reconciler {
       const previous = readLedgerFile(this.#ledgerFile);
       if (previous !== undefined) this.#ledger.adopt(previous);
     }
-    this.#ipcache = new IpcacheMap(dp.fd(IPCACHE_MAP));
-    this.#isolation = new IsolationMap(dp.fd(ISOLATION_MAP));
-    this.#rules = new RuleMap(dp.fd(RULE_MAP));
-    this.#cidrs = new CidrMap(dp.fd(CIDR_MAP));
-    this.#hosts = new HostMap(dp.fd(HOST_MAP));
+    this.#ipcache = tables.ipcache;
+    this.#isolation = tables.isolation;
+    this.#rules = tables.rules;
+    this.#cidrs = tables.cidrs;
+    this.#hosts = tables.hosts;
     this.#actual = this.read();
+    const rules = tables.rules;
     this.#ruleStore = {
       entries: () => this.#actual.rules,
-      capacity: RULE_MAP.maxEntries,
-      add: (id, key) => (this.#rules.add(key), this.#actual.rules.set(id, key)),
+      get capacity() {
+        return rules.capacity;
+      },
+      add: (id, key) => (this.#rules.set(key, true), this.#actual.rules.set(id, key)),
       remove: (id, key) => {
         this.#rules.delete(key);
         this.#actual.rules.delete(id);
@@ -105,15 +100,15 @@ export class Reconciler {
   /** The maps' contents now (at start, and to repair drift). */
   read(): Actual {
     return {
-      ipcache: new Map(
-        this.#ipcache.list().map((e) => [e.ip, { identity: e.identity, flags: e.flags }]),
-      ),
-      isolation: new Map(this.#isolation.list().map((e) => [e.identity, e.flags])),
-      rules: new Map(this.#rules.list().map((k) => [ruleKeyId(k), k])),
+      ipcache: new Map(this.#ipcache.list()),
+      isolation: new Map(this.#isolation.list()),
+      rules: new Map(this.#rules.list().map(([k]) => [ruleKeyId(k), k])),
       cidrs: new Map(
-        this.#cidrs.list().map((e) => [formatCidr({ network: e.addr, prefix: e.prefix }), e]),
+        this.#cidrs.list().map((
+          [k, identity],
+        ) => [formatCidr({ network: k.addr, prefix: k.prefix }), { ...k, identity }]),
       ),
-      hosts: new Set(this.#hosts.list()),
+      hosts: new Set(this.#hosts.list().map(([ip]) => ip)),
     };
   }
 
@@ -159,7 +154,7 @@ export class Reconciler {
     };
     // 0. Node addresses first.
     for (const ip of d.hosts) {
-      if (!a.hosts.has(ip)) attempt("host_map", () => (this.#hosts.add(ip), a.hosts.add(ip)));
+      if (!a.hosts.has(ip)) attempt("host_map", () => (this.#hosts.set(ip, true), a.hosts.add(ip)));
     }
     // 1. New rules, policy by policy (only the policies that changed, unless the shadow was
     // read again).
@@ -171,7 +166,7 @@ export class Reconciler {
     for (const [text, e] of c.cidrs) {
       if (a.cidrs.get(text)?.identity === e.identity) continue;
       attempt("cidr_map", () => {
-        this.#cidrs.set(e.cidr.network, e.cidr.prefix, e.identity);
+        this.#cidrs.set({ addr: e.cidr.network, prefix: e.cidr.prefix }, e.identity);
         a.cidrs.set(text, { addr: e.cidr.network, prefix: e.cidr.prefix, identity: e.identity });
       });
     }
@@ -186,7 +181,7 @@ export class Reconciler {
       const have = a.ipcache.get(ip);
       if (have !== undefined && have.identity === e.identity && have.flags === flags) continue;
       attempt("ipcache_map", () => {
-        this.#ipcache.set(ip, e.identity, flags);
+        this.#ipcache.set(ip, { identity: e.identity, flags });
         a.ipcache.set(ip, { identity: e.identity, flags });
       });
     }
@@ -208,11 +203,7 @@ export class Reconciler {
     // 7. CIDRs gone.
     for (const [text, e] of [...a.cidrs]) {
       if (!c.cidrs.has(text)) {
-        attempt(
-          "cidr_map",
-          () => (this.#cidrs.delete(e.addr, e.prefix), a.cidrs.delete(text)),
-          true,
-        );
+        attempt("cidr_map", () => (this.#cidrs.delete(e), a.cidrs.delete(text)), true);
       }
     }
     // 8. Rules gone (then the waiting policies' rules, in line, into the room that made),

@@ -6,7 +6,7 @@
 // enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
 import { StateStore } from "../cni/state.ts";
-import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
+import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import {
   CIDR_MAP,
@@ -209,7 +209,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   }
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
   let metrics: AgentMetrics | undefined;
-  const reconciler = new Reconciler(dp, {
+  const reconciler = new Reconciler(agentTables(dp), {
     ledgerFile: `${o.stateDir}/agent_rules.json`,
     onLedgerFileError: (err) =>
       o.log.warn("cannot record which policy each rule_map entry is for", { error: err.message }),

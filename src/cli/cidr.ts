@@ -42,9 +42,9 @@ ${NEEDS_MAPS}`,
     requireIdentityMode(ctx.pinDir, "add a CIDR identity");
     using pin = requireMap(ctx.pinDir, CIDR_MAP);
     const m = new CidrMap(pin.fd);
-    const before = m.get(cidr.network, cidr.prefix);
+    const before = m.get({ addr: cidr.network, prefix: cidr.prefix });
     try {
-      m.set(cidr.network, cidr.prefix, identity);
+      m.set({ addr: cidr.network, prefix: cidr.prefix }, identity);
     } catch (err) {
       if (err instanceof MapFullError) {
         throw new CommandError(`${err.message}: cannot add ${formatCidr(cidr)}`, { cause: err });
@@ -77,11 +77,11 @@ ${NEEDS_MAPS}`,
     requireIdentityMode(ctx.pinDir, "delete a CIDR identity");
     using pin = requireMap(ctx.pinDir, CIDR_MAP);
     const m = new CidrMap(pin.fd);
-    const before = m.get(cidr.network, cidr.prefix);
+    const before = m.get({ addr: cidr.network, prefix: cidr.prefix });
     if (before === undefined) {
       ctx.io.err(`ebpfcni: ${formatCidr(cidr)} was not registered\n`);
     } else {
-      m.delete(cidr.network, cidr.prefix);
+      m.delete({ addr: cidr.network, prefix: cidr.prefix });
       ctx.io.out(`deleted ${formatCidr(cidr)} (identity ${identityText(before)})\n`);
     }
     return EXIT_OK;
@@ -99,12 +99,12 @@ with --json [{"cidr":"192.0.2.0/24","identity":500}] (identities as numbers: hos
   flags: { json: { type: "boolean" } },
   run(ctx, { values }) {
     using pin = requireMap(ctx.pinDir, CIDR_MAP);
-    const entries = new CidrMap(pin.fd).list().sort((a, b) =>
+    const entries = new CidrMap(pin.fd).list().sort(([a], [b]) =>
       a.addr - b.addr || a.prefix - b.prefix
     );
-    const rows = entries.map((e) => ({
-      cidr: formatCidr({ network: e.addr, prefix: e.prefix }),
-      identity: e.identity,
+    const rows = entries.map(([k, identity]) => ({
+      cidr: formatCidr({ network: k.addr, prefix: k.prefix }),
+      identity,
     }));
     if (values.json) {
       const id = (n: number) => (identityText(n) === String(n) ? n : identityText(n));

@@ -1,6 +1,6 @@
 // `ebpfcni endpoint add|del|list|import`: the pod address -> identity entries of endpoint_map
 // (what endpointctl did). Writes need the map pinned already; they never load the datapath.
-import { EndpointMap, MapFullError } from "../datapath/maps.ts";
+import { type Endpoint, EndpointMap, MapFullError } from "../datapath/maps.ts";
 import { ENDPOINT_MAP } from "../datapath/layout.ts";
 import { parseEndpointFile, planEndpointImport } from "../policy/import.ts";
 import { endpointRecords, formatRecordsJson } from "../policy/records.ts";
@@ -20,6 +20,10 @@ function withEndpoints<T>(ctx: Ctx, fn: (m: EndpointMap) => T, write?: string): 
   } finally {
     closePin(pin);
   }
+}
+
+function listEndpoints(m: EndpointMap): Endpoint[] {
+  return m.list().map(([ip, identity]) => ({ ip, identity }));
 }
 
 function full(err: unknown, what: string): never {
@@ -105,7 +109,7 @@ const list: Command = {
 Fails (exit 1) without creating anything when endpoint_map is not pinned.`,
   flags: { json: { type: "boolean" } },
   run(ctx, { values }) {
-    const records = endpointRecords(withEndpoints(ctx, (m) => m.list()));
+    const records = endpointRecords(withEndpoints(ctx, (m) => listEndpoints(m)));
     ctx.io.out(
       values.json ? formatRecordsJson(records) : renderTable(
         [{ header: "IP" }, { header: "IDENTITY", align: "right" }],
@@ -136,7 +140,7 @@ ${NEEDS_MAPS}`,
     const text = await readSource(path, ctx.io);
     const file = validateSource("endpoint", path, text, parseEndpointFile);
     const plan = withEndpoints(ctx, (m) => {
-      const current = m.list();
+      const current = listEndpoints(m);
       const p = planEndpointImport(current, file.entries, ENDPOINT_MAP.maxEntries);
       if (!p.fits) {
         throw new CommandError(
@@ -148,13 +152,17 @@ ${NEEDS_MAPS}`,
       }
       const before = new Map(current.map((e) => [e.ip, e.identity]));
       try {
-        writeChunked(p.write, (chunk) => m.setMany(chunk), (tried) => {
-          for (const e of tried) {
-            const old = before.get(e.ip);
-            if (old === undefined) m.delete(e.ip);
-            else m.set(e.ip, old);
-          }
-        });
+        writeChunked(
+          p.write,
+          (chunk) => m.setMany(chunk.map((e) => [e.ip, e.identity])),
+          (tried) => {
+            for (const e of tried) {
+              const old = before.get(e.ip);
+              if (old === undefined) m.delete(e.ip);
+              else m.set(e.ip, old);
+            }
+          },
+        );
       } catch (err) {
         full(err, `import ${sourceName(path)} (nothing changed)`);
       }

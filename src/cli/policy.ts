@@ -12,7 +12,7 @@ import {
   readPairStats,
   RuleMap,
 } from "../datapath/maps.ts";
-import { PAIR_STATS_MAP, POLICY_MAP, RULE_MAP } from "../datapath/layout.ts";
+import { PAIR_STATS_MAP, POLICY_MAP, RULE_MAP, type RuleKey } from "../datapath/layout.ts";
 import { parsePolicyFile, planPolicyImport } from "../policy/import.ts";
 import { formatRecordsJson, ruleRecords } from "../policy/records.ts";
 import {
@@ -94,8 +94,17 @@ function requireRules(m: PolicyMaps, ctx: Ctx): RuleMap {
   return m.rules;
 }
 
+/** The identity pair of a rule (policy_map's key). */
+function pairOf(r: { src: number; dst: number }): Policy {
+  return { src: r.src, dst: r.dst };
+}
+
+function ruleKeys(rules: RuleMap): RuleKey[] {
+  return rules.list().map(([k]) => k);
+}
+
 function currentRules(m: PolicyMaps): PolicyRule[] {
-  return rulesOf(m.pairs.list(), m.rules ? m.rules.list() : []);
+  return rulesOf(m.pairs.pairs(), m.rules ? ruleKeys(m.rules) : []);
 }
 
 interface Counted {
@@ -193,17 +202,17 @@ ${NEEDS_MAPS}`,
         for (const r of want) {
           current = r;
           if (r.proto === undefined) {
-            if (m.pairs.allowed(r.src, r.dst)) continue;
-            m.pairs.allow(r.src, r.dst);
-            added.push({ rule: r, undo: () => m.pairs.deny(r.src, r.dst) });
+            if (m.pairs.get(pairOf(r))) continue;
+            m.pairs.set(pairOf(r), true);
+            added.push({ rule: r, undo: () => m.pairs.delete(pairOf(r)) });
           } else {
             const rules = requireRules(m, ctx);
-            const keys = keysOf(r).filter((k) => !rules.has(k));
+            const keys = keysOf(r).filter((k) => rules.get(k) === undefined);
             if (keys.length === 0) continue;
             const written: typeof keys = [];
             added.push({ rule: r, undo: () => written.forEach((k) => rules.delete(k)) });
             for (const k of keys) {
-              rules.add(k);
+              rules.set(k, true);
               written.push(k);
             }
           }
@@ -250,10 +259,10 @@ ${NEEDS_MAPS}`,
     withPolicyMaps(ctx, (m) => {
       const removed: PolicyRule[] = [];
       for (const r of want) {
-        let did = r.proto === undefined && m.pairs.deny(r.src, r.dst);
+        let did = r.proto === undefined && m.pairs.delete(pairOf(r));
         if (m.rules) {
-          const plan = denyPlan(r, m.rules.list());
-          for (const k of plan.add) m.rules.add(k);
+          const plan = denyPlan(r, ruleKeys(m.rules));
+          for (const k of plan.add) m.rules.set(k, true);
           for (const k of plan.remove) did = m.rules.delete(k) || did;
         }
         if (did) removed.push(r);
@@ -321,7 +330,7 @@ ${NEEDS_MAPS}`,
     using pin = requireMap(ctx.pinDir, POLICY_MAP);
     const pairs = new PolicyMap(pin.fd);
     const entries = countEntries(pin.fd, POLICY_MAP);
-    const plan = planPolicyImport(pairs.list(), entries, file.entries, POLICY_MAP.maxEntries);
+    const plan = planPolicyImport(pairs.pairs(), entries, file.entries, POLICY_MAP.maxEntries);
     if (!plan.fits) {
       throw new CommandError(
         `policy file ${sourceName(path)} would overflow policy_map: ${entries} entries + ` +
@@ -330,16 +339,18 @@ ${NEEDS_MAPS}`,
     }
     using rulePin = file.rules.length ? requireMap(ctx.pinDir, RULE_MAP) : undefined;
     const rules = rulePin ? new RuleMap(rulePin.fd) : undefined;
-    const newKeys = rules ? file.rules.flatMap(keysOf).filter((k) => !rules.has(k)) : [];
+    const newKeys = rules
+      ? file.rules.flatMap(keysOf).filter((k) => rules.get(k) === undefined)
+      : [];
     const undoPairs = (tried: readonly Policy[]) => {
-      for (const e of tried) pairs.deny(e.src, e.dst);
+      for (const e of tried) pairs.delete(pairOf(e));
     };
     try {
       writeChunked(plan.write, (chunk) => pairs.allowMany(chunk), undoPairs);
       const written: typeof newKeys = [];
       try {
         for (const k of newKeys) {
-          rules!.add(k);
+          rules!.set(k, true);
           written.push(k);
         }
       } catch (err) {

@@ -138,7 +138,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     // The gateway is the node: the reserved identity "host" (shared, never removed by a DEL).
     if (conf.isGateway) {
       const hosts = new HostMap(dp.fd(HOST_MAP));
-      for (const a of v4) if (a.gateway !== undefined) hosts.add(a.gateway);
+      for (const a of v4) if (a.gateway !== undefined) hosts.set(a.gateway, true);
     }
     await fault("after-bridge");
 
@@ -222,7 +222,7 @@ function podEndpoints(m: IpcacheMap): EndpointStore {
   return {
     name: "ipcache_map",
     get: (ip) => m.get(ip)?.identity,
-    set: (ip, id) => m.set(ip, id, IPCACHE_LOCAL),
+    set: (ip, id) => m.set(ip, { identity: id, flags: IPCACHE_LOCAL }),
     delete: (ip) => m.delete(ip),
   };
 }

@@ -11,6 +11,7 @@ import { ENDPOINT_MAP, IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
+import type { LinkTable } from "../net/link_table.ts";
 import { hostVethName } from "../net/names.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { endConnectionsOf } from "../datapath/tracked.ts";
@@ -32,7 +33,7 @@ export interface Teardown {
 }
 
 /** Undoes one attachment on the host. Shared by DEL and GC. */
-export async function teardown(ctx: Ctx, t: Teardown, links: Links): Promise<void> {
+export async function teardown(ctx: Ctx, t: Teardown, links: LinkTable): Promise<void> {
   using dp = openDatapath(t.pinDir ?? ctx.conf.pinDir);
   const veth = hostVethName(t.containerId, t.ifname);
   const link = links.get(veth);

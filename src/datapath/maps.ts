@@ -1,6 +1,6 @@
-// Typed access to the pinned maps: endpoints (IPv4 -> identity) and policies ({src, dst} ->
-// allow) with batch writes for bulk imports, and the newer maps (veths, node addresses,
-// configuration, kubernetes endpoints, CIDRs, rules, isolation, conntrack, pair counters).
+// The pinned maps over raw bpf(2): one typed table (BpfTable, the Table of table.ts) bound to
+// each map's codecs (tables.ts), the conntrack maps (ct_map, ct_est_map and the quotas they
+// charge, read and swept together), and the per-CPU counters.
 import {
   BPF_ANY,
   BPF_NOEXIST,
@@ -15,6 +15,7 @@ import {
 import { possibleCpus } from "./cpus.ts";
 import { Errno, SysError } from "../../ffi/errors.ts";
 import {
+  BPF_MAP_TYPE_LPM_TRIE,
   CIDR_MAP,
   CONFIG_MAP,
   CT_EST_MAP,
@@ -23,58 +24,48 @@ import {
   type CtEntry,
   type CtKey,
   type DatapathConfig,
-  decodeCidrKey,
   decodeConfig,
   decodeCtEntry,
   decodeCtKey,
-  decodeIpcacheEntry,
   decodePolicyKey,
-  decodeRuleKey,
-  decodeU32,
-  decodeVethInfo,
-  encodeCidrKey,
-  encodeConfig,
-  encodeIpcacheEntry,
-  encodePolicyKey,
-  encodeRuleKey,
   encodeU32,
-  encodeVethInfo,
-  ENDPOINT_MAP,
   HOST_MAP,
   IPCACHE_MAP,
   ISOLATION_MAP,
   type MapSpec,
   PAIR_STATS_MAP,
-  POLICY_ALLOW,
-  POLICY_MAP,
   RULE_MAP,
   type RuleKey,
   STAT_NAMES,
   STATS_MAP,
   STRUCTS,
-  VETH_MAP,
   type VethInfo,
 } from "./layout.ts";
+import { fullMessage, MapFullError, type Table, type TableSpec } from "./table.ts";
+import {
+  type AgentTables,
+  type CidrKey,
+  CIDRS,
+  CONFIG,
+  CT_QUOTAS,
+  ENDPOINTS,
+  HOSTS,
+  IPCACHE,
+  type IpcacheValue,
+  ISOLATION,
+  POLICIES,
+  type Policy,
+  RULES,
+  VETHS,
+} from "./tables.ts";
 
-export interface Endpoint {
-  /** IPv4 address as a host-order u32. */
-  ip: number;
-  identity: number;
-}
+export { MapFullError };
+export type { AgentTables, CidrKey, Endpoint, IpcacheValue, Policy } from "./tables.ts";
 
-export interface Policy {
-  src: number;
-  dst: number;
-}
-
-/** The map is full (E2BIG from the kernel; ENOSPC from an LPM trie). */
-export class MapFullError extends Error {
-  override name = "MapFullError";
-}
-
-function wrapFull(err: unknown, what: string, max: number): never {
+/** Turns a full map's errno into MapFullError. */
+function wrapFull(err: unknown, spec: MapSpec): never {
   if (err instanceof SysError && (err.errno === Errno.E2BIG || err.errno === Errno.ENOSPC)) {
-    throw new MapFullError(`${what} is full (${max} entries)`, { cause: err });
+    throw new MapFullError(fullMessage(spec), { cause: err });
   }
   throw err;
 }
@@ -145,127 +136,199 @@ function keysOf(fd: number, keySize: number): Uint8Array<ArrayBuffer>[] {
   }
 }
 
-/** Writes `value` at `key`, turning a full map into MapFullError. */
-function put(
-  fd: number,
-  spec: MapSpec,
-  key: Uint8Array<ArrayBuffer>,
-  value: Uint8Array<ArrayBuffer>,
-) {
-  try {
-    mapUpdate(fd, key, value, BPF_ANY);
-  } catch (err) {
-    wrapFull(err, spec.name, spec.maxEntries);
-  }
-}
-
-export class EndpointMap {
+/** A pinned map as a typed table over raw bpf(2): keys and values through the spec's codecs,
+ * a full map as MapFullError, lists and bulk writes with the batch ops where the map type has
+ * them (an LPM trie has none: key by key). */
+export class BpfTable<K, V> implements Table<K, V> {
   // Reused for single-entry calls: they run in loops (CLI, benchmarks), and an allocation
   // per call costs about as much as the FFI call itself.
-  readonly #key = new Uint8Array(4);
-  readonly #value = new Uint8Array(4);
+  readonly #key: Uint8Array<ArrayBuffer>;
+  readonly #value: Uint8Array<ArrayBuffer>;
+  readonly #batch: boolean;
 
-  constructor(readonly fd: number) {}
+  constructor(readonly spec: TableSpec<K, V>, readonly fd: number) {
+    this.#key = new Uint8Array(spec.key.size);
+    this.#value = new Uint8Array(spec.value.size);
+    this.#batch = spec.map.type !== BPF_MAP_TYPE_LPM_TRIE;
+  }
 
-  get(ip: number): number | undefined {
-    return mapLookup(this.fd, encodeU32(ip, this.#key), this.#value)
-      ? decodeU32(this.#value)
+  get capacity(): number {
+    return this.spec.map.maxEntries;
+  }
+
+  get(key: K): V | undefined {
+    this.spec.key.encode(key, this.#key, 0);
+    return mapLookup(this.fd, this.#key, this.#value)
+      ? this.spec.value.decode(this.#value, 0)
       : undefined;
   }
 
-  /** Insert or replace. */
-  set(ip: number, identity: number): void {
-    try {
-      mapUpdate(this.fd, encodeU32(ip, this.#key), encodeU32(identity, this.#value), BPF_ANY);
-    } catch (err) {
-      wrapFull(err, "endpoint_map", ENDPOINT_MAP.maxEntries);
-    }
+  set(key: K, value: V): void {
+    this.#write(key, value, BPF_ANY);
   }
 
-  /** Insert only; false when the address is already registered. */
-  add(ip: number, identity: number): boolean {
+  add(key: K, value: V): boolean {
     try {
-      mapUpdate(this.fd, encodeU32(ip, this.#key), encodeU32(identity, this.#value), BPF_NOEXIST);
+      this.#write(key, value, BPF_NOEXIST);
       return true;
     } catch (err) {
       if (err instanceof SysError && err.exists) return false;
-      wrapFull(err, "endpoint_map", ENDPOINT_MAP.maxEntries);
+      throw err;
     }
   }
 
-  delete(ip: number): boolean {
-    return mapDelete(this.fd, encodeU32(ip, this.#key));
+  #write(key: K, value: V, flags: bigint): void {
+    this.spec.key.encode(key, this.#key, 0);
+    this.spec.value.encode(value, this.#value, 0);
+    try {
+      mapUpdate(this.fd, this.#key, this.#value, flags);
+    } catch (err) {
+      if (err instanceof SysError && err.exists) throw err;
+      wrapFull(err, this.spec.map);
+    }
   }
 
-  list(): Endpoint[] {
-    const out: Endpoint[] = [];
-    readAll(this.fd, 4, 4, ENDPOINT_MAP.maxEntries, (k, at, v, vat) => {
-      out.push({ ip: decodeU32(k, at), identity: decodeU32(v, vat) });
+  delete(key: K): boolean {
+    this.spec.key.encode(key, this.#key, 0);
+    return mapDelete(this.fd, this.#key);
+  }
+
+  list(): [K, V][] {
+    const { key: kc, value: vc } = this.spec;
+    if (!this.#batch) {
+      const value = new Uint8Array(vc.size);
+      return keysOf(this.fd, kc.size).flatMap((k): [K, V][] =>
+        mapLookup(this.fd, k, value) ? [[kc.decode(k, 0), vc.decode(value, 0)]] : []
+      );
+    }
+    const out: [K, V][] = [];
+    readAll(this.fd, kc.size, vc.size, this.spec.map.maxEntries, (k, at, v, vat) => {
+      out.push([kc.decode(k, at), vc.decode(v, vat)]);
     });
     return out;
   }
 
-  setMany(entries: readonly Endpoint[]): void {
-    const keys = new Uint8Array(entries.length * 4);
-    const values = new Uint8Array(entries.length * 4);
-    entries.forEach((e, i) => {
-      encodeU32(e.ip, keys, i * 4);
-      encodeU32(e.identity, values, i * 4);
+  setMany(entries: readonly (readonly [K, V])[]): void {
+    if (entries.length === 0) return;
+    if (!this.#batch) {
+      for (const [k, v] of entries) this.set(k, v);
+      return;
+    }
+    const { key: kc, value: vc } = this.spec;
+    const keys = new Uint8Array(entries.length * kc.size);
+    const values = new Uint8Array(entries.length * vc.size);
+    entries.forEach(([k, v], i) => {
+      kc.encode(k, keys, i * kc.size);
+      vc.encode(v, values, i * vc.size);
     });
     try {
-      if (entries.length) mapUpdateBatch(this.fd, keys, values, entries.length);
+      mapUpdateBatch(this.fd, keys, values, entries.length);
     } catch (err) {
-      wrapFull(err, "endpoint_map", ENDPOINT_MAP.maxEntries);
+      wrapFull(err, this.spec.map);
     }
+  }
+
+  deleteMany(keys: readonly K[]): void {
+    if (keys.length === 0) return;
+    if (!this.#batch) {
+      for (const k of keys) this.delete(k);
+      return;
+    }
+    const kc = this.spec.key;
+    const bytes = new Uint8Array(keys.length * kc.size);
+    keys.forEach((k, i) => kc.encode(k, bytes, i * kc.size));
+    mapDeleteBatch(this.fd, bytes, keys.length);
   }
 }
 
-export class PolicyMap {
-  constructor(readonly fd: number) {}
+// Each map by name, bound to its codecs (tables.ts).
+export class EndpointMap extends BpfTable<number, number> {
+  constructor(fd: number) {
+    super(ENDPOINTS, fd);
+  }
+}
+
+/** policy_map: {src, dst} -> allowed (entries whose action is not allow are listed false),
+ * with identity mode's words for its operations. */
+export class PolicyMap extends BpfTable<Policy, boolean> {
+  constructor(fd: number) {
+    super(POLICIES, fd);
+  }
 
   allowed(src: number, dst: number): boolean {
-    const v = new Uint8Array(1);
-    return mapLookup(this.fd, encodePolicyKey(src, dst), v) && v[0] === POLICY_ALLOW;
+    return this.get({ src, dst }) === true;
   }
 
   allow(src: number, dst: number): void {
-    try {
-      mapUpdate(this.fd, encodePolicyKey(src, dst), new Uint8Array([POLICY_ALLOW]), BPF_ANY);
-    } catch (err) {
-      wrapFull(err, "policy_map", POLICY_MAP.maxEntries);
-    }
+    this.set({ src, dst }, true);
   }
 
   /** Removes the allow entry; false when there was none. */
   deny(src: number, dst: number): boolean {
-    return mapDelete(this.fd, encodePolicyKey(src, dst));
+    return this.delete({ src, dst });
   }
 
-  /** Every entry whose action is allow. */
-  list(): Policy[] {
-    const out: Policy[] = [];
-    readAll(this.fd, 8, 1, POLICY_MAP.maxEntries, (k, at, v, vat) => {
-      if (v[vat] === POLICY_ALLOW) out.push(decodePolicyKey(k, at));
-    });
-    return out;
+  /** Every pair whose action is allow. */
+  pairs(): Policy[] {
+    return this.list().filter(([, allowed]) => allowed).map(([p]) => p);
   }
 
-  allowMany(entries: readonly Policy[]): void {
-    const keys = new Uint8Array(entries.length * 8);
-    const values = new Uint8Array(entries.length).fill(POLICY_ALLOW);
-    entries.forEach((p, i) => encodePolicyKey(p.src, p.dst, keys, i * 8));
-    try {
-      if (entries.length) mapUpdateBatch(this.fd, keys, values, entries.length);
-    } catch (err) {
-      wrapFull(err, "policy_map", POLICY_MAP.maxEntries);
-    }
+  allowMany(pairs: readonly Policy[]): void {
+    this.setMany(pairs.map((p) => [p, true]));
   }
+}
 
-  denyMany(entries: readonly Policy[]): void {
-    const keys = new Uint8Array(entries.length * 8);
-    entries.forEach((p, i) => encodePolicyKey(p.src, p.dst, keys, i * 8));
-    if (entries.length) mapDeleteBatch(this.fd, keys, entries.length);
+/** veth_map: host veth ifindex -> the pod's addresses. */
+export class VethMap extends BpfTable<number, VethInfo> {
+  constructor(fd: number) {
+    super(VETHS, fd);
   }
+}
+
+/** host_map: the node's addresses (the reserved identity "host"). */
+export class HostMap extends BpfTable<number, true> {
+  constructor(fd: number) {
+    super(HOSTS, fd);
+  }
+}
+
+/** ipcache_map (kubernetes mode): every pod's address -> identity, local and remote. */
+export class IpcacheMap extends BpfTable<number, IpcacheValue> {
+  constructor(fd: number) {
+    super(IPCACHE, fd);
+  }
+}
+
+/** cidr_map: prefixes -> identities, longest match wins. */
+export class CidrMap extends BpfTable<CidrKey, number> {
+  constructor(fd: number) {
+    super(CIDRS, fd);
+  }
+}
+
+/** rule_map: L4 rules as prefixes of {subject, peer, dir, proto, port}. */
+export class RuleMap extends BpfTable<RuleKey, true> {
+  constructor(fd: number) {
+    super(RULES, fd);
+  }
+}
+
+/** isolation_map (kubernetes mode): identity -> directions its policies isolate. */
+export class IsolationMap extends BpfTable<number, number> {
+  constructor(fd: number) {
+    super(ISOLATION, fd);
+  }
+}
+
+/** The maps the policy agent writes, of a loaded datapath. */
+export function agentTables(dp: { fd(spec: MapSpec): number }): AgentTables {
+  return {
+    ipcache: new IpcacheMap(dp.fd(IPCACHE_MAP)),
+    isolation: new IsolationMap(dp.fd(ISOLATION_MAP)),
+    rules: new RuleMap(dp.fd(RULE_MAP)),
+    cidrs: new CidrMap(dp.fd(CIDR_MAP)),
+    hosts: new HostMap(dp.fd(HOST_MAP)),
+  };
 }
 
 /** Verdict counters summed over CPUs. */
@@ -286,171 +349,19 @@ export function readStats(fd: number): Record<(typeof STAT_NAMES)[number], bigin
 
 /** config_map[0]: the pin directory's mode and settings. */
 export class ConfigMap {
-  readonly #key = encodeU32(0);
-  constructor(readonly fd: number) {}
+  readonly #table: BpfTable<number, DatapathConfig>;
 
+  constructor(readonly fd: number) {
+    this.#table = new BpfTable(CONFIG, fd);
+  }
+
+  /** An array map always holds its slot: zeros until written. */
   get(): DatapathConfig {
-    const v = new Uint8Array(CONFIG_MAP.valueSize);
-    mapLookup(this.fd, this.#key, v);
-    return decodeConfig(v);
+    return this.#table.get(0) ?? decodeConfig(new Uint8Array(CONFIG_MAP.valueSize));
   }
 
   set(c: DatapathConfig): void {
-    mapUpdate(this.fd, this.#key, encodeConfig(c), BPF_ANY);
-  }
-}
-
-/** veth_map: host veth ifindex -> the pod's addresses. */
-export class VethMap {
-  constructor(readonly fd: number) {}
-
-  get(ifindex: number): VethInfo | undefined {
-    const v = new Uint8Array(VETH_MAP.valueSize);
-    return mapLookup(this.fd, encodeU32(ifindex), v) ? decodeVethInfo(v) : undefined;
-  }
-
-  set(ifindex: number, info: VethInfo): void {
-    put(this.fd, VETH_MAP, encodeU32(ifindex), encodeVethInfo(info));
-  }
-
-  delete(ifindex: number): boolean {
-    return mapDelete(this.fd, encodeU32(ifindex));
-  }
-
-  list(): { ifindex: number; info: VethInfo }[] {
-    const out: { ifindex: number; info: VethInfo }[] = [];
-    readAll(this.fd, 4, VETH_MAP.valueSize, VETH_MAP.maxEntries, (k, at, v, vat) => {
-      out.push({ ifindex: decodeU32(k, at), info: decodeVethInfo(v, vat) });
-    });
-    return out;
-  }
-}
-
-/** host_map: the node's addresses (the reserved identity "host"). */
-export class HostMap {
-  constructor(readonly fd: number) {}
-
-  add(ip: number): void {
-    put(this.fd, HOST_MAP, encodeU32(ip), encodeU32(1));
-  }
-
-  delete(ip: number): boolean {
-    return mapDelete(this.fd, encodeU32(ip));
-  }
-
-  has(ip: number): boolean {
-    return mapLookup(this.fd, encodeU32(ip), new Uint8Array(4));
-  }
-
-  list(): number[] {
-    const out: number[] = [];
-    readAll(this.fd, 4, 4, HOST_MAP.maxEntries, (k, at) => out.push(decodeU32(k, at)));
-    return out;
-  }
-}
-
-export interface IpcacheEntry {
-  ip: number;
-  identity: number;
-  flags: number;
-}
-
-/** ipcache_map (kubernetes mode): every pod's address -> identity, local and remote. */
-export class IpcacheMap {
-  constructor(readonly fd: number) {}
-
-  get(ip: number): { identity: number; flags: number } | undefined {
-    const v = new Uint8Array(8);
-    return mapLookup(this.fd, encodeU32(ip), v) ? decodeIpcacheEntry(v) : undefined;
-  }
-
-  set(ip: number, identity: number, flags: number): void {
-    put(this.fd, IPCACHE_MAP, encodeU32(ip), encodeIpcacheEntry(identity, flags));
-  }
-
-  delete(ip: number): boolean {
-    return mapDelete(this.fd, encodeU32(ip));
-  }
-
-  list(): IpcacheEntry[] {
-    const out: IpcacheEntry[] = [];
-    readAll(this.fd, 4, 8, IPCACHE_MAP.maxEntries, (k, at, v, vat) => {
-      out.push({ ip: decodeU32(k, at), ...decodeIpcacheEntry(v, vat) });
-    });
-    return out;
-  }
-}
-
-export interface CidrEntry {
-  addr: number;
-  prefix: number;
-  identity: number;
-}
-
-/** cidr_map: prefixes -> identities, longest match wins. */
-export class CidrMap {
-  constructor(readonly fd: number) {}
-
-  get(addr: number, prefix: number): number | undefined {
-    const v = new Uint8Array(4);
-    return mapLookup(this.fd, encodeCidrKey(addr, prefix), v) ? decodeU32(v) : undefined;
-  }
-
-  set(addr: number, prefix: number, identity: number): void {
-    put(this.fd, CIDR_MAP, encodeCidrKey(addr, prefix), encodeU32(identity));
-  }
-
-  delete(addr: number, prefix: number): boolean {
-    return mapDelete(this.fd, encodeCidrKey(addr, prefix));
-  }
-
-  list(): CidrEntry[] {
-    const value = new Uint8Array(4);
-    return keysOf(this.fd, STRUCTS.cidr_key.size).flatMap((k) =>
-      mapLookup(this.fd, k, value) ? [{ ...decodeCidrKey(k), identity: decodeU32(value) }] : []
-    );
-  }
-}
-
-/** rule_map: L4 rules as prefixes of {subject, peer, dir, proto, port}. */
-export class RuleMap {
-  constructor(readonly fd: number) {}
-
-  has(k: RuleKey): boolean {
-    return mapLookup(this.fd, encodeRuleKey(k), new Uint8Array(4));
-  }
-
-  add(k: RuleKey): void {
-    put(this.fd, RULE_MAP, encodeRuleKey(k), encodeU32(1));
-  }
-
-  delete(k: RuleKey): boolean {
-    return mapDelete(this.fd, encodeRuleKey(k));
-  }
-
-  list(): RuleKey[] {
-    return keysOf(this.fd, STRUCTS.rule_key.size).map((k) => decodeRuleKey(k));
-  }
-}
-
-/** isolation_map (kubernetes mode): identity -> directions its policies isolate. */
-export class IsolationMap {
-  constructor(readonly fd: number) {}
-
-  set(identity: number, flags: number): void {
-    put(this.fd, ISOLATION_MAP, encodeU32(identity), encodeU32(flags));
-  }
-
-  delete(identity: number): boolean {
-    return mapDelete(this.fd, encodeU32(identity));
-  }
-
-  list(): { identity: number; flags: number }[] {
-    const out: { identity: number; flags: number }[] = [];
-    readAll(this.fd, 4, 4, ISOLATION_MAP.maxEntries, (k, at, v, vat) => {
-      out.push({ identity: decodeU32(k, at), flags: decodeU32(v, vat) });
-    });
-    return out;
+    this.#table.set(0, c);
   }
 }
 
@@ -468,8 +379,11 @@ export interface CtRow {
  * ct_est_map are -1: only ct_map is read. */
 export class CtMap {
   readonly #one = new Uint8Array(STRUCTS.ct_key.size);
+  readonly #quotas: BpfTable<number, number> | undefined;
 
-  constructor(readonly fd: number, readonly estFd = -1, readonly quotaFd = -1) {}
+  constructor(readonly fd: number, readonly estFd = -1, readonly quotaFd = -1) {
+    this.#quotas = quotaFd >= 0 ? new BpfTable(CT_QUOTAS, quotaFd) : undefined;
+  }
 
   /** All three of the datapath's maps (those it has). */
   static of(dp: { maps: ReadonlyMap<string, number> }): CtMap {
@@ -536,35 +450,21 @@ export class CtMap {
   /** The datapath adds and takes atomically; this read-modify-write may lose a racing
    * change, which the next sweep repairs. */
   #uncharge(owner: number): void {
-    if (this.quotaFd < 0) return;
-    const key = encodeU32(owner);
-    const v = new Uint8Array(4);
-    if (!mapLookup(this.quotaFd, key, v)) return;
-    const n = decodeU32(v);
-    if (n > 0) mapUpdate(this.quotaFd, key, encodeU32(n - 1), BPF_ANY);
+    const n = this.#quotas?.get(owner);
+    if (n !== undefined && n > 0) this.#quotas!.set(owner, n - 1);
   }
 
   #recount(held: readonly CtRow[]): void {
     const counts = new Map<number, number>();
     for (const r of held) counts.set(r.key.saddr, (counts.get(r.key.saddr) ?? 0) + 1);
-    const owners: number[] = [];
-    readAll(this.quotaFd, 4, 4, CT_QUOTA_MAP.maxEntries, (k, at) => owners.push(decodeU32(k, at)));
-    for (const owner of owners) {
-      if (!counts.has(owner)) mapDelete(this.quotaFd, encodeU32(owner));
-    }
-    for (const [owner, n] of counts) {
-      put(this.quotaFd, CT_QUOTA_MAP, encodeU32(owner), encodeU32(n));
-    }
+    const quotas = this.#quotas!;
+    for (const [owner] of quotas.list()) if (!counts.has(owner)) quotas.delete(owner);
+    for (const [owner, n] of counts) quotas.set(owner, n);
   }
 
   /** ct_quota_map: initiator address -> its entries in ct_est_map. */
   quotas(): { ip: number; count: number }[] {
-    const out: { ip: number; count: number }[] = [];
-    if (this.quotaFd < 0) return out;
-    readAll(this.quotaFd, 4, 4, CT_QUOTA_MAP.maxEntries, (k, at, v, vat) => {
-      out.push({ ip: decodeU32(k, at), count: decodeU32(v, vat) });
-    });
-    return out;
+    return (this.#quotas?.list() ?? []).map(([ip, count]) => ({ ip, count }));
   }
 
   /** Removes the entries at `keys` (raw keys, as list() gives them) from both maps; one the

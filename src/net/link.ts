@@ -11,8 +11,9 @@ import {
   parseRoute,
   type RouteEntry,
 } from "./parse.ts";
+import type { LinkTable } from "./link_table.ts";
 
-export class Links {
+export class Links implements LinkTable {
   constructor(readonly nl: NetlinkSocket) {}
 
   /** The link called `name`, or undefined. */
