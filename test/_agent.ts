@@ -29,6 +29,8 @@ export interface AgentStatusJson {
   entries: { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number };
   lastReconcile: { writes: number; failed: number } | null;
   problems: string[];
+  /** Problems the list leaves out (over its cap). */
+  problemsNotShown: number;
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
 }

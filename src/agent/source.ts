@@ -14,4 +14,11 @@ export interface SourceSink {
   /** Trouble worth logging (the source keeps going: retrying, or keeping the last good
    * version of a file). */
   problem(message: string): void;
+  /** The problems one source of objects (a file) has now, replacing those it had: an empty
+   * list clears them (the file was fixed or removed). */
+  problems?(source: string, messages: string[]): void;
+  /** Changes until commit() are one change: readers see the model from before them until
+   * commit (a manifest file's objects appear together), and it costs one reconcile. */
+  begin?(): void;
+  commit?(): void;
 }

@@ -15,6 +15,7 @@ const STATUS: AgentStatus = {
   lastReconcile: null,
   failed: [],
   problems: [],
+  problemsNotShown: 0,
 };
 
 Deno.test("agent status text: the CNI calls the agent ran by command, and those it declined", () => {
@@ -32,4 +33,10 @@ Deno.test("agent status text: the CNI calls the agent ran by command, and those 
   );
   assert.doesNotMatch(renderStatus(STATUS), /cni calls/);
   assert.match(text, /^attachments: +2 on this node$/m);
+});
+
+Deno.test("agent status text: how many problems the list leaves out", () => {
+  const text = renderStatus({ ...STATUS, problems: ["a: bad"], problemsNotShown: 7 });
+  assert.match(text, /^problem: a: bad\nproblems not shown: 7$/m);
+  assert.doesNotMatch(renderStatus(STATUS), /not shown/);
 });
