@@ -25,6 +25,7 @@ export interface AgentStatusJson {
   appliedGeneration: number;
   attachments: number;
   pods: number;
+  namespaces: number;
   policies: number;
   entries: { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number };
   lastReconcile: { writes: number; failed: number } | null;

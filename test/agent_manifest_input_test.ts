@@ -10,6 +10,7 @@ import { addK8sPod, type AgentProcess, type K8sSetup, startAgent, withK8sSetup }
 import { networkPolicy } from "../src/netpol/testdata/_objects.ts";
 import { MAX_FILE_BYTES } from "../src/agent/manifest_file.ts";
 import { MAX_DOCUMENTS } from "../src/agent/manifest_parse.ts";
+import { OFF_THREAD_BYTES } from "../src/agent/manifest_parser.ts";
 
 async function withAgent(s: K8sSetup, fn: (agent: AgentProcess) => Promise<void>): Promise<void> {
   const agent = await startAgent(s.net, { manifests: s.manifests.dir });
@@ -210,6 +211,39 @@ Deno.test("a file's problems clear when it is fixed or removed, and the status s
       st = await agent.synced(10);
       assert.deepEqual(st.problems, []);
       assert.equal(st.problemsNotShown, 0);
+    });
+  });
+});
+
+Deno.test("a large manifest file (parsed on a worker thread) loads whole, and its problems are reported as a small file's are", async () => {
+  await withK8sSetup(["a"], async (s) => {
+    await withAgent(s, async (agent) => {
+      const n = 4000;
+      const items = Array.from(
+        { length: n },
+        (_, i) =>
+          `- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: big-${i}\n    labels: {team: t${
+            i % 7
+          }}\n`,
+      ).join("");
+      const text = `apiVersion: v1\nkind: List\nitems:\n${items}`;
+      assert.ok(text.length > OFF_THREAD_BYTES, `${text.length} bytes`);
+      s.manifests.writeRaw("big.yaml", text);
+      let st = await agent.synced(30);
+      assert.deepEqual(st.problems, []);
+      assert.equal(st.namespaces, n + 1);
+      // Broken on its last line: refused with the line, the last good version kept.
+      const marker = `SECRET${rand(12)}`;
+      s.manifests.writeRaw("big.yaml", `${text}  ${marker}: [\n`);
+      st = await agent.synced(30);
+      assert.equal(st.problems.length, 1);
+      assert.match(
+        st.problems[0]!,
+        new RegExp(`big\\.yaml: not valid YAML: .* at line \\d+, column \\d+; its previous`),
+      );
+      assert.equal(st.namespaces, n + 1);
+      assert.ok(!JSON.stringify(st).includes(marker));
+      assert.ok(!agent.logs().includes(marker));
     });
   });
 });

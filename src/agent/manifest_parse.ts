@@ -13,7 +13,7 @@ import { type ObjectError, parseItems } from "../netpol/mod.ts";
 import type { KubeKind } from "./source.ts";
 
 /** The most documents one file may hold. */
-export const MAX_DOCUMENTS = 10_000;
+export const MAX_DOCUMENTS = 50_000;
 
 /** An object a file holds, by identity. */
 export interface Held {
@@ -158,8 +158,9 @@ export async function readManifest(
   path: string,
   text: string,
   pause: () => Promise<void> = () => Promise.resolve(),
+  parse: typeof documentsOf = documentsOf,
 ): Promise<Held[]> {
-  const docs = await documentsOf(path, text, pause);
+  const docs = await parse(path, text, pause);
   const objects: Held[] = [];
   for (const [d, doc] of docs.entries()) {
     if (doc === null || doc === undefined) continue; // an empty document

@@ -5,12 +5,14 @@
 // or is refused (not a regular file, too large, a symlink leading outside the directory:
 // manifest_file.ts) is reported with its path and the problem, and changes nothing: the
 // objects of its last good version stay. A file's problems are cleared when it is fixed or
-// removed. A scan gives way to the event loop every few milliseconds (the socket keeps
-// answering), and its changes reach the model as one (a batch).
+// removed. A scan gives way to the event loop every few milliseconds and parses large files on
+// a worker thread (the socket keeps answering), and its changes reach the model as one (a
+// batch).
 import { type Held, heldKey, ManifestError, readManifest } from "./manifest_parse.ts";
 import { FileGone, FileRefused, readManifestFile } from "./manifest_file.ts";
 import type { SourceSink } from "./source.ts";
 import { watchDir } from "./dir_watch.ts";
+import { ManifestParser } from "./manifest_parser.ts";
 
 export { readManifest } from "./manifest_parse.ts";
 
@@ -63,6 +65,8 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
     else for (const m of messages) sink.problem(m);
   };
 
+  const parser = new ManifestParser();
+  const parse = parser.documents.bind(parser);
   const scan = async () => {
     const pause = slicer();
     // Symlinks are followed only to files inside the directory as it resolves now (a
@@ -111,11 +115,14 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
         continue;
       }
       try {
-        files.set(path, { text, objects: await readManifest(path, text, pause) });
+        files.set(path, { text, objects: await readManifest(path, text, pause, parse) });
         refused.delete(path);
       } catch (err) {
-        if (!(err instanceof ManifestError)) throw err;
-        const message = `${err.message}; its previous objects are kept`;
+        // Anything else (the parser's worker failing) is named, not quoted: it may hold text.
+        const why = err instanceof ManifestError
+          ? err.message
+          : `cannot be parsed (${(err as Error).name})`;
+        const message = `${why}; its previous objects are kept`;
         refused.set(path, { text, message });
         fail(path, message);
       }
@@ -181,13 +188,16 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
     clearTimeout(timer);
     timer = setTimeout(() => void rescan(), 20);
   });
-  await rescan();
+  // Not awaited: the agent serves its socket while a large directory loads (it reports
+  // "not synced yet" until this first scan is done).
+  void rescan();
   return {
     rescan,
     async stop() {
       await watcher.close();
       clearTimeout(timer);
       await scanning.catch(() => {});
+      parser.close();
     },
   };
 }

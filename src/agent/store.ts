@@ -42,11 +42,14 @@ export class ModelStore implements SourceSink {
   }
 
   get model(): Model {
-    if (this.#draft !== undefined && this.#batches === 0) {
-      this.#published = this.#draft.maps;
-      this.#draft = undefined;
-    }
+    if (this.#batches === 0) this.#publish();
     return this.#published;
+  }
+
+  #publish(): void {
+    if (this.#draft === undefined) return;
+    this.#published = this.#draft.maps;
+    this.#draft = undefined;
   }
 
   #map<K extends keyof Model>(kind: K): Maps[K] {
@@ -108,7 +111,8 @@ export class ModelStore implements SourceSink {
   }
 
   begin(): void {
-    this.#batches++;
+    // Changes made before the batch are not part of it.
+    if (this.#batches++ === 0) this.#publish();
   }
 
   commit(): void {
