@@ -1,5 +1,6 @@
 // A manifest file's text into the objects the agent reads (multi-document YAML, JSON, `kind:
-// List` and typed lists), or the first problem, with its file, line and field. Pure.
+// List` and typed lists), or the first problem, with its file, line and field. No I/O (the YAML
+// library reads two environment variables as it parses: LOG_TOKENS, LOG_STREAM).
 //
 // A file that is not a manifest at all (a token, a key, a symlink's target read by mistake)
 // must not be echoed into the log: a problem never quotes the file's text. The YAML library's

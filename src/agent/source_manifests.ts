@@ -14,8 +14,6 @@ import type { SourceSink } from "./source.ts";
 import { watchDir } from "./dir_watch.ts";
 import { ManifestParser } from "./manifest_parser.ts";
 
-export { readManifest } from "./manifest_parse.ts";
-
 const EXTENSIONS = [".yaml", ".yml", ".json"];
 /** How long a scan runs before it gives way to the event loop. */
 const SLICE_MS = 20;
