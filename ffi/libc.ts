@@ -15,6 +15,11 @@ const symbols = {
   // epfd, struct epoll_event *, maxevents, timeout ms; on a worker thread, so waiting for
   // events does not block the event loop.
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+  inotify_init1: { parameters: ["i32"], result: "i32" }, // int flags
+  inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" }, // fd, path, mask
+  // struct pollfd *, nfds, timeout ms; on a worker thread, like epoll_wait.
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // fd, buf, count
   // long syscall(long number, ...): three integer/pointer arguments are all bpf(2) needs.
   syscall: { parameters: ["i64", "i64", "u64", "u64"], result: "i64" },
   // fd, level, optname, void *optval, socklen_t *optlen
@@ -38,6 +43,7 @@ export const O_RDWR = 2;
 export const O_CREAT = 0o100;
 export const O_NOFOLLOW = 0o400000;
 export const O_NONBLOCK = 0o4000;
+export const O_NOCTTY = 0o400;
 const EWOULDBLOCK = 11;
 
 /** errno of the last failed libc call on this thread. */
@@ -109,6 +115,63 @@ export async function epollWait(epfd: number, timeoutMs: number): Promise<boolea
   const events = new Uint8Array(12); // struct epoll_event (packed on x86-64)
   const n = await libc().symbols.epoll_wait(epfd, events, 1, timeoutMs);
   return n > 0;
+}
+
+const IN_NONBLOCK = 0o4000;
+const IN_CLOEXEC = 0o2000000;
+/** inotify events that mean a directory's entries (or a file's content) changed. */
+export const IN_MODIFY = 0x2;
+export const IN_ATTRIB = 0x4;
+export const IN_CLOSE_WRITE = 0x8;
+export const IN_MOVED_FROM = 0x40;
+export const IN_MOVED_TO = 0x80;
+export const IN_CREATE = 0x100;
+export const IN_DELETE = 0x200;
+export const IN_DELETE_SELF = 0x400;
+export const IN_MOVE_SELF = 0x800;
+const POLLIN = 1;
+
+/** A non-blocking inotify instance watching `path` for `mask`. Deno.watchFs is not used for
+ * a directory others write to: its event filter opens each event's path (same_file), and a
+ * FIFO there blocks that open, and with it every later event, until a writer comes. */
+export function inotifyWatch(path: string, mask: number): number {
+  const fd = check("inotify_init1", libc().symbols.inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  try {
+    const rc = libc().symbols.inotify_add_watch(fd, toCString(path), mask);
+    check(`inotify_add_watch "${path}"`, rc);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Waits up to `timeoutMs` for `fd` to be readable (off the main thread): true when it is,
+ * false on timeout or failure (its errno is that worker thread's, out of reach: EINTR is the
+ * only one a valid fd gives). */
+export async function pollReadable(fd: number, timeoutMs: number): Promise<boolean> {
+  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, POLLIN, true);
+  return await libc().symbols.poll(pfd, 1n, timeoutMs) > 0;
+}
+
+/** Reads a non-blocking fd until it has nothing more; how many bytes it gave. */
+export function drainFd(fd: number): number {
+  const buf = new Uint8Array(4096);
+  let total = 0;
+  for (;;) {
+    const n = Number(libc().symbols.read(fd, buf, BigInt(buf.length)));
+    if (n > 0) {
+      total += n;
+      continue;
+    }
+    if (n === 0) return total;
+    const e = errno();
+    if (e === EWOULDBLOCK) return total;
+    throw new SysError("read", e);
+  }
 }
 
 const CLOCK_MONOTONIC = 1;

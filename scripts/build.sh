@@ -30,6 +30,7 @@ compile_log=$(mktemp)
 # The agent's sources are imported by computed URL (src/agent/load_source.ts): included by name.
 if timeout 120 "$DENO" compile --quiet --no-check=remote "${PERMS[@]}" "${V8_FLAGS[@]}" --output "$OUT.new" \
   --include src/agent/source_kube.ts --include src/agent/source_manifests.ts \
+  --include src/agent/manifest_worker.ts \
   src/main.ts >"$compile_log" 2>&1; then
   mv -f "$OUT.new" "$OUT"
   echo "build: compiled $OUT with deno compile ($( [ -n "${DENORT_BIN:-}" ] && echo "denort: $DENORT_BIN" || echo "denort downloaded"))" >&2
@@ -48,9 +49,10 @@ rm -rf "$LIB.new"
 # deno bundle turns their npm CommonJS into ESM with a `createRequire` shim from node:module,
 # and in a code-split bundle that shim lands in a chunk every other chunk imports, which
 # would load node:module on every CNI call (~20 ms). Bundled apart, each keeps its shim; the
-# agent imports them from agent/ by a URL the bundler does not follow (load_source.ts).
+# agent imports them from agent/ by a URL the bundler does not follow (load_source.ts). The
+# manifest parser's worker (manifest_parser.ts) is found there the same way.
 "$DENO" bundle --quiet --platform deno --outdir "$LIB.new/agent" \
-  src/agent/source_kube.ts src/agent/source_manifests.ts
+  src/agent/source_kube.ts src/agent/source_manifests.ts src/agent/manifest_worker.ts
 "$DENO" bundle --quiet --platform deno --code-splitting --outdir "$LIB.new" src/main.ts
 cat >"$OUT.new" <<LAUNCHER
 #!/bin/sh

@@ -27,6 +27,7 @@ export interface AgentStatusJson {
   appliedGeneration: number;
   attachments: number;
   pods: number;
+  namespaces: number;
   policies: number;
   entries: { ipcache: number; isolation: number; rules: number; cidrs: number; hosts: number };
   lastReconcile: { writes: number; failed: number } | null;
@@ -44,6 +45,8 @@ export interface AgentStatusJson {
   problems: string[];
   /** Where it serves /metrics, /healthz and /readyz (HOST:PORT), or null. */
   metricsAddress?: string | null;
+  /** Problems the list leaves out (over its cap). */
+  problemsNotShown: number;
   /** CNI calls handed over: run in the agent by command, and declined. */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
   /** With --flow-log. */

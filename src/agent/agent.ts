@@ -70,8 +70,11 @@ export interface AgentStatus {
   notEnforced: NotEnforced[];
   /** Tracked connections ended by reconciles. */
   revocation?: RevocationStatus;
-  /** The latest problems the source reported (bad objects, unreadable files, API errors). */
+  /** The source's problems (at most MAX_PROBLEMS): those of its files now (a file's go when
+   * it is fixed or removed), then the latest others (bad objects, API errors). */
   problems: string[];
+  /** Problems left out of `problems` by its cap (older ones of the others included). */
+  problemsNotShown: number;
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
    * and declined (run by the process). */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
@@ -129,7 +132,11 @@ export class Agent {
   #last: AgentStatus["lastReconcile"] = null;
   #failed: string[] = [];
   #waiting: WaitingPolicy[] = [];
+  /** Problems with no file to clear them: the latest, and how many older ones fell off. */
   #problems: string[] = [];
+  #problemsDropped = 0;
+  /** Each file's problems now, by path. */
+  #fileProblems = new Map<string, string[]>();
   #stopped = false;
   /** When the oldest change not yet in the maps arrived (performance.now()). */
   #pendingSince: number | undefined;
@@ -147,7 +154,16 @@ export class Agent {
       problem: (message) => {
         opts.log.warn(message);
         this.#problems.push(message);
-        if (this.#problems.length > MAX_PROBLEMS) this.#problems.shift();
+        if (this.#problems.length > MAX_PROBLEMS) {
+          this.#problems.shift();
+          this.#problemsDropped++;
+        }
+      },
+      problems: (source, messages) => {
+        const had = new Set(this.#fileProblems.get(source) ?? []);
+        for (const m of messages) if (!had.has(m)) opts.log.warn(m);
+        if (messages.length === 0) this.#fileProblems.delete(source);
+        else this.#fileProblems.set(source, [...messages]);
       },
     });
     this.#hosts = opts.hostAddresses();
@@ -444,8 +460,17 @@ export class Agent {
       lastReconcile: this.#last,
       failed: this.#failed.slice(0, 10),
       notEnforced: this.#notEnforced(),
-      problems: [...this.#problems],
       ...(this.#opts.revoker ? { revocation: this.#opts.revoker.status() } : {}),
+      ...this.#problemList(),
+    };
+  }
+
+  #problemList(): Pick<AgentStatus, "problems" | "problemsNotShown"> {
+    const files = [...this.#fileProblems].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const all = [...files.flatMap(([, m]) => m), ...this.#problems];
+    return {
+      problems: all.slice(0, MAX_PROBLEMS),
+      problemsNotShown: Math.max(0, all.length - MAX_PROBLEMS) + this.#problemsDropped,
     };
   }
 

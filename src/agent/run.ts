@@ -179,6 +179,9 @@ function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
     remove: (kind, namespace, name) => store.remove(kind, namespace, name),
     synced: () => store.synced(),
     problem: (message) => store.problem(message),
+    problems: (source, messages) => store.problems(source, messages),
+    begin: () => store.begin(),
+    commit: () => store.commit(),
     health: (up) => metrics.sourceHealth(up),
     request: (resource, what, again) => metrics.sourceRequest(resource, what, again),
   };

@@ -19,4 +19,11 @@ export interface SourceSink {
   health?(up: boolean): void;
   /** The Kubernetes source opened a list or a watch of `resource` (`again`: not its first). */
   request?(resource: string, what: "list" | "watch", again: boolean): void;
+  /** The problems one source of objects (a file) has now, replacing those it had: an empty
+   * list clears them (the file was fixed or removed). */
+  problems?(source: string, messages: string[]): void;
+  /** Changes until commit() are one change: readers see the model from before them until
+   * commit (a manifest file's objects appear together), and it costs one reconcile. */
+  begin?(): void;
+  commit?(): void;
 }

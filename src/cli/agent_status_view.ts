@@ -73,5 +73,6 @@ export function renderStatus(s: AgentStatus): string {
   }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
+  if (s.problemsNotShown > 0) lines.push(`problems not shown: ${s.problemsNotShown}`);
   return lines.join("\n") + "\n";
 }

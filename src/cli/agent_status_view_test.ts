@@ -16,6 +16,7 @@ const STATUS: AgentStatus = {
   failed: [],
   notEnforced: [],
   problems: [],
+  problemsNotShown: 0,
 };
 
 Deno.test("agent status text: the CNI calls the agent ran by command, and those it declined", () => {
@@ -120,4 +121,10 @@ Deno.test("agent status text: a flow log whose events are not read says why", ()
     renderStatus({ ...STATUS, flowLog: { ...flowLog, error: "epoll_wait: EBADF" } }),
     /^flow log: .*; NOT WRITING: the events are not read: epoll_wait: EBADF$/m,
   );
+});
+
+Deno.test("agent status text: how many problems the list leaves out", () => {
+  const text = renderStatus({ ...STATUS, problems: ["a: bad"], problemsNotShown: 7 });
+  assert.match(text, /^problem: a: bad\nproblems not shown: 7$/m);
+  assert.doesNotMatch(renderStatus(STATUS), /not shown/);
 });
