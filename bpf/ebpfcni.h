@@ -1,13 +1,19 @@
 /* Map key and value layouts shared by the datapath and user space.
- * The TypeScript side mirrors these in src/datapath/layout.ts; a test checks both against
- * the BTF of the built object. Keep the two in step. */
+ * Everything user space needs of this header is a struct or an enum, which struct
+ * ebpfcni_abi (at the end) puts into the object's BTF: scripts/gen_bpf.ts generates
+ * src/spec/bpf_abi.gen.ts from it, so no number here is restated by hand in TypeScript.
+ * Map sizes stay #defines: user space reads them off the maps' own definitions. */
 #ifndef EBPFCNI_H
 #define EBPFCNI_H
 
 /* The original project's maps: names, layouts and sizes are a contract (identity mode). */
 #define ENDPOINT_MAP_MAX 16384
 #define POLICY_MAP_MAX 65536
-#define POLICY_ALLOW 1
+
+/* policy_map's value. */
+enum ebpfcni_policy_action {
+	POLICY_ALLOW = 1,
+};
 
 /* Maps added since. */
 #define VETH_MAP_MAX 4096
@@ -17,9 +23,9 @@
 #define RULE_MAP_MAX 131072
 #define ISOLATION_MAP_MAX 65536
 #define CT_MAP_MAX 262144
-/* Established connections, out of the LRU's reach, and each address's share of them. */
+/* Established connections, out of the LRU's reach, and each address's count of them (its
+ * share: CT_EST_PER_ADDR). */
 #define CT_EST_MAP_MAX 131072
-#define CT_EST_PER_ADDR 8192
 #define CT_QUOTA_MAP_MAX 65536
 #define PAIR_STATS_MAP_MAX 16384
 #define FRAG_MAP_MAX 8192
@@ -27,10 +33,19 @@
 
 /* Reserved identities, at the top of the range: identity mode lets operators use every
  * other value for pods, and the agent's label hashes are kept out of this block. */
-#define IDENTITY_HOST 0xfffffffeU
-#define IDENTITY_WORLD 0xffffffffU
-/* In rule keys: any peer. 0 is never an identity. */
-#define IDENTITY_ANY 0U
+enum ebpfcni_identity {
+	/* In rule keys: any peer. 0 is never an identity. */
+	IDENTITY_ANY = 0,
+	IDENTITY_HOST = 0xfffffffe,
+	IDENTITY_WORLD = 0xffffffff,
+};
+
+/* Array bounds, and how many of ct_est_map's entries one initiating address may hold. */
+enum ebpfcni_limit {
+	MAX_SERVICE_CIDRS = 8,
+	VETH_MAX_IPS = 4,
+	CT_EST_PER_ADDR = 8192,
+};
 
 /* Verdict counters in stats_map (per-CPU array), indexed by these; also the `reason` of a
  * monitor event. The first six are the original's. */
@@ -63,10 +78,15 @@ struct policy_key {
 } __attribute__((packed));
 
 /* config_map[0]: how this pin directory's datapath behaves. Zero means the default. */
-#define MODE_IDENTITY 0
-#define MODE_KUBERNETES 1
-#define CFG_CONNTRACK 0x1
-#define MAX_SERVICE_CIDRS 8
+enum ebpfcni_mode {
+	MODE_IDENTITY = 0,
+	MODE_KUBERNETES = 1,
+};
+
+/* dp_config.flags */
+enum ebpfcni_cfg_flag {
+	CFG_CONNTRACK = 0x1,
+};
 
 struct cidr4 {
 	__u32 addr; /* host byte order */
@@ -91,7 +111,6 @@ struct dp_config {
 
 /* veth_map: host-side veth ifindex -> the pod behind it. A frame entering from the veth must
  * carry one of these addresses. */
-#define VETH_MAX_IPS 4
 struct veth_info {
 	__u32 ips[VETH_MAX_IPS]; /* host byte order */
 	__u32 n_ips;
@@ -99,7 +118,10 @@ struct veth_info {
 };
 
 /* ipcache_map (kubernetes mode): IPv4 (host order) -> identity, local and remote pods. */
-#define IPCACHE_LOCAL 0x1
+enum ebpfcni_ipcache_flag {
+	IPCACHE_LOCAL = 0x1,
+};
+
 struct ipcache_entry {
 	__u32 identity;
 	__u32 flags;
@@ -117,12 +139,18 @@ struct cidr_key {
  * of the protocol and 72 any traffic.
  * Identity mode keys are DIR_PAIR (subject = source, peer = destination); kubernetes mode
  * keys are per direction of the subject (subject = the pod the policy selects). */
-#define DIR_PAIR 0
-#define DIR_INGRESS 1
-#define DIR_EGRESS 2
-#define RULE_PREFIX_ANY_PROTO 72
-#define RULE_PREFIX_ANY_PORT 80
-#define RULE_PREFIX_FULL 96
+enum ebpfcni_dir {
+	DIR_PAIR = 0,
+	DIR_INGRESS = 1,
+	DIR_EGRESS = 2,
+};
+
+enum ebpfcni_rule_prefix {
+	RULE_PREFIX_ANY_PROTO = 72,
+	RULE_PREFIX_ANY_PORT = 80,
+	RULE_PREFIX_FULL = 96,
+};
+
 struct rule_key {
 	__u32 prefixlen;
 	__u32 subject;
@@ -133,8 +161,10 @@ struct rule_key {
 };
 
 /* isolation_map (kubernetes mode): identity -> which directions its policies isolate. */
-#define ISOLATE_INGRESS 0x1
-#define ISOLATE_EGRESS 0x2
+enum ebpfcni_isolation {
+	ISOLATE_INGRESS = 0x1,
+	ISOLATE_EGRESS = 0x2,
+};
 
 /* ct_map: one entry per connection, keyed by the tuple of its first packet. ICMP echo uses
  * the identifier as sport and 0 as dport. ct_est_map has the same layout: a connection moves
@@ -148,18 +178,21 @@ struct ct_key {
 	__u8 pad[3];
 };
 
-#define CT_SEEN_REPLY 0x1
-#define CT_FIN_FWD 0x2
-#define CT_FIN_REV 0x4
-#define CT_RST 0x8
-/* Recorded where it could not be judged yet (to a Service address or a remote pod): its
- * replies pass; a new packet of it reaching a destination's hook is still judged. */
-#define CT_PENDING 0x10
-#define CT_SERVICE 0x20
-/* Which end's hook recorded it (ifindex is that end's veth); entries of older builds have
- * neither. */
-#define CT_AT_SRC 0x40
-#define CT_AT_DST 0x80
+/* ct_entry.flags */
+enum ebpfcni_ct_flag {
+	CT_SEEN_REPLY = 0x1,
+	CT_FIN_FWD = 0x2,
+	CT_FIN_REV = 0x4,
+	CT_RST = 0x8,
+	/* Recorded where it could not be judged yet (to a Service address or a remote pod): its
+	 * replies pass; a new packet of it reaching a destination's hook is still judged. */
+	CT_PENDING = 0x10,
+	CT_SERVICE = 0x20,
+	/* Which end's hook recorded it (ifindex is that end's veth); entries of older builds
+	 * have neither. */
+	CT_AT_SRC = 0x40,
+	CT_AT_DST = 0x80,
+};
 
 struct ct_entry {
 	__u64 expires; /* bpf_ktime_get_ns() deadline */
@@ -192,10 +225,16 @@ struct pair_stats {
 };
 
 /* Monitor events in the `events` ring buffer. */
-#define HOOK_FROM_POD 0
-#define HOOK_TO_POD 1
-#define VERDICT_DROP 0
-#define VERDICT_ALLOW 1
+enum ebpfcni_hook {
+	HOOK_FROM_POD = 0,
+	HOOK_TO_POD = 1,
+};
+
+enum ebpfcni_verdict {
+	VERDICT_DROP = 0,
+	VERDICT_ALLOW = 1,
+};
+
 struct event {
 	__u64 ts;
 	__u32 ifindex;
@@ -215,6 +254,26 @@ struct event {
 struct rate_state {
 	__u64 last_ns;
 	__u64 tokens;
+};
+
+/* Never instantiated: one member of each type user space needs that no map carries (the
+ * event ring buffer's records, the enums), so that a function taking it (ebpfcni_abi() in
+ * ebpfcni.bpf.c) keeps them all in the object's BTF for scripts/gen_bpf.ts. */
+struct ebpfcni_abi {
+	struct event event;
+	enum ebpfcni_stat stat;
+	enum ebpfcni_policy_action policy_action;
+	enum ebpfcni_identity identity;
+	enum ebpfcni_limit limit;
+	enum ebpfcni_mode mode;
+	enum ebpfcni_cfg_flag cfg_flag;
+	enum ebpfcni_ipcache_flag ipcache_flag;
+	enum ebpfcni_dir dir;
+	enum ebpfcni_rule_prefix rule_prefix;
+	enum ebpfcni_isolation isolation;
+	enum ebpfcni_ct_flag ct_flag;
+	enum ebpfcni_hook hook;
+	enum ebpfcni_verdict verdict;
 };
 
 #endif

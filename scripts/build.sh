@@ -4,6 +4,7 @@
 # when set, else downloads it. When neither works (no route to Deno's server), a launcher
 # is written at the same path instead: it runs the same entry point with the same
 # permissions through the pinned deno, and this script says so.
+# --check: fail when the committed src/spec/bpf_abi.gen.ts is stale instead of rewriting it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -21,7 +22,7 @@ PERMS=(--allow-all)
 # bench machine; bench/RESULTS.md, "levers").
 V8_FLAGS=(--v8-flags=--no-lazy)
 
-bash scripts/gen-bpf.sh
+bash scripts/gen-bpf.sh "$@"
 mkdir -p "$(dirname "$OUT")"
 
 compile_log=$(mktemp)

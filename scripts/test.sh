@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export DENO_DIR="$PWD/.deno/cache"
 DENO="$PWD/.deno/bin/deno"
-bash scripts/build.sh
+# --check: the committed contract (src/spec/bpf_abi.gen.ts) must be what bpf/ builds to.
+bash scripts/build.sh --check
 "$DENO" fmt --check
 "$DENO" lint
 "$DENO" check src/ ffi/ scripts/ test/ bench/

@@ -8,7 +8,8 @@
 // Prints one JSON line; exits non-zero only when it cannot run at all.
 import { BpfError } from "../ffi/errors.ts";
 import { progInfo, progTestRun } from "../ffi/bpf.ts";
-import * as gen from "../src/datapath/bpf_object.gen.ts";
+import { embeddedObject } from "../src/datapath/object.ts";
+import { PROGRAM_PROCESS_TC } from "../src/spec/bpf_abi.gen.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { VETH_MAP } from "../src/datapath/layout.ts";
 import { EndpointMap, PolicyMap, VethMap } from "../src/datapath/maps.ts";
@@ -33,9 +34,10 @@ try {
   again.close();
 
   const tag = progInfo(dp.progFd).tag;
+  const gen = embeddedObject();
   const bytes = gen.objectBytes();
   // programTags returns the SHA-256 based tag, then the SHA-1 based one.
-  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), gen.PROGRAM_PROCESS_TC);
+  const [sha256, sha1] = programTags(bytes, readElfSections(bytes), PROGRAM_PROCESS_TC);
   const tagKind = tag === sha256 ? "sha256" : tag === sha1 ? "sha1" : "none";
 
   const A = ip4("127.77.0.1");

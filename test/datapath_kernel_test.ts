@@ -15,7 +15,8 @@ import { mapInfo, mapUpdate, objGet, objPin, progInfo, progTestRun } from "../ff
 import { closeFd } from "../ffi/libc.ts";
 import { NetlinkSocket } from "../src/net/socket.ts";
 import { ifNameToIndex } from "../ffi/libc.ts";
-import * as gen from "../src/datapath/bpf_object.gen.ts";
+import { embeddedObject } from "../src/datapath/object.ts";
+import { PROGRAM_PROCESS_TC } from "../src/spec/bpf_abi.gen.ts";
 import {
   BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -58,7 +59,7 @@ import {
 /** The classifier attached on `ifindex` ingress; the id of what is attached there after. */
 function attachIngress(ifindex: number, progFd: number): number {
   using nl = new NetlinkSocket();
-  tc.attach(nl, ifindex, "ingress", progFd, gen.PROGRAM_PROCESS_TC);
+  tc.attach(nl, ifindex, "ingress", progFd, PROGRAM_PROCESS_TC);
   return tc.attachedProgramId(nl, ifindex, "ingress");
 }
 
@@ -311,8 +312,8 @@ Deno.test("the kernel's tag for the loaded program is one of the generated PROGR
     const tag = progInfo(dp.progFd).tag;
     assert.match(tag, /^[0-9a-f]{16}$/);
     assert.ok(
-      gen.PROGRAM_TAGS.includes(tag),
-      `kernel tag ${tag} in ${gen.PROGRAM_TAGS.join(", ")}`,
+      embeddedObject().PROGRAM_TAGS.includes(tag),
+      `kernel tag ${tag} in ${embeddedObject().PROGRAM_TAGS.join(", ")}`,
     );
   });
 });
@@ -406,7 +407,7 @@ int process_tc(struct __sk_buff *skb)
         obj.load();
         const fd = obj.programFd("process_tc");
         foreignId = progInfo(fd).id;
-        assert.ok(!gen.PROGRAM_TAGS.includes(progInfo(fd).tag));
+        assert.ok(!embeddedObject().PROGRAM_TAGS.includes(progInfo(fd).tag));
         Deno.removeSync(`${pinDir}/${PROGRAM_PIN}`);
         objPin(fd, `${pinDir}/${PROGRAM_PIN}`);
       } finally {
@@ -417,7 +418,7 @@ int process_tc(struct __sk_buff *skb)
       try {
         assert.equal(dp.loaded, true);
         assert.notEqual(dp.progId, foreignId);
-        assert.ok(gen.PROGRAM_TAGS.includes(progInfo(dp.progFd).tag));
+        assert.ok(embeddedObject().PROGRAM_TAGS.includes(progInfo(dp.progFd).tag));
         assert.equal(withPinned(`${pinDir}/${PROGRAM_PIN}`, progInfo).id, dp.progId);
         assert.equal(mapInfo(dp.endpointFd).id, endpointMapId);
         assert.equal(new EndpointMap(dp.endpointFd).get(A), ID_A);

@@ -1,39 +1,30 @@
-// The TypeScript mirrors of the datapath's C side: src/datapath/layout.ts against the BTF of
-// the built object (read with bpftool), and the generated module against the build.
+// The TypeScript side of the datapath's C side: the generated contract
+// (src/spec/bpf_abi.gen.ts, read by scripts/gen_bpf.ts from the object's BTF) against a
+// second reader (bpftool) and the C compiler itself, the committed module against what the
+// built object generates, and the embedded object module against the build.
 // Needs `bash scripts/gen-bpf.sh` first (dist/bpf/ebpfcni.bpf.o and bpf_object.gen.ts).
 // Nothing here loads into the kernel: see datapath_kernel_test.ts for that.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import * as gen from "../src/datapath/bpf_object.gen.ts";
+import { embeddedObject } from "../src/datapath/object.ts";
 import {
-  CIDR_MAP,
-  CONFIG_MAP,
-  CT_MAP,
   decodePolicyKey,
   encodePolicyKey,
-  ENDPOINT_MAP,
   EVENTS_MAP,
-  FRAG_MAP,
-  HOST_MAP,
-  IPCACHE_MAP,
-  ISOLATION_MAP,
   MAPS,
-  type MapSpec,
-  PAIR_STATS_MAP,
   POLICY_MAP,
-  RATE_MAP,
-  RULE_MAP,
   STAT_NAMES,
   STATS_MAP,
   STRUCTS,
-  VETH_MAP,
 } from "../src/datapath/layout.ts";
-import { randomHex, run, runJson } from "./_kernel.ts";
+import { ENUMS } from "../src/spec/bpf_abi.gen.ts";
+import { randomHex, run, runJson, tryRun } from "./_kernel.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const OBJECT = `${ROOT}dist/bpf/ebpfcni.bpf.o`;
 const GEN_MODULE = `${ROOT}src/datapath/bpf_object.gen.ts`;
+const ABI_MODULE = `${ROOT}src/spec/bpf_abi.gen.ts`;
 
 interface BtfMember {
   name: string;
@@ -100,7 +91,9 @@ class Btf {
   }
 
   /** A BTF-defined map: `__uint(type, N)` is `int (*type)[N]`, `__type(key, T)` is `T *key`. */
-  mapDef(name: string): { type: number; maxEntries: number; key: BtfType; value: BtfType } {
+  mapDef(
+    name: string,
+  ): { type: number; maxEntries: number; flags: number; key: BtfType; value: BtfType } {
     const v = this.find("VAR", name);
     const def = this.type(v.type_id!);
     assert.equal(def.kind, "STRUCT");
@@ -119,6 +112,7 @@ class Btf {
     return {
       type: dim("type"),
       maxEntries: dim("max_entries"),
+      flags: def.members?.some((m) => m.name === "map_flags") ? dim("map_flags") : 0,
       key: pointee("key"),
       value: pointee("value"),
     };
@@ -153,53 +147,42 @@ Deno.test("struct policy_key in the object's BTF is 8 bytes: src_id at bit 0, ds
   assert.deepEqual(decodePolicyKey(bytes), { src: 0x11223344, dst: 0xa0b0c0d0 });
 });
 
-Deno.test("the map definitions in the object's BTF match the specs in layout.ts", async () => {
+Deno.test("bpftool reads every map of the object's BTF as the generated specs say", async () => {
   const btf = await builtBtf();
-  const expected: [MapSpec, string, string][] = [
-    [ENDPOINT_MAP, "__u32", "__u32"],
-    [POLICY_MAP, "policy_key", "__u8"],
-    [STATS_MAP, "__u32", "__u64"],
-    [CONFIG_MAP, "__u32", "dp_config"],
-    [VETH_MAP, "__u32", "veth_info"],
-    [HOST_MAP, "__u32", "__u32"],
-    [IPCACHE_MAP, "__u32", "ipcache_entry"],
-    [CIDR_MAP, "cidr_key", "__u32"],
-    [RULE_MAP, "rule_key", "__u32"],
-    [ISOLATION_MAP, "__u32", "__u32"],
-    [CT_MAP, "ct_key", "ct_entry"],
-    [FRAG_MAP, "frag_key", "frag_ports"],
-    [PAIR_STATS_MAP, "policy_key", "pair_stats"],
-    [RATE_MAP, "__u32", "rate_state"],
-  ];
-  for (const [spec, keyName, valueName] of expected) {
+  for (const spec of MAPS) {
+    if (spec.type === EVENTS_MAP.type) {
+      // The ring buffer has no key or value, only a size.
+      assert.equal(btf.ringbufSize(spec.name), spec.maxEntries, `${spec.name} size`);
+      continue;
+    }
     const def = btf.mapDef(spec.name);
     assert.equal(def.type, spec.type, `${spec.name} map type`);
     assert.equal(def.maxEntries, spec.maxEntries, `${spec.name} max_entries`);
-    assert.equal(def.key.name, keyName, `${spec.name} key type`);
-    assert.equal(def.value.name, valueName, `${spec.name} value type`);
+    assert.equal(def.flags, spec.flags, `${spec.name} map_flags`);
     assert.equal(btf.sizeOf(def.key.id), spec.keySize, `${spec.name} key size`);
     assert.equal(btf.sizeOf(def.value.id), spec.valueSize, `${spec.name} value size`);
   }
-  // The ring buffer has no key or value, only a size.
-  assert.equal(btf.ringbufSize(EVENTS_MAP.name), EVENTS_MAP.maxEntries);
   // One counter per enum ebpfcni_stat value (STAT_MAX), named in index order.
   assert.equal(STAT_NAMES.length, STATS_MAP.maxEntries);
   // Every map in the object's .maps section is one layout.ts knows about.
   const maps = btf.find("DATASEC", ".maps").vars?.map((v) => btf.type(v.type_id).name).sort();
   assert.deepEqual(maps, MAPS.map((m) => m.name).sort());
-  assert.deepEqual([...gen.MAP_NAMES].sort(), maps);
 });
 
-Deno.test("every struct of ebpfcni.h has the size and field offsets layout.ts gives it", async () => {
-  // Compiled from the header itself: struct event, for one, is only ever a cast of ring
-  // buffer memory, so the object's BTF does not carry it.
-  const checks = Object.entries(STRUCTS).flatMap(([name, layout]) => [
-    { expr: `sizeof(struct ${name})`, want: layout.size },
-    ...Object.entries(layout.fields).map(([field, offset]) => ({
-      expr: `offsetof(struct ${name}, ${field})`,
-      want: offset,
-    })),
-  ]);
+Deno.test("the C compiler gives every struct and enum of ebpfcni.h the layout and values the generated contract has", async () => {
+  // An independent reading: the header compiled for the host, not the object's BTF.
+  const checks = [
+    ...Object.entries(STRUCTS).flatMap(([name, layout]) => [
+      { expr: `sizeof(struct ${name})`, want: layout.size },
+      ...Object.entries(layout.fields).map(([field, offset]) => ({
+        expr: `offsetof(struct ${name}, ${field})`,
+        want: offset,
+      })),
+    ]),
+    ...Object.values(ENUMS).flatMap((e) =>
+      Object.entries(e).map(([name, value]) => ({ expr: name, want: value }))
+    ),
+  ];
   const tmp = await Deno.makeTempDir({ prefix: `ebpfcni-layout-${randomHex()}-` });
   try {
     // Compiled to assembly only, the values read off the array's .quad lines: no libc, no
@@ -218,41 +201,84 @@ ${checks.map((c) => `  (long)(${c.expr}),`).join("\n")}
     const got = [...asm.matchAll(/^\s*\.quad\s+(-?\d+)\b/gm)].map((m) => Number(m[1]));
     assert.equal(got.length, checks.length, `one .quad per check in:\n${asm}`);
     const wrong = checks.filter((c, i) => got[i] !== c.want).map((c) =>
-      `${c.expr} = ${got[checks.indexOf(c)]}, layout.ts says ${c.want}`
+      `${c.expr} = ${got[checks.indexOf(c)]}, bpf_abi.gen.ts says ${c.want}`
     );
     assert.deepEqual(wrong, []);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
-  // And the ones the maps carry agree with the object's BTF.
+  // And bpftool finds each in the object's BTF where the generated module says.
   const btf = await builtBtf();
-  for (const name of ["veth_info", "ct_entry", "rule_key", "dp_config"] as const) {
+  for (const [name, layout] of Object.entries(STRUCTS)) {
     const struct = btf.find("STRUCT", name);
-    assert.equal(struct.size, STRUCTS[name].size, `BTF sizeof(struct ${name})`);
-    for (const [field, offset] of Object.entries(STRUCTS[name].fields)) {
+    assert.equal(struct.size, layout.size, `BTF sizeof(struct ${name})`);
+    for (const [field, offset] of Object.entries(layout.fields)) {
       assert.equal(btf.member(struct, field).bits_offset / 8, offset, `BTF ${name}.${field}`);
     }
   }
 });
 
-Deno.test("the generated module is what gen_bpf.ts makes from the built object", async () => {
+/** Runs gen_bpf.ts on the built object, writing into `dir`; its exit code and stderr. */
+function genBpf(dir: string, ...flags: string[]) {
+  return tryRun(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-lock",
+    "--allow-read",
+    "--allow-write",
+    `${ROOT}scripts/gen_bpf.ts`,
+    ...flags,
+    OBJECT,
+    `${dir}/bpf_object.gen.ts`,
+    `${dir}/bpf_abi.gen.ts`,
+  ]);
+}
+
+Deno.test("the committed contract module is what gen_bpf.ts makes from the built object", async () => {
   const tmp = await Deno.makeTempDir({ prefix: `ebpfcni-gen-${randomHex()}-` });
   try {
-    const out = `${tmp}/bpf_object.gen.ts`;
-    await run(Deno.execPath(), [
-      "run",
-      "--quiet",
-      "--no-lock",
-      "--allow-read",
-      "--allow-write",
-      `${ROOT}scripts/gen_bpf.ts`,
-      OBJECT,
-      out,
-    ]);
-    assert.equal(await Deno.readTextFile(out), await Deno.readTextFile(GEN_MODULE));
+    const r = await genBpf(tmp);
+    assert.equal(r.code, 0, r.stderr);
+    const generated = await Deno.readTextFile(`${tmp}/bpf_abi.gen.ts`);
+    assert.ok(
+      generated === await Deno.readTextFile(ABI_MODULE),
+      `src/spec/bpf_abi.gen.ts is stale: run "bash scripts/gen-bpf.sh" and commit it`,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${tmp}/bpf_object.gen.ts`),
+      await Deno.readTextFile(GEN_MODULE),
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("gen_bpf.ts --check fails naming the stale contract module and leaves it as it was", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: `ebpfcni-gen-${randomHex()}-` });
+  try {
+    const committed = await Deno.readTextFile(ABI_MODULE);
+    const stale = committed.replace(/maxEntries: 131072,/, "maxEntries: 131071,");
+    assert.notEqual(stale, committed);
+    await Deno.writeTextFile(`${tmp}/bpf_abi.gen.ts`, stale);
+    const r = await genBpf(tmp, "--check");
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /bpf_abi\.gen\.ts is not what bpf\/ builds to: run "bash scripts\/gen-bpf\.sh"/,
+    );
+    assert.match(r.stderr, /committed: ".*131071,"\n\s+generated: ".*131072,"/);
+    assert.equal(await Deno.readTextFile(`${tmp}/bpf_abi.gen.ts`), stale);
+    // And the current one passes.
+    await Deno.writeTextFile(`${tmp}/bpf_abi.gen.ts`, committed);
+    const ok = await genBpf(tmp, "--check");
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the embedded object is the built object, byte for byte, with tags for both programs", async () => {
+  const gen = embeddedObject();
   const object = await Deno.readFile(OBJECT);
   assert.equal(gen.objectBytes().length, object.length);
   assert.ok(

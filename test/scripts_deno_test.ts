@@ -21,6 +21,7 @@ async function withBareCheckout(fn: (root: string) => Promise<void>): Promise<vo
     };
     for (const rel of ["scripts", "bpf", "deno.json", "deno.lock"]) copy(rel);
     Deno.mkdirSync(`${root}/src/datapath`, { recursive: true });
+    Deno.mkdirSync(`${root}/src/spec`, { recursive: true });
     Deno.mkdirSync(`${root}/bin`);
     await fn(root);
   } finally {

@@ -2,7 +2,7 @@
 // flow log writes, from one formatter so that both carry the same fields in the same order.
 // Names (pods, deciding policies) come from the agent when one serves the pin directory; a
 // record without them carries what the event itself says. Pure.
-import { type DatapathEvent, STAT_NAMES } from "../datapath/layout.ts";
+import { type DatapathEvent, HOOK_TO_POD, STAT_NAMES, VERDICT_ALLOW } from "../datapath/layout.ts";
 import { protocolName } from "../datapath/rules.ts";
 import { identityText } from "../policy/rules.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
@@ -46,7 +46,7 @@ export interface FlowRecord {
 }
 
 export function verdictOf(e: DatapathEvent): FlowRecord["verdict"] {
-  return e.verdict === 1 ? "allow" : "drop";
+  return e.verdict === VERDICT_ALLOW ? "allow" : "drop";
 }
 
 export function reasonOf(e: DatapathEvent): string {
@@ -64,7 +64,7 @@ export function flowRecord(
     time: new Date(wallMs(e.ts)).toISOString(),
     verdict: verdictOf(e),
     reason: reasonOf(e),
-    hook: e.hook === 1 ? "to-pod" : "from-pod",
+    hook: e.hook === HOOK_TO_POD ? "to-pod" : "from-pod",
     ifindex: e.ifindex,
     interface: ifname(e.ifindex),
     proto: protocolName(e.proto),

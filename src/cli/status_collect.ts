@@ -12,7 +12,7 @@ import {
 } from "../datapath/layout.ts";
 import { ConfigMap, readStats } from "../datapath/maps.ts";
 import { describeServiceCidrs, modeName } from "../datapath/config.ts";
-import { PROGRAM_TAGS, PROGRAM_TAGS_EGRESS } from "../datapath/bpf_object.gen.ts";
+import { embeddedObject } from "../datapath/object.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { Links } from "../net/link.ts";
 import { NetlinkSocket } from "../net/socket.ts";
@@ -132,8 +132,8 @@ export function collectStatus(pinDir: string): Status {
         }
         : null,
       maps,
-      program: programStatus(ingress, PROGRAM_TAGS, ids),
-      egressProgram: programStatus(egress, PROGRAM_TAGS_EGRESS, ids),
+      program: programStatus(ingress, embeddedObject().PROGRAM_TAGS, ids),
+      egressProgram: programStatus(egress, embeddedObject().PROGRAM_TAGS_EGRESS, ids),
       counters: stats ? countersJson(readStats(stats.fd)) : null,
       attached: attachedLinks({ ingress: ingress.pin?.info.id, egress: egress.pin?.info.id }),
     };

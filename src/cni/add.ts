@@ -14,7 +14,7 @@ import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
 import { applyDatapathConf, ensureNodeDatapath } from "./datapath.ts";
 import { attach } from "../datapath/tc.ts";
-import { PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../datapath/bpf_object.gen.ts";
+import { PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../spec/bpf_abi.gen.ts";
 import { containerRoutes, podAddresses } from "./routes.ts";
 import { EndpointMap, HostMap, IpcacheMap, MapFullError, VethMap } from "../datapath/maps.ts";
 import { HOST_MAP, IPCACHE_LOCAL, IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";

@@ -1,9 +1,50 @@
-// Byte layouts of the pinned maps' keys and values, mirroring bpf/ebpfcni.h: each map's
-// spec, each struct's size and field offsets (STRUCTS), and codecs. A test checks all of it
-// against the BTF of the built object and the maps the kernel created.
+// Byte layouts of the pinned maps' keys and values: the specs, struct layouts and enums of
+// bpf/ebpfcni.h come from src/spec/bpf_abi.gen.ts, generated from the object's BTF; this
+// module names them as the rest of the tree uses them and holds the codecs, written by hand
+// (a unit test checks each against the generated offsets).
 import type { MapSpec } from "../spec/pinned.ts";
+import { ENUMS, MAP_SPECS, STRUCTS } from "../spec/bpf_abi.gen.ts";
 export type { MapSpec };
+export { STRUCTS };
+export {
+  CFG_CONNTRACK,
+  CT_EST_PER_ADDR,
+  DIR_EGRESS,
+  DIR_INGRESS,
+  DIR_PAIR,
+  HOOK_FROM_POD,
+  HOOK_TO_POD,
+  IDENTITY_ANY,
+  IDENTITY_HOST,
+  IDENTITY_WORLD,
+  IPCACHE_LOCAL,
+  ISOLATE_EGRESS,
+  ISOLATE_INGRESS,
+  MAX_SERVICE_CIDRS,
+  MODE_IDENTITY,
+  MODE_KUBERNETES,
+  POLICY_ALLOW,
+  RULE_PREFIX_ANY_PORT,
+  RULE_PREFIX_ANY_PROTO,
+  RULE_PREFIX_FULL,
+  VERDICT_ALLOW,
+  VERDICT_DROP,
+  VETH_MAX_IPS,
+} from "../spec/bpf_abi.gen.ts";
+import {
+  CT_AT_DST,
+  CT_AT_SRC,
+  CT_FIN_FWD,
+  CT_FIN_REV,
+  CT_PENDING,
+  CT_RST,
+  CT_SEEN_REPLY,
+  CT_SERVICE,
+  MAX_SERVICE_CIDRS,
+  VETH_MAX_IPS,
+} from "../spec/bpf_abi.gen.ts";
 
+// The kernel's UAPI (include/uapi/linux/bpf.h), not ours: the numbers the specs use.
 export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
@@ -14,150 +55,36 @@ export const BPF_MAP_TYPE_RINGBUF = 27;
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
 export const BPF_F_NO_PREALLOC = 1;
 
-/** Struct sizes and field offsets of bpf/ebpfcni.h (checked against BTF). */
-export const STRUCTS = {
-  policy_key: { size: 8, fields: { src_id: 0, dst_id: 4 } },
-  dp_config: {
-    size: 104,
-    fields: {
-      mode: 0,
-      flags: 4,
-      ct_tcp_syn: 8,
-      ct_tcp_established: 12,
-      ct_tcp_close: 16,
-      ct_udp: 20,
-      ct_other: 24,
-      events_rate: 28,
-      events_burst: 32,
-      n_service_cidrs: 36,
-      service_cidrs: 40,
-    },
-  },
-  cidr4: { size: 8, fields: { addr: 0, mask: 4 } },
-  veth_info: { size: 24, fields: { ips: 0, n_ips: 16, flags: 20 } },
-  ipcache_entry: { size: 8, fields: { identity: 0, flags: 4 } },
-  cidr_key: { size: 8, fields: { prefixlen: 0, addr: 4 } },
-  rule_key: {
-    size: 16,
-    fields: { prefixlen: 0, subject: 4, peer: 8, dir: 12, proto: 13, dport: 14 },
-  },
-  ct_key: { size: 16, fields: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12 } },
-  ct_entry: {
-    size: 40,
-    fields: { expires: 0, packets: 8, bytes: 16, src_id: 24, dst_id: 28, flags: 32, ifindex: 36 },
-  },
-  frag_key: { size: 12, fields: { saddr: 0, daddr: 4, id: 8, proto: 10 } },
-  frag_ports: { size: 4, fields: { sport: 0, dport: 2 } },
-  pair_stats: { size: 16, fields: { packets: 0, bytes: 8 } },
-  event: {
-    size: 40,
-    fields: {
-      ts: 0,
-      ifindex: 8,
-      saddr: 12,
-      daddr: 16,
-      src_id: 20,
-      dst_id: 24,
-      sport: 28,
-      dport: 30,
-      proto: 32,
-      verdict: 33,
-      reason: 34,
-      hook: 35,
-    },
-  },
-  rate_state: { size: 16, fields: { last_ns: 0, tokens: 8 } },
-} as const;
-
 const S = STRUCTS;
-
-function map(
-  name: string,
-  type: number,
-  keySize: number,
-  valueSize: number,
-  maxEntries: number,
-  flags = 0,
-): MapSpec {
-  return { name, type, keySize, valueSize, maxEntries, flags };
-}
 
 // The original project's maps: their names, layouts and sizes are a contract.
 /** endpoint_map: __u32 IPv4 address (host byte order) -> __u32 identity. */
-export const ENDPOINT_MAP = map("endpoint_map", BPF_MAP_TYPE_HASH, 4, 4, 16384);
+export const ENDPOINT_MAP: MapSpec = MAP_SPECS.endpoint_map;
 /** policy_map: struct policy_key { __u32 src_id; __u32 dst_id; } -> __u8 action. */
-export const POLICY_MAP = map("policy_map", BPF_MAP_TYPE_HASH, 8, 1, 65536);
+export const POLICY_MAP: MapSpec = MAP_SPECS.policy_map;
 
 // Maps added since (a pin directory of an older build gets them added on upgrade).
 /** stats_map: enum ebpfcni_stat -> per-CPU __u64 counter. */
-export const STATS_MAP = map("stats_map", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 18);
-export const CONFIG_MAP = map("config_map", BPF_MAP_TYPE_ARRAY, 4, S.dp_config.size, 1);
-export const VETH_MAP = map("veth_map", BPF_MAP_TYPE_HASH, 4, S.veth_info.size, 4096);
-export const HOST_MAP = map("host_map", BPF_MAP_TYPE_HASH, 4, 4, 256);
-export const IPCACHE_MAP = map(
-  "ipcache_map",
-  BPF_MAP_TYPE_HASH,
-  4,
-  S.ipcache_entry.size,
-  65536,
-  BPF_F_NO_PREALLOC,
-);
-export const CIDR_MAP = map(
-  "cidr_map",
-  BPF_MAP_TYPE_LPM_TRIE,
-  S.cidr_key.size,
-  4,
-  16384,
-  BPF_F_NO_PREALLOC,
-);
-export const RULE_MAP = map(
-  "rule_map",
-  BPF_MAP_TYPE_LPM_TRIE,
-  S.rule_key.size,
-  4,
-  131072,
-  BPF_F_NO_PREALLOC,
-);
-export const ISOLATION_MAP = map(
-  "isolation_map",
-  BPF_MAP_TYPE_HASH,
-  4,
-  4,
-  65536,
-  BPF_F_NO_PREALLOC,
-);
-export const CT_MAP = map("ct_map", BPF_MAP_TYPE_LRU_HASH, S.ct_key.size, S.ct_entry.size, 262144);
+export const STATS_MAP: MapSpec = MAP_SPECS.stats_map;
+export const CONFIG_MAP: MapSpec = MAP_SPECS.config_map;
+export const VETH_MAP: MapSpec = MAP_SPECS.veth_map;
+export const HOST_MAP: MapSpec = MAP_SPECS.host_map;
+export const IPCACHE_MAP: MapSpec = MAP_SPECS.ipcache_map;
+export const CIDR_MAP: MapSpec = MAP_SPECS.cidr_map;
+export const RULE_MAP: MapSpec = MAP_SPECS.rule_map;
+export const ISOLATION_MAP: MapSpec = MAP_SPECS.isolation_map;
+export const CT_MAP: MapSpec = MAP_SPECS.ct_map;
 /** ct_est_map: established connections (ct_map's layout), out of the LRU's reach. */
-export const CT_EST_MAP = map(
-  "ct_est_map",
-  BPF_MAP_TYPE_HASH,
-  S.ct_key.size,
-  S.ct_entry.size,
-  131072,
-  BPF_F_NO_PREALLOC,
-);
+export const CT_EST_MAP: MapSpec = MAP_SPECS.ct_est_map;
 /** ct_quota_map: initiator IPv4 (host order) -> its entries in ct_est_map. */
-export const CT_QUOTA_MAP = map("ct_quota_map", BPF_MAP_TYPE_HASH, 4, 4, 65536, BPF_F_NO_PREALLOC);
-/** How many of ct_est_map's entries one initiating address may hold (CT_EST_PER_ADDR). */
-export const CT_EST_PER_ADDR = 8192;
-export const FRAG_MAP = map(
-  "frag_map",
-  BPF_MAP_TYPE_LRU_HASH,
-  S.frag_key.size,
-  S.frag_ports.size,
-  8192,
-);
-export const PAIR_STATS_MAP = map(
-  "pair_stats_map",
-  BPF_MAP_TYPE_LRU_PERCPU_HASH,
-  S.policy_key.size,
-  S.pair_stats.size,
-  16384,
-);
-export const EVENTS_MAP = map("events", BPF_MAP_TYPE_RINGBUF, 0, 0, 256 * 1024);
-export const RATE_MAP = map("rate_map", BPF_MAP_TYPE_PERCPU_ARRAY, 4, S.rate_state.size, 1);
+export const CT_QUOTA_MAP: MapSpec = MAP_SPECS.ct_quota_map;
+export const FRAG_MAP: MapSpec = MAP_SPECS.frag_map;
+export const PAIR_STATS_MAP: MapSpec = MAP_SPECS.pair_stats_map;
+export const EVENTS_MAP: MapSpec = MAP_SPECS.events;
+export const RATE_MAP: MapSpec = MAP_SPECS.rate_map;
 
-/** Every map of the object. */
+/** Every map of the object, in the order status lists them (a unit test checks it is all of
+ * MAP_SPECS). */
 export const MAPS: readonly MapSpec[] = [
   ENDPOINT_MAP,
   POLICY_MAP,
@@ -194,63 +121,27 @@ export const REPLACEABLE_MAPS: ReadonlySet<string> = new Set([
   RATE_MAP.name,
 ]);
 
-/** enum ebpfcni_stat, in index order. */
-export const STAT_NAMES = [
-  "pass_non_ipv4",
-  "pass_short",
-  "drop_unknown_src",
-  "drop_unknown_dst",
-  "drop_policy",
-  "allow",
-  "drop_no_veth",
-  "drop_spoofed",
-  "drop_ipv6",
-  "drop_ethertype",
-  "allow_ct",
-  "pass_service",
-  "pass_to_pod",
-  "drop_egress",
-  "drop_ingress",
-  "allow_host",
-  "drop_fragment",
-  "events_lost",
-] as const;
-export type StatName = (typeof STAT_NAMES)[number];
+type StatEnumerator = Exclude<keyof typeof ENUMS.ebpfcni_stat, "STAT_MAX">;
+/** A verdict counter's name: its enumerator in enum ebpfcni_stat, unprefixed, lower case. */
+export type StatName = StatEnumerator extends `STAT_${infer R}` ? Lowercase<R> : never;
 
-export const POLICY_ALLOW = 1;
+/** enum ebpfcni_stat's counters, in index order (a unit test checks there is no gap). */
+export const STAT_NAMES: readonly StatName[] = Object.entries(ENUMS.ebpfcni_stat)
+  .filter(([k]) => k !== "STAT_MAX")
+  .sort(([, a], [, b]) => a - b)
+  .map(([k]) => k.slice("STAT_".length).toLowerCase() as StatName);
 
-/** Reserved identities (ebpfcni.h): the node's addresses, and anything else unknown. */
-export const IDENTITY_HOST = 0xfffffffe;
-export const IDENTITY_WORLD = 0xffffffff;
-/** In rule keys: any peer. */
-export const IDENTITY_ANY = 0;
-
-export const MODE_IDENTITY = 0;
-export const MODE_KUBERNETES = 1;
-export const CFG_CONNTRACK = 1;
-export const MAX_SERVICE_CIDRS = 8;
-export const VETH_MAX_IPS = 4;
-export const IPCACHE_LOCAL = 1;
-export const ISOLATE_INGRESS = 1;
-export const ISOLATE_EGRESS = 2;
-export const DIR_PAIR = 0;
-export const DIR_INGRESS = 1;
-export const DIR_EGRESS = 2;
-export const RULE_PREFIX_ANY_PROTO = 72;
-export const RULE_PREFIX_ANY_PORT = 80;
-export const RULE_PREFIX_FULL = 96;
-
-/** ct_entry flags. */
+/** ct_entry flags (enum ebpfcni_ct_flag). */
 export const CT_FLAGS = {
-  seenReply: 0x1,
-  finFwd: 0x2,
-  finRev: 0x4,
-  rst: 0x8,
-  pending: 0x10,
-  service: 0x20,
+  seenReply: CT_SEEN_REPLY,
+  finFwd: CT_FIN_FWD,
+  finRev: CT_FIN_REV,
+  rst: CT_RST,
+  pending: CT_PENDING,
+  service: CT_SERVICE,
   /** Recorded by the source's hook / the destination's (ifindex is that end's veth). */
-  atSrc: 0x40,
-  atDst: 0x80,
+  atSrc: CT_AT_SRC,
+  atDst: CT_AT_DST,
 } as const;
 
 /** Where the maps and the program are pinned unless configured otherwise (the original's

@@ -21,7 +21,8 @@ import {
   openFd,
   releaseFd,
 } from "../../ffi/libc.ts";
-import * as gen from "./bpf_object.gen.ts";
+import { embeddedObject } from "./object.ts";
+import { OBJECT_NAME, PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../spec/bpf_abi.gen.ts";
 import {
   BPF_PROG_TYPE_SCHED_CLS,
   DEFAULT_PIN_DIR,
@@ -81,13 +82,26 @@ export class DatapathError extends Error {
   override name = "DatapathError";
 }
 
-const HOOKS: readonly { hook: TcHook; pin: string; program: string; tags: readonly string[] }[] = [
-  { hook: "ingress", pin: PROGRAM_PIN, program: gen.PROGRAM_PROCESS_TC, tags: gen.PROGRAM_TAGS },
+interface Hook {
+  hook: TcHook;
+  pin: string;
+  program: string;
+  /** The kernel tags the embedded object's program can have. */
+  tags(): readonly string[];
+}
+
+const HOOKS: readonly Hook[] = [
+  {
+    hook: "ingress",
+    pin: PROGRAM_PIN,
+    program: PROGRAM_PROCESS_TC,
+    tags: () => embeddedObject().PROGRAM_TAGS,
+  },
   {
     hook: "egress",
     pin: PROGRAM_PIN_EGRESS,
-    program: gen.PROGRAM_PROCESS_TC_EGRESS,
-    tags: gen.PROGRAM_TAGS_EGRESS,
+    program: PROGRAM_PROCESS_TC_EGRESS,
+    tags: () => embeddedObject().PROGRAM_TAGS_EGRESS,
   },
 ];
 
@@ -193,7 +207,7 @@ function openPinned(
     const info = progInfo(fd);
     // A program from another build, or one bound to maps that were re-pinned since, is
     // replaced; the maps themselves are kept.
-    const ours = h.tags.includes(info.tag);
+    const ours = h.tags().includes(info.tag);
     if (justLoaded && !ours) {
       // The tag prediction does not hold on this kernel: everything works, but each call
       // will reload the programs. Say so rather than fail.
@@ -351,7 +365,7 @@ function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
 function loadAndPin(pinDir: string, opts: LoadOptions): Datapath {
   const oldIds = pinnedProgramIds(pinDir);
   {
-    using obj = BpfObject.openMem(gen.objectBytes(), gen.OBJECT_NAME);
+    using obj = BpfObject.openMem(embeddedObject().objectBytes(), OBJECT_NAME);
     try {
       pinMaps(obj, pinDir);
       obj.load();

@@ -6,6 +6,7 @@ import {
   DIR_EGRESS,
   DIR_INGRESS,
   IDENTITY_ANY,
+  IDENTITY_HOST,
   IDENTITY_WORLD,
   ISOLATE_EGRESS,
   ISOLATE_INGRESS,
@@ -141,7 +142,7 @@ export function simulate(
   }
   // To anything else: the sender's egress, at the sender's hook.
   if (!src) return { allowed: true, hook: "from-pod", egress: NONE, ingress: NONE };
-  const peer = hosts.has(f.dst) ? 0xfffffffe : IDENTITY_WORLD;
+  const peer = hosts.has(f.dst) ? IDENTITY_HOST : IDENTITY_WORLD;
   const egress = direction(c, rules, src.identity, DIR_EGRESS, peer, cidrIdentityOf(c, f.dst), f);
   return { allowed: egress.allowed, hook: "from-pod", egress, ingress: NONE };
 }

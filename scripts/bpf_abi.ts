@@ -1,0 +1,175 @@
+// Renders src/spec/bpf_abi.gen.ts, the datapath's contract with user space, from the BTF of
+// the built object (what bpf2go's -type does for Go): the programs, every map's spec as
+// libbpf will create it, the layouts of the structs those maps and struct ebpfcni_abi carry,
+// and the enums struct ebpfcni_abi carries. Nothing in it depends on the kernel the object
+// was built against, so the module is committed and CI regenerates it to prove it current.
+import type { Btf, BtfType } from "./btf.ts";
+
+/** The struct of bpf/ebpfcni.h whose members name the types user space needs. */
+export const ABI_STRUCT = "ebpfcni_abi";
+
+export interface AbiMap {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** C spelling of the key and value types, for the reader. */
+  key: string;
+  value: string;
+}
+
+export interface AbiStruct {
+  name: string;
+  size: number;
+  fields: { name: string; offset: number }[];
+}
+
+export interface AbiEnum {
+  name: string;
+  values: { name: string; value: number }[];
+}
+
+export interface Abi {
+  programs: string[];
+  maps: AbiMap[];
+  structs: AbiStruct[];
+  enums: AbiEnum[];
+}
+
+/** libbpf's BTF-defined map: `__uint(x, N)` is `int (*x)[N]`, `__type(x, T)` is `T *x`. */
+function mapSpec(btf: Btf, v: BtfType): AbiMap {
+  const def = btf.resolve(v.type);
+  if (def.kind !== "STRUCT") throw new Error(`Map "${v.name}" is not a BTF-defined map`);
+  const member = (name: string) => def.members.find((m) => m.name === name);
+  const pointee = (name: string) => {
+    const m = member(name);
+    if (!m) return undefined;
+    const ptr = btf.type(m.type);
+    if (ptr.kind !== "PTR") throw new Error(`Map "${v.name}": ${name} is not a pointer`);
+    return ptr.type;
+  };
+  const uint = (name: string) => {
+    const to = pointee(name);
+    if (to === undefined) return 0;
+    const arr = btf.type(to);
+    if (arr.kind !== "ARRAY") throw new Error(`Map "${v.name}": ${name} is not __uint()`);
+    return arr.nelems;
+  };
+  const known = ["type", "max_entries", "map_flags", "key", "value", "key_size", "value_size"];
+  const unknown = def.members.filter((m) => !known.includes(m.name)).map((m) => m.name);
+  if (unknown.length) {
+    throw new Error(`Map "${v.name}" has attributes gen_bpf does not read: ${unknown.join(", ")}`);
+  }
+  const key = pointee("key");
+  const value = pointee("value");
+  return {
+    name: v.name,
+    type: uint("type"),
+    keySize: key === undefined ? uint("key_size") : btf.sizeOf(key),
+    valueSize: value === undefined ? uint("value_size") : btf.sizeOf(value),
+    maxEntries: uint("max_entries"),
+    flags: uint("map_flags"),
+    key: key === undefined ? "" : btf.cName(key),
+    value: value === undefined ? "" : btf.cName(value),
+  };
+}
+
+/** The named structs reachable from `ids` through members and arrays, each once. */
+function structsOf(btf: Btf, ids: number[]): AbiStruct[] {
+  const out: AbiStruct[] = [];
+  const seen = new Set<number>();
+  const visit = (id: number) => {
+    let t = btf.resolve(id);
+    while (t.kind === "ARRAY") t = btf.resolve(t.elemType);
+    if (t.kind !== "STRUCT" || seen.has(t.id)) return;
+    seen.add(t.id);
+    if (!t.name) throw new Error(`An anonymous struct (type ${t.id}) is part of the contract`);
+    const fields = t.members.map((m) => {
+      if (m.bitSize || m.bitOffset % 8) {
+        throw new Error(`struct ${t.name}.${m.name} is a bitfield: not expressible in bytes`);
+      }
+      return { name: m.name, offset: m.bitOffset / 8 };
+    });
+    out.push({ name: t.name, size: t.size, fields });
+    for (const m of t.members) visit(m.type);
+  };
+  ids.forEach(visit);
+  return out;
+}
+
+/** What user space needs of the object, from its BTF. */
+export function readAbi(btf: Btf): Abi {
+  const programs = btf.types.filter((t) => t.kind === "FUNC" && t.linkage === 1).map((t) => t.name);
+  const maps = btf.find("DATASEC", ".maps").vars.map((id) => mapSpec(btf, btf.type(id)));
+  const abi = btf.find("STRUCT", ABI_STRUCT);
+  const enums = abi.members.map((m) => btf.resolve(m.type)).filter((t) =>
+    t.kind === "ENUM" || t.kind === "ENUM64"
+  ).map((t) => ({
+    name: t.name,
+    values: t.values.map((v) => ({ name: v.name, value: Number(v.value) })),
+  }));
+  const mapTypes = btf.find("DATASEC", ".maps").vars.flatMap((id) => {
+    const def = btf.resolve(btf.type(id).type);
+    return def.members.filter((m) => m.name === "key" || m.name === "value").map((m) =>
+      btf.type(m.type).type
+    );
+  });
+  const structs = structsOf(btf, [...mapTypes, ...abi.members.map((m) => m.type)]);
+  return { programs, maps, structs, enums };
+}
+
+const num = (n: number) => n >= 0x80000000 ? `0x${n.toString(16)}` : String(n);
+const constName = (name: string) => name.toUpperCase();
+
+/** The module's text: every object and list one entry a line, which `deno fmt` keeps. */
+export function renderAbi(abi: Abi, source: string): string {
+  const lines: string[] = [
+    `// Code generated by scripts/gen_bpf.ts from the BTF of ${source}. DO NOT EDIT.`,
+    "// The datapath's contract with user space: its programs, its maps as libbpf creates them,",
+    "// the layouts and enums of bpf/ebpfcni.h. Committed (the object is not): CI regenerates it",
+    "// and fails when it differs (scripts/gen-bpf.sh --check).",
+    "",
+    `import type { MapSpec } from "./pinned.ts";`,
+    "",
+    "/** Name given to the object when opened from memory; prefixes libbpf's internal maps. */",
+    `export const OBJECT_NAME = "${source.replace(/^.*\//, "").replace(/\..*$/, "")}";`,
+    "",
+    "/** The object's programs (global functions). */",
+    ...abi.programs.map((p) => `export const PROGRAM_${constName(p)} = "${p}";`),
+    "",
+    "/** The object's maps, in the order of its .maps section (key -> value in comments). */",
+    "export const MAP_SPECS = {",
+  ];
+  for (const m of abi.maps) {
+    lines.push(`  /** ${m.key ? `${m.key} -> ${m.value}` : "no key or value"} */`);
+    lines.push(`  ${m.name}: {`);
+    lines.push(`    name: "${m.name}",`);
+    for (const k of ["type", "keySize", "valueSize", "maxEntries", "flags"] as const) {
+      lines.push(`    ${k}: ${num(m[k])},`);
+    }
+    lines.push("  },");
+  }
+  lines.push("} as const satisfies Record<string, MapSpec>;", "");
+  lines.push("/** Size and field offsets, in bytes, of each struct the maps and events carry. */");
+  lines.push("export const STRUCTS = {");
+  for (const s of abi.structs) {
+    lines.push(`  ${s.name}: {`, `    size: ${s.size},`, "    fields: {");
+    for (const f of s.fields) lines.push(`      ${f.name}: ${f.offset},`);
+    lines.push("    },", "  },");
+  }
+  lines.push("} as const;");
+  for (const e of abi.enums) {
+    lines.push("", `// enum ${e.name}`);
+    for (const v of e.values) lines.push(`export const ${v.name} = ${num(v.value)};`);
+  }
+  lines.push("", "/** Each enum's enumerators, in declaration order. */", "export const ENUMS = {");
+  for (const e of abi.enums) {
+    lines.push(`  ${e.name}: {`);
+    for (const v of e.values) lines.push(`    ${v.name},`);
+    lines.push("  },");
+  }
+  lines.push("} as const;", "");
+  return lines.join("\n");
+}
