@@ -139,7 +139,7 @@ static __always_inline int identity_from_pod(struct verdict_ctx *v)
 		return pass(STAT_ALLOW_CT);
 	}
 	dst = identity_of(v->cfg, p->daddr, &unknown);
-	if (!pair_allows(src, dst, p))
+	if (!pair_allows(src, dst, p->proto, p->dport))
 		return decide(v, src, dst, 0, unknown ? STAT_DROP_UNKNOWN_DST : STAT_DROP_POLICY);
 	if (conntrack)
 		ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
@@ -178,7 +178,7 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 		return pass(STAT_PASS_TO_POD);
 	}
 	dst = (de || is_host(p->daddr)) ? IDENTITY_HOST : IDENTITY_WORLD;
-	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p))
+	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p->proto, p->dport))
 		return decide(v, src, dst, 0, STAT_DROP_EGRESS);
 	ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
 	return decide(v, src, dst, 1, STAT_ALLOW);
@@ -285,7 +285,7 @@ int process_tc_egress(struct __sk_buff *skb)
 		return pass(STAT_ALLOW_CT);
 	}
 	if (e)
-		ct_forget_established(&v.p);
+		ct_forget(&v.p);
 	de = bpf_map_lookup_elem(&ipcache_map, &pod_addr);
 	if (!de)
 		return refuse(&v, STAT_DROP_UNKNOWN_DST);
@@ -296,9 +296,11 @@ int process_tc_egress(struct __sk_buff *skb)
 			ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
 		return decide(&v, src, dst, 1, STAT_ALLOW_HOST);
 	}
-	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), &v.p))
+	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), v.p.proto,
+						 v.p.dport))
 		return decide(&v, src, dst, 0, STAT_DROP_EGRESS);
-	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), &v.p))
+	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), v.p.proto,
+			      v.p.dport))
 		return decide(&v, src, dst, 0, STAT_DROP_INGRESS);
 	/* New, or recorded pending by the sender: now judged. */
 	if (to_pod)

@@ -17,9 +17,10 @@
 #define RULE_MAP_MAX 131072
 #define ISOLATION_MAP_MAX 65536
 #define CT_MAP_MAX 262144
-/* Established connections, out of the LRU's reach, and each address's share of them. */
+/* Established connections, out of the LRU's reach, and each local pod address's share of
+ * them: CT_EST_MAP_MAX / CT_EST_PER_ADDR = 128 pod addresses all get their whole share. */
 #define CT_EST_MAP_MAX 131072
-#define CT_EST_PER_ADDR 8192
+#define CT_EST_PER_ADDR 1024
 #define CT_QUOTA_MAP_MAX 65536
 #define PAIR_STATS_MAP_MAX 16384
 #define FRAG_MAP_MAX 8192
@@ -138,7 +139,8 @@ struct rule_key {
 
 /* ct_map: one entry per connection, keyed by the tuple of its first packet. ICMP echo uses
  * the identifier as sport and 0 as dport. ct_est_map has the same layout: a connection moves
- * there once allowed and answered, charged to its initiator (saddr) in ct_quota_map. */
+ * there once allowed and answered, charged to a local pod's address in ct_quota_map (saddr,
+ * or daddr with CT_CHARGED_DST). */
 struct ct_key {
 	__u32 saddr; /* host byte order */
 	__u32 daddr;
@@ -160,6 +162,9 @@ struct ct_key {
  * neither. */
 #define CT_AT_SRC 0x40
 #define CT_AT_DST 0x80
+/* In ct_est_map, charged to its destination (the local pod it reached) rather than to its
+ * source. */
+#define CT_CHARGED_DST 0x100
 
 struct ct_entry {
 	__u64 expires; /* bpf_ktime_get_ns() deadline */

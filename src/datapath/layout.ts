@@ -136,10 +136,11 @@ export const CT_EST_MAP = map(
   131072,
   BPF_F_NO_PREALLOC,
 );
-/** ct_quota_map: initiator IPv4 (host order) -> its entries in ct_est_map. */
+/** ct_quota_map: local pod IPv4 (host order) -> its entries in ct_est_map (signed). */
 export const CT_QUOTA_MAP = map("ct_quota_map", BPF_MAP_TYPE_HASH, 4, 4, 65536, BPF_F_NO_PREALLOC);
-/** How many of ct_est_map's entries one initiating address may hold (CT_EST_PER_ADDR). */
-export const CT_EST_PER_ADDR = 8192;
+/** How many of ct_est_map's entries one local pod address may hold (CT_EST_PER_ADDR): 128
+ * addresses have their whole share whatever the others do. */
+export const CT_EST_PER_ADDR = 1024;
 export const FRAG_MAP = map(
   "frag_map",
   BPF_MAP_TYPE_LRU_HASH,
@@ -245,6 +246,8 @@ export const CT_FLAGS = {
   /** Recorded by the source's hook / the destination's (ifindex is that end's veth). */
   atSrc: 0x40,
   atDst: 0x80,
+  /** In ct_est_map, charged to its destination (a local pod) rather than to its source. */
+  chargedDst: 0x100,
 } as const;
 
 /** Where the maps and the program are pinned unless configured otherwise (the original's
