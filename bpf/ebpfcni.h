@@ -165,6 +165,9 @@ struct ct_key {
 /* In ct_est_map, charged to its destination (the local pod it reached) rather than to its
  * source. */
 #define CT_CHARGED_DST 0x100
+/* The top 16 bits: the low 16 bits of the other end's veth ifindex once a packet of the
+ * connection went through its hook (0: not yet, or not a local pod). */
+#define CT_PEER_VETH_SHIFT 16
 
 struct ct_entry {
 	__u64 expires; /* bpf_ktime_get_ns() deadline */

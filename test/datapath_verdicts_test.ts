@@ -520,6 +520,32 @@ Deno.test("verdict: a pod behind a new veth with a reused address and identity g
   });
 });
 
+Deno.test("verdict: a pod with a reused address and identity gets none of the replies of connections its peer's hook recorded", async () => {
+  await withVeth(async (veth) => {
+    const newVeth = Number(await Deno.readTextFile(`/sys/class/net/${veth.host}/ifindex`));
+    await withMaps({ mode: "kubernetes" }, (m) => {
+      m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+      m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);
+      m.ipcache.set(ip4(B), ID_B, IPCACHE_LOCAL);
+      m.isolation.set(ID_A, ISOLATE_INGRESS); // nothing may connect to A
+      const ask = ipv4({ src: A, dst: B, proto: "udp", sport: 5000, dport: 53 });
+      const answer = ipv4({ src: B, dst: A, proto: "udp", sport: 53, dport: 5000 });
+      // Recorded where it reached B; B's answer goes through both pods' hooks.
+      assert.deepEqual(run(m, "ingress", [ask]).verdicts, [OK]);
+      assert.deepEqual(run(m, "egress", [ask]).verdicts, [OK]);
+      assert.deepEqual(run(m, "ingress", [answer]).verdicts, [OK]);
+      assert.deepEqual(run(m, "egress", [answer]).verdicts, [OK]);
+      // DEL then ADD: A's address and labels, behind another veth.
+      m.veths.set(1, { ips: [ip4(B)], flags: 0 });
+      m.veths.set(newVeth, { ips: [ip4(A)], flags: 0 });
+      assert.deepEqual(run(m, "ingress", [answer]).verdicts, [OK]); // B's own hook: B's entry
+      const r = run(m, "egress", [answer], newVeth);
+      assert.deepEqual(r.verdicts, [SHOT]);
+      assert.deepEqual(r.moved, { drop_ingress: 1 });
+    });
+  });
+});
+
 Deno.test("verdict: an answered flow is kept apart and charged to its pod until flushed or swept", async () => {
   await withMaps({ mode: "kubernetes" }, (m) => {
     m.ipcache.set(ip4(A), ID_A, IPCACHE_LOCAL);

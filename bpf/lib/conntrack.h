@@ -160,25 +160,37 @@ static __always_inline int ct_recorded_here(const struct ct_key *k, __u32 flags,
 
 enum ct_check {
 	CT_FRESH = 0,
-	CT_OTHER_POD = 1,   /* the recording end is behind another veth: another pod */
+	CT_OTHER_POD = 1,   /* a local end is behind another veth: another pod */
 	CT_RELABELLED = 2,  /* an address has another identity now */
 };
 
 /* An entry speaks for the pods it was judged with only while its addresses still resolve to
- * those identities and, for the end whose hook recorded it, while that end is still behind
- * the same veth. `local` is the address of the pod at this hook. *src and *dst: the
- * addresses' identities now (dst 0 when the entry never knew it: to a Service address). */
+ * those identities and each local end is still behind the same veth: the recording end's
+ * (ifindex), and the other end's as first seen at its own hook (bound here, the low 16 bits
+ * in the flags' top half: a veth created 65,536 interfaces later can pass for it). `local`
+ * is the address of the pod at this hook. *src and *dst: the addresses' identities now (dst
+ * 0 when the entry never knew it: to a Service address). */
 static __always_inline int ct_check(const struct dp_config *cfg, const struct ct_key *k,
-				    const struct ct_entry *e, __u32 ifindex, __u32 local,
-				    __u32 *src, __u32 *dst)
+				    struct ct_entry *e, __u32 ifindex, __u32 local, __u32 *src,
+				    __u32 *dst)
 {
 	int unknown;
 
 	if (e->flags & (CT_AT_SRC | CT_AT_DST)) {
 		__u32 at = e->flags & CT_AT_DST ? k->daddr : k->saddr;
+		__u32 peer = e->flags & CT_AT_DST ? k->saddr : k->daddr;
+		__u32 tag = ifindex & 0xffff;
+		__u32 bound = e->flags >> CT_PEER_VETH_SHIFT;
 
-		if (at == local && e->ifindex != ifindex)
-			return CT_OTHER_POD;
+		if (at == local) {
+			if (e->ifindex != ifindex)
+				return CT_OTHER_POD;
+		} else if (peer == local && tag) {
+			if (!bound)
+				e->flags |= tag << CT_PEER_VETH_SHIFT;
+			else if (bound != tag)
+				return CT_OTHER_POD;
+		}
 	}
 	*src = identity_of(cfg, k->saddr, &unknown);
 	*dst = e->dst_id ? identity_of(cfg, k->daddr, &unknown) : 0;
