@@ -134,7 +134,7 @@ static __always_inline int identity_from_pod(struct verdict_ctx *v)
 	if (!sid)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = *sid;
-	if (conntrack && ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
+	if (conntrack && ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr, src) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
@@ -157,7 +157,7 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 	if (!se)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = se->identity;
-	if (ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
+	if (ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr, src) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
@@ -279,7 +279,7 @@ int process_tc_egress(struct __sk_buff *skb)
 	 * addressed to the pod, every time (its entry would name the broadcast address). */
 	to_pod = veth_owns(veth, v.p.daddr);
 	pod_addr = to_pod ? v.p.daddr : veth->ips[0];
-	ct = ct_lookup(v.cfg, &v.p, &e, v.now, ifindex, pod_addr);
+	ct = ct_lookup(v.cfg, &v.p, &e, v.now, ifindex, pod_addr, 0);
 	if (e && (ct == CT_REPLY || !(e->flags & CT_PENDING))) {
 		count_pair(e->src_id, e->dst_id, v.p.len);
 		return pass(STAT_ALLOW_CT);

@@ -168,13 +168,21 @@ enum ct_check {
  * those identities and each local end is still behind the same veth: the recording end's
  * (ifindex), and the other end's as first seen at its own hook (bound here, the low 16 bits
  * in the flags' top half: a veth created 65,536 interfaces later can pass for it). `local`
- * is the address of the pod at this hook. *src and *dst: the addresses' identities now (dst
+ * is the address of the pod at this hook, `local_id` its identity when the hook knows it
+ * already (else 0). *src and *dst: the addresses' identities now (dst
  * 0 when the entry never knew it: to a Service address). */
-static __always_inline int ct_check(const struct dp_config *cfg, const struct ct_key *k,
-				    struct ct_entry *e, __u32 ifindex, __u32 local, __u32 *src,
-				    __u32 *dst)
+static __always_inline __u32 ct_identity(const struct dp_config *cfg, __u32 addr, __u32 local,
+					 __u32 local_id)
 {
 	int unknown;
+
+	return local_id && addr == local ? local_id : identity_of(cfg, addr, &unknown);
+}
+
+static __always_inline int ct_check(const struct dp_config *cfg, const struct ct_key *k,
+				    struct ct_entry *e, __u32 ifindex, __u32 local,
+				    __u32 local_id, __u32 *src, __u32 *dst)
+{
 
 	if (e->flags & (CT_AT_SRC | CT_AT_DST)) {
 		__u32 at = e->flags & CT_AT_DST ? k->daddr : k->saddr;
@@ -192,8 +200,8 @@ static __always_inline int ct_check(const struct dp_config *cfg, const struct ct
 				return CT_OTHER_POD;
 		}
 	}
-	*src = identity_of(cfg, k->saddr, &unknown);
-	*dst = e->dst_id ? identity_of(cfg, k->daddr, &unknown) : 0;
+	*src = ct_identity(cfg, k->saddr, local, local_id);
+	*dst = e->dst_id ? ct_identity(cfg, k->daddr, local, local_id) : 0;
 	return *src != e->src_id || *dst != e->dst_id ? CT_RELABELLED : CT_FRESH;
 }
 
@@ -221,11 +229,12 @@ static __always_inline int ct_rejudge(const struct dp_config *cfg, const struct 
 /* Whether the entry still speaks for its connection (ct_check), its identities brought up
  * to date when the policy allows it between the new ones; if not, it is removed. */
 static __always_inline int ct_valid(const struct dp_config *cfg, const struct ct_key *k,
-				    struct ct_entry *e, int pooled, __u32 ifindex, __u32 local)
+				    struct ct_entry *e, int pooled, __u32 ifindex, __u32 local,
+				    __u32 local_id)
 {
 	__u32 src, dst;
 
-	switch (ct_check(cfg, k, e, ifindex, local, &src, &dst)) {
+	switch (ct_check(cfg, k, e, ifindex, local, local_id, &src, &dst)) {
 	case CT_FRESH:
 		return 1;
 	case CT_RELABELLED:
@@ -318,10 +327,11 @@ static __always_inline int ct_is_pod(const struct dp_config *cfg, __u32 addr)
  * except a SYN answering an unanswered one (a simultaneous open), which is a reply. An entry
  * whose end now sits behind another veth is dropped; one whose addresses have other
  * identities is judged again in its own direction, and kept with them if allowed.
- * `ifindex` and `local`: this hook's veth and pod address. */
+ * `ifindex`, `local` and `local_id`: this hook's veth, pod address and (0: not looked up
+ * yet) its identity. */
 static __always_inline int ct_lookup(const struct dp_config *cfg, const struct pkt *p,
 				     struct ct_entry **out, __u64 now, __u32 ifindex,
-				     __u32 local)
+				     __u32 local, __u32 local_id)
 {
 	struct ct_key k;
 	struct ct_entry *e;
@@ -343,7 +353,7 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 				  p->inner.sport, p->inner.proto);
 			e = ct_get(&k, now, &pooled);
 		}
-		if (e && !ct_valid(cfg, &k, e, pooled, ifindex, local))
+		if (e && !ct_valid(cfg, &k, e, pooled, ifindex, local, local_id))
 			e = NULL;
 		*out = e;
 		return e ? CT_REPLY : CT_NEW;
@@ -374,7 +384,7 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 		if (e->flags & (CT_SEEN_REPLY | CT_FIN_FWD | CT_FIN_REV | CT_RST))
 			return CT_NEW;
 	}
-	if (!ct_valid(cfg, &k, e, pooled, ifindex, local))
+	if (!ct_valid(cfg, &k, e, pooled, ifindex, local, local_id))
 		return CT_NEW;
 	flags = e->flags;
 	if (dir == CT_REPLY)
