@@ -142,12 +142,12 @@ static __always_inline int identity_from_pod(struct verdict_ctx *v)
 	if (!sid)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = *sid;
-	if (conntrack && ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
+	if (conntrack && ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr, src) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
 	dst = identity_of(v->cfg, p->daddr, &unknown);
-	if (!pair_allows(src, dst, p))
+	if (!pair_allows(src, dst, p->proto, p->dport))
 		return decide(v, src, dst, 0, unknown ? STAT_DROP_UNKNOWN_DST : STAT_DROP_POLICY);
 	if (conntrack)
 		ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
@@ -165,7 +165,7 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 	if (!se)
 		return refuse(v, STAT_DROP_UNKNOWN_SRC);
 	src = se->identity;
-	if (ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr) != CT_NEW) {
+	if (ct_lookup(v->cfg, p, &e, v->now, v->ifindex, p->saddr, src) != CT_NEW) {
 		count_pair(e->src_id, e->dst_id, p->len);
 		return pass(STAT_ALLOW_CT);
 	}
@@ -186,7 +186,7 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 		return pass(STAT_PASS_TO_POD);
 	}
 	dst = (de || is_host(p->daddr)) ? IDENTITY_HOST : IDENTITY_WORLD;
-	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p))
+	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p->proto, p->dport))
 		return decide(v, src, dst, 0, STAT_DROP_EGRESS);
 	ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
 	return decide(v, src, dst, 1, STAT_ALLOW);
@@ -287,13 +287,13 @@ int process_tc_egress(struct __sk_buff *skb)
 	 * addressed to the pod, every time (its entry would name the broadcast address). */
 	to_pod = veth_owns(veth, v.p.daddr);
 	pod_addr = to_pod ? v.p.daddr : veth->ips[0];
-	ct = ct_lookup(v.cfg, &v.p, &e, v.now, ifindex, pod_addr);
+	ct = ct_lookup(v.cfg, &v.p, &e, v.now, ifindex, pod_addr, 0);
 	if (e && (ct == CT_REPLY || !(e->flags & CT_PENDING))) {
 		count_pair(e->src_id, e->dst_id, v.p.len);
 		return pass(STAT_ALLOW_CT);
 	}
 	if (e)
-		ct_forget_established(&v.p);
+		ct_forget(&v.p);
 	de = bpf_map_lookup_elem(&ipcache_map, &pod_addr);
 	if (!de)
 		return refuse(&v, STAT_DROP_UNKNOWN_DST);
@@ -304,9 +304,11 @@ int process_tc_egress(struct __sk_buff *skb)
 			ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
 		return decide(&v, src, dst, 1, STAT_ALLOW_HOST);
 	}
-	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), &v.p))
+	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), v.p.proto,
+						 v.p.dport))
 		return decide(&v, src, dst, 0, STAT_DROP_EGRESS);
-	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), &v.p))
+	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), v.p.proto,
+			      v.p.dport))
 		return decide(&v, src, dst, 0, STAT_DROP_INGRESS);
 	/* New, or recorded pending by the sender: now judged. */
 	if (to_pod)

@@ -23,8 +23,8 @@ enum ebpfcni_policy_action {
 #define RULE_MAP_MAX 131072
 #define ISOLATION_MAP_MAX 65536
 #define CT_MAP_MAX 262144
-/* Established connections, out of the LRU's reach, and each address's count of them (its
- * share: CT_EST_PER_ADDR). */
+/* Established connections, out of the LRU's reach, and each local pod address's share of
+ * them: CT_EST_MAP_MAX / CT_EST_PER_ADDR = 128 pod addresses all get their whole share. */
 #define CT_EST_MAP_MAX 131072
 #define CT_QUOTA_MAP_MAX 65536
 #define PAIR_STATS_MAP_MAX 16384
@@ -44,7 +44,7 @@ enum ebpfcni_identity {
 enum ebpfcni_limit {
 	MAX_SERVICE_CIDRS = 8,
 	VETH_MAX_IPS = 4,
-	CT_EST_PER_ADDR = 8192,
+	CT_EST_PER_ADDR = 1024,
 };
 
 /* Verdict counters in stats_map (per-CPU array), indexed by these; also the `reason` of a
@@ -168,7 +168,8 @@ enum ebpfcni_isolation {
 
 /* ct_map: one entry per connection, keyed by the tuple of its first packet. ICMP echo uses
  * the identifier as sport and 0 as dport. ct_est_map has the same layout: a connection moves
- * there once allowed and answered, charged to its initiator (saddr) in ct_quota_map. */
+ * there once allowed and answered, charged to a local pod's address in ct_quota_map (saddr,
+ * or daddr with CT_CHARGED_DST). */
 struct ct_key {
 	__u32 saddr; /* host byte order */
 	__u32 daddr;
@@ -192,6 +193,12 @@ enum ebpfcni_ct_flag {
 	 * have neither. */
 	CT_AT_SRC = 0x40,
 	CT_AT_DST = 0x80,
+	/* In ct_est_map, charged to its destination (the local pod it reached) rather than to
+	 * its source. */
+	CT_CHARGED_DST = 0x100,
+	/* The top 16 bits: the low 16 bits of the other end's veth ifindex once a packet of the
+	 * connection went through its hook (0: not yet, or not a local pod). */
+	CT_PEER_VETH_SHIFT = 16,
 };
 
 struct ct_entry {

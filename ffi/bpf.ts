@@ -92,6 +92,7 @@ export const INFO = {
 
 export const BPF_ANY = 0n;
 export const BPF_NOEXIST = 1n;
+export const BPF_EXIST = 2n;
 export const BPF_OBJ_NAME_LEN = 16;
 
 function addr(b: Uint8Array | null): bigint {

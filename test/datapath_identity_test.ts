@@ -5,6 +5,11 @@ import assert from "node:assert/strict";
 import { ping, pingEventually, sh, withNetwork } from "./_cni.ts";
 import { addPod, cli, counters } from "./_pods.ts";
 import { probeUntil, startServers } from "./_traffic.ts";
+import { mapUpdate } from "../ffi/bpf.ts";
+import { openPinnedMaps } from "../src/datapath/loader.ts";
+import { CtMap } from "../src/datapath/maps.ts";
+import { CT_EST_MAP, CT_FLAGS, CT_QUOTA_MAP, encodeU32 } from "../src/datapath/layout.ts";
+import { parseIpv4 } from "../src/spec/ipv4.ts";
 
 const SHORT_CT = { tcpSyn: 2, tcpEstablished: 3, tcpClose: 2, udp: 2, other: 2 };
 
@@ -362,5 +367,36 @@ Deno.test("monitor: a denied ping is a drop event naming both identities; counte
     const after = await stats();
     assert.equal(after.get("100->200")! - before.get("100->200")!, 5);
     assert.equal(after.get("200->100")! - before.get("200->100")!, 5);
+  });
+});
+
+Deno.test("identity mode with conntrack: an ADD gives back the slots of established connections that expired unseen", async () => {
+  await withNetwork(async (net) => {
+    const config = net.config({ conntrack: true });
+    const a = await addPod(net, 100, { config });
+    {
+      using dp = openPinnedMaps(net.pinDir)!;
+      // A's connection whose peer vanished: kept, past its deadline, never met again.
+      const key = new Uint8Array(16);
+      const k = new DataView(key.buffer);
+      k.setUint32(0, parseIpv4(a.ip), true);
+      k.setUint32(4, parseIpv4("192.0.2.7"), true);
+      k.setUint16(8, 40000, true);
+      k.setUint16(10, 443, true);
+      k.setUint8(12, 6);
+      const entry = new Uint8Array(CT_EST_MAP.valueSize);
+      const e = new DataView(entry.buffer);
+      e.setBigUint64(0, 1n, true); // expires: long ago
+      e.setUint32(24, 100, true);
+      e.setUint32(32, CT_FLAGS.seenReply | CT_FLAGS.atSrc, true);
+      mapUpdate(dp.fd(CT_EST_MAP), key, entry);
+      mapUpdate(dp.fd(CT_QUOTA_MAP), encodeU32(parseIpv4(a.ip)), encodeU32(1));
+      assert.equal(CtMap.of(dp).list().length, 1);
+    }
+    await addPod(net, 200, { config });
+    using dp = openPinnedMaps(net.pinDir)!;
+    const ct = CtMap.of(dp);
+    assert.deepEqual(ct.list(), []);
+    assert.deepEqual(ct.quotas(), []);
   });
 });

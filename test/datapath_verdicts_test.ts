@@ -3,7 +3,7 @@
 // traffic, so the kernel matrix runs it on every kernel. The test run's device is the
 // loopback (ifindex 1), registered as the pod's veth.
 import assert from "node:assert/strict";
-import { progTestRun } from "../ffi/bpf.ts";
+import { mapUpdate, progTestRun } from "../ffi/bpf.ts";
 import { RingBuffer } from "../ffi/libbpf.ts";
 import { type Datapath, ensureDatapath } from "../src/datapath/loader.ts";
 import {
@@ -23,11 +23,14 @@ import {
   CFG_CONNTRACK,
   CIDR_MAP,
   CONFIG_MAP,
+  CT_EST_MAP,
+  CT_EST_PER_ADDR,
   CT_FLAGS,
   decodeEvent,
   DIR_EGRESS,
   DIR_INGRESS,
   DIR_PAIR,
+  encodeU32,
   EVENTS_MAP,
   HOST_MAP,
   IDENTITY_HOST,
@@ -517,15 +520,46 @@ Deno.test("verdict: a pod behind a new veth with a reused address and identity g
   });
 });
 
-Deno.test("verdict: an answered connection is kept apart and charged to its initiator until flushed or swept", async () => {
+Deno.test("verdict: a pod with a reused address and identity gets none of the replies of connections its peer's hook recorded", async () => {
+  await withVeth(async (veth) => {
+    const newVeth = Number(await Deno.readTextFile(`/sys/class/net/${veth.host}/ifindex`));
+    await withMaps({ mode: "kubernetes" }, (m) => {
+      m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+      m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+      m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+      m.isolation.set(ID_A, ISOLATE_INGRESS); // nothing may connect to A
+      const ask = ipv4({ src: A, dst: B, proto: "udp", sport: 5000, dport: 53 });
+      const answer = ipv4({ src: B, dst: A, proto: "udp", sport: 53, dport: 5000 });
+      // Recorded where it reached B; B's answer goes through both pods' hooks.
+      assert.deepEqual(run(m, "ingress", [ask]).verdicts, [OK]);
+      assert.deepEqual(run(m, "egress", [ask]).verdicts, [OK]);
+      assert.deepEqual(run(m, "ingress", [answer]).verdicts, [OK]);
+      assert.deepEqual(run(m, "egress", [answer]).verdicts, [OK]);
+      // DEL then ADD: A's address and labels, behind another veth.
+      m.veths.set(1, { ips: [ip4(B)], flags: 0 });
+      m.veths.set(newVeth, { ips: [ip4(A)], flags: 0 });
+      assert.deepEqual(run(m, "ingress", [answer]).verdicts, [OK]); // B's own hook: B's entry
+      const r = run(m, "egress", [answer], newVeth);
+      assert.deepEqual(r.verdicts, [SHOT]);
+      assert.deepEqual(r.moved, { drop_ingress: 1 });
+    });
+  });
+});
+
+Deno.test("verdict: an answered flow is kept apart and charged to its pod until flushed or swept", async () => {
   await withMaps({ mode: "kubernetes" }, (m) => {
     m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
     m.isolation.set(ID_A, ISOLATE_INGRESS); // only replies reach A
     const W = "203.0.113.9";
     const out = (sport: number) => ipv4({ src: A, dst: W, proto: "udp", sport, dport: 53 });
     const back = (dport: number) => ipv4({ src: W, dst: A, proto: "udp", sport: 53, dport });
-    assert.deepEqual(run(m, "ingress", [out(6000), out(6001)]).verdicts, [OK, OK]);
-    assert.deepEqual(run(m, "egress", [back(6000), back(6001)]).verdicts, [OK, OK]);
+    // A flow, not a one-shot query: the initiator goes on after the answer.
+    const converse = (port: number) => [
+      run(m, "ingress", [out(port)]).verdicts[0],
+      run(m, "egress", [back(port)]).verdicts[0],
+      ...run(m, "ingress", [out(port), out(port)]).verdicts,
+    ];
+    assert.deepEqual([...converse(6000), ...converse(6001)], Array(8).fill(OK));
     const kept = m.ct.list().filter((r) => r.established);
     assert.deepEqual(kept.map((r) => r.key.sport).sort(), [6000, 6001]);
     assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 2 }]);
@@ -538,10 +572,207 @@ Deno.test("verdict: an answered connection is kept apart and charged to its init
     assert.deepEqual(m.ct.quotas(), []);
     assert.deepEqual(run(m, "egress", [back(6001)]).verdicts, [SHOT]);
     // And flush reaches both maps.
-    assert.deepEqual(run(m, "ingress", [out(6002)]).verdicts, [OK]);
-    assert.deepEqual(run(m, "egress", [back(6002)]).verdicts, [OK]);
+    assert.deepEqual(converse(6002), Array(4).fill(OK));
     assert.equal(m.ct.flush(), 1);
     assert.deepEqual(m.ct.list(), []);
     assert.deepEqual(m.ct.quotas(), []);
+  });
+});
+
+/** A TCP handshake from `src`:`sport` to `dst`:`dport`, each segment through the hook that
+ * sees it; the verdicts. */
+function handshake(
+  m: Maps,
+  [src, sport, there]: [string, number, "ingress" | "egress"],
+  [dst, dport, back]: [string, number, "ingress" | "egress"],
+): number[] {
+  const go = (flags: number) => tcp(src, dst, dport, { sport, tcpFlags: flags });
+  return [
+    run(m, there, [go(TCP_SYN)]).verdicts[0]!,
+    run(m, back, [tcp(dst, src, sport, { sport: dport, tcpFlags: TCP_SYN | TCP_ACK })])
+      .verdicts[0]!,
+    run(m, there, [go(TCP_ACK)]).verdicts[0]!,
+  ];
+}
+
+const keptFrom = (m: Maps, src: string) =>
+  m.ct.list().filter((r) => r.established && r.key.saddr === ip4(src));
+
+Deno.test("verdict: connections from many remote addresses to one pod fill only that pod's share, not the node's", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    const W = "203.0.113.9";
+    m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+    // As many answered connections to B as ct_est_map holds, from 16 world addresses.
+    const perSource = CT_EST_MAP.maxEntries / 16;
+    const syn = tcp("198.51.100.1", B, 80, { sport: 1, tcpFlags: TCP_SYN });
+    const synAck = tcp(B, "198.51.100.1", 1, { sport: 80, tcpFlags: TCP_SYN | TCP_ACK });
+    const ack = tcp("198.51.100.1", B, 80, { sport: 1, tcpFlags: TCP_ACK });
+    // Rewritten in place: the source's last byte is under the IP checksum, so it is fixed
+    // with it (+1 in one 16-bit word, -1 in the checksum); the ports are outside it.
+    const set = (f: Uint8Array<ArrayBuffer>, host: number, port: number, out: boolean) => {
+      const v = new DataView(f.buffer);
+      const at = out ? 14 + 19 : 14 + 15; // daddr's last byte (B's frame) or saddr's
+      const was = v.getUint8(at);
+      v.setUint8(at, host);
+      let sum = v.getUint16(14 + 10) + (was - host);
+      sum = (sum & 0xffff) + (sum >> 16);
+      v.setUint16(14 + 10, sum & 0xffff);
+      v.setUint16(14 + 20 + (out ? 2 : 0), port);
+    };
+    const bad: number[] = [];
+    for (let h = 1; h <= 16; h++) {
+      for (let port = 1; port <= perSource; port++) {
+        set(syn, h, port, false);
+        set(synAck, h, port, true);
+        set(ack, h, port, false);
+        for (const [hook, f] of [["egress", syn], ["ingress", synAck], ["egress", ack]] as const) {
+          const rc = progTestRun(hook === "ingress" ? m.dp.ingress.fd : m.dp.egress.fd, f).retval;
+          if (rc !== OK) bad.push(rc);
+        }
+      }
+    }
+    assert.deepEqual(bad, []);
+    // A's new connection to the world is still kept...
+    assert.deepEqual(handshake(m, [A, 7000, "ingress"], [W, 443, "egress"]), [OK, OK, OK]);
+    assert.equal(keptFrom(m, A).length, 1);
+    // ...since B holds its share and no more, and no world address has one.
+    const quotas = new Map(m.ct.quotas().map((q) => [q.ip, q.count]));
+    assert.deepEqual(quotas, new Map([[ip4(A), 1], [ip4(B), CT_EST_PER_ADDR]]));
+  });
+});
+
+Deno.test("verdict: one-shot UDP queries take no slot; a flow whose initiator goes on after the answer does", async () => {
+  await withMaps({ conntrack: true }, (m) => {
+    m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+    m.endpoints.set(ip4(A), ID_A);
+    m.endpoints.set(ip4(B), ID_B);
+    m.policies.allow(ID_A, ID_B);
+    const q = (sport: number) => ipv4({ src: A, dst: B, proto: "udp", sport, dport: 53 });
+    const r = (dport: number) => ipv4({ src: B, dst: A, proto: "udp", sport: 53, dport });
+    // More queries than A's share, each answered once (A and AAAA on one socket: twice).
+    const verdicts: number[] = [];
+    for (let port = 10000; port < 10000 + CT_EST_PER_ADDR + 1; port++) {
+      verdicts.push(...run(m, "ingress", [q(port), q(port), r(port), r(port)]).verdicts);
+    }
+    assert.ok(verdicts.every((v) => v === OK));
+    assert.deepEqual(keptFrom(m, A), []);
+    assert.deepEqual(m.ct.quotas(), []);
+    // A flow that goes on is kept.
+    assert.deepEqual(run(m, "ingress", [q(9000), r(9000), q(9000), q(9000)]).verdicts, [
+      OK,
+      OK,
+      OK,
+      OK,
+    ]);
+    assert.deepEqual(keptFrom(m, A).map((row) => row.key.sport), [9000]);
+  });
+});
+
+Deno.test("verdict: a share count left below zero by racing CPUs does not block the pod's share", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    const W = "203.0.113.9";
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    // Two CPUs giving back the same last slot: 0 - 1, as the map holds it.
+    mapUpdate(m.ct.quotaFd, encodeU32(ip4(A)), encodeU32(0xffffffff));
+    assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 0 }]);
+    assert.deepEqual(handshake(m, [A, 7000, "ingress"], [W, 443, "egress"]), [OK, OK, OK]);
+    assert.equal(keptFrom(m, A).length, 1);
+  });
+});
+
+for (const mode of ["identity", "kubernetes"] as const) {
+  Deno.test(`verdict: ${mode} mode keeps a connection whose peer is relabelled to an identity the policy still allows`, async () => {
+    await withMaps({ mode, conntrack: true }, (m) => {
+      serverAllowsA(m, mode);
+      const h = HOOKS[mode];
+      assert.deepEqual(handshake(m, [A, 5000, h.fwd], [B, 80, h.rev]), [OK, OK, OK]);
+      // A is isolated for ingress (kubernetes) / has no rule from B (identity): B's packets
+      // reach it only on the connection.
+      if (mode === "kubernetes") m.isolation.set(ID_A, ISOLATE_INGRESS);
+      const ID_B2 = 201;
+      if (mode === "kubernetes") {
+        m.ipcache.set(ip4(B), { identity: ID_B2, flags: IPCACHE_LOCAL }); // not isolated: A may still reach it
+      } else {
+        m.endpoints.set(ip4(B), ID_B2);
+        m.policies.allow(ID_A, ID_B2);
+      }
+      const fromB = seg(false, TCP_ACK);
+      const r = mode === "kubernetes"
+        ? [...run(m, "ingress", [fromB]).verdicts, ...run(m, "egress", [fromB]).verdicts]
+        : run(m, "ingress", [fromB]).verdicts;
+      assert.deepEqual(r, r.map(() => OK));
+      assert.deepEqual(m.ct.list().map((row) => [row.entry.srcId, row.entry.dstId]), [
+        [ID_A, ID_B2],
+      ]);
+    });
+  });
+}
+
+Deno.test("verdict: a bare SYN judges its connection anew only at the hook that recorded it, and only forwards", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    const W = "203.0.113.9";
+    m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+    m.isolation.set(ID_A, ISOLATE_INGRESS); // A is reached only on its connections
+    const fromB = (flags: number) => run(m, "egress", [seg(false, flags)]).verdicts[0];
+    // Same node: A's SYN retransmitted through its own hook leaves B's record alone.
+    assert.deepEqual(handshake(m, [A, 5000, "egress"], [B, 80, "egress"]), [OK, OK, OK]);
+    assert.deepEqual(run(m, "ingress", [seg(true, TCP_SYN)]).verdicts, [OK]);
+    assert.equal(fromB(TCP_ACK), OK);
+    // Simultaneous open: B's SYN to A's unanswered one is its answer.
+    m.ct.flush();
+    assert.deepEqual(run(m, "egress", [seg(true, TCP_SYN)]).verdicts, [OK]);
+    assert.equal(fromB(TCP_SYN), OK);
+    assert.equal(m.ct.list().length, 1);
+    // A SYN forged from the world on the reversed tuple of A's connection is judged (and
+    // dropped), and the connection goes on.
+    assert.deepEqual(handshake(m, [A, 7000, "ingress"], [W, 443, "egress"]), [OK, OK, OK]);
+    const w = (flags: number) => tcp(W, A, 7000, { sport: 443, tcpFlags: flags });
+    assert.deepEqual(run(m, "egress", [w(TCP_SYN), w(TCP_ACK)]).verdicts, [SHOT, OK]);
+  });
+});
+
+Deno.test("verdict: an ICMP error about a connection passes from its peer or a router, not from another pod", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    const W = "203.0.113.9";
+    const ROUTER = "192.0.2.1";
+    m.veths.set(1, { ips: [ip4(A), ip4(C)], flags: 0 });
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(C), { identity: ID_C, flags: IPCACHE_LOCAL });
+    m.isolation.set(ID_A, ISOLATE_INGRESS);
+    const out = { src: A, dst: W, proto: "udp", sport: 6000, dport: 53 } as const;
+    assert.deepEqual(run(m, "ingress", [ipv4(out)]).verdicts, [OK]);
+    const quoted = ipv4Packet(out).slice(0, 28);
+    const error = (from: string) =>
+      ipv4({ src: from, dst: A, proto: "icmp", icmpType: 3, inner: quoted });
+    const r = run(m, "egress", [error(C), error(W), error(ROUTER)]);
+    assert.deepEqual(r.verdicts, [SHOT, OK, OK]);
+    assert.deepEqual(r.moved, { drop_ingress: 1, allow_ct: 2 });
+  });
+});
+
+Deno.test("verdict: deleteByAddr forgets every connection naming a leaving pod's address and gives back its slots", async () => {
+  await withVeth(async (veth) => {
+    const newVeth = Number(await Deno.readTextFile(`/sys/class/net/${veth.host}/ifindex`));
+    await withMaps({ mode: "kubernetes" }, (m) => {
+      m.veths.set(1, { ips: [ip4(A), ip4(B)], flags: 0 });
+      m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+      m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
+      m.isolation.set(ID_A, ISOLATE_INGRESS);
+      // A -> B, recorded at B's hook and charged to A, its initiator on this node.
+      assert.deepEqual(handshake(m, [A, 5000, "egress"], [B, 80, "egress"]), [OK, OK, OK]);
+      assert.deepEqual(m.ct.quotas(), [{ ip: ip4(A), count: 1 }]);
+      // A leaves; a pod of the same labels gets its address behind another veth.
+      m.veths.set(1, { ips: [ip4(B)], flags: 0 });
+      m.veths.set(newVeth, { ips: [ip4(A)], flags: 0 });
+      assert.equal(m.ct.deleteByAddr(ip4(A)), 1);
+      assert.deepEqual(m.ct.quotas(), []);
+      const r = run(m, "egress", [seg(false, TCP_ACK)], newVeth);
+      assert.deepEqual(r.verdicts, [SHOT]);
+      assert.deepEqual(r.moved, { drop_ingress: 1 });
+    });
   });
 });

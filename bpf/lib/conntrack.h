@@ -4,9 +4,10 @@
  *
  * New connections live in ct_map, an LRU any pod can churn. Once allowed and answered one
  * moves to ct_est_map, a plain hash the kernel never evicts from, so a flood of other flows
- * cannot push it out; each initiating address may hold CT_EST_PER_ADDR of its slots
- * (ct_quota_map counts them), so no pod can fill it. It goes back to the LRU when it closes
- * and leaves on expiry (here, lazily, or by the agent's sweep). */
+ * cannot push it out; it is charged to a local pod's address (ct_owner), which may hold
+ * CT_EST_PER_ADDR slots (ct_quota_map counts them), so up to CT_EST_MAP_MAX /
+ * CT_EST_PER_ADDR pod addresses each have their whole share whatever the others do. It goes
+ * back to the LRU when it closes and leaves on expiry (here, lazily, or by a sweep). */
 #ifndef EBPFCNI_CONNTRACK_H
 #define EBPFCNI_CONNTRACK_H
 
@@ -67,12 +68,32 @@ static __always_inline struct ct_entry *ct_find(const struct ct_key *k, int *poo
 	return e ? e : bpf_map_lookup_elem(&ct_map, k);
 }
 
-/* Takes one of the initiator's slots in ct_est_map; false when it has none left. Checked
- * then added, so racing CPUs may overshoot by a few. */
+/* Whose share an established entry takes: always a local pod's address, so a flood from
+ * many remote sources fills only the share of the pod it reaches. */
+static __always_inline __u32 ct_owner(const struct ct_key *k, __u32 flags)
+{
+	return flags & CT_CHARGED_DST ? k->daddr : k->saddr;
+}
+
+/* Is `addr` a pod on this node (kubernetes mode; identity mode records at sources only)? */
+static __always_inline int ct_local_pod(const struct dp_config *cfg, __u32 addr)
+{
+	struct ipcache_entry *e;
+
+	if (cfg->mode != MODE_KUBERNETES)
+		return 0;
+	e = bpf_map_lookup_elem(&ipcache_map, &addr);
+	return e && (e->flags & IPCACHE_LOCAL) && e->identity != IDENTITY_HOST;
+}
+
+/* Takes one of `owner`'s slots in ct_est_map; false when it has none left. Checked then
+ * added, so racing CPUs may overshoot by a few. The count is signed: a decrement that lost
+ * a race with a key's removal (or user space's read-modify-write) may leave it below zero,
+ * which lends a slot or two; it can never wrap and block the share for good. */
 static __always_inline int ct_charge(__u32 owner)
 {
-	__u32 zero = 0;
-	__u32 *n = bpf_map_lookup_elem(&ct_quota_map, &owner);
+	__s32 zero = 0;
+	__s32 *n = bpf_map_lookup_elem(&ct_quota_map, &owner);
 
 	if (!n) {
 		bpf_map_update_elem(&ct_quota_map, &owner, &zero, BPF_NOEXIST);
@@ -86,20 +107,32 @@ static __always_inline int ct_charge(__u32 owner)
 	return 1;
 }
 
+/* Gives a slot back; a key left at zero (or below) is removed, so the map holds only the
+ * addresses that have entries. */
 static __always_inline void ct_uncharge(__u32 owner)
 {
-	__u32 *n = bpf_map_lookup_elem(&ct_quota_map, &owner);
+	__s32 *n = bpf_map_lookup_elem(&ct_quota_map, &owner);
 
-	if (n && *n > 0)
-		__sync_fetch_and_add(n, -1);
+	if (!n)
+		return;
+	__sync_fetch_and_add(n, -1);
+	if (*n <= 0)
+		bpf_map_delete_elem(&ct_quota_map, &owner);
 }
 
-static __always_inline void ct_remove(const struct ct_key *k, int pooled)
+/* Removes `k` from where ct_find() found it (`e`, its entry there). */
+static __always_inline void ct_remove(const struct ct_key *k, const struct ct_entry *e,
+				      int pooled)
 {
-	if (!pooled)
+	__u32 owner;
+
+	if (!pooled) {
 		bpf_map_delete_elem(&ct_map, k);
-	else if (bpf_map_delete_elem(&ct_est_map, k) == 0)
-		ct_uncharge(k->saddr);
+		return;
+	}
+	owner = ct_owner(k, e->flags); /* read before the delete frees it */
+	if (bpf_map_delete_elem(&ct_est_map, k) == 0)
+		ct_uncharge(owner);
 }
 
 /* The entry for `k`, or NULL when there is none or it has expired (then it is removed). */
@@ -108,49 +141,137 @@ static __always_inline struct ct_entry *ct_get(const struct ct_key *k, __u64 now
 	struct ct_entry *e = ct_find(k, pooled);
 
 	if (e && e->expires < now) {
-		ct_remove(k, *pooled);
+		ct_remove(k, e, *pooled);
 		return NULL;
 	}
 	return e;
 }
 
+/* Did this hook record the entry (its source's for CT_AT_SRC, its destination's for
+ * CT_AT_DST)? Entries of older builds say neither: taken as yes, as they were. */
+static __always_inline int ct_recorded_here(const struct ct_key *k, __u32 flags, __u32 local)
+{
+	if (flags & CT_AT_DST)
+		return k->daddr == local;
+	if (flags & CT_AT_SRC)
+		return k->saddr == local;
+	return 1;
+}
+
+enum ct_check {
+	CT_FRESH = 0,
+	CT_OTHER_POD = 1,   /* a local end is behind another veth: another pod */
+	CT_RELABELLED = 2,  /* an address has another identity now */
+};
+
 /* An entry speaks for the pods it was judged with only while its addresses still resolve to
- * those identities (an address reused by another pod, or relabelled, gets judged anew) and,
- * for the end whose hook recorded it, while that end is still behind the same veth. `local`
- * is the address of the pod at this hook. */
-static __always_inline int ct_stale(const struct dp_config *cfg, const struct ct_key *k,
-				    const struct ct_entry *e, __u32 ifindex, __u32 local)
+ * those identities and each local end is still behind the same veth: the recording end's
+ * (ifindex), and the other end's as first seen at its own hook (bound here, the low 16 bits
+ * in the flags' top half: a veth created 65,536 interfaces later can pass for it). `local`
+ * is the address of the pod at this hook, `local_id` its identity when the hook knows it
+ * already (else 0). *src and *dst: the addresses' identities now (dst
+ * 0 when the entry never knew it: to a Service address). */
+static __always_inline __u32 ct_identity(const struct dp_config *cfg, __u32 addr, __u32 local,
+					 __u32 local_id)
 {
 	int unknown;
 
-	if (e->flags & (CT_AT_SRC | CT_AT_DST)) {
-		__u32 at = e->flags & CT_AT_DST ? k->daddr : k->saddr;
-
-		if (at == local && e->ifindex != ifindex)
-			return 1;
-	}
-	if (identity_of(cfg, k->saddr, &unknown) != e->src_id)
-		return 1;
-	/* 0: recorded before its destination was known (to a Service address). */
-	return e->dst_id != 0 && identity_of(cfg, k->daddr, &unknown) != e->dst_id;
+	return local_id && addr == local ? local_id : identity_of(cfg, addr, &unknown);
 }
 
-/* Moves an allowed, answered connection out of the LRU into ct_est_map, charged to its
- * initiator; it stays in the LRU (today's behaviour) when the initiator's share or the map
- * is full. Returns the entry where it now is. */
-static __always_inline struct ct_entry *ct_promote(const struct ct_key *k, struct ct_entry *e)
+static __always_inline int ct_check(const struct dp_config *cfg, const struct ct_key *k,
+				    struct ct_entry *e, __u32 ifindex, __u32 local,
+				    __u32 local_id, __u32 *src, __u32 *dst)
+{
+
+	if (e->flags & (CT_AT_SRC | CT_AT_DST)) {
+		__u32 at = e->flags & CT_AT_DST ? k->daddr : k->saddr;
+		__u32 peer = e->flags & CT_AT_DST ? k->saddr : k->daddr;
+		__u32 tag = ifindex & 0xffff;
+		__u32 bound = e->flags >> CT_PEER_VETH_SHIFT;
+
+		if (at == local) {
+			if (e->ifindex != ifindex)
+				return CT_OTHER_POD;
+		} else if (peer == local && tag) {
+			if (!bound)
+				e->flags |= tag << CT_PEER_VETH_SHIFT;
+			else if (bound != tag)
+				return CT_OTHER_POD;
+		}
+	}
+	*src = ct_identity(cfg, k->saddr, local, local_id);
+	*dst = e->dst_id ? ct_identity(cfg, k->daddr, local, local_id) : 0;
+	return *src != e->src_id || *dst != e->dst_id ? CT_RELABELLED : CT_FRESH;
+}
+
+/* Would the policy allow the entry's connection (its source to its destination, its first
+ * packet's protocol and port) between these identities? As the hooks judge a new one. */
+static __always_inline int ct_rejudge(const struct dp_config *cfg, const struct ct_key *k,
+				      __u32 flags, __u32 src, __u32 dst)
+{
+	int src_pod = src != IDENTITY_HOST && src != IDENTITY_WORLD;
+	int dst_pod = dst != IDENTITY_HOST && dst != IDENTITY_WORLD;
+
+	if (cfg->mode != MODE_KUBERNETES)
+		return pair_allows(src, dst, k->proto, k->dport);
+	if (flags & CT_PENDING)
+		return 1; /* judged where it is delivered */
+	if (src == IDENTITY_HOST)
+		return 1; /* the node reaches its pods */
+	if (src_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(k->daddr), k->proto,
+					 k->dport))
+		return 0;
+	return !dst_pod || direction_allows(dst, DIR_INGRESS, src, cidr_identity(k->saddr),
+					    k->proto, k->dport);
+}
+
+/* Whether the entry still speaks for its connection (ct_check), its identities brought up
+ * to date when the policy allows it between the new ones; if not, it is removed. */
+static __always_inline int ct_valid(const struct dp_config *cfg, const struct ct_key *k,
+				    struct ct_entry *e, int pooled, __u32 ifindex, __u32 local,
+				    __u32 local_id)
+{
+	__u32 src, dst;
+
+	switch (ct_check(cfg, k, e, ifindex, local, local_id, &src, &dst)) {
+	case CT_FRESH:
+		return 1;
+	case CT_RELABELLED:
+		if (ct_rejudge(cfg, k, e->flags, src, dst)) {
+			e->src_id = src;
+			e->dst_id = dst;
+			return 1;
+		}
+	}
+	ct_remove(k, e, pooled);
+	return 0;
+}
+
+/* Moves an allowed, answered connection out of the LRU into ct_est_map, charged to a local
+ * pod (ct_owner); it stays in the LRU (today's behaviour) when that share or the map is
+ * full. Returns the entry where it now is. */
+static __always_inline struct ct_entry *ct_promote(const struct dp_config *cfg,
+						   const struct ct_key *k, struct ct_entry *e)
 {
 	struct ct_entry copy = *e;
 	struct ct_entry *pe;
 
-	if (!ct_charge(k->saddr))
+	/* Recorded where it was delivered: its source's share when the source is a pod of this
+	 * node too (its connections to a busy server stay its own), else the destination's. */
+	if ((copy.flags & CT_AT_DST) && !ct_local_pod(cfg, k->saddr))
+		copy.flags |= CT_CHARGED_DST;
+	if (!ct_charge(ct_owner(k, copy.flags)))
 		return e;
 	if (bpf_map_update_elem(&ct_est_map, k, &copy, BPF_NOEXIST)) {
-		ct_uncharge(k->saddr);
+		ct_uncharge(ct_owner(k, copy.flags));
 		return e;
 	}
-	bpf_map_delete_elem(&ct_map, k);
 	pe = bpf_map_lookup_elem(&ct_est_map, k);
+	/* A FIN or RST another CPU set since the copy. */
+	if (pe)
+		pe->flags |= e->flags & (CT_FIN_FWD | CT_FIN_REV | CT_RST);
+	bpf_map_delete_elem(&ct_map, k);
 	return pe ? pe : e;
 }
 
@@ -160,33 +281,57 @@ static __always_inline struct ct_entry *ct_demote(const struct ct_key *k, struct
 	struct ct_entry copy = *e;
 	struct ct_entry *le;
 
+	copy.flags &= ~CT_CHARGED_DST;
 	if (bpf_map_update_elem(&ct_map, k, &copy, BPF_ANY))
 		return e;
-	ct_remove(k, 1);
+	ct_remove(k, e, 1);
 	le = bpf_map_lookup_elem(&ct_map, k);
 	return le ? le : e;
 }
 
-/* Established: answered, not closing, and for TCP the initiator acknowledged the answer. */
-static __always_inline int ct_settled(const struct pkt *p, __u32 flags, int dir)
+/* UDP and other protocols: forward packets after an answer, this many packets in all, before
+ * a flow takes a slot. A query and its answer (DNS, even A and AAAA on one socket) never
+ * do: they would hold it until swept and are not met again. */
+#define CT_SETTLE_PACKETS 4
+
+/* Established: answered, not closing; TCP: the initiator acknowledged the answer; other
+ * protocols: the initiator sent again after it (CT_SETTLE_PACKETS). */
+static __always_inline int ct_settled(const struct pkt *p, __u32 flags, int dir, __u64 packets)
 {
 	if (!(flags & CT_SEEN_REPLY) || (flags & (CT_FIN_FWD | CT_FIN_REV | CT_RST)))
 		return 0;
-	if (p->proto == IPPROTO_ICMP)
+	if (dir != CT_ESTABLISHED || p->proto == IPPROTO_ICMP)
 		return 0; /* echoes are one-shot: not worth a slot */
 	if (p->proto == IPPROTO_TCP)
-		return dir == CT_ESTABLISHED && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_ACK;
-	return 1;
+		return (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_ACK;
+	return packets >= CT_SETTLE_PACKETS;
+}
+
+/* Is `addr` a pod's (of any node)? ICMP errors from anything else come from routers. */
+static __always_inline int ct_is_pod(const struct dp_config *cfg, __u32 addr)
+{
+	int unknown;
+	__u32 id;
+
+	if (cfg->mode != MODE_KUBERNETES)
+		return bpf_map_lookup_elem(&endpoint_map, &addr) != NULL;
+	id = identity_of(cfg, addr, &unknown);
+	return id != IDENTITY_HOST && id != IDENTITY_WORLD;
 }
 
 /* Looks the packet up in both directions; on a hit updates the entry's counters, TCP state
  * and deadline, and moves it between the LRU and ct_est_map as the connection settles or
- * closes. *out is the entry found. A bare SYN is always a new connection (a tuple reused
- * after a close, or a retry): its entry is dropped and the SYN judged; so is an entry that
- * ct_stale() rejects. `ifindex` and `local`: this hook's veth and pod address. */
+ * closes. *out is the entry found. A bare SYN in the connection's direction, at the hook
+ * that recorded it, is a new connection (a tuple reused after a close, or a retry): the
+ * entry is dropped and the SYN judged; elsewhere it is judged without touching the entry,
+ * except a SYN answering an unanswered one (a simultaneous open), which is a reply. An entry
+ * whose end now sits behind another veth is dropped; one whose addresses have other
+ * identities is judged again in its own direction, and kept with them if allowed.
+ * `ifindex`, `local` and `local_id`: this hook's veth, pod address and (0: not looked up
+ * yet) its identity. */
 static __always_inline int ct_lookup(const struct dp_config *cfg, const struct pkt *p,
 				     struct ct_entry **out, __u64 now, __u32 ifindex,
-				     __u32 local)
+				     __u32 local, __u32 local_id)
 {
 	struct ct_key k;
 	struct ct_entry *e;
@@ -195,7 +340,11 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 
 	*out = NULL;
 	if (p->proto == IPPROTO_ICMP && p->icmp_error) {
-		/* Related: an error about a packet of a tracked connection, either way. */
+		/* Related: an error about a packet of a tracked connection, either way, sent to
+		 * that packet's source by its destination or by a router (not another pod). */
+		if (p->inner.saddr != p->daddr ||
+		    (p->saddr != p->inner.daddr && ct_is_pod(cfg, p->saddr)))
+			return CT_NEW;
 		ct_key_of(&k, p->inner.saddr, p->inner.daddr, p->inner.sport, p->inner.dport,
 			  p->inner.proto);
 		e = ct_get(&k, now, &pooled);
@@ -204,10 +353,8 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 				  p->inner.sport, p->inner.proto);
 			e = ct_get(&k, now, &pooled);
 		}
-		if (e && ct_stale(cfg, &k, e, ifindex, local)) {
-			ct_remove(&k, pooled);
+		if (e && !ct_valid(cfg, &k, e, pooled, ifindex, local, local_id))
 			e = NULL;
-		}
 		*out = e;
 		return e ? CT_REPLY : CT_NEW;
 	}
@@ -228,11 +375,17 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 	}
 	if (!e)
 		return CT_NEW;
-	if ((p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) ||
-	    ct_stale(cfg, &k, e, ifindex, local)) {
-		ct_remove(&k, pooled);
-		return CT_NEW;
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		if (dir == CT_ESTABLISHED) {
+			if (ct_recorded_here(&k, e->flags, local))
+				ct_remove(&k, e, pooled);
+			return CT_NEW;
+		}
+		if (e->flags & (CT_SEEN_REPLY | CT_FIN_FWD | CT_FIN_REV | CT_RST))
+			return CT_NEW;
 	}
+	if (!ct_valid(cfg, &k, e, pooled, ifindex, local, local_id))
+		return CT_NEW;
 	flags = e->flags;
 	if (dir == CT_REPLY)
 		flags |= CT_SEEN_REPLY;
@@ -246,21 +399,26 @@ static __always_inline int ct_lookup(const struct dp_config *cfg, const struct p
 	__sync_fetch_and_add(&e->bytes, p->len);
 	if (pooled && (flags & (CT_FIN_FWD | CT_FIN_REV | CT_RST)))
 		e = ct_demote(&k, e);
-	else if (!pooled && ct_settled(p, flags, dir))
-		e = ct_promote(&k, e);
+	else if (!pooled && ct_settled(p, flags, dir, e->packets))
+		e = ct_promote(cfg, &k, e);
 	*out = e;
 	return dir;
 }
 
-/* Forgets the established entry of the packet's own tuple (a pending one about to be judged
- * and recorded in the LRU). */
-static __always_inline void ct_forget_established(const struct pkt *p)
+/* Forgets the packet's own tuple in both maps: a pending entry, judged now where it is
+ * delivered, is recorded again if allowed and gone if not. */
+static __always_inline void ct_forget(const struct pkt *p)
 {
 	struct ct_key k;
+	struct ct_entry *e;
+	int pooled;
 
 	ct_key_of(&k, p->saddr, p->daddr, p->sport, p->proto == IPPROTO_ICMP ? 0 : p->dport,
 		  p->proto);
-	ct_remove(&k, 1);
+	e = ct_find(&k, &pooled);
+	if (e)
+		ct_remove(&k, e, pooled);
+	bpf_map_delete_elem(&ct_map, &k);
 }
 
 /* Records a new connection from its first packet (a judged one, or a PENDING one). */

@@ -96,7 +96,7 @@ struct {
 	__type(value, struct ct_entry);
 } ct_est_map SEC(".maps");
 
-/* Initiator address (host order) -> its entries in ct_est_map. */
+/* Local pod address (host order) -> its entries in ct_est_map (signed: see ct_charge). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CT_QUOTA_MAP_MAX);

@@ -64,32 +64,32 @@ static __always_inline __u32 identity_of(const struct dp_config *cfg, __u32 addr
 }
 
 /* Identity mode: the pair's all-traffic entry in the original policy_map, or an L4 rule. */
-static __always_inline int pair_allows(__u32 src, __u32 dst, const struct pkt *p)
+static __always_inline int pair_allows(__u32 src, __u32 dst, __u8 proto, __u16 dport)
 {
 	struct policy_key k = { .src_id = src, .dst_id = dst };
 	__u8 *action = bpf_map_lookup_elem(&policy_map, &k);
 
 	if (action && *action == POLICY_ALLOW)
 		return 1;
-	return rule_allows(src, DIR_PAIR, dst, p->proto, p->dport);
+	return rule_allows(src, DIR_PAIR, dst, proto, dport);
 }
 
 /* Kubernetes mode: one direction of one subject. `peer` is the other end's identity and
  * `peer_cidr` the identity of the longest CIDR holding its address (0: none), which
  * ipBlock rules use even for pods. */
 static __always_inline int direction_allows(__u32 subject, __u8 dir, __u32 peer,
-					    __u32 peer_cidr, const struct pkt *p)
+					    __u32 peer_cidr, __u8 proto, __u16 dport)
 {
 	__u32 *iso = bpf_map_lookup_elem(&isolation_map, &subject);
 	__u32 bit = dir == DIR_INGRESS ? ISOLATE_INGRESS : ISOLATE_EGRESS;
 
 	if (!iso || !(*iso & bit))
 		return 1;
-	if (rule_allows(subject, dir, peer, p->proto, p->dport))
+	if (rule_allows(subject, dir, peer, proto, dport))
 		return 1;
-	if (peer_cidr && rule_allows(subject, dir, peer_cidr, p->proto, p->dport))
+	if (peer_cidr && rule_allows(subject, dir, peer_cidr, proto, dport))
 		return 1;
-	return rule_allows(subject, dir, IDENTITY_ANY, p->proto, p->dport);
+	return rule_allows(subject, dir, IDENTITY_ANY, proto, dport);
 }
 
 static __always_inline int in_service_cidrs(const struct dp_config *cfg, __u32 addr)

@@ -358,7 +358,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
       o.log.error("resync failed", { error: String(err) });
     }
     // The datapath forgets an expired connection only when it meets it again: without this,
-    // dead ones would hold their initiator's share of ct_est_map until then.
+    // dead ones would hold their pod's share of ct_est_map until then.
     try {
       ct.sweep(monotonicNs());
     } catch (err) {

@@ -121,8 +121,8 @@ const gc: Command = {
   synopsis: "ct gc",
   summary: "remove expired established connections",
   help: `Removes the connections of ct_est_map past their deadline (the datapath removes one only
-when it meets it again; until then it holds a slot of its initiator's share) and recounts each
-address's share. The agent does this at every resync. ct_map, an LRU, needs none.
+when it meets it again; until then it holds a slot of its pod's share) and gives those
+slots back. The agent does this at every resync. ct_map, an LRU, needs none.
 
 ${NEEDS_MAPS}`,
   flags: {},

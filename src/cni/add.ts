@@ -12,7 +12,7 @@ import { formatIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import type { Link } from "../net/parse.ts";
-import { applyDatapathConf, ensureNodeDatapath } from "./datapath.ts";
+import { applyDatapathConf, ensureNodeDatapath, sweepConntrack } from "./datapath.ts";
 import { attach } from "../datapath/tc.ts";
 import { PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../spec/bpf_abi.gen.ts";
 import { containerRoutes, podAddresses } from "./routes.ts";
@@ -44,6 +44,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
   using ns = openNetns(env.netns, ctx.caller?.pid);
   using dp = ensureNodeDatapath(conf);
   applyDatapathConf(dp, conf);
+  sweepConntrack(dp, conf);
   using inner = ns.socket();
   using host = new NetlinkSocket();
   const undo = new Undo();

@@ -8,10 +8,11 @@ import {
   ensureDatapath,
   openPinnedMaps,
 } from "../datapath/loader.ts";
-import { ConfigMap, VethMap } from "../datapath/maps.ts";
+import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { CONFIG_MAP, VETH_MAP } from "../datapath/layout.ts";
 import { planConfig } from "../datapath/config.ts";
 import { BpfError, LibraryError } from "../../ffi/errors.ts";
+import { monotonicNs } from "../../ffi/libc.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import type { NetConf } from "./config.ts";
@@ -82,4 +83,18 @@ export function applyDatapathConf(dp: Datapath, conf: NetConf): void {
   const plan = planConfig(configMap.get(), conf.datapath, attached, conf.pinDir);
   if (plan.kind === "conflict") throw new CniError(ErrCode.InvalidConfig, plan.message);
   if (plan.kind === "write") configMap.set(plan.config);
+}
+
+/** Identity mode has no agent to sweep ct_est_map: each ADD removes its expired entries, so
+ * connections whose peers vanished give their pods' shares back (one read of at most
+ * ct_est_map's 131,072 entries; none when it is empty). Kubernetes mode's agent sweeps at
+ * every resync. A failure is logged: it is not the ADD's. */
+export function sweepConntrack(dp: Datapath, conf: NetConf): void {
+  if (conf.datapath.mode === "kubernetes" || !conf.datapath.conntrack) return;
+  try {
+    const n = CtMap.of(dp).sweep(monotonicNs());
+    if (n > 0) log.info(`removed ${n} expired established connection(s) from ct_est_map`);
+  } catch (err) {
+    log.warn(`Cannot sweep ct_est_map: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

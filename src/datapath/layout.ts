@@ -34,6 +34,7 @@ export {
 import {
   CT_AT_DST,
   CT_AT_SRC,
+  CT_CHARGED_DST,
   CT_FIN_FWD,
   CT_FIN_REV,
   CT_PENDING,
@@ -76,7 +77,7 @@ export const ISOLATION_MAP: MapSpec = MAP_SPECS.isolation_map;
 export const CT_MAP: MapSpec = MAP_SPECS.ct_map;
 /** ct_est_map: established connections (ct_map's layout), out of the LRU's reach. */
 export const CT_EST_MAP: MapSpec = MAP_SPECS.ct_est_map;
-/** ct_quota_map: initiator IPv4 (host order) -> its entries in ct_est_map. */
+/** ct_quota_map: local pod IPv4 (host order) -> its entries in ct_est_map (signed). */
 export const CT_QUOTA_MAP: MapSpec = MAP_SPECS.ct_quota_map;
 export const FRAG_MAP: MapSpec = MAP_SPECS.frag_map;
 export const PAIR_STATS_MAP: MapSpec = MAP_SPECS.pair_stats_map;
@@ -142,6 +143,8 @@ export const CT_FLAGS = {
   /** Recorded by the source's hook / the destination's (ifindex is that end's veth). */
   atSrc: CT_AT_SRC,
   atDst: CT_AT_DST,
+  /** In ct_est_map, charged to its destination (a local pod) rather than to its source. */
+  chargedDst: CT_CHARGED_DST,
 } as const;
 
 /** Where the maps and the program are pinned unless configured otherwise (the original's

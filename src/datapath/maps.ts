@@ -3,6 +3,7 @@
 // charge, read and swept together), and the per-CPU counters.
 import {
   BPF_ANY,
+  BPF_EXIST,
   BPF_NOEXIST,
   mapDelete,
   mapDeleteBatch,
@@ -19,6 +20,7 @@ import {
   CIDR_MAP,
   CONFIG_MAP,
   CT_EST_MAP,
+  CT_FLAGS,
   CT_MAP,
   CT_QUOTA_MAP,
   type CtEntry,
@@ -28,6 +30,7 @@ import {
   decodeCtEntry,
   decodeCtKey,
   decodePolicyKey,
+  decodeU32,
   encodeU32,
   HOST_MAP,
   IPCACHE_MAP,
@@ -47,7 +50,6 @@ import {
   type CidrKey,
   CIDRS,
   CONFIG,
-  CT_QUOTAS,
   ENDPOINTS,
   HOSTS,
   IPCACHE,
@@ -374,16 +376,24 @@ export interface CtRow {
   established: boolean;
 }
 
+/** The local pod address whose share an established entry takes (the datapath's ct_owner). */
+export function ctOwner(key: CtKey, entry: CtEntry): number {
+  return entry.flags & CT_FLAGS.chargedDst ? key.daddr : key.saddr;
+}
+
 /** Tracked connections: ct_map (the LRU of new ones) and ct_est_map (established ones, each
- * charged to its initiator in ct_quota_map). The maps of a pin directory older than
- * ct_est_map are -1: only ct_map is read. */
+ * charged to a local pod's address in ct_quota_map). The maps of a pin directory older than
+ * ct_est_map are -1: only ct_map is read.
+ *
+ * Shares are given back by delta (read, subtract, write), never recounted from a snapshot:
+ * a recount would overwrite the slots the datapath took meanwhile. The read-modify-write
+ * itself may lose a racing datapath change; counts are signed and the datapath reads one
+ * below zero as zero, so the error is a slot or two either way, never a blocked share. */
 export class CtMap {
   readonly #one = new Uint8Array(STRUCTS.ct_key.size);
-  readonly #quotas: BpfTable<number, number> | undefined;
+  readonly #entry = new Uint8Array(CT_EST_MAP.valueSize);
 
-  constructor(readonly fd: number, readonly estFd = -1, readonly quotaFd = -1) {
-    this.#quotas = quotaFd >= 0 ? new BpfTable(CT_QUOTAS, quotaFd) : undefined;
-  }
+  constructor(readonly fd: number, readonly estFd = -1, readonly quotaFd = -1) {}
 
   /** All three of the datapath's maps (those it has). */
   static of(dp: { maps: ReadonlyMap<string, number> }): CtMap {
@@ -392,9 +402,20 @@ export class CtMap {
     return new CtMap(fd, dp.maps.get(CT_EST_MAP.name) ?? -1, dp.maps.get(CT_QUOTA_MAP.name) ?? -1);
   }
 
+  /** Each connection once. A connection moving between the maps while they are read is in
+   * the new one before it leaves the old, so reading ct_est_map before and after ct_map
+   * finds it; where both hold it, ct_est_map's copy is the one that counts. */
   list(): CtRow[] {
-    const out = this.#read(this.fd, CT_MAP, false);
-    return this.estFd < 0 ? out : out.concat(this.#read(this.estFd, CT_EST_MAP, true));
+    if (this.estFd < 0) return this.#read(this.fd, CT_MAP, false);
+    const rows = new Map<string, CtRow>();
+    const add = (r: CtRow) => {
+      const id = r.raw.join(",");
+      if (r.established || !rows.has(id)) rows.set(id, r);
+    };
+    this.#read(this.estFd, CT_EST_MAP, true).forEach(add);
+    this.#read(this.fd, CT_MAP, false).forEach(add);
+    this.#read(this.estFd, CT_EST_MAP, true).forEach(add);
+    return [...rows.values()];
   }
 
   #read(fd: number, spec: MapSpec, established: boolean): CtRow[] {
@@ -411,60 +432,91 @@ export class CtMap {
     return out;
   }
 
-  /** Forgets one connection (a key from list()), wherever it is; false when it was gone. */
+  /** Forgets one connection (a key from list()), wherever it is, giving back its slot; false
+   * when it was gone. ct_map is tried again last: a closing connection moves there from
+   * ct_est_map (written there first), maybe between the first two deletes. */
   delete(raw: Uint8Array): boolean {
     this.#one.set(raw.subarray(0, this.#one.length));
     let found = mapDelete(this.fd, this.#one);
-    if (this.estFd >= 0 && mapDelete(this.estFd, this.#one)) {
-      found = true;
-      this.#uncharge(decodeCtKey(this.#one).saddr);
+    if (this.estFd >= 0) {
+      const owner = mapLookup(this.estFd, this.#one, this.#entry)
+        ? ctOwner(decodeCtKey(this.#one), decodeCtEntry(this.#entry))
+        : undefined;
+      if (mapDelete(this.estFd, this.#one)) {
+        found = true;
+        if (owner !== undefined) this.#giveBack(new Map([[owner, 1]]));
+      }
+      found = mapDelete(this.fd, this.#one) || found;
     }
     return found;
   }
 
+  /** Forgets every connection that names `addr` at either end (a pod's address leaving
+   * the node, or reused): returns how many there were. */
+  deleteByAddr(addr: number): number {
+    let n = 0;
+    for (const r of this.list()) {
+      if ((r.key.saddr === addr || r.key.daddr === addr) && this.delete(r.raw)) n++;
+    }
+    return n;
+  }
+
   /** Removes every entry; returns how many there were. */
   flush(): number {
-    const rows = this.list();
-    for (const r of rows) this.delete(r.raw);
-    if (this.quotaFd >= 0) this.#recount([]);
-    return rows.length;
+    let n = 0;
+    for (const r of this.list()) if (this.delete(r.raw)) n++;
+    return n;
   }
 
   /** Removes the established entries past their deadline (`nowNs`: CLOCK_MONOTONIC, the
-   * datapath's clock) and sets each initiator's count in ct_quota_map to what it holds: the
-   * datapath drops an expired entry only when it meets it again, and until then it would
-   * hold its initiator's slot. ct_map needs no sweep (it is an LRU). Returns how many were
-   * removed. */
+   * datapath's clock) and gives their slots back: the datapath drops an expired entry only
+   * when it meets it again, and until then it would hold its owner's slot. ct_map needs no
+   * sweep (it is an LRU). Returns how many were removed. */
   sweep(nowNs: bigint): number {
     if (this.estFd < 0) return 0;
+    const freed = new Map<number, number>();
     let removed = 0;
-    const held: CtRow[] = [];
     for (const r of this.#read(this.estFd, CT_EST_MAP, true)) {
-      if (r.entry.expires >= nowNs) held.push(r);
-      else if (mapDelete(this.estFd, r.raw)) removed++;
+      if (r.entry.expires >= nowNs || !mapDelete(this.estFd, r.raw)) continue;
+      removed++;
+      const owner = ctOwner(r.key, r.entry);
+      freed.set(owner, (freed.get(owner) ?? 0) + 1);
     }
-    if (this.quotaFd >= 0) this.#recount(held);
+    this.#giveBack(freed);
     return removed;
   }
 
-  /** The datapath adds and takes atomically; this read-modify-write may lose a racing
-   * change, which the next sweep repairs. */
-  #uncharge(owner: number): void {
-    const n = this.#quotas?.get(owner);
-    if (n !== undefined && n > 0) this.#quotas!.set(owner, n - 1);
+  /** Subtracts each owner's freed slots; a count left at zero or below goes, as the
+   * datapath does it. */
+  #giveBack(freed: ReadonlyMap<number, number>): void {
+    if (this.quotaFd < 0) return;
+    const v = new Uint8Array(4);
+    for (const [owner, d] of freed) {
+      const key = encodeU32(owner);
+      if (!mapLookup(this.quotaFd, key, v)) continue;
+      const n = new DataView(v.buffer).getInt32(0, true) - d;
+      if (n <= 0) {
+        mapDelete(this.quotaFd, key);
+        continue;
+      }
+      try {
+        mapUpdate(this.quotaFd, key, encodeU32(n), BPF_EXIST);
+      } catch (err) {
+        // The datapath gave its last slot back meanwhile and removed the key.
+        if (!(err instanceof SysError && err.errno === Errno.ENOENT)) throw err;
+      }
+    }
   }
 
-  #recount(held: readonly CtRow[]): void {
-    const counts = new Map<number, number>();
-    for (const r of held) counts.set(r.key.saddr, (counts.get(r.key.saddr) ?? 0) + 1);
-    const quotas = this.#quotas!;
-    for (const [owner] of quotas.list()) if (!counts.has(owner)) quotas.delete(owner);
-    for (const [owner, n] of counts) quotas.set(owner, n);
-  }
-
-  /** ct_quota_map: initiator address -> its entries in ct_est_map. */
+  /** ct_quota_map: local pod address -> its entries in ct_est_map (below zero reads as 0). */
   quotas(): { ip: number; count: number }[] {
-    return (this.#quotas?.list() ?? []).map(([ip, count]) => ({ ip, count }));
+    const out: { ip: number; count: number }[] = [];
+    if (this.quotaFd < 0) return out;
+    readAll(this.quotaFd, 4, 4, CT_QUOTA_MAP.maxEntries, (k, at, v, vat) => {
+      const n = new DataView(v.buffer, v.byteOffset).getInt32(vat, true);
+      out.push({ ip: decodeU32(k, at), count: Math.max(0, n) });
+    });
+    return out;
   }
 
   /** Removes the entries at `keys` (raw keys, as list() gives them) from both maps; one the
@@ -484,11 +536,9 @@ export class CtMap {
         for (let i = 0; i < n; i++) mapDelete(this.fd, chunk.slice(i * size, (i + 1) * size));
       }
     }
-    if (this.estFd < 0) return;
-    for (const k of keys) {
-      this.#one.set(k.subarray(0, size));
-      if (mapDelete(this.estFd, this.#one)) this.#uncharge(decodeCtKey(this.#one).saddr);
-    }
+    // Established ones give their owner's slot back (and ct_map is tried again, in case one
+    // moved back meanwhile).
+    if (this.estFd >= 0) { for (const k of keys) this.delete(k); }
   }
 }
 

@@ -339,7 +339,7 @@ export const IDENTITY_WORLD = 0xffffffff;
 // enum ebpfcni_limit
 export const MAX_SERVICE_CIDRS = 8;
 export const VETH_MAX_IPS = 4;
-export const CT_EST_PER_ADDR = 8192;
+export const CT_EST_PER_ADDR = 1024;
 
 // enum ebpfcni_mode
 export const MODE_IDENTITY = 0;
@@ -374,6 +374,8 @@ export const CT_PENDING = 16;
 export const CT_SERVICE = 32;
 export const CT_AT_SRC = 64;
 export const CT_AT_DST = 128;
+export const CT_CHARGED_DST = 256;
+export const CT_PEER_VETH_SHIFT = 16;
 
 // enum ebpfcni_hook
 export const HOOK_FROM_POD = 0;
@@ -452,6 +454,8 @@ export const ENUMS = {
     CT_SERVICE,
     CT_AT_SRC,
     CT_AT_DST,
+    CT_CHARGED_DST,
+    CT_PEER_VETH_SHIFT,
   },
   ebpfcni_hook: {
     HOOK_FROM_POD,
