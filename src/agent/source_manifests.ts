@@ -1,5 +1,5 @@
 // The policy agent's manifest-directory source: every *.yaml, *.yml and *.json file of a
-// directory (multi-document YAML, `kind: List` and typed lists), kinds Namespace, Pod and
+// directory (multi-document YAML, `kind: List` and typed lists), kinds Namespace, Pod, Node and
 // NetworkPolicy; other kinds are skipped with a note. Changes are picked up while running
 // (inotify through Deno.watchFs, and a rescan on request). A file that does not parse, or holds
 // an invalid object, is reported with its path and the problem, and changes nothing: the
@@ -74,7 +74,9 @@ export function readManifest(path: string, text: string): { objects: Held[] } | 
         }
         const o = item.object;
         if (o.kind === "Other") continue;
-        const namespace = o.kind === "Namespace" ? undefined : o.value.namespace;
+        const namespace = o.kind === "Namespace" || o.kind === "Node"
+          ? undefined
+          : o.value.namespace;
         const r = raw as Record<string, unknown>;
         objects.push({
           kind: o.kind,
