@@ -334,14 +334,18 @@ export class Agent {
    * answers from this node's Node object. */
   async podCidr(): Promise<Cidr> {
     if (!(await this.#waitFor(() => this.store.isSynced, this.#opts.addWaitMs))) {
-      throw new AgentError(`the agent's source has not synced yet (waited ${this.#opts.addWaitMs} ms)`);
+      throw new AgentError(
+        `the agent's source has not synced yet (waited ${this.#opts.addWaitMs} ms)`,
+      );
     }
     if (this.#last === null) this.reconcile();
     this.#checkNodes();
     const name = this.#opts.node;
     const node = this.#nodes.nodes.get(name);
     if (node === undefined) {
-      throw new AgentError(`node ${JSON.stringify(name)} is not known to the agent's source (no Node object)`);
+      throw new AgentError(
+        `node ${JSON.stringify(name)} is not known to the agent's source (no Node object)`,
+      );
     }
     const cidr = node.podCidrs[0];
     if (cidr === undefined) {

@@ -15,7 +15,9 @@ export function nodeLine(n: NodeStatus): string {
   const routing = n.routing.routed
     ? `routed via ${n.routing.via}`
     : `not routed: ${n.routing.reason}`;
-  return `${n.name}${n.self ? " (this node)" : ""}  ${cidr}  ${n.address ?? "no address"}  ${routing}`;
+  return `${n.name}${n.self ? " (this node)" : ""}  ${cidr}  ${
+    n.address ?? "no address"
+  }  ${routing}`;
 }
 
 export function renderStatus(s: AgentStatus): string {

@@ -137,8 +137,14 @@ Deno.test("agent status text: each node with its pod CIDR, address, routing stat
     ],
   });
   assert.match(text, /^nodes: +3$/m);
-  assert.match(text, /^node: +n1 \(this node\) +10\.244\.1\.0\/24 +192\.168\.1\.1 +not routed: this node$/m);
+  assert.match(
+    text,
+    /^node: +n1 \(this node\) +10\.244\.1\.0\/24 +192\.168\.1\.1 +not routed: this node$/m,
+  );
   assert.match(text, /^node: +n2 +no pod CIDR +no address +not routed: routing not running$/m);
   assert.match(text, /^node problem: Node "n2": spec\.podCIDRs: no IPv4 pod CIDR/m);
-  assert.match(text, /^node: +n3 +10\.244\.3\.0\/24 +192\.168\.1\.3 +routed via vxlan 192\.168\.1\.3$/m);
+  assert.match(
+    text,
+    /^node: +n3 +10\.244\.3\.0\/24 +192\.168\.1\.3 +routed via vxlan 192\.168\.1\.3$/m,
+  );
 });

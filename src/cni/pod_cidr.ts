@@ -6,7 +6,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { awaitsPodCidr, withPodCidr } from "../ipam/config.ts";
 import { agentPodCidr } from "./agent_client.ts";
 import type { Ctx } from "./context.ts";
-import type { Cidr } from "../spec/ipv4.ts";
+import { type Cidr, cidrContains, formatCidr } from "../spec/ipv4.ts";
 
 /** Puts this node's pod CIDR into `ctx.conf.ipam` when the config asks for it. */
 export async function resolvePodCidr(ctx: Ctx): Promise<Cidr | undefined> {
@@ -26,6 +26,21 @@ export async function resolvePodCidr(ctx: Ctx): Promise<Cidr | undefined> {
         { cause: err },
       );
     }
+  }
+  // The agent withholds such a CIDR once it knows the Service CIDRs (from the first ADD's
+  // datapath config); this one may be that first ADD.
+  const svc = ctx.conf.datapath.mode === "kubernetes"
+    ? ctx.conf.datapath.serviceCidrs.find((s) =>
+      cidrContains(s, cidr.network) || cidrContains(cidr, s.network)
+    )
+    : undefined;
+  if (svc !== undefined) {
+    throw new CniError(
+      ErrCode.TryAgainLater,
+      `No pod CIDR for this node: its pod CIDR ${formatCidr(cidr)} overlaps the Service CIDR ${
+        formatCidr(svc)
+      }`,
+    );
   }
   ctx.conf = { ...ctx.conf, ipam: withPodCidr(ipam, cidr) };
   return cidr;

@@ -393,7 +393,15 @@ export function parseIpamConf(
       if (!(err instanceof CniError)) throw err;
       config = err;
     }
-    return { builtIn: true, type, raw: ipam, fromPodCidr, dataDir, config, podCidr: { runtimeIpRanges } };
+    return {
+      builtIn: true,
+      type,
+      raw: ipam,
+      fromPodCidr,
+      dataDir,
+      config,
+      podCidr: { runtimeIpRanges },
+    };
   }
   let config: HostLocalConfig | CniError;
   try {

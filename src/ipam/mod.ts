@@ -187,7 +187,9 @@ async function hostLocalAdd(
 
   const ips = await store.locked(async () => {
     const all = await store.leases();
-    if (ctx.conf.builtIn && ctx.conf.podCidr !== undefined) reportForeignLeases(ctx.network, cfg, all);
+    if (ctx.conf.builtIn && ctx.conf.podCidr !== undefined) {
+      reportForeignLeases(ctx.network, cfg, all);
+    }
     const leased = new Set(all.map((l) => parseIpv4(l.ip)));
     const mine = all.filter((l) => ownedBy(l, ctx.containerId, ctx.ifname));
     const reservedNow: string[] = [];

@@ -80,7 +80,9 @@ export function applyObject(model: Model, object: ParsedObject): Model {
 
 /** `model` without the object `ref` names (the same model when it holds no such object). */
 export function deleteObject(model: Model, ref: ObjectRef): Model {
-  const key = ref.kind === "Namespace" || ref.kind === "Node" ? ref.name : objectKey(ref.namespace ?? "default", ref.name);
+  const key = ref.kind === "Namespace" || ref.kind === "Node"
+    ? ref.name
+    : objectKey(ref.namespace ?? "default", ref.name);
   switch (ref.kind) {
     case "Namespace":
       return model.namespaces.has(key)

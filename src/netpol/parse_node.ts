@@ -59,7 +59,10 @@ function readAddress(r: Reader, status: JsonObject): number | undefined {
     if (isIpv6(text)) return;
     const why = ipv4Problem(text);
     if (why !== undefined) {
-      r.fail(child(path, "address"), `must be a valid IP address (${why}), got ${describeValue(text)}`);
+      r.fail(
+        child(path, "address"),
+        `must be a valid IP address (${why}), got ${describeValue(text)}`,
+      );
     }
     found[type] ??= parseIpv4(text);
   });

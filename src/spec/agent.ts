@@ -251,7 +251,9 @@ export function parseRequest(line: string): AgentRequest {
     }
     default:
       throw new RequestError(
-        `"op" must be cni, add, del, status, sync, explain, monitor or podcidr, not ${describeValue(v.op)}`,
+        `"op" must be cni, add, del, status, sync, explain, monitor or podcidr, not ${
+          describeValue(v.op)
+        }`,
       );
   }
 }
