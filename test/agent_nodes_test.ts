@@ -10,7 +10,6 @@ import {
   addK8sPod,
   type AgentStatusJson,
   type K8sSetup,
-  ManifestDir,
   startAgent,
   withK8sSetup,
 } from "./_agent.ts";
