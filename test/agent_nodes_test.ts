@@ -2,7 +2,8 @@
 // CIDR, address, routing state), bad ones reported with their file or object and field while
 // the rest keeps working; "subnet": "usePodCidr" gives ADD an address in this node's pod CIDR
 // from the agent, handed over and in the plugin process alike; no Node or no CIDR is code 11
-// with the host as it was; DEL needs no CIDR; a CIDR change with old leases is reported.
+// with the host as it was; DEL needs no CIDR; a CIDR change with old leases is reported; the
+// Kubernetes API source lists and watches Nodes.
 import assert from "node:assert/strict";
 import { ebpfcni } from "./_cli.ts";
 import { containerId, type TestNetwork } from "./_cni.ts";
@@ -14,6 +15,8 @@ import {
   withK8sSetup,
 } from "./_agent.ts";
 import { cidrContains, parseCidr, parseIpv4 } from "../src/spec/ipv4.ts";
+import { FakeApiServer } from "./_fake_apiserver.ts";
+import { namespaceObject, podObject } from "../src/netpol/testdata/_objects.ts";
 
 function nodeObject(name: string, podCIDR?: string, internalIp?: string): Record<string, unknown> {
   return {
@@ -277,6 +280,51 @@ Deno.test("a node's pod CIDR changed under leases of the old one: ADD takes the 
       assert.match(agent.logs(), /holds 1 lease\(s\) outside this node's pod CIDR/);
       // Not dropped, not reused: a's lease is there until a's DEL.
       assert.ok(s.net.leases().includes(a.ip), JSON.stringify(s.net.leases()));
+    } finally {
+      const st = await agent.stop();
+      assert.equal(st.code, 0, agent.logs());
+    }
+  });
+});
+
+/** Polls `agent status` until `ok` holds (or gives up after 15 s and returns the last). */
+async function statusUntil(
+  agent: { status(): Promise<AgentStatusJson> },
+  ok: (st: AgentStatusJson) => boolean,
+): Promise<AgentStatusJson> {
+  let st = await agent.status();
+  for (let i = 0; i < 300 && !ok(st); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    st = await agent.status();
+  }
+  return st;
+}
+
+Deno.test("on the Kubernetes API: Nodes are listed and watched into agent status, and usePodCidr ADD follows them", async () => {
+  await using fake = await FakeApiServer.start();
+  await withK8sSetup(["a"], async (s) => {
+    const kubeconfig = fake.writeKubeconfig({ auth: "token" });
+    fake.put(namespaceObject("x"));
+    fake.put(podObject({ podIp: () => "198.18.0.10" }, "x", "a"));
+    fake.put(nodeObject("node-1", s.net.subnet, "192.0.2.1"));
+    const agent = await startAgent(s.net, { kubeconfig });
+    try {
+      const st = await agent.synced();
+      assert.deepEqual(byName(st, "node-1")?.podCidrs, [s.net.subnet]);
+      assert.equal(byName(st, "node-1")?.address, "192.0.2.1");
+      const a = await addK8sPod(s.net, usePodCidr(s), "x", "a");
+      assert.ok(inCidr(s.net.subnet, a.ip), a.ip);
+      // A node joins, changes its address, leaves: the watch brings each.
+      fake.put(nodeObject("node-2", otherSubnet(s.net), "192.0.2.2"));
+      let now = await statusUntil(agent, (x) => byName(x, "node-2") !== undefined);
+      assert.equal(byName(now, "node-2")?.address, "192.0.2.2");
+      fake.put(nodeObject("node-2", otherSubnet(s.net), "192.0.2.22"));
+      now = await statusUntil(agent, (x) => byName(x, "node-2")?.address === "192.0.2.22");
+      assert.equal(byName(now, "node-2")?.address, "192.0.2.22");
+      fake.delete("Node", undefined, "node-2");
+      now = await statusUntil(agent, (x) => byName(x, "node-2") === undefined);
+      assert.deepEqual(now.nodes.map((n) => n.name), ["node-1"]);
+      assert.ok(fake.requestsFor("Node", "watch").length > 0, "nodes are watched");
     } finally {
       const st = await agent.stop();
       assert.equal(st.code, 0, agent.logs());
