@@ -43,6 +43,15 @@ export interface AgentStatusJson {
     keepsPrevious: boolean;
   }[];
   problems: string[];
+  /** The cluster's nodes (Node objects), checked. */
+  nodes: {
+    name: string;
+    podCidrs: string[];
+    address: string | null;
+    self: boolean;
+    routing: { routed: true; via: string } | { routed: false; reason: string };
+    problems: string[];
+  }[];
   /** Where it serves /metrics, /healthz and /readyz (HOST:PORT), or null. */
   metricsAddress?: string | null;
   /** Problems the list leaves out (over its cap). */

@@ -1,6 +1,6 @@
 // A fake kube-apiserver for tests: HTTPS (node:https, so it can ask for client certificates)
 // on 127.0.0.1 with a fresh CA, server and client certificate made by openssl in a temp dir.
-// It serves what the agent's Kubernetes source and kubectl need for Pods, Namespaces and
+// It serves what the agent's Kubernetes source and kubectl need for Pods, Namespaces, Nodes and
 // NetworkPolicies (networking.k8s.io/v1): discovery (/api, /apis, group versions, /version),
 // get, list and watch, cluster-wide and namespaced, with the API server's resourceVersion
 // rules: one global counter; a list answers at the current RV; a watch from an RV replays the
@@ -21,7 +21,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 
-export type Kind = "Pod" | "Namespace" | "NetworkPolicy";
+export type Kind = "Pod" | "Namespace" | "NetworkPolicy" | "Node";
 type Obj = Record<string, unknown>;
 
 interface Resource {
@@ -49,6 +49,15 @@ const RESOURCES: readonly Resource[] = [
     plural: "namespaces",
     singular: "namespace",
     shortNames: ["ns"],
+    group: "",
+    version: "v1",
+    namespaced: false,
+  },
+  {
+    kind: "Node",
+    plural: "nodes",
+    singular: "node",
+    shortNames: ["no"],
     group: "",
     version: "v1",
     namespaced: false,

@@ -83,7 +83,7 @@ class Recorder implements SourceSink {
 /** Every object the fake holds, keyed like the recorder's state. */
 function fakeState(fake: FakeApiServer): Map<string, Obj> {
   const out = new Map<string, Obj>();
-  for (const kind of ["Namespace", "Pod", "NetworkPolicy"] as const) {
+  for (const kind of ["Namespace", "Pod", "Node", "NetworkPolicy"] as const) {
     for (const o of fake.list(kind)) out.set(keyOf(kind, meta(o).namespace, meta(o).name), o);
   }
   return out;
@@ -118,8 +118,19 @@ function policy(namespace: string, name: string, spec: Obj): Obj {
   return { kind: "NetworkPolicy", metadata: { name, namespace }, spec };
 }
 
-/** A small cluster: two namespaces, three pods, two policies. */
+function node(name: string, podCIDR: string, ip: string): Obj {
+  return {
+    kind: "Node",
+    metadata: { name },
+    spec: { podCIDR, podCIDRs: [podCIDR] },
+    status: { addresses: [{ type: "InternalIP", address: ip }] },
+  };
+}
+
+/** A small cluster: two nodes, two namespaces, three pods, two policies. */
 function seed(fake: FakeApiServer): void {
+  fake.put(node("node-1", "10.13.0.0/24", "192.168.13.1"));
+  fake.put(node("node-2", "10.13.1.0/24", "192.168.13.2"));
   fake.put(ns("x", { team: "a" }));
   fake.put(ns("y"));
   fake.put(pod("x", "a", { app: "a" }, "10.13.0.2"));
@@ -180,7 +191,7 @@ Deno.test("the initial sync delivers every object, then synced() once", async ()
     assert.equal(rec.count("remove"), 0);
     assert.deepEqual(rec.problems(), []);
     // One cluster-wide list per kind, then a watch from the list's RV, with bookmarks.
-    for (const kind of ["Namespace", "Pod", "NetworkPolicy"] as const) {
+    for (const kind of ["Namespace", "Pod", "Node", "NetworkPolicy"] as const) {
       assert.equal(fake.requestsFor(kind, "list").length, 1, kind);
       assert.equal(fake.requestsFor(kind, "list")[0]?.namespace, undefined);
       await rec.until(`a ${kind} watch`, () => fake.requestsFor(kind, "watch").length > 0);
@@ -192,10 +203,10 @@ Deno.test("the initial sync delivers every object, then synced() once", async ()
   });
 });
 
-Deno.test("changes arrive: pod labels, namespace labels, policy update and delete, pod delete", async () => {
+Deno.test("changes arrive: pod labels, namespace labels, policy update and delete, pod delete, nodes", async () => {
   await withSource({ auth: "cert", embed: false }, async (fake, rec) => {
     await rec.until("synced()", () => rec.count("synced") > 0);
-    await rec.until("three watches", () => fake.openWatches === 3);
+    await rec.until("four watches", () => fake.openWatches === 4);
     const mark = rec.calls.length;
     fake.put(pod("x", "a", { app: "a", tier: "web" }, "10.13.0.2"));
     fake.put(ns("y", { team: "b" }));
@@ -203,6 +214,9 @@ Deno.test("changes arrive: pod labels, namespace labels, policy update and delet
     fake.delete("NetworkPolicy", "y", "allow-a");
     fake.delete("Pod", "x", "b");
     fake.put(pod("y", "d", { app: "d" }, "10.13.0.5"));
+    fake.put(node("node-3", "10.13.2.0/24", "192.168.13.3"));
+    fake.put(node("node-2", "10.13.4.0/24", "192.168.13.2"));
+    fake.delete("Node", undefined, "node-1");
     await rec.until("the model to match the fake", () => sameState(rec, fake));
     const changes = rec.calls.slice(mark).map((
       c,
@@ -211,6 +225,15 @@ Deno.test("changes arrive: pod labels, namespace labels, policy update and delet
     const of = (kind: string) => changes.filter((c) => c.split(" ")[1]?.startsWith(`${kind}/`));
     assert.deepEqual(of("Pod"), ["upsert Pod/x/a", "remove Pod/x/b", "upsert Pod/y/d"]);
     assert.deepEqual(of("Namespace"), ["upsert Namespace//y"]);
+    assert.deepEqual(of("Node"), [
+      "upsert Node//node-3",
+      "upsert Node//node-2",
+      "remove Node//node-1",
+    ]);
+    assert.deepEqual(
+      (rec.state.get("Node//node-2")?.spec as Obj).podCIDRs,
+      ["10.13.4.0/24"],
+    );
     assert.deepEqual(of("NetworkPolicy"), [
       "upsert NetworkPolicy/x/deny-all",
       "remove NetworkPolicy/y/allow-a",
@@ -227,7 +250,7 @@ Deno.test("changes arrive: pod labels, namespace labels, policy update and delet
 Deno.test("bookmarks change nothing in the model and move the watch's resourceVersion", async () => {
   await withSource({}, async (fake, rec) => {
     await rec.until("synced()", () => rec.count("synced") > 0);
-    await rec.until("three watches", () => fake.openWatches === 3);
+    await rec.until("four watches", () => fake.openWatches === 4);
     // A pod change moves the global RV; the namespace watch sees nothing of it...
     fake.put(pod("x", "a", { app: "a2" }, "10.13.0.2"));
     await rec.until("the pod change", () => sameState(rec, fake));
@@ -248,7 +271,7 @@ Deno.test("bookmarks change nothing in the model and move the watch's resourceVe
 Deno.test("a watch ended by the server is re-opened from the last RV, without a relist", async () => {
   await withSource({ auth: "cert" }, async (fake, rec) => {
     await rec.until("synced()", () => rec.count("synced") > 0);
-    await rec.until("three watches", () => fake.openWatches === 3);
+    await rec.until("four watches", () => fake.openWatches === 4);
     for (let round = 0; round < 3; round++) {
       const before = fake.requestsFor("Pod", "watch").length;
       fake.closeWatches();
@@ -259,7 +282,7 @@ Deno.test("a watch ended by the server is re-opened from the last RV, without a 
       await rec.until("a pod re-watch", () => fake.requestsFor("Pod", "watch").length > before);
       assert.equal(fake.requestsFor("Pod", "watch")[before]?.query.resourceVersion, rvBefore);
     }
-    for (const kind of ["Namespace", "Pod", "NetworkPolicy"] as const) {
+    for (const kind of ["Namespace", "Pod", "Node", "NetworkPolicy"] as const) {
       assert.equal(fake.requestsFor(kind, "list").length, 1, `${kind} was relisted`);
     }
     assert.equal(rec.count("synced"), 1);
@@ -271,7 +294,7 @@ for (const goneAs of ["event", "status"] as const) {
   Deno.test(`410 Gone (as ${goneAs === "event" ? "an ERROR event" : "the HTTP status"}) makes it relist, and the diff removes what vanished meanwhile`, async () => {
     await withSource({ goneAs }, async (fake, rec) => {
       await rec.until("synced()", () => rec.count("synced") > 0);
-      await rec.until("three watches", () => fake.openWatches === 3);
+      await rec.until("four watches", () => fake.openWatches === 4);
       // The source misses changes while the server is down, and the server forgets them.
       await fake.stop();
       fake.delete("Pod", "x", "b");
@@ -286,7 +309,7 @@ for (const goneAs of ["event", "status"] as const) {
       await rec.until("the model to match the fake", () => sameState(rec, fake));
       await rec.until("synced() after the relists", () => {
         return rec.calls.slice(mark).filter((c) => c.op === "synced").length > 0 &&
-          ["Namespace", "Pod", "NetworkPolicy"].every((k) => {
+          ["Namespace", "Pod", "Node", "NetworkPolicy"].every((k) => {
             return fake.requestsFor(k as Kind, "list").length === 2;
           });
       });
@@ -309,7 +332,7 @@ for (const goneAs of ["event", "status"] as const) {
 Deno.test("while the API server is down it backs off with problem(), then recovers without losing updates", async () => {
   await withSource({ auth: "cert", embed: false }, async (fake, rec) => {
     await rec.until("synced()", () => rec.count("synced") > 0);
-    await rec.until("three watches", () => fake.openWatches === 3);
+    await rec.until("four watches", () => fake.openWatches === 4);
     await fake.stop();
     // Retries with growing delays, reported each time.
     await rec.until("five pod problems", () => {
@@ -328,7 +351,7 @@ Deno.test("while the API server is down it backs off with problem(), then recove
     fake.put(policy("w", "p", { podSelector: {} }));
     await fake.restart();
     await rec.until("the model to match the fake", () => sameState(rec, fake));
-    for (const kind of ["Namespace", "Pod", "NetworkPolicy"] as const) {
+    for (const kind of ["Namespace", "Pod", "Node", "NetworkPolicy"] as const) {
       assert.equal(fake.requestsFor(kind, "list").length, 1, `${kind} was relisted`);
     }
     // And it keeps following.
@@ -435,7 +458,7 @@ Deno.test("stop() closes every watch and calls the sink no more", async () => {
     backoff: BACKOFF,
   }, rec);
   await rec.until("synced()", () => rec.count("synced") > 0);
-  await rec.until("three watches", () => fake.openWatches === 3);
+  await rec.until("four watches", () => fake.openWatches === 4);
   await source.stop();
   await source.stop();
   await rec.until("the fake to see the watches closed", () => fake.openWatches === 0);
@@ -523,7 +546,7 @@ Deno.test("a sink that throws does not stop the source", async () => {
   }, sink);
   try {
     await rec.until("synced()", () => rec.count("synced") > 0);
-    await rec.until("three watches", () => fake.openWatches === 3);
+    await rec.until("four watches", () => fake.openWatches === 4);
     fake.put(pod("x", "b", { app: "b", again: "1" }, "10.13.0.3"));
     fake.put(pod("x", "after", {}, "10.13.0.7"));
     await rec.until("the later pod", () => sameState(rec, fake));

@@ -212,7 +212,7 @@ Deno.test("the agent's socket is root-only and refuses malformed requests, chang
       const bad: [string, RegExp][] = [
         ["not json", /not valid JSON/],
         ["[1]", /a request is a JSON object/],
-        ["{}", /"op" must be cni, add, del, status, sync, explain or monitor/],
+        ["{}", /"op" must be cni, add, del, status, sync, explain, monitor or podcidr/],
         [JSON.stringify({ op: "add" }), /"namespace" must be a string/],
         [JSON.stringify({ ...add, namespace: "X!" }), /"namespace" "X!" is not a namespace/],
         [

@@ -182,7 +182,7 @@ Deno.test("deploy: ebpfcni.yaml is a ServiceAccount with read-only RBAC, a Confi
   const spec = podSpec(docs);
   assert.equal(spec.serviceAccountName, obj(sa.metadata, "sa").name);
   assert.notEqual(spec.automountServiceAccountToken, false, "the agent needs its token");
-  // get/list/watch of pods, namespaces and networkpolicies: nothing more.
+  // get/list/watch of pods, namespaces, nodes and networkpolicies: nothing more.
   const role = byKind(docs, "ClusterRole");
   const granted = list(role.rules, "rules").flatMap((r) =>
     (r.apiGroups as string[]).flatMap((g) =>
@@ -197,6 +197,9 @@ Deno.test("deploy: ebpfcni.yaml is a ServiceAccount with read-only RBAC, a Confi
       "core/namespaces:get",
       "core/namespaces:list",
       "core/namespaces:watch",
+      "core/nodes:get",
+      "core/nodes:list",
+      "core/nodes:watch",
       "core/pods:get",
       "core/pods:list",
       "core/pods:watch",

@@ -42,6 +42,12 @@ async function withKubectl(
   fake.put({ kind: "Namespace", metadata: { name: "x", labels: { team: "a" } } });
   fake.put({ kind: "Namespace", metadata: { name: "y" } });
   fake.put({
+    kind: "Node",
+    metadata: { name: "n1" },
+    spec: { podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"] },
+    status: { addresses: [{ type: "InternalIP", address: "192.168.1.1" }] },
+  });
+  fake.put({
     kind: "Pod",
     metadata: { name: "a", namespace: "x", labels: { app: "a" } },
     spec: { containers: [{ name: "c", image: "i", ports: [{ name: "http", containerPort: 80 }] }] },
@@ -174,7 +180,7 @@ kubectlTest("kubectl get --raw /api/v1/pods is the fake's list", async () => {
 });
 
 kubectlTest(
-  "kubectl get pods/networkpolicies/namespaces -A: discovery, JSON and tables",
+  "kubectl get pods/networkpolicies/namespaces/nodes -A: discovery, JSON and tables",
   async () => {
     await withKubectl({ auth: "token" }, async (fake, kubectl) => {
       const pods = JSON.parse(await kubectl.ok(["get", "pods", "-A", "-o", "json"]));
@@ -193,6 +199,11 @@ kubectlTest(
         await kubectl.ok(["get", "ns", "-o", "name"]),
         "namespace/x\nnamespace/y\n",
       );
+      const nodes = JSON.parse(await kubectl.ok(["get", "nodes", "-o", "json"]));
+      assert.deepEqual(nodes.items, fake.list("Node"));
+      assert.equal(await kubectl.ok(["get", "no", "-o", "name"]), "node/n1\n");
+      const n1 = JSON.parse(await kubectl.ok(["get", "node", "n1", "-o", "json"]));
+      assert.deepEqual(n1.spec.podCIDRs, ["10.244.1.0/24"]);
       const x = JSON.parse(await kubectl.ok(["get", "namespace", "x", "-o", "json"]));
       assert.deepEqual(x.metadata.labels, { team: "a", "kubernetes.io/metadata.name": "x" });
       const a = JSON.parse(await kubectl.ok(["get", "pod", "a", "-n", "x", "-o", "json"]));

@@ -34,6 +34,9 @@ import type { FlowLogStats } from "./flow_log.ts";
 import type { RevocationStatus, Revoker } from "./revoke.ts";
 import { changeMayEnd, rulesRemoved } from "../netpol/revoke.ts";
 import type { ReconcileEvent } from "./metrics.ts";
+import { checkNodes, type NodeCheck } from "../netpol/node_check.ts";
+import type { ClusterNode, NodeRouteState } from "../spec/node.ts";
+import { type Cidr, formatCidr } from "../spec/ipv4.ts";
 
 export interface AgentOptions {
   /** spec.nodeName of this node's pods (pods scheduled here are local even before ADD). */
@@ -49,6 +52,22 @@ export interface AgentOptions {
   revoker?: Pick<Revoker, "sweep" | "status">;
   /** Told of every reconcile (the metrics). */
   observe?: (e: ReconcileEvent) => void;
+  /** The Service CIDRs no node's pod CIDR may overlap (the datapath's config). */
+  serviceCidrs?: () => readonly Cidr[];
+}
+
+/** A node as `agent status` lists it. */
+export interface NodeStatus {
+  name: string;
+  /** The pod CIDRs it may use (withheld ones left out). */
+  podCidrs: string[];
+  address: string | null;
+  /** This node itself (its pod CIDR is what "usePodCidr" gives). */
+  self: boolean;
+  /** What the routing made of it; "routing not running" when nothing routes. */
+  routing: NodeRouteState;
+  /** What is wrong with its Node object (object and field). */
+  problems: string[];
 }
 
 export interface AgentStatus {
@@ -75,6 +94,8 @@ export interface AgentStatus {
   problems: string[];
   /** Problems left out of `problems` by its cap (older ones of the others included). */
   problemsNotShown: number;
+  /** The cluster's nodes, by name. */
+  nodes: NodeStatus[];
   /** CNI calls handed over by plugin processes (added by the server): run here, by command,
    * and declined (run by the process). */
   cni?: { handled: Record<string, number>; declined: number; lastMs: Record<string, number> };
@@ -140,6 +161,13 @@ export class Agent {
   #stopped = false;
   /** When the oldest change not yet in the maps arrived (performance.now()). */
   #pendingSince: number | undefined;
+  /** The nodes as last checked, from which model snapshot, and who wants to know of changes. */
+  #nodes: NodeCheck = { nodes: new Map(), problems: new Map() };
+  #nodesFrom: ReadonlyMap<string, ClusterNode> | undefined;
+  #nodesKey = "";
+  #servicesKey = "";
+  readonly #nodeListeners = new Set<() => void>();
+  #routeState: ((name: string) => NodeRouteState | undefined) | undefined;
 
   constructor(rec: Reconciler, attachments: Attachment[], opts: AgentOptions) {
     this.#rec = rec;
@@ -254,6 +282,7 @@ export class Agent {
     this.#failed = r.failed;
     this.#reportWaiting(r.waiting);
     this.#last = { at: new Date().toISOString(), ms, writes: r.writes, failed: r.failed.length };
+    this.#checkNodes();
     if (r.failed.length > 0) {
       this.#opts.log.error("some entries could not be written", {
         failed: r.failed.slice(0, 10),
@@ -269,6 +298,95 @@ export class Agent {
       });
     }
     for (const w of [...this.#waiters]) w();
+  }
+
+  /** Checks the Node objects again when they changed; logs new problems and tells the
+   * listeners when the nodes others see changed. */
+  #checkNodes(): void {
+    const from = this.store.model.nodes;
+    const services = this.#opts.serviceCidrs?.() ?? [];
+    const servicesKey = services.map(formatCidr).join(",");
+    if (from === this.#nodesFrom && servicesKey === this.#servicesKey) return;
+    const before = this.#nodes;
+    const now = checkNodes(from, services);
+    this.#nodesFrom = from;
+    this.#servicesKey = servicesKey;
+    this.#nodes = now;
+    const seen = new Set([...before.problems.values()].flat());
+    for (const p of [...now.problems.values()].flat()) {
+      if (!seen.has(p)) this.#opts.log.warn(p);
+    }
+    const key = JSON.stringify([...now.nodes.values()]);
+    if (key === this.#nodesKey) return;
+    this.#nodesKey = key;
+    for (const cb of [...this.#nodeListeners]) {
+      try {
+        cb();
+      } catch (err) {
+        this.#opts.log.error("node change listener failed", { error: String(err) });
+      }
+    }
+  }
+
+  /** The cluster's nodes (once the source has synced), checked: a pod CIDR two nodes claim
+   * or that overlaps a Service CIDR is left out of their podCidrs. */
+  nodes(): ReadonlyMap<string, ClusterNode> {
+    return this.#nodes.nodes;
+  }
+
+  /** Calls `cb` after a reconcile whenever nodes() changed (not for the same nodes again);
+   * returns how to stop. */
+  onNodes(cb: () => void): () => void {
+    this.#nodeListeners.add(cb);
+    return () => this.#nodeListeners.delete(cb);
+  }
+
+  /** Where `agent status` reads each node's routing state (the routing reconciler). */
+  setRouteState(provider: ((name: string) => NodeRouteState | undefined) | undefined): void {
+    this.#routeState = provider;
+  }
+
+  /** This node's pod CIDR ("subnet": "usePodCidr"): waits for the source's first sync, then
+   * answers from this node's Node object. */
+  async podCidr(): Promise<Cidr> {
+    if (!(await this.#waitFor(() => this.store.isSynced, this.#opts.addWaitMs))) {
+      throw new AgentError(
+        `the agent's source has not synced yet (waited ${this.#opts.addWaitMs} ms)`,
+      );
+    }
+    if (this.#last === null) this.reconcile();
+    this.#checkNodes();
+    const name = this.#opts.node;
+    const node = this.#nodes.nodes.get(name);
+    if (node === undefined) {
+      throw new AgentError(
+        `node ${JSON.stringify(name)} is not known to the agent's source (no Node object)`,
+      );
+    }
+    const cidr = node.podCidrs[0];
+    if (cidr === undefined) {
+      const why = this.#nodes.problems.get(name)?.find((p) => p.includes("spec.podCIDRs"));
+      throw new AgentError(why ?? `Node ${JSON.stringify(name)} has no pod CIDR`);
+    }
+    return cidr;
+  }
+
+  #nodeStatus(): NodeStatus[] {
+    return [...this.#nodes.nodes.values()].map((n) => {
+      const self = n.name === this.#opts.node;
+      const routing: NodeRouteState = this.#routeState?.(n.name) ??
+        (self
+          ? { routed: false, reason: "this node" }
+          : { routed: false, reason: "routing not running" });
+      return {
+        name: n.name,
+        podCidrs: n.podCidrs.map(formatCidr),
+        address: n.address === undefined ? null : formatIpv4(n.address),
+        self,
+        routing,
+        problems: this.#nodes.problems.get(n.name) ?? [],
+      };
+    });
   }
 
   /** Logs the policies that started or stopped waiting for room in rule_map. */
@@ -460,6 +578,7 @@ export class Agent {
       lastReconcile: this.#last,
       failed: this.#failed.slice(0, 10),
       notEnforced: this.#notEnforced(),
+      nodes: this.#nodeStatus(),
       ...(this.#opts.revoker ? { revocation: this.#opts.revoker.status() } : {}),
       ...this.#problemList(),
     };

@@ -19,6 +19,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";
 import { resolveNetnsPath } from "../net/netns.ts";
 import type { Caller } from "../cni/context.ts";
+import type { Cidr } from "../spec/ipv4.ts";
 
 /** The fault injection of the robustness tests (cni/fault.ts) is honoured in a handed-over
  * call only when the agent itself was started with this set to 1 (the tests do). */
@@ -62,6 +63,9 @@ export class CniServer {
   /** The ADDs running, by attachment. */
   readonly #adds = new Map<string, Set<AbortController>>();
 
+  /** `podCidr`: this node's pod CIDR, which the calls run here get straight from the agent. */
+  constructor(readonly agent: { podCidr?: () => Promise<Cidr> } = {}) {}
+
   async serve(
     req: CniRequest,
     caller: CniCaller = { pid: 0, signal: new AbortController().signal },
@@ -72,7 +76,7 @@ export class CniServer {
       };
     }
     if (req.env.CNI_COMMAND !== "ADD") {
-      return await serveCni(req, this.faults, { pid: caller.pid, signal: caller.signal }, caller);
+      return await serveCni(req, this.faults, this.#caller(caller.pid, caller.signal), caller);
     }
     const key = attachmentKey(req.env.CNI_CONTAINERID ?? "", req.env.CNI_IFNAME ?? "");
     const wanted = new AbortController();
@@ -89,12 +93,17 @@ export class CniServer {
     const running = this.#adds.get(key) ?? new Set();
     this.#adds.set(key, running.add(wanted));
     try {
-      return await serveCni(req, this.faults, { pid: caller.pid, signal: wanted.signal }, caller);
+      return await serveCni(req, this.faults, this.#caller(caller.pid, wanted.signal), caller);
     } finally {
       caller.signal.removeEventListener("abort", onGone);
       running.delete(wanted);
       if (running.size === 0 && this.#adds.get(key) === running) this.#adds.delete(key);
     }
+  }
+
+  #caller(pid: number, signal: AbortSignal): Caller {
+    const podCidr = this.agent.podCidr;
+    return { pid, signal, ...(podCidr === undefined ? {} : { podCidr }) };
   }
 
   /** A DEL of the attachment came: the ADDs of it still running stop and roll back. */

@@ -11,6 +11,7 @@ function model(...pods: Pod[]): Model {
     namespaces: new Map(),
     pods: new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p])),
     policies: new Map(),
+    nodes: new Map(),
   };
 }
 

@@ -174,7 +174,9 @@ export async function readManifest(
         if (!item.ok) throw new ManifestError(`${(item.error as ObjectError).message}${at}`);
         const o = item.object;
         if (o.kind === "Other") continue;
-        const namespace = o.kind === "Namespace" ? undefined : o.value.namespace;
+        const namespace = o.kind === "Namespace" || o.kind === "Node"
+          ? undefined
+          : o.value.namespace;
         const r = raw as Record<string, unknown>;
         objects.push({
           kind: o.kind,

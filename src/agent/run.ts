@@ -22,7 +22,7 @@ import { modeName } from "../datapath/config.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
-import { tryParseIpv4 } from "../spec/ipv4.ts";
+import { type Cidr, formatCidr, tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
 import type { AgentRequest, CniReply } from "../spec/agent.ts";
 import { Agent, AgentError } from "./agent.ts";
@@ -108,6 +108,19 @@ function recordedAttachments(stateDir: string, pinDir: string, log: AgentLog): A
 export function nodeAddresses(): Set<number> {
   using nl = new NetlinkSocket();
   return new Set(new Links(nl).addrs().map((a) => a.ip));
+}
+
+/** The Service CIDRs the datapath's config holds (kubernetes mode; set by CNI ADD). */
+function serviceCidrsOf(dp: Datapath): Cidr[] {
+  const bits = (mask: number) => {
+    let n = 0;
+    for (let m = mask >>> 0; m !== 0; m = (m << 1) >>> 0) n++;
+    return n;
+  };
+  return new ConfigMap(dp.fd(CONFIG_MAP)).get().serviceCidrs.map((c) => ({
+    network: c.addr >>> 0,
+    prefix: bits(c.mask),
+  }));
 }
 
 function checkMode(dp: Datapath): void {
@@ -225,6 +238,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     hostAddresses: nodeAddresses,
     revoker: new Revoker(dp, { keepEstablished: o.keepEstablished, log: o.log }),
     observe: (e) => metrics?.reconciled(e),
+    serviceCidrs: () => serviceCidrsOf(dp),
   });
   let http: HttpServer | undefined;
   if (o.metricsAddress !== undefined) {
@@ -266,7 +280,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
-  const cniServer = new CniServer();
+  const cniServer = new CniServer({ podCidr: () => agent.podCidr() });
   const metricsAddress = http?.address ?? null;
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     const reply = await handle(req, caller);
@@ -313,6 +327,8 @@ export async function runAgent(o: RunOptions): Promise<void> {
           return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
         case "explain":
           return { explanation: agent.explain(req) };
+        case "podcidr":
+          return { podCidr: formatCidr(await agent.podCidr()), node: o.node };
         case "monitor":
           return flows.monitor(req);
       }

@@ -1,7 +1,7 @@
 // What the agent's sources (the Kubernetes API, a manifest directory) hand on: raw objects as
 // the API gives them, their removal, and when the source holds everything it can see.
 
-export type KubeKind = "Pod" | "Namespace" | "NetworkPolicy";
+export type KubeKind = "Pod" | "Namespace" | "NetworkPolicy" | "Node";
 
 export interface SourceSink {
   /** An object was added or changed (the full object). */

@@ -1,4 +1,4 @@
-// The policy agent's Kubernetes API source: lists and watches Pods, Namespaces and
+// The policy agent's Kubernetes API source: lists and watches Pods, Namespaces, Nodes and
 // NetworkPolicies (networking.k8s.io/v1) cluster-wide and hands the objects, plain JSON as the
 // API gives them, to a sink.
 //
@@ -69,6 +69,7 @@ interface KindInfo {
 const KINDS: readonly KindInfo[] = [
   { kind: "Namespace", apiVersion: "v1", path: "/api/v1/namespaces", plural: "namespaces" },
   { kind: "Pod", apiVersion: "v1", path: "/api/v1/pods", plural: "pods" },
+  { kind: "Node", apiVersion: "v1", path: "/api/v1/nodes", plural: "nodes" },
   {
     kind: "NetworkPolicy",
     apiVersion: "networking.k8s.io/v1",

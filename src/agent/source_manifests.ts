@@ -1,6 +1,6 @@
 // The policy agent's manifest-directory source: every *.yaml, *.yml and *.json file of a
-// directory (multi-document YAML, `kind: List` and typed lists), kinds Namespace, Pod and
-// NetworkPolicy; other kinds are skipped. Changes are picked up while running (inotify:
+// directory (multi-document YAML, `kind: List` and typed lists), kinds Namespace, Pod, Node
+// and NetworkPolicy; other kinds are skipped. Changes are picked up while running (inotify:
 // dir_watch.ts, and a rescan on request). A file that does not parse, holds an invalid object,
 // or is refused (not a regular file, too large, a symlink leading outside the directory:
 // manifest_file.ts) is reported with its path and the problem, and changes nothing: the

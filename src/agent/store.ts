@@ -7,7 +7,7 @@
 // was handed out, and then changed in place: a source delivering N objects costs O(N), not the
 // O(N²) of copying a map per object. A batch (begin/commit) is one change: readers see the
 // model from before it until it commits, so a manifest file's objects appear together.
-import { type Model, ObjectError, objectKey, parseObject } from "../netpol/mod.ts";
+import { emptyModel, type Model, ObjectError, objectKey, parseObject } from "../netpol/mod.ts";
 import type { KubeKind, SourceSink } from "./source.ts";
 
 export interface StoreEvents {
@@ -24,8 +24,16 @@ type Maps = {
   >;
 };
 
+/** Where each kind is kept in the model. */
+const STORE_MAP = {
+  Namespace: "namespaces",
+  Pod: "pods",
+  NetworkPolicy: "policies",
+  Node: "nodes",
+} as const satisfies Record<KubeKind, keyof Model>;
+
 export class ModelStore implements SourceSink {
-  #published: Model = { namespaces: new Map(), pods: new Map(), policies: new Map() };
+  #published: Model = emptyModel();
   /** Changes not yet handed out; `owned` names the maps already copied for them. */
   #draft: { maps: Maps; owned: Set<keyof Model> } | undefined;
   #generation = 0;
@@ -88,6 +96,9 @@ export class ModelStore implements SourceSink {
       case "Namespace":
         this.#map("namespaces").set(parsed.value.name, parsed.value);
         break;
+      case "Node":
+        this.#map("nodes").set(parsed.value.name, parsed.value);
+        break;
       case "Pod":
         this.#map("pods").set(objectKey(parsed.value.namespace, parsed.value.name), parsed.value);
         break;
@@ -102,8 +113,10 @@ export class ModelStore implements SourceSink {
   }
 
   remove(kind: KubeKind, namespace: string | undefined, name: string): void {
-    const map = kind === "Namespace" ? "namespaces" : kind === "Pod" ? "pods" : "policies";
-    const key = kind === "Namespace" ? name : objectKey(namespace ?? "default", name);
+    const map = STORE_MAP[kind];
+    const key = kind === "Namespace" || kind === "Node"
+      ? name
+      : objectKey(namespace ?? "default", name);
     const current = this.#draft?.maps[map] ?? this.#published[map];
     if (!current.has(key)) return;
     this.#map(map).delete(key);

@@ -294,8 +294,9 @@ const status: Command = {
   synopsis: "agent status [--json] [--wait-synced SECONDS] [--socket PATH]",
   summary: "what the policy agent holds and has applied",
   help: `Prints the agent's state: whether its source has synced, how many namespaces, pods and
-policies it holds, the entries it keeps in the maps, its last reconcile, and the latest
-problems its source reported. --json prints the same as an object.
+policies it holds, the entries it keeps in the maps, its last reconcile, the cluster's nodes
+(pod CIDR, address, routing state, problems), and the latest problems its source reported.
+--json prints the same as an object.
 
 --wait-synced SECONDS waits until the agent has applied everything its source held when the
 call began (a manifest directory is read again first) and every policy is enforced: exit 0

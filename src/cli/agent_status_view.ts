@@ -1,5 +1,5 @@
 // `agent status` as text. Pure.
-import type { AgentStatus, NotEnforced } from "../agent/agent.ts";
+import type { AgentStatus, NodeStatus, NotEnforced } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
 
 /** One line per policy not enforced as written: which, its pods, the room it needs. */
@@ -7,6 +7,17 @@ export function notEnforcedLine(w: NotEnforced): string {
   const more = w.podCount > w.pods.length ? ` and ${w.podCount - w.pods.length} more` : "";
   const pods = w.podCount === 0 ? "no pods" : `pods ${w.pods.join(", ")}${more}`;
   return `${w.policy} (#${w.place} in line since ${w.since}; selects ${pods}): ${describeWait(w)}`;
+}
+
+/** One line per node: name, pod CIDR, address, routing state. */
+export function nodeLine(n: NodeStatus): string {
+  const cidr = n.podCidrs.length === 0 ? "no pod CIDR" : n.podCidrs.join(",");
+  const routing = n.routing.routed
+    ? `routed via ${n.routing.via}`
+    : `not routed: ${n.routing.reason}`;
+  return `${n.name}${n.self ? " (this node)" : ""}  ${cidr}  ${
+    n.address ?? "no address"
+  }  ${routing}`;
 }
 
 export function renderStatus(s: AgentStatus): string {
@@ -70,6 +81,11 @@ export function renderStatus(s: AgentStatus): string {
     lines.push(
       `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
     );
+  }
+  lines.push(`nodes:        ${s.nodes.length}`);
+  for (const node of s.nodes) {
+    lines.push(`node:         ${nodeLine(node)}`);
+    for (const p of node.problems) lines.push(`node problem: ${p}`);
   }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);

@@ -17,6 +17,7 @@ const STATUS: AgentStatus = {
   notEnforced: [],
   problems: [],
   problemsNotShown: 0,
+  nodes: [],
 };
 
 Deno.test("agent status text: the CNI calls the agent ran by command, and those it declined", () => {
@@ -127,4 +128,47 @@ Deno.test("agent status text: how many problems the list leaves out", () => {
   const text = renderStatus({ ...STATUS, problems: ["a: bad"], problemsNotShown: 7 });
   assert.match(text, /^problem: a: bad\nproblems not shown: 7$/m);
   assert.doesNotMatch(renderStatus(STATUS), /not shown/);
+});
+
+Deno.test("agent status text: each node with its pod CIDR, address, routing state and problems", () => {
+  const text = renderStatus({
+    ...STATUS,
+    nodes: [
+      {
+        name: "n1",
+        podCidrs: ["10.244.1.0/24"],
+        address: "192.168.1.1",
+        self: true,
+        routing: { routed: false, reason: "this node" },
+        problems: [],
+      },
+      {
+        name: "n2",
+        podCidrs: [],
+        address: null,
+        self: false,
+        routing: { routed: false, reason: "routing not running" },
+        problems: ['Node "n2": spec.podCIDRs: no IPv4 pod CIDR assigned (yet): not routed'],
+      },
+      {
+        name: "n3",
+        podCidrs: ["10.244.3.0/24"],
+        address: "192.168.1.3",
+        self: false,
+        routing: { routed: true, via: "vxlan 192.168.1.3" },
+        problems: [],
+      },
+    ],
+  });
+  assert.match(text, /^nodes: +3$/m);
+  assert.match(
+    text,
+    /^node: +n1 \(this node\) +10\.244\.1\.0\/24 +192\.168\.1\.1 +not routed: this node$/m,
+  );
+  assert.match(text, /^node: +n2 +no pod CIDR +no address +not routed: routing not running$/m);
+  assert.match(text, /^node problem: Node "n2": spec\.podCIDRs: no IPv4 pod CIDR/m);
+  assert.match(
+    text,
+    /^node: +n3 +10\.244\.3\.0\/24 +192\.168\.1\.3 +routed via vxlan 192\.168\.1\.3$/m,
+  );
 });

@@ -23,6 +23,7 @@ import { podNameArg, podNamespaceArg } from "./args.ts";
 import { agentForget, agentIdentity } from "./agent_client.ts";
 import { refuseSharedAddresses } from "./overlap.ts";
 import { log } from "../log.ts";
+import { resolvePodCidr } from "./pod_cidr.ts";
 
 export async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { env, conf, state } = ctx;
@@ -39,6 +40,8 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
         "EBPFCNI_IDENTITY) to give the pod its identity",
     );
   }
+  // Before any change: no pod CIDR is code 11 with the host as it was.
+  await resolvePodCidr(ctx);
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
   using ns = openNetns(env.netns, ctx.caller?.pid);

@@ -7,7 +7,12 @@ import { quote } from "../spec/text.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
 export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
-import type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
+import type {
+  AddRequest as AgentAdd,
+  DelRequest as AgentDel,
+  PodCidrRequest,
+} from "../spec/agent.ts";
+import { type Cidr, parseCidr } from "../spec/ipv4.ts";
 
 /** How long ADD waits for the agent to answer (it may wait for the pod to show up in its
  * source first). */
@@ -51,4 +56,20 @@ export async function agentForget(socket: string, req: AgentDel): Promise<string
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
+}
+
+/** This node's pod CIDR as the agent knows it from the node's Node object ("subnet":
+ * "usePodCidr"); code 11 when the agent is unreachable or has none to give. */
+export async function agentPodCidr(socket: string, timeoutMs = AGENT_TIMEOUT_MS): Promise<Cidr> {
+  const req: PodCidrRequest = { op: "podcidr" };
+  const reply = await exchange(socket, req, timeoutMs) as { podCidr?: unknown; error?: unknown };
+  if (typeof reply?.podCidr === "string") {
+    try {
+      return parseCidr(reply.podCidr);
+    } catch (err) {
+      throw new CniError(ErrCode.TryAgainLater, `The policy agent gave a bad pod CIDR: ${err}`);
+    }
+  }
+  const why = typeof reply?.error === "string" ? reply.error : "no pod CIDR in its answer";
+  throw new CniError(ErrCode.TryAgainLater, `No pod CIDR for this node: ${why}`);
 }

@@ -6,6 +6,7 @@ import { ipamDelCtx } from "./context.ts";
 import { openNetns } from "./netns_open.ts";
 import { openDatapath } from "./datapath.ts";
 import { ipamCheck } from "../ipam/mod.ts";
+import { resolvePodCidr } from "./pod_cidr.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
@@ -24,6 +25,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidConfig, "CHECK needs a prevResult in the config");
   const ips = prev.ips ?? [];
+  await resolvePodCidr(ctx);
   await ipamCheck(ipamDelCtx(ctx), ips);
 
   using ns = openNetns(env.netns, ctx.caller?.pid);

@@ -7,6 +7,7 @@ import type { IpamContext, IpamDelContext } from "../ipam/mod.ts";
 import { type ResolvedIdentity, resolveIdentity } from "../policy/identity.ts";
 import { hostVethName } from "../net/names.ts";
 import { StateStore } from "./state.ts";
+import type { Cidr } from "../spec/ipv4.ts";
 
 /** Who a call runs for when the policy agent runs it (handed over by a plugin process). */
 export interface Caller {
@@ -15,6 +16,9 @@ export interface Caller {
   /** Aborted when the process is gone (the runtime gave up on it) or a DEL of the same
    * attachment came first: an ADD must then not complete. */
   signal: AbortSignal;
+  /** This node's pod CIDR, straight from the agent running the call ("usePodCidr"); throws
+   * why there is none. */
+  podCidr?: () => Promise<Cidr>;
 }
 
 export interface Ctx {

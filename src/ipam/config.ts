@@ -126,14 +126,33 @@ function parseSubnet(text: string, path: string): Cidr {
   return subnet;
 }
 
+/** The subnet that stands for this node's pod CIDR (Calico's spelling; any case). */
+export const USE_POD_CIDR = "usePodCidr";
+
+function isUsePodCidr(v: unknown): boolean {
+  return typeof v === "string" && v.toLowerCase() === USE_POD_CIDR.toLowerCase();
+}
+
+/** Whether a subnet of the ipam object (the shorthand's, or a range's) is "usePodCidr". */
+export function usesPodCidr(ipam: Obj): boolean {
+  if (isUsePodCidr(ipam["subnet"])) return true;
+  const sets = Array.isArray(ipam["ranges"]) ? ipam["ranges"] : [];
+  return sets.some((set) =>
+    Array.isArray(set) && set.some((r) => isObject(r) && isUsePodCidr(r["subnet"]))
+  );
+}
+
 /** One range with host-local's defaults: start .1, end broadcast-1, gateway .1. */
-function parseRange(v: unknown, path: string): Range {
+function parseRange(v: unknown, path: string, podCidr: Cidr | undefined): Range {
   // path is "" for the single-range shorthand at the top of the ipam object.
   const raw = path === "" ? asIpamObject(v) : fields.object(v, path);
   const at = (key: string): string => path === "" ? key : `${path}.${key}`;
   const subnetText = optText(raw, "subnet", path);
   if (subnetText === undefined) throw fields.missing(at("subnet"));
-  const subnet = parseSubnet(subnetText, at("subnet"));
+  if (isUsePodCidr(subnetText) && podCidr === undefined) throw needPodCidr();
+  const subnet = isUsePodCidr(subnetText)
+    ? parseSubnet(formatCidr(podCidr!), at("subnet"))
+    : parseSubnet(subnetText, at("subnet"));
   const cidr = formatCidr(subnet);
   const inSubnet = (ip: number, key: string): number => {
     if (!cidrContains(subnet, ip)) {
@@ -177,10 +196,10 @@ function rangesOverlap(a: Range, b: Range): boolean {
   return a.rangeStart <= b.rangeEnd && b.rangeStart <= a.rangeEnd;
 }
 
-function parseRangeSet(raw: unknown, path: string): RangeSet {
+function parseRangeSet(raw: unknown, path: string, podCidr: Cidr | undefined): RangeSet {
   if (!Array.isArray(raw)) throw fields.invalid(path, "an array", raw);
   if (raw.length === 0) throw invalid(`IPAM config field "${path}" is an empty range set`);
-  const set = raw.map((r, i) => parseRange(r, `${path}[${i}]`));
+  const set = raw.map((r, i) => parseRange(r, `${path}[${i}]`, podCidr));
   for (let i = 0; i < set.length; i++) {
     for (let j = i + 1; j < set.length; j++) {
       const a = set[i]!, b = set[j]!;
@@ -195,8 +214,20 @@ function parseRangeSet(raw: unknown, path: string): RangeSet {
   return set;
 }
 
-function parseRangeSets(raw: unknown[] | undefined, path: string): RangeSet[] {
-  return (raw ?? []).map((s, i) => parseRangeSet(s, `${path}[${i}]`));
+function parseRangeSets(
+  raw: unknown[] | undefined,
+  path: string,
+  podCidr?: Cidr,
+): RangeSet[] {
+  return (raw ?? []).map((s, i) => parseRangeSet(s, `${path}[${i}]`, podCidr));
+}
+
+/** ADD without the node's pod CIDR (the caller gets it from the agent first). */
+function needPodCidr(): CniError {
+  return new CniError(
+    ErrCode.TryAgainLater,
+    `IPAM "subnet": "${USE_POD_CIDR}" needs this node's pod CIDR, which the policy agent gives`,
+  );
 }
 
 const ROUTE_INTS = ["mtu", "advmss", "priority", "table", "scope"] as const;
@@ -229,8 +260,14 @@ function parseRoute(v: unknown, path: string): Route {
 /**
  * Parses a host-local "ipam" object. `runtimeIpRanges` is runtimeConfig.ipRanges
  * (the "ipRanges" capability), prepended to the configured ranges as host-local does.
+ * `podCidr`: this node's pod CIDR, which a "usePodCidr" subnet stands for (without it such a
+ * subnet is code 11).
  */
-export function parseHostLocalConfig(ipam: unknown, runtimeIpRanges?: unknown): HostLocalConfig {
+export function parseHostLocalConfig(
+  ipam: unknown,
+  runtimeIpRanges?: unknown,
+  podCidr?: Cidr,
+): HostLocalConfig {
   const o = asIpamObject(ipam);
   const type = ipamType(o);
 
@@ -245,7 +282,7 @@ export function parseHostLocalConfig(ipam: unknown, runtimeIpRanges?: unknown): 
   }
   const subnet = optText(o, "subnet");
   if (subnet !== undefined) {
-    ranges.push([parseRange(o, "")]);
+    ranges.push([parseRange(o, "", podCidr)]);
   } else {
     for (const key of ["rangeStart", "rangeEnd", "gateway"]) {
       if (o[key] !== undefined && o[key] !== null) {
@@ -253,7 +290,7 @@ export function parseHostLocalConfig(ipam: unknown, runtimeIpRanges?: unknown): 
       }
     }
   }
-  ranges.push(...parseRangeSets(fields.optArray(o, "ranges"), "ranges"));
+  ranges.push(...parseRangeSets(fields.optArray(o, "ranges"), "ranges", podCidr));
   if (ranges.length === 0) {
     throw invalid(`IPAM config has no IP ranges: set "subnet" or "ranges"`);
   }
@@ -325,6 +362,9 @@ export interface BuiltInIpamConf extends IpamConfBase {
   builtIn: true;
   dataDir: string;
   config: HostLocalConfig | CniError;
+  /** A subnet is "usePodCidr": `config` is code 11 until withPodCidr gives it the node's pod
+   * CIDR (the rest of the config is checked already). */
+  podCidr?: { runtimeIpRanges: unknown };
 }
 
 export interface DelegatedIpamConf extends IpamConfBase {
@@ -342,6 +382,27 @@ export function parseIpamConf(
 ): IpamConf {
   const type = ipamType(ipam);
   if (type !== HOST_LOCAL) return { builtIn: false, type, raw: ipam, fromPodCidr };
+  const dataDir = parseDataDir(ipam);
+  if (usesPodCidr(ipam)) {
+    // Checked now with a stand-in for the node's CIDR, so that a bad field is code 7 before
+    // the agent is asked anything.
+    let config: HostLocalConfig | CniError = needPodCidr();
+    try {
+      parseHostLocalConfig(ipam, runtimeIpRanges, { network: 0, prefix: 0 });
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
+      config = err;
+    }
+    return {
+      builtIn: true,
+      type,
+      raw: ipam,
+      fromPodCidr,
+      dataDir,
+      config,
+      podCidr: { runtimeIpRanges },
+    };
+  }
   let config: HostLocalConfig | CniError;
   try {
     config = parseHostLocalConfig(ipam, runtimeIpRanges);
@@ -349,7 +410,26 @@ export function parseIpamConf(
     if (!(err instanceof CniError)) throw err;
     config = err;
   }
-  return { builtIn: true, type, raw: ipam, fromPodCidr, dataDir: parseDataDir(ipam), config };
+  return { builtIn: true, type, raw: ipam, fromPodCidr, dataDir, config };
+}
+
+/** Whether the config is good but for the node's pod CIDR (ADD and CHECK ask the agent). */
+export function awaitsPodCidr(conf: BuiltInIpamConf): boolean {
+  return conf.podCidr !== undefined && conf.config instanceof CniError &&
+    conf.config.code === ErrCode.TryAgainLater;
+}
+
+/** `conf` with its "usePodCidr" subnets standing for `cidr`, this node's pod CIDR. */
+export function withPodCidr(conf: BuiltInIpamConf, cidr: Cidr): BuiltInIpamConf {
+  if (!awaitsPodCidr(conf) || conf.podCidr === undefined) return conf;
+  let config: HostLocalConfig | CniError;
+  try {
+    config = parseHostLocalConfig(conf.raw, conf.podCidr.runtimeIpRanges, cidr);
+  } catch (err) {
+    if (!(err instanceof CniError)) throw err;
+    config = err;
+  }
+  return { ...conf, config };
 }
 
 /** The parsed host-local config, or the error that made it invalid. */

@@ -263,3 +263,39 @@ Deno.test("parseResolvConf() reads nameserver, domain, search and options like h
   });
   assert.deepEqual(parseResolvConf(""), {});
 });
+
+Deno.test('"subnet": "usePodCidr" (any case, also in ranges) stands for the node\'s pod CIDR', async () => {
+  const { parseIpamConf, withPodCidr, awaitsPodCidr } = await import("./config.ts");
+  const { parseCidr } = await import("../spec/ipv4.ts");
+  const cidr = parseCidr("10.244.3.0/24");
+  for (
+    const ipam of [
+      { type: "host-local", subnet: "usePodCidr" },
+      { type: "host-local", subnet: "USEPODCIDR" },
+      { type: "host-local", ranges: [[{ subnet: "usepodcidr" }]] },
+    ]
+  ) {
+    const conf = parseIpamConf(ipam, false);
+    assert.ok(conf.builtIn);
+    if (!conf.builtIn) return;
+    assert.ok(awaitsPodCidr(conf), JSON.stringify(ipam));
+    // Without the CIDR: code 11 (try again once the agent has it), not a config error.
+    assert.ok(conf.config instanceof CniError && conf.config.code === 11);
+    assert.equal(conf.dataDir, "/var/lib/cni/networks");
+    const done = withPodCidr(conf, cidr);
+    assert.ok(!(done.config instanceof CniError));
+    if (done.config instanceof CniError) return;
+    const r = done.config.ranges[0]![0]!;
+    assert.equal(formatIpv4(r.subnet.network), "10.244.3.0");
+    assert.equal(r.subnet.prefix, 24);
+    assert.equal(formatIpv4(r.gateway), "10.244.3.1");
+    assert.equal(formatIpv4(r.rangeEnd), "10.244.3.254");
+  }
+});
+
+Deno.test('"usePodCidr" with a bad other field is still code 7, before any CIDR is known', async () => {
+  const { parseIpamConf, awaitsPodCidr } = await import("./config.ts");
+  const conf = parseIpamConf({ type: "host-local", subnet: "usePodCidr", routes: [{}] }, false);
+  assert.ok(conf.builtIn && !awaitsPodCidr(conf));
+  assert.ok(conf.builtIn && conf.config instanceof CniError && conf.config.code === 7);
+});

@@ -30,6 +30,7 @@ import type { Dns, IpamResult, IpConfig } from "../spec/cni.ts";
 import { allocate, type Allocation, checkRequested, rangeFor } from "./allocator.ts";
 import { formatIpv4, parseIpv4, parseIpv4Prefix, tryParseIpv4 } from "../spec/ipv4.ts";
 import {
+  awaitsPodCidr,
   formatRangeSet,
   type HostLocalConfig,
   hostLocalConfig,
@@ -39,6 +40,7 @@ import {
 } from "./config.ts";
 import { delegateAdd, delegateCommand } from "./delegate.ts";
 import { type Lease, LeaseStore, ownedBy } from "./store.ts";
+import { log } from "../log.ts";
 
 export interface IpamContext {
   /** Network name from the CNI config; names the store directory. */
@@ -157,6 +159,24 @@ async function allocateFromSet(
   }
 }
 
+/** Leases outside every range of a "usePodCidr" network: the node's pod CIDR changed under
+ * pods still holding addresses of the old one, which other nodes no longer route here. They
+ * are not reused (allocation stays in the ranges) and are reported, not dropped: their pods'
+ * DEL (or GC) releases them. */
+function reportForeignLeases(network: string, cfg: HostLocalConfig, all: Lease[]): void {
+  const outside = all.filter((l) => {
+    const ip = tryParseIpv4(l.ip);
+    return ip !== undefined && !cfg.ranges.some((set) => rangeFor(set, ip) !== undefined);
+  }).map((l) => l.ip).sort();
+  if (outside.length === 0) return;
+  const shown = outside.slice(0, 5).join(", ") + (outside.length > 5 ? ", ..." : "");
+  log.warn(
+    `Network "${network}" holds ${outside.length} lease(s) outside this node's pod CIDR ` +
+      `${cfg.ranges.map(formatRangeSet).join("; ")} (${shown}): the node's pod CIDR changed; ` +
+      "their pods keep addresses other nodes no longer route here until they are deleted",
+  );
+}
+
 async function hostLocalAdd(
   ctx: IpamContext,
   cfg: HostLocalConfig,
@@ -167,6 +187,9 @@ async function hostLocalAdd(
 
   const ips = await store.locked(async () => {
     const all = await store.leases();
+    if (ctx.conf.builtIn && ctx.conf.podCidr !== undefined) {
+      reportForeignLeases(ctx.network, cfg, all);
+    }
     const leased = new Set(all.map((l) => parseIpv4(l.ip)));
     const mine = all.filter((l) => ownedBy(l, ctx.containerId, ctx.ifname));
     const reservedNow: string[] = [];
@@ -366,7 +389,8 @@ export async function ipamStatus(
     const d = needDelegation("STATUS", conf.type, delegation);
     return await delegateCommand(conf.type, "STATUS", d.rawConfig, d.env);
   }
-  hostLocalConfig(conf);
+  // STATUS needs no pod CIDR: the store is the same whatever the node's CIDR is.
+  if (!awaitsPodCidr(conf)) hostLocalConfig(conf);
   try {
     const store = LeaseStore.open(conf.dataDir, network);
     await store.locked(() => store.probeWritable());

@@ -11,9 +11,11 @@ export {
   parseItems,
   parseNamespace,
   parseNetworkPolicy,
+  parseNode,
   parseObject,
   parsePod,
 } from "./parse.ts";
+export { checkNodes, type NodeCheck } from "./node_check.ts";
 export { describeIpBlock } from "./parse_ipblock.ts";
 export {
   applyObject,

@@ -1,7 +1,8 @@
 // The policy engine's model: Namespaces, Pods and NetworkPolicies (networking.k8s.io/v1) as the
-// engine reads them, already validated and defaulted (parse.ts makes them from Kubernetes
+// engine reads them (and the Nodes, which the agent's routing and IPAM read), already validated and defaulted (parse.ts makes them from Kubernetes
 // objects). Pure data: no I/O anywhere in src/netpol/.
 import type { Cidr } from "../spec/ipv4.ts";
+import type { ClusterNode } from "../spec/node.ts";
 
 export type Protocol = "TCP" | "UDP" | "SCTP";
 export const PROTOCOLS: readonly Protocol[] = ["TCP", "UDP", "SCTP"];
@@ -107,6 +108,8 @@ export interface Model {
   pods: ReadonlyMap<string, Pod>;
   /** By objectKey. */
   policies: ReadonlyMap<string, Policy>;
+  /** The cluster's nodes as their Node objects say, by name (unchecked: node_check.ts). */
+  nodes: ReadonlyMap<string, ClusterNode>;
 }
 
 /** One end of a flow: a pod (by name), the destination pod's own node (kubelet probes and

@@ -17,16 +17,17 @@ import {
   type Policy,
 } from "./model.ts";
 import type { ParsedObject } from "./parse.ts";
+import type { ClusterNode } from "../spec/node.ts";
 
 /** An object to delete; the namespace of a namespaced kind defaults to "default". */
 export interface ObjectRef {
-  kind: "Namespace" | "Pod" | "NetworkPolicy";
+  kind: "Namespace" | "Pod" | "NetworkPolicy" | "Node";
   namespace?: string | undefined;
   name: string;
 }
 
 export function emptyModel(): Model {
-  return { namespaces: new Map(), pods: new Map(), policies: new Map() };
+  return { namespaces: new Map(), pods: new Map(), policies: new Map(), nodes: new Map() };
 }
 
 /** A Model holding `objects`; a later object replaces an earlier one with the same key, and
@@ -35,6 +36,7 @@ export function buildModel(objects: Iterable<ParsedObject>): Model {
   const namespaces = new Map<string, Namespace>();
   const pods = new Map<string, Pod>();
   const policies = new Map<string, Policy>();
+  const nodes = new Map<string, ClusterNode>();
   for (const o of objects) {
     switch (o.kind) {
       case "Namespace":
@@ -46,11 +48,14 @@ export function buildModel(objects: Iterable<ParsedObject>): Model {
       case "NetworkPolicy":
         policies.set(objectKey(o.value.namespace, o.value.name), o.value);
         break;
+      case "Node":
+        nodes.set(o.value.name, o.value);
+        break;
       case "Other":
         break;
     }
   }
-  return { namespaces, pods, policies };
+  return { namespaces, pods, policies, nodes };
 }
 
 /** `model` with `object` created or replaced (an "Other" object changes nothing). */
@@ -66,6 +71,8 @@ export function applyObject(model: Model, object: ParsedObject): Model {
       const key = objectKey(object.value.namespace, object.value.name);
       return { ...model, policies: withEntry(model.policies, key, object.value) };
     }
+    case "Node":
+      return { ...model, nodes: withEntry(model.nodes, object.value.name, object.value) };
     case "Other":
       return model;
   }
@@ -73,7 +80,9 @@ export function applyObject(model: Model, object: ParsedObject): Model {
 
 /** `model` without the object `ref` names (the same model when it holds no such object). */
 export function deleteObject(model: Model, ref: ObjectRef): Model {
-  const key = ref.kind === "Namespace" ? ref.name : objectKey(ref.namespace ?? "default", ref.name);
+  const key = ref.kind === "Namespace" || ref.kind === "Node"
+    ? ref.name
+    : objectKey(ref.namespace ?? "default", ref.name);
   switch (ref.kind) {
     case "Namespace":
       return model.namespaces.has(key)
@@ -85,6 +94,8 @@ export function deleteObject(model: Model, ref: ObjectRef): Model {
       return model.policies.has(key)
         ? { ...model, policies: withoutEntry(model.policies, key) }
         : model;
+    case "Node":
+      return model.nodes.has(key) ? { ...model, nodes: withoutEntry(model.nodes, key) } : model;
   }
 }
 

@@ -1,5 +1,5 @@
 // Kubernetes objects (plain JSON as kubectl and the API server give them, or parsed YAML) into
-// the engine's model: Namespaces, Pods and networking.k8s.io/v1 NetworkPolicies, validated as
+// the engine's model: Namespaces, Pods, Nodes and networking.k8s.io/v1 NetworkPolicies, validated as
 // the API server validates the fields the engine reads, and defaulted as it defaults them.
 //
 // Results and errors:
@@ -19,6 +19,8 @@ import type { Namespace, Pod, Policy } from "./model.ts";
 import { readNamespace } from "./parse_namespace.ts";
 import { readNetworkPolicy } from "./parse_policy.ts";
 import { readPod } from "./parse_pod.ts";
+import { readNode } from "./parse_node.ts";
+import type { ClusterNode } from "../spec/node.ts";
 
 /** An object that is none of the engine's kinds: what it is, for a "skipped" note. */
 export interface OtherObject {
@@ -32,6 +34,7 @@ export type ParsedObject =
   | { kind: "Namespace"; value: Namespace }
   | { kind: "Pod"; value: Pod }
   | { kind: "NetworkPolicy"; value: Policy }
+  | { kind: "Node"; value: ClusterNode }
   | { kind: "Other"; value: OtherObject };
 
 /** One object of a document: parsed, or why not. */
@@ -44,6 +47,7 @@ export const API_VERSIONS = {
   Namespace: "v1",
   Pod: "v1",
   NetworkPolicy: "networking.k8s.io/v1",
+  Node: "v1",
 } as const;
 
 /** One object; a List is "Other" here (use parseDocument). Throws ObjectError. */
@@ -96,6 +100,12 @@ export function parsePod(obj: unknown): Pod {
   return readPod(r, r.object(obj, ""));
 }
 
+/** A Node, whatever its kind field says (for callers that know the type). */
+export function parseNode(obj: unknown): ClusterNode {
+  const r = new Reader({ kind: "Node" });
+  return readNode(r, r.object(obj, ""));
+}
+
 /** A NetworkPolicy, whatever its kind and apiVersion say (for callers that know the type). */
 export function parseNetworkPolicy(obj: unknown): Policy {
   const r = new Reader({ kind: "NetworkPolicy" });
@@ -112,7 +122,7 @@ function parseWhere(obj: unknown, item: number | undefined): ParsedObject {
   const known = kind as keyof typeof API_VERSIONS;
   const id = identity(obj);
   r.where.name = id.name;
-  if (known !== "Namespace") r.where.namespace = id.namespace ?? "default";
+  if (known !== "Namespace" && known !== "Node") r.where.namespace = id.namespace ?? "default";
   if (apiVersion === undefined) {
     r.fail("apiVersion", `must be set (${JSON.stringify(API_VERSIONS[known])} for ${kind})`);
   }
@@ -124,6 +134,8 @@ function parseWhere(obj: unknown, item: number | undefined): ParsedObject {
       return { kind: known, value: readPod(r, obj) };
     case "NetworkPolicy":
       return { kind: known, value: readNetworkPolicy(r, obj) };
+    case "Node":
+      return { kind: known, value: readNode(r, obj) };
   }
 }
 

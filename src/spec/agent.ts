@@ -77,6 +77,13 @@ export interface MonitorRequest {
   eventsMapId: number;
 }
 
+/** This node's pod CIDR (the network config's "subnet": "usePodCidr"), from the agent's own
+ * Node object: answered by `{"podCidr": "10.244.1.0/24", "node": name}`, or an error saying
+ * why there is none (node unknown, no CIDR assigned yet, CIDR withheld). */
+export interface PodCidrRequest {
+  op: "podcidr";
+}
+
 export type CniReply = { code: number; stdout: string } | { fallback: string };
 
 export type AgentRequest =
@@ -88,7 +95,8 @@ export type AgentRequest =
    * answered with the status once the maps hold what was read. */
   | { op: "sync" }
   | ExplainRequest
-  | MonitorRequest;
+  | MonitorRequest
+  | PodCidrRequest;
 
 export class RequestError extends Error {
   override name = "RequestError";
@@ -185,6 +193,7 @@ export function parseRequest(line: string): AgentRequest {
     }
     case "status":
     case "sync":
+    case "podcidr":
       return { op: v.op };
     case "cni": {
       const env = v.env;
@@ -242,7 +251,9 @@ export function parseRequest(line: string): AgentRequest {
     }
     default:
       throw new RequestError(
-        `"op" must be cni, add, del, status, sync, explain or monitor, not ${describeValue(v.op)}`,
+        `"op" must be cni, add, del, status, sync, explain, monitor or podcidr, not ${
+          describeValue(v.op)
+        }`,
       );
   }
 }

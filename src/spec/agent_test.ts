@@ -46,7 +46,7 @@ Deno.test("agent requests: each malformed field is refused by name", () => {
   const cases: [unknown, RegExp][] = [
     [
       { ...add, op: "drop" },
-      /"op" must be cni, add, del, status, sync, explain or monitor, not the string "drop"/,
+      /"op" must be cni, add, del, status, sync, explain, monitor or podcidr, not the string "drop"/,
     ],
     [{ ...add, namespace: 5 }, /"namespace" must be a string, not "5"/],
     [{ op: "cni", env: [], stdin: "" }, /"env" must be an object/],
