@@ -7,7 +7,16 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { randomHex, run, tryRun } from "./_kernel.ts";
-import { BINARY, pingEventually, pluginEnv, rand, ROOT, stdinOf, TestNetwork, toReply } from "./_cni.ts";
+import {
+  BINARY,
+  pingEventually,
+  pluginEnv,
+  rand,
+  ROOT,
+  stdinOf,
+  TestNetwork,
+  toReply,
+} from "./_cni.ts";
 import { probeUntil, type Proto, startServers } from "./_traffic.ts";
 import type { RoutingStatus } from "../src/agent/routing.ts";
 
@@ -63,7 +72,20 @@ async function makeCluster(
     cluster.all.push(n.ns);
     await ip("netns", "add", n.podNs);
     cluster.all.push(n.podNs);
-    await ip("-n", cluster.underlay, "link", "add", `n${i}`, "type", "veth", "peer", "name", "eth0", "netns", n.ns);
+    await ip(
+      "-n",
+      cluster.underlay,
+      "link",
+      "add",
+      `n${i}`,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      n.ns,
+    );
     await ip("-n", cluster.underlay, "link", "set", `n${i}`, "master", "ul0", "up");
     await ip("-n", n.ns, "link", "set", "lo", "up");
     await ip("-n", n.ns, "addr", "add", `${n.address}/${n.prefix}`, "dev", "eth0");
@@ -71,7 +93,20 @@ async function makeCluster(
     await ip("-n", n.ns, "link", "add", "cni0", "type", "bridge");
     await ip("-n", n.ns, "addr", "add", `10.244.${i}.1/24`, "dev", "cni0");
     await ip("-n", n.ns, "link", "set", "cni0", "up");
-    await ip("-n", n.ns, "link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", n.podNs);
+    await ip(
+      "-n",
+      n.ns,
+      "link",
+      "add",
+      "veth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      n.podNs,
+    );
     await ip("-n", n.ns, "link", "set", "veth0", "master", "cni0", "up");
     await ip("-n", n.podNs, "link", "set", "lo", "up");
     await ip("-n", n.podNs, "addr", "add", `${n.podIp}/24`, "dev", "eth0");
@@ -97,7 +132,11 @@ async function withCluster(
 const nodeObject = (n: Node) => ({ name: n.name, podCidrs: [n.cidr], address: n.address });
 
 /** One routing pass of `self` (the product's loop, in its namespace) knowing `known`. */
-async function route(self: Node, mode: string, known: Node[]): Promise<RoutingStatus> {
+async function route(
+  self: Node,
+  mode: string,
+  known: Node[],
+): Promise<RoutingStatus & { log: string }> {
   const arg = JSON.stringify({ self: self.name, mode, nodes: known.map(nodeObject) });
   const r = await tryRun("nsenter", [
     `--net=${self.path}`,
@@ -110,7 +149,7 @@ async function route(self: Node, mode: string, known: Node[]): Promise<RoutingSt
     arg,
   ]);
   assert.equal(r.code, 0, `routing pass on ${self.name} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as RoutingStatus;
+  return { ...JSON.parse(r.stdout) as RoutingStatus, log: r.stderr };
 }
 
 async function routeAll(mode: string, known: Node[]): Promise<void> {
@@ -121,7 +160,9 @@ async function routeAll(mode: string, known: Node[]): Promise<void> {
 }
 
 /** ebpfcni's entries in a node's namespace, as `ip` and `bridge` print them. */
-async function owned(n: Node): Promise<{ routes: string; link: string; neigh: string; fdb: string; addr: string }> {
+async function owned(
+  n: Node,
+): Promise<{ routes: string; link: string; neigh: string; fdb: string; addr: string }> {
   const out = async (args: string[]) => (await tryRun(args[0]!, args.slice(1))).stdout.trim();
   return {
     routes: await out(["ip", "-n", n.ns, "route", "show", "proto", PROTO]),
@@ -146,7 +187,9 @@ async function fitPodMtu(nodes: Node[]): Promise<number> {
 }
 
 async function assertTraffic(from: Node, to: Node[], want: boolean): Promise<void> {
-  const servers = await startServers(to.map((n) => ({ netns: n.podPath, tcp: [8080], udp: [5353] })));
+  const servers = await startServers(
+    to.map((n) => ({ netns: n.podPath, tcp: [8080], udp: [5353] })),
+  );
   try {
     const probes = to.flatMap((n) =>
       (["tcp", "udp"] as Proto[]).map((proto) => ({
@@ -165,7 +208,11 @@ async function assertTraffic(from: Node, to: Node[], want: boolean): Promise<voi
     await servers.stop();
   }
   for (const n of to) {
-    assert.equal(await pingEventually(from.podPath, n.podIp), want, `ping ${from.podIp} → ${n.podIp}`);
+    assert.equal(
+      await pingEventually(from.podPath, n.podIp),
+      want,
+      `ping ${from.podIp} → ${n.podIp}`,
+    );
   }
 }
 
@@ -245,7 +292,10 @@ Deno.test("vxlan: pods on different nodes talk (ping, TCP, UDP, full-size TCP bo
     await assertTraffic(a, [b], false);
 
     await routeAll("vxlan", [a, b]);
-    assert.equal((await run("ip", ["netns", "exec", a.ns, "cat", "/proc/sys/net/ipv4/ip_forward"])).trim(), "1");
+    assert.equal(
+      (await run("ip", ["netns", "exec", a.ns, "cat", "/proc/sys/net/ipv4/ip_forward"])).trim(),
+      "1",
+    );
     const mtu = await fitPodMtu([a, b]);
     assert.equal(mtu, 1500 - 50);
     await assertTraffic(a, [b], true);
@@ -259,6 +309,13 @@ Deno.test("vxlan: pods on different nodes talk (ping, TCP, UDP, full-size TCP bo
     assert.match(before.link, /vxlan id 1 local 10\.0\.0\.1 dev eth0 .*dstport 8472 nolearning/);
     const again = await route(a, "vxlan", [a, b]);
     assert.equal(again.lastPass?.writes, 0);
+    assert.deepEqual(await owned(a), before);
+    // Nor does a pass whose nodes do not include this node yet (a source still listing).
+    const early = await route(a, "vxlan", [b]);
+    assert.match(
+      JSON.stringify(early.nodes["node-2"]),
+      /this node \\"node-1\\" is not among the nodes yet/,
+    );
     assert.deepEqual(await owned(a), before);
 
     // Node 3 joins: its entries appear on the others, and its pod is reached.
@@ -296,8 +353,15 @@ Deno.test("native: pods on nodes of one subnet talk through plain routes; a node
       const st = await route(n, "native", [a, b, far]);
       const s = st.nodes[far.name];
       assert.ok(s && !s.routed, JSON.stringify(s));
-      assert.match(s.reason, /its address 10\.9\.0\.3 is not on a subnet this node is connected to/);
+      assert.match(
+        s.reason,
+        /its address 10\.9\.0\.3 is not on a subnet this node is connected to/,
+      );
       assert.deepEqual(st.nodes[n === a ? b.name : a.name]?.routed, true);
+      assert.match(
+        st.log,
+        /"msg":"node not routed","node":"node-3","reason":"its address 10\.9\.0\.3/,
+      );
     }
     const o = await owned(a);
     assert.equal(o.link, "", "the vxlan device is gone");
@@ -350,7 +414,9 @@ Deno.test("a pod added on a vxlan node without a configured mtu gets the tunnel'
         assert.equal(reply.code, 0, reply.stderr);
         const ifaces = reply.json!.interfaces as { mtu?: number }[];
         assert.equal(ifaces[2]!.mtu, want);
-        const link = JSON.parse(await run("ip", ["-n", pod.split("/").pop()!, "-j", "link", "show", "dev", "eth0"]));
+        const link = JSON.parse(
+          await run("ip", ["-n", pod.split("/").pop()!, "-j", "link", "show", "dev", "eth0"]),
+        );
         assert.equal(link[0].mtu, want);
       }
     } finally {

@@ -27,6 +27,8 @@ export interface RoutingOptions {
 
 export interface RoutingStatus {
   mode: RoutingMode;
+  /** vxlan mode's UDP port and VNI. */
+  vxlan?: { port: number; vni: number };
   nodes: Record<string, NodeRouteState>;
   /** When the last pass ended (ms since the epoch), and what it wrote. */
   lastPass: { at: number; writes: number; errors: string[] } | null;
@@ -46,27 +48,44 @@ const sameState = (a: NodeRouteState | undefined, b: NodeRouteState) =>
   (a.routed ? a.via === (b as { via: string }).via : a.reason === (b as { reason: string }).reason);
 
 export function startRouting(source: NodeSource, o: RoutingOptions): Routing {
-  try {
-    if (enableForwarding()) o.log.info("IPv4 forwarding enabled");
-  } catch (err) {
-    o.log.error("cannot enable IPv4 forwarding", { error: String(err) });
-  }
   const nl = new NetlinkSocket();
   let states = new Map<string, NodeRouteState>();
   let lastPass: RoutingStatus["lastPass"] = null;
   let stopped = false;
   let pending: ReturnType<typeof setTimeout> | undefined;
+  let forwardError: string | undefined;
+  let waiting = false;
+  // Once this node is among the nodes (an agent whose node the source does not know changes
+  // nothing of its namespace); checked again every pass, as something may turn it off.
+  const forward = () => {
+    try {
+      if (enableForwarding()) o.log.info("IPv4 forwarding enabled");
+      forwardError = undefined;
+    } catch (err) {
+      if (forwardError !== String(err)) {
+        o.log.error("cannot enable IPv4 forwarding", { error: String(err) });
+      }
+      forwardError = String(err);
+    }
+  };
 
   const reconcile = () => {
     if (stopped) return;
+    const nodes = source.nodes();
+    if (!nodes.has(o.node)) {
+      // Not known yet (a source still listing, after a restart): the kernel keeps what the
+      // last agent left, rather than losing every route until this node shows up.
+      const reason = `this node ${JSON.stringify(o.node)} is not among the nodes yet`;
+      if (!waiting) o.log.warn("routing waits for this node's Node object", { node: o.node });
+      waiting = true;
+      states = new Map([...nodes.keys()].map((n) => [n, { routed: false, reason }]));
+      return;
+    }
+    waiting = false;
+    forward();
     let result;
     try {
-      result = applyRouting(nl, {
-        mode: o.mode,
-        self: o.node,
-        nodes: source.nodes(),
-        vxlan: o.vxlan,
-      });
+      result = applyRouting(nl, { mode: o.mode, self: o.node, nodes, vxlan: o.vxlan });
     } catch (err) {
       o.log.error("routing pass failed", { error: String(err) });
       return;
@@ -95,7 +114,12 @@ export function startRouting(source: NodeSource, o: RoutingOptions): Routing {
   const resync = setInterval(reconcile, o.resyncMs);
   return {
     state: (name) => states.get(name),
-    status: () => ({ mode: o.mode, nodes: Object.fromEntries(states), lastPass }),
+    status: () => ({
+      mode: o.mode,
+      ...(o.mode === "vxlan" ? { vxlan: o.vxlan } : {}),
+      nodes: Object.fromEntries(states),
+      lastPass,
+    }),
     reconcile,
     stop() {
       stopped = true;

@@ -1,12 +1,24 @@
 // `agent status` as text. Pure.
 import type { AgentStatus, NotEnforced } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
+import type { RoutingStatus } from "../agent/routing.ts";
 
 /** One line per policy not enforced as written: which, its pods, the room it needs. */
 export function notEnforcedLine(w: NotEnforced): string {
   const more = w.podCount > w.pods.length ? ` and ${w.podCount - w.pods.length} more` : "";
   const pods = w.podCount === 0 ? "no pods" : `pods ${w.pods.join(", ")}${more}`;
   return `${w.policy} (#${w.place} in line since ${w.since}; selects ${pods}): ${describeWait(w)}`;
+}
+
+/** The routing mode, how many remote nodes it routes, and why each other one is not. */
+export function routingLines(r: RoutingStatus): string[] {
+  const mode = r.vxlan ? `vxlan (UDP ${r.vxlan.port}, VNI ${r.vxlan.vni})` : r.mode;
+  const remote = Object.entries(r.nodes).filter(([, s]) => !(s.routed && s.via === "this node"));
+  const routed = remote.filter(([, s]) => s.routed).length;
+  const lines = [`routing:      ${mode}, ${routed} of ${remote.length} remote node(s) routed`];
+  for (const [name, s] of remote) if (!s.routed) lines.push(`not routed:   ${name}: ${s.reason}`);
+  for (const e of r.lastPass?.errors ?? []) lines.push(`route refused: ${e}`);
+  return lines;
 }
 
 export function renderStatus(s: AgentStatus): string {
@@ -68,6 +80,7 @@ export function renderStatus(s: AgentStatus): string {
       `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
     );
   }
+  if (s.routing !== undefined) lines.push(...routingLines(s.routing));
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";

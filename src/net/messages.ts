@@ -409,7 +409,16 @@ export interface OwnedRouteSpec {
 
 function ownedRtmsg(r: { dstLen: number; protocol: number; onlink?: boolean }): Uint8Array {
   const b = new Uint8Array(12);
-  b.set([K.AF_INET, r.dstLen, 0, 0, K.RT_TABLE_MAIN, r.protocol, K.RT_SCOPE_UNIVERSE, K.RTN_UNICAST]);
+  b.set([
+    K.AF_INET,
+    r.dstLen,
+    0,
+    0,
+    K.RT_TABLE_MAIN,
+    r.protocol,
+    K.RT_SCOPE_UNIVERSE,
+    K.RTN_UNICAST,
+  ]);
   new DataView(b.buffer).setUint32(8, r.onlink ? K.RTNH_F_ONLINK : 0, true);
   return b;
 }
@@ -459,7 +468,9 @@ export function replaceNeigh(
 ): NlRequest {
   const fdb = n.family === K.AF_BRIDGE;
   return {
-    op: fdb ? `set forwarding entry on ifindex ${n.ifindex}` : `set neighbour on ifindex ${n.ifindex}`,
+    op: fdb
+      ? `set forwarding entry on ifindex ${n.ifindex}`
+      : `set neighbour on ifindex ${n.ifindex}`,
     type: K.RTM_NEWNEIGH,
     flags: K.NLM_F_CREATE | K.NLM_F_REPLACE,
     header: ndmsg(n.family, n.ifindex, K.NUD_PERMANENT, fdb ? K.NTF_SELF : 0),

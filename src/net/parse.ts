@@ -101,8 +101,7 @@ function parseVxlan(data: Uint8Array): NonNullable<Link["vxlan"]> {
   return x;
 }
 
-const macText = (d: Uint8Array) =>
-  Array.from(d, (x) => x.toString(16).padStart(2, "0")).join(":");
+const macText = (d: Uint8Array) => Array.from(d, (x) => x.toString(16).padStart(2, "0")).join(":");
 
 /** IPv4 addresses only; others are skipped by the caller. */
 export function parseAddr(payload: Uint8Array): Addr | undefined {

@@ -130,7 +130,14 @@ Deno.test("newVxlan() puts the port in network byte order and turns learning off
 
 Deno.test("replaceRoute() marks the route with its owner's protocol and onlink", () => {
   const bytes = encodeRequest(
-    M.replaceRoute({ dst: 0x0af40200, dstLen: 24, gw: 0x0af40200, oif: 5, onlink: true, protocol: 235 }),
+    M.replaceRoute({
+      dst: 0x0af40200,
+      dstLen: 24,
+      gw: 0x0af40200,
+      oif: 5,
+      onlink: true,
+      protocol: 235,
+    }),
     1,
   );
   // rtmsg after the 16-byte header: AF_INET, /24, 0, 0, main, 235, universe, unicast, flags

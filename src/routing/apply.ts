@@ -110,12 +110,22 @@ export function applyRouting(
     const d = p.device;
     const dev = device;
     if (dev.mtu !== d.mtu || dev.mac !== d.mac) {
-      write(() => nl.request(M.setLinkAttrs(dev.index, dev.name, { mtu: d.mtu, mac: d.mac })), "add");
+      write(
+        () => nl.request(M.setLinkAttrs(dev.index, dev.name, { mtu: d.mtu, mac: d.mac })),
+        "add",
+      );
     }
     if (!(dev.flags & K.IFF_UP)) write(() => links.setUp(dev), "add");
     device = links.get(VXLAN_DEVICE);
   }
   const vxlanIndex = p.device ? device?.index : undefined;
+  if (p.device && vxlanIndex === undefined) {
+    // Without the device no overlay route can be made: every node it would carry says why.
+    const why = `the vxlan device ${JSON.stringify(VXLAN_DEVICE)} could not be made: ${
+      errors.at(-1) ?? "it vanished"
+    }`;
+    for (const r of p.routes) if (r.oif === "vxlan" && !failed.has(r.node)) failed.set(r.node, why);
+  }
   const c = diff(p, { ...dumpOwned(nl, vxlanIndex), device: haveDevice(device) }, vxlanIndex);
   const routeNode = new Map(p.routes.map((r) => [`${r.dst}/${r.dstLen}`, r.node]));
 
@@ -125,7 +135,10 @@ export function applyRouting(
   if (vxlanIndex !== undefined) {
     const on = { ifindex: vxlanIndex };
     for (const n of c.neighDel) {
-      write(() => nl.request(M.delNeigh({ ...on, family: K.AF_INET, mac: n.mac, dst: n.ip })), "del");
+      write(
+        () => nl.request(M.delNeigh({ ...on, family: K.AF_INET, mac: n.mac, dst: n.ip })),
+        "del",
+      );
     }
     for (const f of c.fdbDel) {
       write(() => nl.request(M.delNeigh({ ...on, family: K.AF_BRIDGE, ...f })), "del");
@@ -168,7 +181,10 @@ export function applyRouting(
   const states = new Map(p.states);
   for (const [node, why] of failed) {
     const cidrs = input.nodes.get(node)?.podCidrs.map(formatCidr).join(", ") ?? "";
-    states.set(node, { routed: false, reason: `the kernel refused ${cidrs}: ${why}` });
+    states.set(node, {
+      routed: false,
+      reason: why.startsWith("the vxlan device") ? why : `the kernel refused ${cidrs}: ${why}`,
+    });
   }
   return { states, writes, errors };
 }

@@ -51,7 +51,10 @@ export interface Changes {
   addrDel: { ip: number; prefix: number }[];
 }
 
-export function deviceChange(want: DeviceWant | undefined, have: HaveDevice | undefined): DeviceChange {
+export function deviceChange(
+  want: DeviceWant | undefined,
+  have: HaveDevice | undefined,
+): DeviceChange {
   if (!want) return have ? { kind: "delete" } : { kind: "keep" };
   if (!have) return { kind: "create" };
   const x = have.vxlan;

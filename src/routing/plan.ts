@@ -75,7 +75,14 @@ export interface Plan {
  * derives every other's from the Node objects alone (flannel publishes a random one in an
  * annotation instead). */
 export function vtepMac(address: number): string {
-  const b = [0x0e, 0xeb, address >>> 24, (address >>> 16) & 255, (address >>> 8) & 255, address & 255];
+  const b = [
+    0x0e,
+    0xeb,
+    address >>> 24,
+    (address >>> 16) & 255,
+    (address >>> 8) & 255,
+    address & 255,
+  ];
   return b.map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
@@ -177,7 +184,14 @@ export function plan(input: RoutingInput): Plan {
       out.fdb.push({ mac, dst: address });
       out.neighbours.push({ ip: gw, mac });
       for (const c of node.podCidrs) {
-        out.routes.push({ dst: c.network, dstLen: c.prefix, gw, oif: "vxlan", onlink: true, node: name });
+        out.routes.push({
+          dst: c.network,
+          dstLen: c.prefix,
+          gw,
+          oif: "vxlan",
+          onlink: true,
+          node: name,
+        });
       }
       out.states.set(name, { routed: true, via: `vxlan to ${formatIpv4(address)}` });
       continue;
@@ -194,7 +208,14 @@ export function plan(input: RoutingInput): Plan {
       continue;
     }
     for (const c of node.podCidrs) {
-      out.routes.push({ dst: c.network, dstLen: c.prefix, gw: address, oif: via.ifindex, onlink: false, node: name });
+      out.routes.push({
+        dst: c.network,
+        dstLen: c.prefix,
+        gw: address,
+        oif: via.ifindex,
+        onlink: false,
+        node: name,
+      });
     }
     const dev = input.links.find((l) => l.index === via.ifindex)?.name ?? `ifindex ${via.ifindex}`;
     out.states.set(name, { routed: true, via: `${formatIpv4(address)} dev ${dev}` });

@@ -18,7 +18,11 @@ function input(mode: RoutingInput["mode"], nodes: ClusterNode[], self = "a"): Ro
     self,
     nodes: new Map(nodes.map((n) => [n.name, n])),
     vxlan: { port: 8472, vni: 1 },
-    addrs: [{ ip: ip("10.0.0.1"), prefix: 24, ifindex: 2 }, { ip: ip("127.0.0.1"), prefix: 8, ifindex: 1 }],
+    addrs: [{ ip: ip("10.0.0.1"), prefix: 24, ifindex: 2 }, {
+      ip: ip("127.0.0.1"),
+      prefix: 8,
+      ifindex: 1,
+    }],
     links: [{ index: 1, name: "lo", mtu: 65536 }, { index: 2, name: "eth0", mtu: 9000 }],
   };
 }
@@ -58,7 +62,10 @@ Deno.test("plan() in vxlan mode: a device on the underlay at its MTU - 50 and, p
 
 Deno.test("plan() reports a remote node without address or pod CIDR as not routed, and routes the rest", () => {
   const p = plan(input("vxlan", [A, B, node("x", ["10.244.9.0/24"]), node("y", [], "10.0.0.9")]));
-  assert.deepEqual(p.states.get("x"), { routed: false, reason: "no address (InternalIP or ExternalIP)" });
+  assert.deepEqual(p.states.get("x"), {
+    routed: false,
+    reason: "no address (InternalIP or ExternalIP)",
+  });
   assert.deepEqual(p.states.get("y"), { routed: false, reason: "no pod CIDR yet" });
   assert.equal(p.routes.length, 1);
 });
@@ -91,7 +98,10 @@ Deno.test("plan() in native mode routes via a node on a connected subnet and rep
 Deno.test("plan() in none mode routes nothing and says why for every remote node", () => {
   const p = plan(input("none", [A, B]));
   assert.deepEqual([p.device, p.routes.length], [undefined, 0]);
-  assert.deepEqual(p.states.get("b"), { routed: false, reason: "routing is off here (--routing none)" });
+  assert.deepEqual(p.states.get("b"), {
+    routed: false,
+    reason: "routing is off here (--routing none)",
+  });
 });
 
 Deno.test("plan() refuses a remote pod CIDR overlapping this node's", () => {
@@ -117,7 +127,13 @@ Deno.test("diff() writes everything to an empty kernel, nothing when the kernel 
   assert.equal(first.device.kind, "create");
   assert.equal(changeCount(first), 1 + 1 + 1 + 1 + 1); // device, route, neighbour, fdb, address
   const have: Have = {
-    device: { index: 5, up: true, mtu: 8950, mac: "0e:eb:0a:00:00:01", vxlan: { vni: 1, link: 2, local: ip("10.0.0.1"), port: 8472 } },
+    device: {
+      index: 5,
+      up: true,
+      mtu: 8950,
+      mac: "0e:eb:0a:00:00:01",
+      vxlan: { vni: 1, link: 2, local: ip("10.0.0.1"), port: 8472 },
+    },
     routes: [{ dst: ip("10.244.2.0"), dstLen: 24, gw: ip("10.244.2.0"), oif: 5, onlink: true }],
     neighbours: [{ ip: ip("10.244.2.0"), mac: vtepMac(ip("10.0.0.2")), permanent: true }],
     fdb: [{ mac: vtepMac(ip("10.0.0.2")), dst: ip("10.0.0.2") }],
@@ -143,9 +159,24 @@ Deno.test("diff() removes a vanished node's entries and fixes a changed one", ()
 });
 
 Deno.test("diff() deletes the vxlan device outside vxlan mode and recreates one whose VNI or port changed", () => {
-  const dev = { index: 5, up: true, mtu: 8950, mac: "0e:eb:0a:00:00:01", vxlan: { vni: 1, link: 2, local: ip("10.0.0.1"), port: 4789 } };
-  assert.equal(diff(plan(input("native", [A, B])), { ...empty, device: dev }, 5).device.kind, "delete");
-  assert.equal(diff(plan(input("vxlan", [A, B])), { ...empty, device: dev }, 5).device.kind, "recreate");
-  const mtu = diff(plan(input("vxlan", [A, B])), { ...empty, device: { ...dev, mtu: 1450, vxlan: { ...dev.vxlan, port: 8472 } } }, 5).device;
+  const dev = {
+    index: 5,
+    up: true,
+    mtu: 8950,
+    mac: "0e:eb:0a:00:00:01",
+    vxlan: { vni: 1, link: 2, local: ip("10.0.0.1"), port: 4789 },
+  };
+  assert.equal(
+    diff(plan(input("native", [A, B])), { ...empty, device: dev }, 5).device.kind,
+    "delete",
+  );
+  assert.equal(
+    diff(plan(input("vxlan", [A, B])), { ...empty, device: dev }, 5).device.kind,
+    "recreate",
+  );
+  const mtu = diff(plan(input("vxlan", [A, B])), {
+    ...empty,
+    device: { ...dev, mtu: 1450, vxlan: { ...dev.vxlan, port: 8472 } },
+  }, 5).device;
   assert.deepEqual(mtu, { kind: "update", mtu: 8950, up: false });
 });
