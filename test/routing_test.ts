@@ -424,3 +424,71 @@ Deno.test("a pod added on a vxlan node without a configured mtu gets the tunnel'
     }
   });
 });
+
+/** Polls `fn` until it is true or 10 s pass (a bound against hanging, not a speed goal). */
+async function eventually(what: string, fn: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`never happened: ${what}`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
+Deno.test("a running routing loop follows its nodes: a node joining is routed, one leaving is unrouted, a route deleted by hand comes back", async () => {
+  await withCluster([
+    { address: "10.0.0.1", prefix: 24 },
+    { address: "10.0.0.2", prefix: 24 },
+    { address: "10.0.0.3", prefix: 24 },
+  ], async (c) => {
+    const [a, b, n3] = c.nodes as [Node, Node, Node];
+    const dir = Deno.makeTempDirSync({ prefix: "ebpfcni-routing-" });
+    const file = `${dir}/nodes.json`;
+    let loop: Deno.ChildProcess | undefined;
+    try {
+      Deno.writeTextFileSync(file, JSON.stringify([a, b].map(nodeObject)));
+      loop = new Deno.Command("nsenter", {
+        args: [
+          `--net=${a.path}`,
+          Deno.execPath(),
+          "run",
+          "--quiet",
+          "--allow-all",
+          `--config=${ROOT}/deno.json`,
+          DRIVER,
+          JSON.stringify({ self: a.name, mode: "vxlan", watch: file, resyncMs: 200 }),
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const reader = loop.stdout.getReader();
+      assert.match(new TextDecoder().decode((await reader.read()).value), /ready/);
+      reader.releaseLock();
+      const routes = async () => (await owned(a)).routes;
+      assert.match(await routes(), /10\.244\.2\.0\/24/);
+      for (const n of [b, n3]) await route(n, "vxlan", [a, b, n3]);
+      await fitPodMtu([a, b, n3]);
+
+      Deno.writeTextFileSync(file, JSON.stringify([a, b, n3].map(nodeObject)));
+      await eventually("node 3 routed", async () => /10\.244\.3\.0\/24/.test(await routes()));
+      await assertTraffic(a, [n3], true);
+
+      Deno.writeTextFileSync(file, JSON.stringify([a, n3].map(nodeObject)));
+      await eventually("node 2 unrouted", async () => !/10\.244\.2\.0/.test(await routes()));
+      assert.doesNotMatch((await owned(a)).fdb, /10\.0\.0\.2/);
+
+      await run("ip", ["-n", a.ns, "route", "del", "10.244.3.0/24"]);
+      await eventually(
+        "node 3's route repaired",
+        async () => /10\.244\.3\.0\/24/.test(await routes()),
+      );
+      await assertTraffic(a, [n3], true);
+    } finally {
+      if (loop) {
+        loop.kill("SIGTERM");
+        await loop.stdout.cancel().catch(() => {});
+        await loop.status;
+      }
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+});
