@@ -382,6 +382,29 @@ Deno.test("native: pods on nodes of one subnet talk through plain routes; a node
     assert.equal((await owned(a)).routes, "");
     assert.match(await run("ip", ["-n", a.ns, "route"]), /10\.244\.7\.0\/24 via 10\.0\.0\.2/);
     await assertTraffic(a, [b], false);
+
+    // Nor is another owner's route to a node's pod CIDR taken over: the node is reported.
+    await run("ip", [
+      "-n",
+      a.ns,
+      "route",
+      "add",
+      "10.244.2.0/24",
+      "via",
+      "10.0.0.2",
+      "proto",
+      "static",
+    ]);
+    const taken = await route(a, "native", [a, b]);
+    assert.match(
+      JSON.stringify(taken.nodes[b.name]),
+      /another route to 10\.244\.2\.0\/24 \(protocol 4\) is in the main table: left alone/,
+    );
+    assert.match(
+      await run("ip", ["-n", a.ns, "route"]),
+      /10\.244\.2\.0\/24 via 10\.0\.0\.2 dev eth0 proto static/,
+    );
+    assert.equal((await owned(a)).routes, "");
   });
 });
 

@@ -126,6 +126,25 @@ export function applyRouting(
     }`;
     for (const r of p.routes) if (r.oif === "vxlan" && !failed.has(r.node)) failed.set(r.node, why);
   }
+  // A route of another owner to a pod CIDR is left alone (a REPLACE would take it over): the
+  // node it was for is reported instead.
+  const foreign = new Map(
+    links.routes().filter((r) =>
+      r.protocol !== RTPROT_EBPFCNI && r.table === K.RT_TABLE_MAIN && r.type === K.RTN_UNICAST
+    ).map((r) => [`${r.dst}/${r.dstLen}`, r]),
+  );
+  p.routes = p.routes.filter((r) => {
+    const other = foreign.get(`${r.dst}/${r.dstLen}`);
+    if (!other) return true;
+    if (!failed.has(r.node)) {
+      failed.set(
+        r.node,
+        `another route to ${formatCidr({ network: r.dst, prefix: r.dstLen })} (protocol ` +
+          `${other.protocol}) is in the main table: left alone`,
+      );
+    }
+    return false;
+  });
   const c = diff(p, { ...dumpOwned(nl, vxlanIndex), device: haveDevice(device) }, vxlanIndex);
   const routeNode = new Map(p.routes.map((r) => [`${r.dst}/${r.dstLen}`, r.node]));
 
@@ -183,7 +202,9 @@ export function applyRouting(
     const cidrs = input.nodes.get(node)?.podCidrs.map(formatCidr).join(", ") ?? "";
     states.set(node, {
       routed: false,
-      reason: why.startsWith("the vxlan device") ? why : `the kernel refused ${cidrs}: ${why}`,
+      reason: why.startsWith("the vxlan device") || why.startsWith("another route")
+        ? why
+        : `the kernel refused ${cidrs}: ${why}`,
     });
   }
   return { states, writes, errors };
