@@ -285,7 +285,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   let routing: Routing | undefined;
   const nodes = agentNodeSource(agent);
   if (o.routing && o.routing.mode !== "none" && !nodes) {
-    o.log.warn("routing not started: this agent has no node source", { routing: o.routing.mode });
+    o.log.info("routing not started: this agent has no node source", { routing: o.routing.mode });
   } else if (o.routing && nodes) {
     routing = startRouting(nodes, {
       mode: o.routing.mode,
