@@ -91,6 +91,8 @@ export async function startAgent(
       "debug",
       // Agents of tests running side by side: each its own port.
       ...(opts.extra?.includes("--metrics-address") ? [] : ["--metrics-address", "127.0.0.1:0"]),
+      // The host's own namespace is no test's node: no routes, devices or forwarding there.
+      ...(opts.extra?.includes("--routing") ? [] : ["--routing", "none"]),
       ...(opts.extra ?? []),
     ],
     // The robustness tests' fault points, also in the calls it runs for the plugin.

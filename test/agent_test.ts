@@ -328,6 +328,22 @@ Deno.test("agent run refuses bad flags with exit 2 naming the value, before touc
       ["agent", "run", "--in-cluster", "--metrics-address", "node-1:9972"],
       /invalid --metrics-address "node-1:9972": host: /,
     ],
+    [
+      ["agent", "run", "--in-cluster", "--routing", "host-gw"],
+      /invalid --routing "host-gw": must be vxlan, native, none/,
+    ],
+    [
+      ["agent", "run", "--in-cluster", "--vxlan-port", "70000"],
+      /invalid --vxlan-port "70000": must be a number from 1 to 65535/,
+    ],
+    [
+      ["agent", "run", "--in-cluster", "--vxlan-vni", "16777216"],
+      /invalid --vxlan-vni "16777216": must be a number from 1 to 16777215/,
+    ],
+    [
+      ["agent", "run", "--in-cluster", "--routing", "native", "--vxlan-port", "4789"],
+      /--vxlan-port needs --routing vxlan/,
+    ],
     [["agent", "status", "--wait-synced", "soon"], /invalid --wait-synced "soon"/],
     [["policy", "explain", "--from", "x/a", "--to", "x/b", "--port", "80/icmp"], /invalid --port/],
     [["policy", "explain", "--from", "x", "--to", "x/b", "--port", "80"], /invalid --from "x"/],

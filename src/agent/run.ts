@@ -41,11 +41,19 @@ import { AgentMetrics } from "./metrics.ts";
 import { datapathMaps, datapathStats, processFigures } from "./metrics_read.ts";
 import { HttpServer } from "./http.ts";
 import type { ListenAddress } from "./http_address.ts";
+import type { RoutingMode } from "../spec/routing.ts";
+import { type NodeSource, type Routing, startRouting } from "./routing.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
   | { kind: "kubernetes"; kubeconfig: string }
   | { kind: "kubernetes"; inCluster: true };
+
+/** --routing and its vxlan settings. */
+export interface RoutingChoice {
+  mode: RoutingMode;
+  vxlan: { port: number; vni: number };
+}
 
 export interface RunOptions {
   source: SourceChoice;
@@ -67,6 +75,8 @@ export interface RunOptions {
   /** Where `/metrics`, `/healthz` and `/readyz` are served; none: not served, nothing
    * counted. */
   metricsAddress?: ListenAddress | undefined;
+  /** How remote nodes' pod CIDRs are reached (absent: as "none", nothing touched). */
+  routing?: RoutingChoice;
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -200,6 +210,12 @@ function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
   };
 }
 
+/** The agent's nodes (valid Node objects, and a hook fired after a reconcile that changed
+ * them) as routing's and masquerade's NodeSource. */
+function agentNodeSource(agent: Agent): NodeSource {
+  return { nodes: () => agent.nodes(), onChange: (cb) => void agent.onNodes(cb) };
+}
+
 export async function runAgent(o: RunOptions): Promise<void> {
   let flowLog: FlowLog | undefined;
   try {
@@ -279,9 +295,23 @@ export async function runAgent(o: RunOptions): Promise<void> {
     agent.stop();
     throw new AgentStartError((err as Error).message, { cause: err });
   }
+  // Routing state per node for `agent status` is `routing?.state(name)`.
+  let routing: Routing | undefined;
+  const nodes = agentNodeSource(agent);
+  if (o.routing) {
+    const r = routing = startRouting(nodes, {
+      mode: o.routing.mode,
+      node: o.node,
+      vxlan: o.routing.vxlan,
+      resyncMs: o.resyncMs,
+      log: o.log,
+    });
+    agent.setRouteState((name) => r.state(name));
+  }
   const cni = new CniCounts();
   const cniServer = new CniServer({ podCidr: () => agent.podCidr() });
   const metricsAddress = http?.address ?? null;
+  const routed = () => (routing ? { routing: routing.status() } : {});
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     const reply = await handle(req, caller);
     metrics?.request(req.op, !(typeof reply === "object" && reply !== null && "error" in reply));
@@ -320,11 +350,15 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
+          return {
+            status: { ...agent.status(), cni, ...flows.status(), metricsAddress, ...routed() },
+          };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
+          return {
+            status: { ...agent.status(), cni, ...flows.status(), metricsAddress, ...routed() },
+          };
         case "explain":
           return { explanation: agent.explain(req) };
         case "podcidr":
@@ -347,6 +381,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
       o.socketGroup === undefined ? {} : { group: o.socketGroup },
     );
   } catch (err) {
+    routing?.stop();
     await source.stop();
     await http?.close();
     agent.stop();
@@ -365,6 +400,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     metrics: metricsAddress,
     attachments: attachments.length,
     established: o.keepEstablished ? "kept" : "revoked",
+    routing: routing ? o.routing!.mode : "not running",
   });
   const ct = CtMap.of(dp);
   const resync = setInterval(() => {
@@ -385,6 +421,8 @@ export async function runAgent(o: RunOptions): Promise<void> {
     await o.stopSignal;
   } finally {
     clearInterval(resync);
+    // The routes stay: pods keep reaching other nodes while no agent runs.
+    routing?.stop();
     await server.close();
     await http?.close();
     logTo(undefined);

@@ -11,7 +11,14 @@ import type { AgentStatus, Explanation } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
 import type { LogLevel } from "../agent/log.ts";
 import { LOG_LEVELS } from "../agent/log.ts";
-import type { SourceChoice } from "../agent/run.ts";
+import type { RoutingChoice, SourceChoice } from "../agent/run.ts";
+import {
+  DEFAULT_VXLAN_PORT,
+  DEFAULT_VXLAN_VNI,
+  ROUTING_MODES,
+  type RoutingMode,
+  VXLAN_DEVICE,
+} from "../spec/routing.ts";
 import type { FlowLogOptions } from "../agent/flow_log.ts";
 import type { ParsedFlags } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -156,9 +163,35 @@ function metricsAddressOf(values: ParsedFlags["values"]): ListenAddress | undefi
   return a;
 }
 
+/** --routing MODE, --vxlan-port PORT, --vxlan-vni VNI. */
+export function routingOf(values: ParsedFlags["values"]): RoutingChoice {
+  const v = values.routing;
+  const mode = typeof v === "string" ? v : "vxlan";
+  if (!(ROUTING_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`invalid --routing ${quote(mode)}: must be ${ROUTING_MODES.join(", ")}`);
+  }
+  const number = (flag: string, max: number, fallback: number): number => {
+    const text = values[flag];
+    if (typeof text !== "string") return fallback;
+    const n = /^[0-9]{1,8}$/.test(text) ? Number(text) : NaN;
+    if (!(n >= 1 && n <= max)) {
+      throw new UsageError(`invalid --${flag} ${quote(text)}: must be a number from 1 to ${max}`);
+    }
+    if (mode !== "vxlan") throw new UsageError(`--${flag} needs --routing vxlan`);
+    return n;
+  };
+  return {
+    mode: mode as RoutingMode,
+    vxlan: {
+      port: number("vxlan-port", 65535, DEFAULT_VXLAN_PORT),
+      vni: number("vxlan-vni", 2 ** 24 - 1, DEFAULT_VXLAN_VNI),
+    },
+  };
+}
+
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--metrics-address HOST:PORT] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -196,6 +229,14 @@ Sources (one):
                       allows go on until they close; by default they end within the
                       reconcile that writes the change (their next packet is judged and
                       dropped). Connections whose ends changed identity end either way
+  --routing MODE      how this node reaches other nodes' pod CIDRs (the Node objects'
+                      spec.podCIDRs and InternalIP): vxlan (default), an overlay over the
+                      nodes' addresses (device ${VXLAN_DEVICE}, MTU: the underlay's - 50, pods
+                      get it unless the network config sets "mtu"); native, a route per
+                      node via its address (nodes on one link; one that is not is reported
+                      and not routed); none (BGP, cloud routes or another component route)
+  --vxlan-port PORT   the overlay's UDP port (default ${DEFAULT_VXLAN_PORT}, the Linux default)
+  --vxlan-vni VNI     the overlay's VXLAN network identifier (default ${DEFAULT_VXLAN_VNI})
   --metrics-address HOST:PORT
                       where to serve /metrics (Prometheus), /healthz and /readyz over
                       HTTP (default ${DEFAULT_METRICS_ADDRESS}; port 0: any free one, shown by
@@ -223,10 +264,14 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     "flow-log-keep": { type: "string" },
     "keep-established": { type: "boolean" },
     "metrics-address": { type: "string" },
+    routing: { type: "string" },
+    "vxlan-port": { type: "string" },
+    "vxlan-vni": { type: "string" },
     "log-level": { type: "string" },
   },
   async run(ctx, { values }) {
     const source = sourceOf(values);
+    const routing = routingOf(values);
     const flowLog = flowLogOf(values);
     const metricsAddress = metricsAddressOf(values);
     const socket = socketOf(values, ctx.env);
@@ -276,6 +321,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         ...(flowLog && { flowLog }),
         keepEstablished: values["keep-established"] === true,
         metricsAddress,
+        routing,
         log,
         stopSignal,
       });

@@ -1,6 +1,7 @@
 // `agent status` as text. Pure.
 import type { AgentStatus, NodeStatus, NotEnforced } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
+import type { RoutingStatus } from "../agent/routing.ts";
 
 /** One line per policy not enforced as written: which, its pods, the room it needs. */
 export function notEnforcedLine(w: NotEnforced): string {
@@ -18,6 +19,20 @@ export function nodeLine(n: NodeStatus): string {
   return `${n.name}${n.self ? " (this node)" : ""}  ${cidr}  ${
     n.address ?? "no address"
   }  ${routing}`;
+}
+
+/** The routing mode, how many remote nodes it routes, and (`perNode`: when no node lines say
+ * it) why each other one is not. */
+export function routingLines(r: RoutingStatus, perNode = true): string[] {
+  const mode = r.vxlan ? `vxlan (UDP ${r.vxlan.port}, VNI ${r.vxlan.vni})` : r.mode;
+  const remote = Object.entries(r.nodes).filter(([, s]) => !(s.routed && s.via === "this node"));
+  const routed = remote.filter(([, s]) => s.routed).length;
+  const lines = [`routing:      ${mode}, ${routed} of ${remote.length} remote node(s) routed`];
+  if (perNode) {
+    for (const [name, s] of remote) if (!s.routed) lines.push(`not routed:   ${name}: ${s.reason}`);
+  }
+  for (const e of r.lastPass?.errors ?? []) lines.push(`route refused: ${e}`);
+  return lines;
 }
 
 export function renderStatus(s: AgentStatus): string {
@@ -82,8 +97,9 @@ export function renderStatus(s: AgentStatus): string {
       `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
     );
   }
-  lines.push(`nodes:        ${s.nodes.length}`);
-  for (const node of s.nodes) {
+  if (s.routing !== undefined) lines.push(...routingLines(s.routing, (s.nodes ?? []).length === 0));
+  lines.push(`nodes:        ${(s.nodes ?? []).length}`);
+  for (const node of s.nodes ?? []) {
     lines.push(`node:         ${nodeLine(node)}`);
     for (const p of node.problems) lines.push(`node problem: ${p}`);
   }

@@ -172,3 +172,25 @@ Deno.test("agent status text: each node with its pod CIDR, address, routing stat
     /^node: +n3 +10\.244\.3\.0\/24 +192\.168\.1\.3 +routed via vxlan 192\.168\.1\.3$/m,
   );
 });
+
+Deno.test("agent status text: the routing mode, remote nodes routed, and why the others are not", () => {
+  const text = renderStatus({
+    ...STATUS,
+    routing: {
+      mode: "native",
+      nodes: {
+        n1: { routed: true, via: "this node" },
+        n2: { routed: true, via: "10.0.0.2 dev eth0" },
+        n3: {
+          routed: false,
+          reason: "its address 10.9.0.3 is not on a subnet this node is connected to",
+        },
+      },
+      lastPass: { at: 1, writes: 1, errors: [] },
+    },
+  });
+  assert.match(text, /^routing: +native, 1 of 2 remote node\(s\) routed$/m);
+  assert.match(text, /^not routed: +n3: its address 10\.9\.0\.3 is not on a subnet/m);
+  assert.doesNotMatch(text, /n2:/);
+  assert.doesNotMatch(renderStatus(STATUS), /routing/);
+});

@@ -11,6 +11,7 @@ import { ipamAdd, ipamDel, ipamPlan } from "../ipam/mod.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
+import { podMtu } from "./mtu.ts";
 import type { Link } from "../net/parse.ts";
 import { applyDatapathConf, ensureNodeDatapath, sweepConntrack } from "./datapath.ts";
 import { attach } from "../datapath/tc.ts";
@@ -133,7 +134,8 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     await fault("after-lease");
 
     const links = new Links(host);
-    const bridge = links.ensureBridge(conf.bridge, conf.mtu);
+    const mtu = podMtu(conf, links);
+    const bridge = links.ensureBridge(conf.bridge, mtu);
     if (conf.isGateway) {
       for (const a of v4) if (a.gateway !== undefined) links.addAddr(bridge, a.gateway, a.prefix);
     }
@@ -148,7 +150,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
 
     // A host veth with our derived name is left over from an ADD that crashed: replace it.
     if (links.delete(ctx.hostVeth)) log.warn(`removed stale ${ctx.hostVeth}`);
-    links.createVeth(ctx.hostVeth, env.ifname, ns.fd, conf.mtu);
+    links.createVeth(ctx.hostVeth, env.ifname, ns.fd, mtu);
     undo.push(`delete ${ctx.hostVeth}`, () => links.delete(ctx.hostVeth));
     await fault("after-veth");
 

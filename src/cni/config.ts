@@ -67,6 +67,8 @@ export interface NetConf {
   type: string;
   bridge: string;
   mtu: number;
+  /** Whether the config set "mtu" (else the plugin may take the overlay's, src/cni/mtu.ts). */
+  mtuSet: boolean;
   /** Give the bridge the gateway address. Always true when isDefaultGateway is. */
   isGateway: boolean;
   /** Add a default route via the gateway in the container. */
@@ -213,7 +215,8 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     );
   }
 
-  const mtu = fields.optInt(json, "mtu", "", MIN_MTU, MAX_MTU) ?? DEFAULT_MTU;
+  const mtuGiven = fields.optInt(json, "mtu", "", MIN_MTU, MAX_MTU);
+  const mtu = mtuGiven ?? DEFAULT_MTU;
 
   const isDefaultGateway = fields.optBool(json, "isDefaultGateway") ?? false;
   // As the reference bridge plugin: a default route via the gateway needs the gateway.
@@ -237,6 +240,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     type,
     bridge,
     mtu,
+    mtuSet: mtuGiven !== undefined,
     isGateway,
     isDefaultGateway,
     hairpinMode,

@@ -33,6 +33,10 @@ export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_METRICS = 8;
 export const RTA_TABLE = 15;
+export const RTNH_F_ONLINK = 0x4;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 export const RTAX_MTU = 2;
 export const RTAX_ADVMSS = 8;
 
@@ -48,6 +52,19 @@ export const IFLA_INFO_DATA = 2;
 export const IFLA_INFO_SLAVE_KIND = 4;
 export const IFLA_INFO_SLAVE_DATA = 5;
 export const IFLA_BRPORT_MODE = 4; // hairpin
+
+// linux/if_link.h: vxlan
+export const IFLA_VXLAN_ID = 1;
+export const IFLA_VXLAN_LINK = 3;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_LEARNING = 7;
+export const IFLA_VXLAN_PORT = 15; // network byte order
+
+// linux/neighbour.h
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NUD_PERMANENT = 0x80;
+export const NTF_SELF = 0x2;
 
 // linux/veth.h
 export const VETH_INFO_PEER = 1;

@@ -317,3 +317,194 @@ export function getFilter(f: TcFilterSpec): NlRequest {
     attrs: [{ type: K.TCA_KIND, str: "bpf" }],
   };
 }
+
+/** A MAC address "aa:bb:cc:dd:ee:ff" as its 6 bytes. */
+export function macBytes(mac: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(mac.split(":"), (x) => parseInt(x, 16));
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  port: number;
+  /** The node's underlay address (host order) the tunnel's packets leave from. */
+  local: number;
+  /** The underlay interface carrying `local`. */
+  link: number;
+  mtu: number;
+  mac: string;
+}
+
+/** A vxlan device without learning (every peer is programmed: FDB and neighbour entries),
+ * as flannel makes flannel.<VNI> (linux/if_link.h IFLA_VXLAN_*). */
+export function newVxlan(s: VxlanSpec): NlRequest {
+  const port = new Uint8Array([(s.port >> 8) & 255, s.port & 255]); // network order
+  return {
+    op: `create vxlan device "${s.name}"`,
+    type: K.RTM_NEWLINK,
+    flags: K.NLM_F_CREATE | K.NLM_F_EXCL,
+    header: ifinfomsg(),
+    attrs: [
+      { type: K.IFLA_IFNAME, str: s.name },
+      { type: K.IFLA_MTU, u32: s.mtu },
+      { type: K.IFLA_ADDRESS, bytes: macBytes(s.mac) },
+      {
+        type: K.IFLA_LINKINFO,
+        nest: [
+          { type: K.IFLA_INFO_KIND, str: "vxlan" },
+          {
+            type: K.IFLA_INFO_DATA,
+            nest: [
+              { type: K.IFLA_VXLAN_ID, u32: s.vni },
+              { type: K.IFLA_VXLAN_LINK, u32: s.link },
+              { type: K.IFLA_VXLAN_LOCAL, bytes: ip4(s.local) },
+              { type: K.IFLA_VXLAN_LEARNING, u8: 0 },
+              { type: K.IFLA_VXLAN_PORT, bytes: port },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Changes a link's MTU and/or MAC address in place. */
+export function setLinkAttrs(
+  index: number,
+  name: string,
+  opts: { mtu?: number; mac?: string },
+): NlRequest {
+  const attrs: NlAttr[] = [];
+  if (opts.mtu !== undefined) attrs.push({ type: K.IFLA_MTU, u32: opts.mtu });
+  if (opts.mac !== undefined) attrs.push({ type: K.IFLA_ADDRESS, bytes: macBytes(opts.mac) });
+  return {
+    op: `configure link "${name}"`,
+    type: K.RTM_NEWLINK,
+    flags: 0,
+    header: ifinfomsg(index),
+    attrs,
+  };
+}
+
+export function delAddr(index: number, ip: number, prefix: number, ifname: string): NlRequest {
+  return {
+    op: `delete address from "${ifname}"`,
+    type: K.RTM_DELADDR,
+    flags: 0,
+    header: ifaddrmsg(prefix, index),
+    attrs: [{ type: K.IFA_LOCAL, bytes: ip4(ip) }],
+  };
+}
+
+/** A route tagged with its owner's protocol number (struct rtmsg rtm_protocol), so a dump
+ * tells ebpfcni's routes from everyone else's. */
+export interface OwnedRouteSpec {
+  dst: number;
+  dstLen: number;
+  gw: number;
+  oif: number;
+  onlink: boolean;
+  protocol: number;
+}
+
+function ownedRtmsg(r: { dstLen: number; protocol: number; onlink?: boolean }): Uint8Array {
+  const b = new Uint8Array(12);
+  b.set([
+    K.AF_INET,
+    r.dstLen,
+    0,
+    0,
+    K.RT_TABLE_MAIN,
+    r.protocol,
+    K.RT_SCOPE_UNIVERSE,
+    K.RTN_UNICAST,
+  ]);
+  new DataView(b.buffer).setUint32(8, r.onlink ? K.RTNH_F_ONLINK : 0, true);
+  return b;
+}
+
+/** Adds the route or replaces the one to the same prefix (main table). */
+export function replaceRoute(r: OwnedRouteSpec): NlRequest {
+  return {
+    op: `set route to a pod CIDR (/${r.dstLen})`,
+    type: K.RTM_NEWROUTE,
+    flags: K.NLM_F_CREATE | K.NLM_F_REPLACE,
+    header: ownedRtmsg(r),
+    attrs: [
+      { type: K.RTA_DST, bytes: ip4(r.dst) },
+      { type: K.RTA_GATEWAY, bytes: ip4(r.gw) },
+      { type: K.RTA_OIF, u32: r.oif },
+    ],
+  };
+}
+
+/** Deletes the route to a prefix that carries `protocol` (another owner's is left alone: the
+ * kernel matches rtm_protocol when it is set). */
+export function delRoute(r: { dst: number; dstLen: number; protocol: number }): NlRequest {
+  return {
+    op: `delete route to a pod CIDR (/${r.dstLen})`,
+    type: K.RTM_DELROUTE,
+    flags: 0,
+    header: ownedRtmsg(r),
+    attrs: [{ type: K.RTA_DST, bytes: ip4(r.dst) }],
+  };
+}
+
+/** struct ndmsg (12 bytes). */
+export function ndmsg(family: number, ifindex: number, state = 0, flags = 0): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, family);
+  v.setInt32(4, ifindex, true);
+  v.setUint16(8, state, true);
+  v.setUint8(10, flags);
+  return b;
+}
+
+/** A permanent neighbour (AF_INET: IP → MAC) or, on a vxlan device, forwarding entry
+ * (AF_BRIDGE with NTF_SELF: MAC → remote tunnel endpoint), added or replaced. */
+export function replaceNeigh(
+  n: { family: number; ifindex: number; mac: string; dst: number },
+): NlRequest {
+  const fdb = n.family === K.AF_BRIDGE;
+  return {
+    op: fdb
+      ? `set forwarding entry on ifindex ${n.ifindex}`
+      : `set neighbour on ifindex ${n.ifindex}`,
+    type: K.RTM_NEWNEIGH,
+    flags: K.NLM_F_CREATE | K.NLM_F_REPLACE,
+    header: ndmsg(n.family, n.ifindex, K.NUD_PERMANENT, fdb ? K.NTF_SELF : 0),
+    attrs: [
+      { type: K.NDA_DST, bytes: ip4(n.dst) },
+      { type: K.NDA_LLADDR, bytes: macBytes(n.mac) },
+    ],
+  };
+}
+
+export function delNeigh(
+  n: { family: number; ifindex: number; mac: string; dst: number },
+): NlRequest {
+  const fdb = n.family === K.AF_BRIDGE;
+  return {
+    op: fdb
+      ? `delete forwarding entry on ifindex ${n.ifindex}`
+      : `delete neighbour on ifindex ${n.ifindex}`,
+    type: K.RTM_DELNEIGH,
+    flags: 0,
+    header: ndmsg(n.family, n.ifindex, 0, fdb ? K.NTF_SELF : 0),
+    attrs: fdb
+      ? [{ type: K.NDA_LLADDR, bytes: macBytes(n.mac) }, { type: K.NDA_DST, bytes: ip4(n.dst) }]
+      : [{ type: K.NDA_DST, bytes: ip4(n.dst) }],
+  };
+}
+
+/** Neighbours (AF_INET) or forwarding entries (AF_BRIDGE) of every device. */
+export function dumpNeigh(family: number): NlRequest {
+  return {
+    op: family === K.AF_BRIDGE ? "list forwarding entries" : "list neighbours",
+    type: K.RTM_GETNEIGH,
+    flags: 0,
+    header: ndmsg(family, 0),
+    attrs: [],
+  };
+}

@@ -1,7 +1,7 @@
 // Golden bytes for the rtnetlink reply parsers: link, address and route messages laid out as
 // linux/rtnetlink.h and linux/if_link.h define them.
 import assert from "node:assert/strict";
-import { parseAddr, parseLink, parseRoute } from "./parse.ts";
+import { parseAddr, parseLink, parseNeigh, parseRoute } from "./parse.ts";
 import { unhex } from "./_test_util.ts";
 
 Deno.test("parseLink() reads index, flags, name, mtu, master, mac and kind", () => {
@@ -34,7 +34,7 @@ Deno.test("parseAddr() prefers IFA_LOCAL and skips families other than IPv4", ()
   assert.equal(parseAddr(unhex("0a400000" + "07000000")), undefined); // AF_INET6
 });
 
-Deno.test("parseRoute() reads destination, gateway, oif and the table attribute", () => {
+Deno.test("parseRoute() reads destination, gateway, oif, the table attribute and the owner's protocol", () => {
   const payload = unhex(
     "02180000" + "fe030001" + "00000000" + // rtmsg: AF_INET, /24, table main
       "08000100" + "0a0d0000" + // RTA_DST
@@ -48,5 +48,24 @@ Deno.test("parseRoute() reads destination, gateway, oif and the table attribute"
     gw: 0x0a0d0001,
     oif: 4,
     table: 1000,
+    protocol: 3, // RTPROT_BOOT
+    flags: 0,
+    type: 1, // RTN_UNICAST
+  });
+});
+
+Deno.test("parseNeigh() reads a vxlan forwarding entry's family, device, state, MAC and endpoint", () => {
+  const payload = unhex(
+    "07000000" + "05000000" + "80000200" + // ndmsg: AF_BRIDGE, ifindex 5, PERMANENT, NTF_SELF
+      "0a000200" + "0eeb0a000002" + "0000" + // NDA_LLADDR
+      "08000100" + "0a000002", // NDA_DST 10.0.0.2
+  );
+  assert.deepEqual(parseNeigh(payload), {
+    family: 7,
+    ifindex: 5,
+    state: 0x80,
+    flags: 2,
+    dst: 0x0a000002,
+    mac: "0e:eb:0a:00:00:02",
   });
 });

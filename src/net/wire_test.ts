@@ -107,3 +107,39 @@ Deno.test("decodeAttrs() reads TLVs, strips the nested flag and stops at a bad l
     { type: 1, data: "01020304" },
   ]);
 });
+
+Deno.test("newVxlan() puts the port in network byte order and turns learning off", () => {
+  const bytes = encodeRequest(
+    M.newVxlan({
+      name: "ebpfcni.vxlan",
+      vni: 1,
+      port: 8472,
+      local: 0x0a000001,
+      link: 2,
+      mtu: 1450,
+      mac: "0e:eb:0a:00:00:01",
+    }),
+    1,
+  );
+  const text = hex(bytes);
+  assert.ok(text.includes("06000f00" + "2118"), "IFLA_VXLAN_PORT 8472 big-endian");
+  assert.ok(text.includes("05000700" + "00"), "IFLA_VXLAN_LEARNING 0");
+  assert.ok(text.includes("08000400" + "0a000001"), "IFLA_VXLAN_LOCAL 10.0.0.1");
+  assert.ok(text.includes("0a000100" + "0eeb0a000001"), "IFLA_ADDRESS");
+});
+
+Deno.test("replaceRoute() marks the route with its owner's protocol and onlink", () => {
+  const bytes = encodeRequest(
+    M.replaceRoute({
+      dst: 0x0af40200,
+      dstLen: 24,
+      gw: 0x0af40200,
+      oif: 5,
+      onlink: true,
+      protocol: 235,
+    }),
+    1,
+  );
+  // rtmsg after the 16-byte header: AF_INET, /24, 0, 0, main, 235, universe, unicast, flags
+  assert.equal(hex(bytes.subarray(16, 28)), "02180000" + "feeb0001" + "04000000");
+});
