@@ -73,6 +73,8 @@ export interface NetConf {
   isDefaultGateway: boolean;
   hairpinMode: boolean;
   promiscMode: boolean;
+  /** Masquerade the pod's traffic leaving the bridge's subnet (src/cni/ipmasq.ts). */
+  ipMasq: boolean;
   pinDir: string;
   datapath: DatapathConf;
   /** The agent's unix socket (kubernetes mode). */
@@ -101,7 +103,6 @@ export interface NetConf {
  * defaults. Setting one to anything else is code 2 rather than silently doing less than asked.
  */
 const UNSUPPORTED_DEFAULTS: Record<string, unknown> = {
-  ipMasq: false,
   vlan: 0,
   vlanTrunk: [],
   preserveDefaultVlan: true,
@@ -220,6 +221,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
   const isGateway = (fields.optBool(json, "isGateway") ?? true) || isDefaultGateway;
   const hairpinMode = fields.optBool(json, "hairpinMode") ?? false;
   const promiscMode = fields.optBool(json, "promiscMode") ?? false;
+  const ipMasq = fields.optBool(json, "ipMasq") ?? false;
 
   const pinDir = absPath(json, "pinDir", DEFAULT_PIN_DIR);
   const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
@@ -241,6 +243,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     isDefaultGateway,
     hairpinMode,
     promiscMode,
+    ipMasq,
     pinDir,
     datapath,
     agentSocket,
