@@ -8,6 +8,8 @@ import { sh } from "./_cni.ts";
 import { ebpfcni } from "./_cli.ts";
 import { randomHex } from "./_kernel.ts";
 import { askPeer, type Servers, startServers } from "./_traffic.ts";
+import { ManifestDir, startAgent } from "./_agent.ts";
+import { withNetwork } from "./_cni.ts";
 
 const PORT = 7000;
 const A = "192.168.50.1"; // node A on the underlay
@@ -257,4 +259,24 @@ Deno.test("agent run: bad masquerade flags exit 2 naming the value", async () =>
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, msg);
   }
+});
+
+Deno.test("agent run: masquerade is on by default and waits for this node's pod CIDR; --no-masquerade turns it off", async () => {
+  await withNetwork(async (net) => {
+    const manifests = new ManifestDir(net.dir);
+    for (const [extra, want] of [[[], "waiting"], [["--no-masquerade"], null]] as const) {
+      const agent = await startAgent(net, { manifests: manifests.dir }, { extra: [...extra] });
+      try {
+        const st = await agent.synced() as unknown as { masquerade: { state: string } | null };
+        assert.equal(st.masquerade === null ? null : st.masquerade.state, want);
+        const text = await ebpfcni(["agent", "status", "--socket", agent.socket]);
+        assert.match(
+          text.stdout,
+          want === null ? /^masquerade: +off$/m : /^masquerade: +waiting: /m,
+        );
+      } finally {
+        await agent.stop();
+      }
+    }
+  });
 });

@@ -3,6 +3,7 @@
 // reconciler, make before break. CNI ADD asks it for a pod's identity (it answers once the
 // pod's entries are in the maps), DEL tells it an attachment is gone. Nothing here opens a
 // socket or parses a command line (server.ts, run.ts do).
+import type { MasqueradeStatus } from "./masquerade.ts";
 import {
   compile,
   CompileCache,
@@ -79,6 +80,8 @@ export interface AgentStatus {
   flowLog?: FlowLogStats;
   /** Where `/metrics`, `/healthz` and `/readyz` are served (added by the server), or null. */
   metricsAddress?: string | null;
+  /** The masquerade's state (added by the process), or null with --no-masquerade. */
+  masquerade?: MasqueradeStatus | null;
 }
 
 /** A policy not enforced as written (rule_map full), with the pods it selects. */

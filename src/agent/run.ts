@@ -324,11 +324,27 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
+          return {
+            status: {
+              ...agent.status(),
+              cni,
+              ...flows.status(),
+              metricsAddress,
+              masquerade: masquerade?.status() ?? null,
+            },
+          };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return { status: { ...agent.status(), cni, ...flows.status(), metricsAddress } };
+          return {
+            status: {
+              ...agent.status(),
+              cni,
+              ...flows.status(),
+              metricsAddress,
+              masquerade: masquerade?.status() ?? null,
+            },
+          };
         case "explain":
           return { explanation: agent.explain(req) };
         case "monitor":

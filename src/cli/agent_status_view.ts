@@ -68,6 +68,20 @@ export function renderStatus(s: AgentStatus): string {
       `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
     );
   }
+  if (s.masquerade !== undefined) {
+    const m = s.masquerade;
+    lines.push(
+      `masquerade:   ${
+        m === null
+          ? "off"
+          : m.state === "applied"
+          ? `table ip ebpfcni, ${m.rules}`
+          : m.state === "waiting"
+          ? `waiting: ${m.reason}`
+          : `not applied: ${m.error}`
+      }`,
+    );
+  }
   for (const f of s.failed) lines.push(`refused entry: ${f}`);
   for (const p of s.problems) lines.push(`problem: ${p}`);
   return lines.join("\n") + "\n";
