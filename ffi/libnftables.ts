@@ -3,6 +3,8 @@
 // context's netlink socket belongs to the network namespace of the thread that made it:
 // callers make, use and free it synchronously on the main thread.
 import { openLibrary, toCString } from "./_lib.ts";
+import { NftError } from "./errors.ts";
+export { NftError };
 
 const symbols = {
   nft_ctx_new: { parameters: ["u32"], result: "pointer" }, // uint32_t flags
@@ -31,18 +33,6 @@ const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;
 /** Rule handles in listings, for deleting rules. */
 const NFT_CTX_OUTPUT_HANDLE = 1 << 3;
-
-/** nftables refused a command; `detail` is what libnftables wrote to its error buffer. */
-export class NftError extends Error {
-  override name = "NftError";
-  constructor(readonly op: string, readonly detail: string, options?: ErrorOptions) {
-    super(`${op}: ${detail.trim() || "refused"}`, options);
-  }
-  /** The table, chain or rule named does not exist. */
-  get notFound(): boolean {
-    return /No such file or directory/.test(this.detail);
-  }
-}
 
 function text(p: Deno.PointerValue): string {
   return p ? Deno.UnsafePointerView.getCString(p) : "";
