@@ -59,6 +59,21 @@ export class NetlinkError extends SysError {
   override name = "NetlinkError";
 }
 
+/** nftables refused a command; `detail` is what libnftables wrote to its error buffer. */
+export class NftError extends Error {
+  override name = "NftError";
+  constructor(readonly op: string, readonly detail: string, options?: ErrorOptions) {
+    // libnftables prefixes each line with the place in its input ("internal:0:0-0: ").
+    const text = detail.split("\n").map((l) => l.replace(/^internal:[0-9:-]+: /, "").trim())
+      .filter(Boolean).join("; ");
+    super(`${op}: ${text || "refused"}`, options);
+  }
+  /** The table, chain or rule named does not exist. */
+  get notFound(): boolean {
+    return /No such file or directory/.test(this.detail);
+  }
+}
+
 /** A shared library could not be opened or lacks a symbol. */
 export class LibraryError extends Error {
   override name = "LibraryError";

@@ -9,7 +9,8 @@ ROOT=$(pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 need_pkgs=(clang llvm libbpf-dev libbpf1 bpftool libmnl0 libmnl-dev iproute2 iputils-ping
-  iperf3 containernetworking-plugins jq util-linux procps ca-certificates openssl prometheus)
+  iperf3 containernetworking-plugins jq util-linux procps ca-certificates openssl prometheus
+  libnftables1 nftables)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

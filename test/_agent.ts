@@ -93,6 +93,7 @@ export async function startAgent(
       ...(opts.extra?.includes("--metrics-address") ? [] : ["--metrics-address", "127.0.0.1:0"]),
       // The host's own namespace is no test's node: no routes, devices or forwarding there.
       ...(opts.extra?.includes("--routing") ? [] : ["--routing", "none"]),
+      ...(opts.extra?.some((a) => a.endsWith("masquerade")) ? [] : ["--no-masquerade"]),
       ...(opts.extra ?? []),
     ],
     // The robustness tests' fault points, also in the calls it runs for the plugin.

@@ -20,6 +20,8 @@ export interface ServerSpec {
   udp: number[];
   /** TCP ports whose connections stay open and echo what they receive. */
   tcpEcho?: number[];
+  /** TCP ports that answer each connection with the address it came from, then close. */
+  tcpPeer?: number[];
 }
 
 export interface Servers {
@@ -280,6 +282,25 @@ export function openConnection(
   port: number,
   opts: { sport?: number; timeoutMs?: number } = {},
 ): LiveConnection {
+  const fd = connectedFd(from, to, port, opts);
+  const buf = new Uint8Array(64);
+  return {
+    roundTrip(timeoutMs = 1000) {
+      if (Number(S.send(fd, cstr("x"), 1n, 0)) !== 1) return false;
+      if (!(waitFor(fd, POLLIN, timeoutMs) & POLLIN)) return false;
+      return Number(S.recv(fd, buf, BigInt(buf.length), 0)) > 0;
+    },
+    close: () => void S.close(fd),
+  };
+}
+
+/** A connected TCP socket from the namespace at `from`; throws if none within `timeoutMs`. */
+function connectedFd(
+  from: string,
+  to: string,
+  port: number,
+  opts: { sport?: number; timeoutMs?: number },
+): number {
   const fd = inNetns(from, () => {
     const fd = S.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new Error(`socket: errno ${errno()}`);
@@ -301,15 +322,31 @@ export function openConnection(
     S.close(fd);
     throw new Error(`no connection to ${to}:${port} (events ${rev}, error ${err[0]})`);
   }
-  const buf = new Uint8Array(64);
-  return {
-    roundTrip(timeoutMs = 1000) {
-      if (Number(S.send(fd, cstr("x"), 1n, 0)) !== 1) return false;
-      if (!(waitFor(fd, POLLIN, timeoutMs) & POLLIN)) return false;
-      return Number(S.recv(fd, buf, BigInt(buf.length), 0)) > 0;
-    },
-    close: () => void S.close(fd),
-  };
+  return fd;
+}
+
+/** Connects from `from` to a `tcpPeer` port: the source address the server saw, or
+ * undefined when no connection was made or nothing came back within `timeoutMs`. */
+export function askPeer(
+  from: string,
+  to: string,
+  port: number,
+  timeoutMs = 2000,
+): string | undefined {
+  let fd: number;
+  try {
+    fd = connectedFd(from, to, port, { timeoutMs });
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!(waitFor(fd, POLLIN, timeoutMs) & POLLIN)) return undefined;
+    const buf = new Uint8Array(64);
+    const n = Number(S.recv(fd, buf, BigInt(buf.length), 0));
+    return n > 0 ? new TextDecoder().decode(buf.subarray(0, n)).trim() : undefined;
+  } finally {
+    S.close(fd);
+  }
 }
 
 // ---- the server process ----
@@ -338,6 +375,17 @@ async function serve(specs: ServerSpec[]): Promise<void> {
         tasks.push((async () => {
           for await (const conn of l) {
             conn.readable.pipeTo(conn.writable).catch(() => {});
+          }
+        })());
+      }
+      for (const port of spec.tcpPeer ?? []) {
+        const l = Deno.listen({ hostname: "0.0.0.0", port, transport: "tcp" });
+        tasks.push((async () => {
+          for await (const conn of l) {
+            const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+            conn.write(new TextEncoder().encode(`${peer}\n`)).catch(() => {}).finally(() =>
+              conn.close()
+            );
           }
         })());
       }

@@ -209,7 +209,7 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
     assertFails(
       await ebpfcni(["polcy", "list", ...p]),
       2,
-      `unknown command "polcy": expected endpoint, policy, agent, cidr, ct, status, monitor or version`,
+      `unknown command "polcy": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
     );
     assert.equal(await snapshot(pinDir), before);
   });

@@ -124,10 +124,10 @@ const CASES: Case[] = [
     env: () => ({ CNI_ARGS: "IP=192.0.2.7" }),
   },
   {
-    name: "unsupported options ipMasq:true, vlan:100",
+    name: "unsupported options vlan:100, macspoofchk:true",
     code: 2,
-    config: (net) => net.config({ ipMasq: true, vlan: 100 }),
-    msg: /^Unsupported config fields: ipMasq true, vlan 100 \(/,
+    config: (net) => net.config({ vlan: 100, macspoofchk: true }),
+    msg: /^Unsupported config fields: vlan 100, macspoofchk true \(/,
   },
   // DEL and CHECK of the live pod with bad input must not touch it either.
   {

@@ -238,7 +238,7 @@ function corpus(net: TestNetwork): Case[] {
     ["ipam.ranges[0]", ["ipam", "ranges", 0], "array", [E.config]],
     ["ipam.ranges[0][0]", ["ipam", "ranges", 0, 0], "object", [E.config]],
     ["ipam.ranges[0][0].subnet", ["ipam", "ranges", 0, 0, "subnet"], "string", [E.config]],
-    ["ipMasq", ["ipMasq"], "boolean", [E.unsupported, E.config]],
+    ["ipMasq", ["ipMasq"], "boolean", [E.config]],
     ["vlan", ["vlan"], "number", [E.unsupported, E.config]],
     ["vlanTrunk", ["vlanTrunk"], "array", [E.unsupported, E.config]],
     ["macspoofchk", ["macspoofchk"], "boolean", [E.unsupported, E.config]],
@@ -582,7 +582,6 @@ function corpus(net: TestNetwork): Case[] {
   add("version", "CHECK on 0.3.1", { ...minimal, cniVersion: "0.3.1" }, [E.version], "CHECK");
   add("version", "GC on 1.0.0", { ...minimal, cniVersion: "1.0.0" }, [E.version], "GC");
   add("version", "STATUS on 0.4.0", { ...minimal, cniVersion: "0.4.0" }, [E.version], "STATUS");
-  add("unsupported", "ipMasq true", { ...minimal, ipMasq: true }, [E.unsupported]);
   add("unsupported", "vlan 5", { ...minimal, vlan: 5 }, [E.unsupported]);
   add("unsupported", "vlanTrunk", { ...minimal, vlanTrunk: [{ id: 5 }] }, [E.unsupported]);
   add("unsupported", "macspoofchk", { ...minimal, macspoofchk: true }, [E.unsupported]);

@@ -4,6 +4,7 @@
 // pod's entries are in the maps), DEL tells it an attachment is gone. Nothing here opens a
 // socket or parses a command line (server.ts, run.ts do).
 import type { RoutingStatus } from "./routing.ts";
+import type { MasqueradeStatus } from "./masquerade.ts";
 import {
   compile,
   CompileCache,
@@ -106,6 +107,8 @@ export interface AgentStatus {
   metricsAddress?: string | null;
   /** The node's routing (src/agent/routing.ts), when it runs. */
   routing?: RoutingStatus;
+  /** The masquerade's state (added by the process), or null with --no-masquerade. */
+  masquerade?: MasqueradeStatus | null;
 }
 
 /** A policy not enforced as written (rule_map full), with the pods it selects. */

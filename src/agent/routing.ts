@@ -2,18 +2,12 @@
 // drift), the routing plan is applied in the agent's network namespace (src/routing/), and
 // each node's state kept for `agent status`. Synchronous netlink on the main thread: the
 // namespace belongs to the thread.
-import type { ClusterNode, NodeRouteState } from "../spec/node.ts";
+import type { NodeRouteState, NodeSource } from "../spec/node.ts";
 import type { RoutingMode } from "../spec/routing.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { applyRouting } from "../routing/apply.ts";
 import { enableForwarding } from "../routing/forwarding.ts";
 import type { AgentLog } from "./log.ts";
-
-/** The cluster's valid nodes and a hook fired after they change (the agent's model). */
-export interface NodeSource {
-  nodes(): ReadonlyMap<string, ClusterNode>;
-  onChange(cb: () => void): void;
-}
 
 export interface RoutingOptions {
   mode: RoutingMode;

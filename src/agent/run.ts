@@ -42,7 +42,9 @@ import { datapathMaps, datapathStats, processFigures } from "./metrics_read.ts";
 import { HttpServer } from "./http.ts";
 import type { ListenAddress } from "./http_address.ts";
 import type { RoutingMode } from "../spec/routing.ts";
-import { type NodeSource, type Routing, startRouting } from "./routing.ts";
+import { type Routing, startRouting } from "./routing.ts";
+import type { NodeSource } from "../spec/node.ts";
+import { type Masquerade, startMasquerade } from "./masquerade.ts";
 
 export type SourceChoice =
   | { kind: "manifests"; dir: string }
@@ -77,6 +79,8 @@ export interface RunOptions {
   metricsAddress?: ListenAddress | undefined;
   /** How remote nodes' pod CIDRs are reached (absent: as "none", nothing touched). */
   routing?: RoutingChoice;
+  /** Masquerade this node's pods' traffic leaving the cluster (masquerade.ts); none: off. */
+  masquerade?: { nonMasquerade: Cidr[] };
   log: AgentLog;
   /** Resolves when the agent should stop (the CLI: a signal). */
   stopSignal: Promise<unknown>;
@@ -308,6 +312,23 @@ export async function runAgent(o: RunOptions): Promise<void> {
     });
     agent.setRouteState((name) => r.state(name));
   }
+  let masquerade: Masquerade | undefined;
+  if (o.masquerade) {
+    try {
+      masquerade = await startMasquerade(nodes, {
+        self: o.node,
+        nonMasquerade: o.masquerade.nonMasquerade,
+        log: o.log,
+      });
+    } catch (err) {
+      await source.stop();
+      await flows.close();
+      await http?.close();
+      agent.stop();
+      routing?.stop();
+      throw new AgentStartError(`Cannot masquerade: ${(err as Error).message}`, { cause: err });
+    }
+  }
   const cni = new CniCounts();
   const cniServer = new CniServer({ podCidr: () => agent.podCidr() });
   const metricsAddress = http?.address ?? null;
@@ -351,13 +372,27 @@ export async function runAgent(o: RunOptions): Promise<void> {
           return { ok: true };
         case "status":
           return {
-            status: { ...agent.status(), cni, ...flows.status(), metricsAddress, ...routed() },
+            status: {
+              ...agent.status(),
+              cni,
+              ...flows.status(),
+              metricsAddress,
+              masquerade: masquerade?.status() ?? null,
+              ...routed(),
+            },
           };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
           return {
-            status: { ...agent.status(), cni, ...flows.status(), metricsAddress, ...routed() },
+            status: {
+              ...agent.status(),
+              cni,
+              ...flows.status(),
+              metricsAddress,
+              masquerade: masquerade?.status() ?? null,
+              ...routed(),
+            },
           };
         case "explain":
           return { explanation: agent.explain(req) };
@@ -401,6 +436,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     attachments: attachments.length,
     established: o.keepEstablished ? "kept" : "revoked",
     routing: routing ? o.routing!.mode : "not running",
+    masquerade: masquerade?.status().state ?? "off",
   });
   const ct = CtMap.of(dp);
   const resync = setInterval(() => {
@@ -409,6 +445,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     } catch (err) {
       o.log.error("resync failed", { error: String(err) });
     }
+    masquerade?.sync(true);
     // The datapath forgets an expired connection only when it meets it again: without this,
     // dead ones would hold their pod's share of ct_est_map until then.
     try {

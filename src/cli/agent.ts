@@ -5,7 +5,7 @@ import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
 import type { ExplainEnd, ExplainRequest } from "../spec/agent.ts";
 import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
 import { dirPathProblem } from "../spec/names.ts";
-import { ipv4Problem } from "../spec/ipv4.ts";
+import { type Cidr, CidrError, ipv4Problem, parseCidr } from "../spec/ipv4.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import type { AgentStatus, Explanation } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
@@ -189,9 +189,35 @@ export function routingOf(values: ParsedFlags["values"]): RoutingChoice {
   };
 }
 
+/** --masquerade (default) / --no-masquerade and --non-masquerade-cidr: the non-masquerade
+ * CIDRs, or undefined when the agent does not masquerade. */
+export function masqueradeOf(
+  values: ParsedFlags["values"],
+  lists: ParsedFlags["lists"],
+): { nonMasquerade: Cidr[] } | undefined {
+  if (values.masquerade === true && values["no-masquerade"] === true) {
+    throw new UsageError("give one of --masquerade and --no-masquerade, not both");
+  }
+  const cidrs = lists?.["non-masquerade-cidr"] ?? [];
+  if (values["no-masquerade"] === true) {
+    if (cidrs.length > 0) throw new UsageError("--non-masquerade-cidr needs --masquerade");
+    return undefined;
+  }
+  return {
+    nonMasquerade: cidrs.map((text) => {
+      try {
+        return parseCidr(text);
+      } catch (err) {
+        const why = err instanceof CidrError ? err.message.replace(/^[^:]*: /, "") : String(err);
+        throw new UsageError(`invalid --non-masquerade-cidr ${quote(text)}: ${why}`);
+      }
+    }),
+  };
+}
+
 const run: Command = {
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--masquerade | --no-masquerade] [--non-masquerade-cidr CIDR]... [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
   help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
 NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
@@ -241,6 +267,14 @@ Sources (one):
                       where to serve /metrics (Prometheus), /healthz and /readyz over
                       HTTP (default ${DEFAULT_METRICS_ADDRESS}; port 0: any free one, shown by
                       "agent status"; empty: none)
+  --masquerade        (default) traffic from this node's pods (its pod CIDRs) to addresses
+                      outside every node's pod CIDR, every node's address and every
+                      --non-masquerade-cidr leaves with the node's address (nftables table
+                      "ip ebpfcni", replaced as nodes change, kept when the agent stops;
+                      "ebpfcni masquerade cleanup" removes it)
+  --no-masquerade     leave nftables alone (another component masquerades)
+  --non-masquerade-cidr CIDR
+                      a destination range never masqueraded to (repeatable)
   --log-level LEVEL   debug, info (default), warn or error; logs are JSON lines on stderr
   --socket-group GROUP  a group (name or GID) whose members may use the socket besides
                       root (socket 0660): they can make the agent run CNI calls as root
@@ -267,11 +301,15 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     routing: { type: "string" },
     "vxlan-port": { type: "string" },
     "vxlan-vni": { type: "string" },
+    masquerade: { type: "boolean" },
+    "no-masquerade": { type: "boolean" },
+    "non-masquerade-cidr": { type: "string", multiple: true },
     "log-level": { type: "string" },
   },
-  async run(ctx, { values }) {
+  async run(ctx, { values, lists }) {
     const source = sourceOf(values);
     const routing = routingOf(values);
+    const masquerade = masqueradeOf(values, lists);
     const flowLog = flowLogOf(values);
     const metricsAddress = metricsAddressOf(values);
     const socket = socketOf(values, ctx.env);
@@ -322,6 +360,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         keepEstablished: values["keep-established"] === true,
         metricsAddress,
         routing,
+        ...(masquerade && { masquerade }),
         log,
         stopSignal,
       });

@@ -97,6 +97,20 @@ export function renderStatus(s: AgentStatus): string {
       `metrics:      ${s.metricsAddress === null ? "off" : `http://${s.metricsAddress}/metrics`}`,
     );
   }
+  if (s.masquerade !== undefined) {
+    const m = s.masquerade;
+    lines.push(
+      `masquerade:   ${
+        m === null
+          ? "off"
+          : m.state === "applied"
+          ? `table ip ebpfcni, ${m.rules}`
+          : m.state === "waiting"
+          ? `waiting: ${m.reason}`
+          : `not applied: ${m.error}`
+      }`,
+    );
+  }
   if (s.routing !== undefined) lines.push(...routingLines(s.routing, (s.nodes ?? []).length === 0));
   lines.push(`nodes:        ${(s.nodes ?? []).length}`);
   for (const node of s.nodes ?? []) {

@@ -99,6 +99,19 @@ Deno.test("agent status text: whether connections are revoked, what ended by rea
   );
 });
 
+Deno.test("agent status text: the masquerade's state, or off", () => {
+  assert.match(
+    renderStatus({ ...STATUS, masquerade: { state: "applied", rules: "from 10.1.0.0/24 except" } }),
+    /^masquerade: +table ip ebpfcni, from 10\.1\.0\.0\/24 except$/m,
+  );
+  assert.match(
+    renderStatus({ ...STATUS, masquerade: { state: "waiting", reason: 'node "a" is not known' } }),
+    /^masquerade: +waiting: node "a" is not known$/m,
+  );
+  assert.match(renderStatus({ ...STATUS, masquerade: null }), /^masquerade: +off$/m);
+  assert.doesNotMatch(renderStatus(STATUS), /masquerade/);
+});
+
 Deno.test("agent status text: where the metrics are served, or off", () => {
   assert.match(
     renderStatus({ ...STATUS, metricsAddress: "127.0.0.1:9972" }),

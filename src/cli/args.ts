@@ -66,12 +66,16 @@ export function resolvePinDir(flag: string | undefined, env: Record<string, stri
 export interface FlagSpec {
   type: "string" | "boolean";
   short?: string;
+  /** A string flag that may be given more than once: its values are in `lists`. */
+  multiple?: boolean;
 }
 export type FlagSpecs = Record<string, FlagSpec>;
 
 export interface ParsedFlags {
   values: Record<string, string | boolean>;
   positionals: string[];
+  /** Every value of each `multiple` flag given, in order. */
+  lists?: Record<string, string[]>;
 }
 
 /** True when -h or --help appears before any "--": help wins over every other problem. */
@@ -108,6 +112,7 @@ export function parseFlags(
     tokens: true,
   });
   const values: Record<string, string | boolean> = {};
+  const lists: Record<string, string[]> = {};
   const pos: string[] = [];
   const where = `for "ebpfcni ${command}"`;
   for (const t of tokens) {
@@ -122,7 +127,9 @@ export function parseFlags(
       throw new UsageError(`unknown flag ${quote(t.rawName)} ${where} (see --help)`);
     }
     const flag = `--${t.name}`;
-    if (Object.hasOwn(values, t.name)) throw new UsageError(`flag ${flag} given twice`);
+    if (Object.hasOwn(values, t.name) && !spec.multiple) {
+      throw new UsageError(`flag ${flag} given twice`);
+    }
     if (spec.type === "boolean") {
       if (t.inlineValue) {
         throw new UsageError(`flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
@@ -135,6 +142,7 @@ export function parseFlags(
         throw new UsageError(`missing value for ${flag}`);
       }
       values[t.name] = t.value;
+      if (spec.multiple) (lists[t.name] ??= []).push(t.value);
     }
   }
   if (pos.length > positionals.max) {
@@ -144,7 +152,7 @@ export function parseFlags(
   if (pos.length < positionals.min) {
     throw new UsageError(`missing ${positionals.names} ${where}`);
   }
-  return { values, positionals: pos };
+  return { values, positionals: pos, ...(Object.keys(lists).length > 0 ? { lists } : {}) };
 }
 
 /** The value of a required string flag; its absence is a usage error naming the synopsis. */

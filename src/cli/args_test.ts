@@ -162,3 +162,10 @@ Deno.test("takeLeadingOptions() consumes global options up to the command word",
     usage("flag --pin-dir given twice"),
   );
 });
+
+Deno.test("parseFlags() keeps every value of a repeatable flag in order", () => {
+  const flags = { cidr: { type: "string", multiple: true }, one: { type: "string" } } as const;
+  const r = parseFlags(["--cidr", "a", "--cidr=b", "--one", "x"], flags, "x");
+  assert.deepEqual(r.lists, { cidr: ["a", "b"] });
+  assert.throws(() => parseFlags(["--one", "a", "--one", "b"], flags, "x"), /--one given twice/);
+});

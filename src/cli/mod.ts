@@ -13,6 +13,7 @@ import { policyCommands } from "./policy.ts";
 import { agentCommands, explainCommand } from "./agent.ts";
 import { cidrCommands } from "./cidr.ts";
 import { ctCommands } from "./ct.ts";
+import { masqueradeCommands } from "./masquerade.ts";
 import { monitorCommand } from "./monitor.ts";
 import { statusCommand } from "./status.ts";
 import { commandHelp, groupHelp, topHelp } from "./usage.ts";
@@ -34,6 +35,7 @@ const GROUPS: Record<string, Record<string, Command>> = {
   agent: agentCommands,
   cidr: cidrCommands,
   ct: ctCommands,
+  masquerade: masqueradeCommands,
 };
 const COMMANDS: Record<string, Command> = {
   status: statusCommand,

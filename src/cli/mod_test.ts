@@ -73,7 +73,7 @@ Deno.test("usage errors exit 2 with one stderr line naming the bad value", async
     [[], "missing command (see ebpfcni --help)"],
     [
       ["frob"],
-      `unknown command "frob": expected endpoint, policy, agent, cidr, ct, status, monitor or version`,
+      `unknown command "frob": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
     ],
     [["policy"], "missing policy command: expected allow, deny, list, import or explain"],
     [

@@ -23,6 +23,7 @@ import type { AttachmentState } from "./state.ts";
 import { podNameArg, podNamespaceArg } from "./args.ts";
 import { agentForget, agentIdentity } from "./agent_client.ts";
 import { refuseSharedAddresses } from "./overlap.ts";
+import { ipMasqAdd, ipMasqDel } from "./ipmasq.ts";
 import { log } from "../log.ts";
 import { resolvePodCidr } from "./pod_cidr.ts";
 
@@ -179,6 +180,14 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
       undo.push(`unregister ${formatIpv4(a.ip)}`, undoIt);
     }
     await fault("after-endpoint");
+
+    if (conf.ipMasq) {
+      // Recorded first: a DEL after a crash here still removes the rules.
+      record.ipMasq = true;
+      state.write(record);
+      await ipMasqAdd(conf.name, env.containerId, env.ifname, v4);
+      undo.push("remove the ipMasq rules", () => ipMasqDel(conf.name, env.containerId, env.ifname));
+    }
 
     links.setUp(hv);
     const c = mustGet(cl, env.ifname);

@@ -75,6 +75,8 @@ export interface NetConf {
   isDefaultGateway: boolean;
   hairpinMode: boolean;
   promiscMode: boolean;
+  /** Masquerade the pod's traffic leaving the bridge's subnet (src/cni/ipmasq.ts). */
+  ipMasq: boolean;
   pinDir: string;
   datapath: DatapathConf;
   /** The agent's unix socket (kubernetes mode). */
@@ -103,7 +105,6 @@ export interface NetConf {
  * defaults. Setting one to anything else is code 2 rather than silently doing less than asked.
  */
 const UNSUPPORTED_DEFAULTS: Record<string, unknown> = {
-  ipMasq: false,
   vlan: 0,
   vlanTrunk: [],
   preserveDefaultVlan: true,
@@ -223,6 +224,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
   const isGateway = (fields.optBool(json, "isGateway") ?? true) || isDefaultGateway;
   const hairpinMode = fields.optBool(json, "hairpinMode") ?? false;
   const promiscMode = fields.optBool(json, "promiscMode") ?? false;
+  const ipMasq = fields.optBool(json, "ipMasq") ?? false;
 
   const pinDir = absPath(json, "pinDir", DEFAULT_PIN_DIR);
   const stateDir = absPath(json, "stateDir", DEFAULT_STATE_DIR);
@@ -245,6 +247,7 @@ export function parseNetConf(stdin: Uint8Array): NetConf {
     isDefaultGateway,
     hairpinMode,
     promiscMode,
+    ipMasq,
     pinDir,
     datapath,
     agentSocket,

@@ -167,7 +167,6 @@ Deno.test("parseNetConf() ignores unknown fields and unsupported ones left at th
 Deno.test("parseNetConf() names every unsupported option with code 2", () => {
   const err = errorOf(() =>
     conf({
-      ipMasq: true,
       vlan: 100,
       vlanTrunk: [{ id: 5 }],
       macspoofchk: true,
@@ -177,7 +176,7 @@ Deno.test("parseNetConf() names every unsupported option with code 2", () => {
   assert.equal(err.code, 2);
   assert.equal(
     err.message,
-    'Unsupported config fields: ipMasq true, vlan 100, vlanTrunk [{"id":5}], macspoofchk true, ' +
+    'Unsupported config fields: vlan 100, vlanTrunk [{"id":5}], macspoofchk true, ' +
       "portIsolation true (ebpfcni implements only the reference defaults of these)",
   );
 });
@@ -246,7 +245,7 @@ const BAD: [string, Record<string, unknown>, number, string][] = [
   ["prevResult not object", { prevResult: "x" }, 7, '"prevResult" must be an object'],
   ["prevResult bad ip", { prevResult: { ips: [{ address: "10.0.0.1" }] } }, 7, "ips[0].address"],
   ["dns bad", { dns: { nameservers: "8.8.8.8" } }, 7, 'Invalid network config: "dns.nameservers"'],
-  ["ipMasq on", { ipMasq: true }, 2, "Unsupported config fields: ipMasq true"],
+  ["ipMasq not a boolean", { ipMasq: "yes" }, 7, '"ipMasq"'],
   ["vlan set", { vlan: 10 }, 2, "vlan 10"],
   ["preserveDefaultVlan off", { preserveDefaultVlan: false }, 2, "preserveDefaultVlan false"],
   ["forceAddress on", { forceAddress: true }, 2, "forceAddress"],

@@ -18,6 +18,7 @@ import { endConnectionsOf } from "../datapath/tracked.ts";
 import { type AttachmentState, StateStore } from "./state.ts";
 import { agentForget } from "./agent_client.ts";
 import { faultPoint } from "./fault.ts";
+import { ipMasqDel } from "./ipmasq.ts";
 import { log } from "../log.ts";
 
 export interface Teardown {
@@ -30,6 +31,8 @@ export interface Teardown {
   pinDir?: string;
   /** The host veth's ifindex when ADD got that far. */
   hostIfindex?: number;
+  /** ADD masqueraded the pod. */
+  ipMasq?: boolean;
 }
 
 /** Undoes one attachment on the host. Shared by DEL and GC. */
@@ -46,6 +49,10 @@ export async function teardown(ctx: Ctx, t: Teardown, links: LinkTable): Promise
     }
   }
   if (link && links.delete(veth)) log.info(`deleted ${veth}`);
+  if (t.ipMasq || ctx.conf.ipMasq) {
+    const n = await ipMasqDel(ctx.conf.name, t.containerId, t.ifname);
+    if (n > 0) log.info(`removed ${n} ipMasq rule(s)`);
+  }
 
   const ipamCtx = ipamDelCtx(ctx, t.containerId, t.ifname);
   // An address the lease store still gives this attachment is ours to unregister, whatever
@@ -116,6 +123,7 @@ export function teardownOf(s: AttachmentState): Teardown {
     identity: s.identity,
     pinDir: s.pinDir,
     ...(s.hostIfindex !== undefined ? { hostIfindex: s.hostIfindex } : {}),
+    ...(s.ipMasq ? { ipMasq: true } : {}),
   };
 }
 

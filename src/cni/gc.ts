@@ -14,6 +14,7 @@ import { endConnectionsOf } from "../datapath/tracked.ts";
 import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
 import { AttachmentLock } from "./lock.ts";
+import { ipMasqGc } from "./ipmasq.ts";
 
 interface Valid {
   containerId: string;
@@ -96,6 +97,16 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     if (ended > 0) log.info(`gc ended ${ended} tracked connection(s) of released addresses`);
   }
   if (released.length) log.info(`gc released ${released.join(", ")}`);
+  if (ctx.conf.ipMasq) {
+    // What stays: the valid attachments, and those whose record is still here (being added
+    // now: ADD records an attachment before it adds its rules).
+    try {
+      const n = await ipMasqGc(ctx.conf.name, [...valid, ...ctx.state.list()]);
+      if (n > 0) log.info(`gc removed ${n} ipMasq rule(s)`);
+    } catch (err) {
+      errors.push(causeChain(err));
+    }
+  }
   if (errors.length) {
     throw new CniError(
       ErrCode.Internal,

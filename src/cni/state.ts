@@ -29,6 +29,9 @@ export interface AttachmentState {
   /** K8S_POD_NAMESPACE / K8S_POD_NAME from CNI_ARGS, when the runtime gave them. */
   podNamespace?: string;
   podName?: string;
+  /** ADD masqueraded the pod ("ipMasq"): DEL and GC remove its rules whatever the config
+   * says by then. */
+  ipMasq?: boolean;
 }
 
 /** Why `v` is not an AttachmentState, or undefined. */
@@ -46,6 +49,7 @@ export function recordProblem(v: unknown): string | undefined {
   ) {
     return `"hostIfindex" is not an interface index`;
   }
+  if (v.ipMasq !== undefined && typeof v.ipMasq !== "boolean") return `"ipMasq" is not a boolean`;
   for (const k of ["podNamespace", "podName"]) {
     if (v[k] !== undefined && typeof v[k] !== "string") return `"${k}" is not a string`;
   }

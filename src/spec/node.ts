@@ -18,3 +18,10 @@ export interface ClusterNode {
 export type NodeRouteState =
   | { routed: true; via: string }
   | { routed: false; reason: string };
+
+/** The cluster's nodes as the agent sees them, and a hook called after they change (what the
+ * routing and masquerade reconcilers follow). */
+export interface NodeSource {
+  nodes(): ReadonlyMap<string, ClusterNode>;
+  onChange(cb: () => void): void;
+}
