@@ -9,7 +9,7 @@ import { containerId, type HostSnapshot, sh } from "./_cni.ts";
 import { exists, ipNum, startPlugin } from "./_robust.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { IpcacheMap } from "../src/datapath/maps.ts";
-import { IPCACHE_MAP } from "../src/datapath/layout.ts";
+import { IPCACHE_MAP } from "../src/spec/bpf_layout.ts";
 import {
   addK8sPod,
   type AgentProcess,

@@ -17,7 +17,7 @@ import {
   STAT_NAMES,
   STATS_MAP,
   STRUCTS,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 import { ENUMS } from "../src/spec/bpf_abi.gen.ts";
 import { randomHex, run, runJson, tryRun } from "./_kernel.ts";
 

@@ -18,21 +18,21 @@ import {
 } from "../netpol/mod.ts";
 import type { Decision, Pod, Protocol } from "../netpol/model.ts";
 import type { SimVerdict } from "../netpol/simulate.ts";
-import { isCidrIdentity, isPodIdentity } from "../netpol/identity.ts";
-import { IPPROTO } from "../datapath/rules.ts";
-import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec/agent.ts";
+import { isCidrIdentity, isPodIdentity } from "../netpol/identity_alloc.ts";
+import { IPPROTO } from "../spec/rule_key.ts";
+import type { AddRequest, DelRequest, ExplainEnd, ExplainRequest } from "../spec/agent_wire.ts";
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
 import { type Attachment, attachmentKey, localView } from "./local_view.ts";
 import type { Reconciler, ReconcileResult } from "./reconcile.ts";
 import { describeWait, type WaitingPolicy } from "./rule_ledger.ts";
-import { ModelStore } from "./store.ts";
+import { ModelStore } from "./model_store.ts";
 import type { AgentLog } from "./log.ts";
-import type { DatapathEvent } from "../datapath/layout.ts";
+import type { DatapathEvent } from "../spec/bpf_layout.ts";
 import type { FlowNames } from "./flow_record.ts";
 import { FlowNamer } from "./flow_names.ts";
 import type { FlowLogStats } from "./flow_log.ts";
-import type { RevocationStatus, Revoker } from "./revoke.ts";
-import { changeMayEnd, rulesRemoved } from "../netpol/revoke.ts";
+import type { RevocationStatus, Revoker } from "./ct_revoke.ts";
+import { changeMayEnd, rulesRemoved } from "../netpol/revoke_plan.ts";
 import type { ReconcileEvent } from "./metrics.ts";
 
 export interface AgentOptions {

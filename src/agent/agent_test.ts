@@ -5,9 +5,9 @@ import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { FakeTable, type Write } from "../datapath/table_fake.ts";
 import { CIDRS, HOSTS, IPCACHE, ISOLATION, RULES } from "../datapath/tables.ts";
-import { IPCACHE_LOCAL, ISOLATE_EGRESS, ISOLATE_INGRESS } from "../datapath/layout.ts";
+import { IPCACHE_LOCAL, ISOLATE_EGRESS, ISOLATE_INGRESS } from "../spec/bpf_layout.ts";
 import { namespaceObject, networkPolicy } from "../netpol/testdata/_objects.ts";
-import { isPodIdentity } from "../netpol/identity.ts";
+import { isPodIdentity } from "../netpol/identity_alloc.ts";
 import { parseIpv4 } from "../spec/ipv4.ts";
 
 const NODE = "node-1";

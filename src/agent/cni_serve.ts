@@ -13,7 +13,7 @@
 // the agent, `cancelAdds`) aborts it, and it stops and rolls back at its next step, or does
 // not begin at all if it still waits for the attachment's lock. Otherwise the late ADD would
 // complete after the runtime's DEL, for a pod nobody will delete.
-import type { CniReply, CniRequest } from "../spec/agent.ts";
+import type { CniReply, CniRequest } from "../spec/agent_wire.ts";
 import { quote } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";

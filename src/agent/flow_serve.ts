@@ -1,12 +1,12 @@
 // The agent's side of flows: its flow log (drop verdicts, --flow-log) and the monitors that
 // stream verdicts over its socket, both fed by one reader of the `events` ring buffer
 // (flow_tap.ts) and named by the agent (pods, deciding policies).
-import { EVENTS_MAP } from "../datapath/layout.ts";
+import { EVENTS_MAP } from "../spec/bpf_layout.ts";
 import { EventReader, wallClock } from "../datapath/events.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { ifnameCache } from "../net/link.ts";
-import type { MonitorRequest } from "../spec/agent.ts";
+import type { MonitorRequest } from "../spec/agent_wire.ts";
 import type { Agent } from "./agent.ts";
 import { FlowLog, type FlowLogStats } from "./flow_log.ts";
 import { flowJson, flowRecord } from "./flow_record.ts";

@@ -5,7 +5,7 @@
 // cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
 // enforcing the last policies it was given.
 import { loadNodeDatapath } from "../cni/datapath.ts";
-import { StateStore } from "../cni/state.ts";
+import { StateStore } from "../node/attachment_store.ts";
 import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import {
@@ -17,19 +17,19 @@ import {
   MODE_KUBERNETES,
   RULE_MAP,
   VETH_MAP,
-} from "../datapath/layout.ts";
-import { modeName } from "../datapath/config.ts";
+} from "../spec/bpf_layout.ts";
+import { modeName } from "../datapath/config_plan.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import type { AgentRequest, CniReply } from "../spec/agent.ts";
+import type { AgentRequest, CniReply } from "../spec/agent_wire.ts";
 import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
 import { Reconciler } from "./reconcile.ts";
-import { Revoker } from "./revoke.ts";
+import { Revoker } from "./ct_revoke.ts";
 import { AgentServer, type Caller } from "./server.ts";
 import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";

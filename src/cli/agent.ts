@@ -1,10 +1,10 @@
 // `ebpfcni agent run|status` and `ebpfcni policy explain`: the node's policy agent, and what
 // the CLI asks it over its socket.
 import { quote } from "../spec/text.ts";
-import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
-import type { ExplainEnd, ExplainRequest } from "../spec/agent.ts";
+import { DEFAULT_AGENT_SOCKET } from "../spec/agent_wire.ts";
+import type { ExplainEnd, ExplainRequest } from "../spec/agent_wire.ts";
 import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
-import { dirPathProblem } from "../spec/names.ts";
+import { dirPathProblem } from "../spec/name_rules.ts";
 import { ipv4Problem } from "../spec/ipv4.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import type { AgentStatus, Explanation } from "../agent/agent.ts";

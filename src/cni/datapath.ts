@@ -9,13 +9,13 @@ import {
   openPinnedMaps,
 } from "../datapath/loader.ts";
 import { ConfigMap, VethMap } from "../datapath/maps.ts";
-import { CONFIG_MAP, VETH_MAP } from "../datapath/layout.ts";
-import { planConfig } from "../datapath/config.ts";
+import { CONFIG_MAP, VETH_MAP } from "../spec/bpf_layout.ts";
+import { planConfig } from "../datapath/config_plan.ts";
 import { BpfError, LibraryError } from "../../ffi/errors.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
-import type { NetConf } from "./config.ts";
-import { StateStore } from "./state.ts";
+import type { NetConf } from "./net_conf.ts";
+import { StateStore } from "../node/attachment_store.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { log } from "../log.ts";

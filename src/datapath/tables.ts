@@ -31,7 +31,7 @@ import {
   STRUCTS,
   VETH_MAP,
   type VethInfo,
-} from "./layout.ts";
+} from "../spec/bpf_layout.ts";
 import type { Codec, Table, TableSpec } from "./table.ts";
 
 export interface Endpoint {

@@ -20,10 +20,10 @@ import {
   ISOLATE_EGRESS,
   ISOLATE_INGRESS,
   type RuleKey,
-} from "../datapath/layout.ts";
-import { IPPROTO, ruleKeys } from "../datapath/rules.ts";
+} from "../spec/bpf_layout.ts";
+import { IPPROTO, ruleKeys } from "../spec/rule_key.ts";
 import { type Cidr, cidrContains, formatCidr } from "../spec/ipv4.ts";
-import { IdentityAllocator, labelSetKey } from "./identity.ts";
+import { IdentityAllocator, labelSetKey } from "./identity_alloc.ts";
 import type { Labels, Model, NamedPort, Peer, Pod, Policy, PortSpec, Protocol } from "./model.ts";
 import { namespaceOf } from "./model_build.ts";
 import { matches } from "./selector.ts";
