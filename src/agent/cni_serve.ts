@@ -13,12 +13,11 @@
 // the agent, `cancelAdds`) aborts it, and it stops and rolls back at its next step, or does
 // not begin at all if it still waits for the attachment's lock. Otherwise the late ADD would
 // complete after the runtime's DEL, for a pod nobody will delete.
-import type { CniReply, CniRequest } from "../spec/agent_wire.ts";
+import type { CniCaller, CniReply, CniRequest, CniRunner } from "../spec/agent_wire.ts";
 import { quote } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";
 import { resolveNetnsPath } from "../net/netns.ts";
-import type { Caller } from "../cni/context.ts";
 
 /** The fault injection of the robustness tests (cni/fault.ts) is honoured in a handed-over
  * call only when the agent itself was started with this set to 1 (the tests do). */
@@ -48,12 +47,7 @@ function visible(path: string): boolean {
   }
 }
 
-/** The process that handed a call over: its pid (SO_PEERCRED, 0 if unknown) and whether it
- * is still there. */
-export interface CniCaller {
-  pid: number;
-  signal: AbortSignal;
-}
+export type { CniCaller };
 
 export class CniServer {
   /** This agent's build, read when it started (before any upgrade of the files). */
@@ -61,6 +55,12 @@ export class CniServer {
   readonly faults = Deno.env.get(AGENT_FAULTS_ENV) === "1";
   /** The ADDs running, by attachment. */
   readonly #adds = new Map<string, Set<AbortController>>();
+  readonly #runCni: CniRunner;
+
+  /** `runCni`: the CNI dispatcher (src/cni/dispatch.ts), handed in by the composition root. */
+  constructor(runCni: CniRunner) {
+    this.#runCni = runCni;
+  }
 
   async serve(
     req: CniRequest,
@@ -72,7 +72,13 @@ export class CniServer {
       };
     }
     if (req.env.CNI_COMMAND !== "ADD") {
-      return await serveCni(req, this.faults, { pid: caller.pid, signal: caller.signal }, caller);
+      return await serveCni(
+        req,
+        this.faults,
+        { pid: caller.pid, signal: caller.signal },
+        caller,
+        this.#runCni,
+      );
     }
     const key = attachmentKey(req.env.CNI_CONTAINERID ?? "", req.env.CNI_IFNAME ?? "");
     const wanted = new AbortController();
@@ -89,7 +95,13 @@ export class CniServer {
     const running = this.#adds.get(key) ?? new Set();
     this.#adds.set(key, running.add(wanted));
     try {
-      return await serveCni(req, this.faults, { pid: caller.pid, signal: wanted.signal }, caller);
+      return await serveCni(
+        req,
+        this.faults,
+        { pid: caller.pid, signal: wanted.signal },
+        caller,
+        this.#runCni,
+      );
     } finally {
       caller.signal.removeEventListener("abort", onGone);
       running.delete(wanted);
@@ -122,8 +134,9 @@ function attachmentKey(containerId: string, ifname: string): string {
 async function serveCni(
   req: CniRequest,
   faults: boolean,
-  caller: Caller,
+  caller: CniCaller,
   conn: CniCaller,
+  runCni: CniRunner,
 ): Promise<CniReply> {
   // ADD and CHECK enter the pod's network namespace. A /proc/PID/ns/net path names a process
   // of the caller's PID namespace, which may not be the agent's.
@@ -137,7 +150,6 @@ async function serveCni(
   const env = faults
     ? req.env
     : Object.fromEntries(Object.entries(req.env).filter(([k]) => !k.startsWith("EBPFCNI_FAULT")));
-  const { runCni } = await import("../cni/dispatch.ts");
   let stdout = "";
   const code = await runCni({
     env,

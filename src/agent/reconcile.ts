@@ -12,7 +12,7 @@ import { type Compiled, type CompiledRule, ruleKeyId } from "../netpol/compile.t
 import { IPCACHE_LOCAL, type RuleKey } from "../spec/bpf_layout.ts";
 import type { AgentTables } from "../datapath/tables.ts";
 import { formatCidr } from "../spec/ipv4.ts";
-import { writeFileAtomic } from "../node/attachment_store.ts";
+import { writeFileAtomic } from "../spec/atomic_file.ts";
 import {
   parseEnforcedSnapshot,
   RuleLedger,

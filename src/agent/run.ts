@@ -4,7 +4,7 @@
 // /metrics, /healthz and /readyz, reconciles on every change and every `resyncMs`, and stops
 // cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
 // enforcing the last policies it was given.
-import { loadNodeDatapath } from "../cni/datapath.ts";
+import { loadNodeDatapath } from "../node/datapath_load.ts";
 import { StateStore } from "../node/attachment_store.ts";
 import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
@@ -24,7 +24,7 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import type { AgentRequest, CniReply } from "../spec/agent_wire.ts";
+import type { AgentRequest, CniReply, CniRunner } from "../spec/agent_wire.ts";
 import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "./log.ts";
@@ -60,6 +60,8 @@ export interface RunOptions {
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
   cniHandoff: boolean;
+  /** Runs a handed-over CNI call (the CNI dispatcher, src/cni/dispatch.ts). */
+  runCni: CniRunner;
   /** Where drop verdicts are written (a file rotated by size, or "-": stdout). */
   flowLog?: FlowLogOptions;
   /** Keep tracked connections a change no longer allows (else they end: the default). */
@@ -266,7 +268,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     throw new AgentStartError((err as Error).message, { cause: err });
   }
   const cni = new CniCounts();
-  const cniServer = new CniServer();
+  const cniServer = new CniServer(o.runCni);
   const metricsAddress = http?.address ?? null;
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     const reply = await handle(req, caller);

@@ -273,6 +273,8 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
+        // Loaded at the first handed-over call, as the plugin process would load it.
+        runCni: async (io) => (await import("../cni/dispatch.ts")).runCni(io),
         ...(flowLog && { flowLog }),
         keepEstablished: values["keep-established"] === true,
         metricsAddress,

@@ -12,6 +12,7 @@ import { isObject } from "../spec/json.ts";
 import { quote } from "../spec/text.ts";
 import { log } from "../log.ts";
 import { checkPrivateDir } from "../spec/private_dir.ts";
+import { writeFileAtomic } from "../spec/atomic_file.ts";
 export { checkPrivateDir };
 
 export interface AttachmentState {
@@ -50,33 +51,6 @@ export function recordProblem(v: unknown): string | undefined {
     if (v[k] !== undefined && typeof v[k] !== "string") return `"${k}" is not a string`;
   }
   return undefined;
-}
-
-/** Writes `data` to `path` atomically: a temporary created exclusively (O_EXCL does not
- * follow a planted symlink), then renamed over the target. A failed write leaves nothing. */
-export function writeFileAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp`;
-  for (let attempt = 0;; attempt++) {
-    try {
-      // A leftover of a crash (or a planted link: removing it removes the link).
-      Deno.removeSync(tmp);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    try {
-      Deno.writeTextFileSync(tmp, data, { createNew: true, mode: 0o600 });
-      break;
-    } catch (err) {
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // never made, or made by someone else: not ours to keep
-      }
-      if (err instanceof Deno.errors.AlreadyExists && attempt < 3) continue;
-      throw err;
-    }
-  }
-  Deno.renameSync(tmp, path);
 }
 
 export class StateStore {

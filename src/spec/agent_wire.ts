@@ -79,6 +79,23 @@ export interface MonitorRequest {
 
 export type CniReply = { code: number; stdout: string } | { fallback: string };
 
+/** The plugin process a handed-over CNI call runs for: its pid (SO_PEERCRED; 0 when it is of
+ * another PID namespace) and a signal aborted when the process is gone (the runtime gave up on
+ * it) or a DEL of the same attachment came first: an ADD must then not complete. */
+export interface CniCaller {
+  pid: number;
+  signal: AbortSignal;
+}
+
+/** Runs one CNI call as the plugin process would (src/cni/dispatch.ts `runCni`): the agent
+ * is handed it by its composition root (src/cli/agent.ts), so it imports nothing of cni/. */
+export type CniRunner = (io: {
+  env: Record<string, string>;
+  stdin: () => Promise<Uint8Array>;
+  stdout: (s: string) => void;
+  caller?: CniCaller;
+}) => Promise<number>;
+
 export type AgentRequest =
   | CniRequest
   | AddRequest
