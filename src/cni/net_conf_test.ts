@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { errorOf } from "./_test_util.ts";
 import { parseCniArgs } from "./cni_args.ts";
-import { DEFAULT_PIN_DIR, ipamStdin, type NetConf, parseNetConf, requestedIps } from "./net_conf.ts";
+import {
+  DEFAULT_PIN_DIR,
+  ipamStdin,
+  type NetConf,
+  parseNetConf,
+  requestedIps,
+} from "./net_conf.ts";
 
 const enc = new TextEncoder();
 

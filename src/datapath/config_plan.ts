@@ -1,7 +1,12 @@
 // What config_map must hold for a network, and whether a pin directory can give it: the mode
 // and conntrack flag cannot change under attached pods (they would switch semantics under a
 // live flow); service ranges and lifetimes follow the latest config. Pure.
-import { CFG_CONNTRACK, type DatapathConfig, MODE_IDENTITY, MODE_KUBERNETES } from "../spec/bpf_layout.ts";
+import {
+  CFG_CONNTRACK,
+  type DatapathConfig,
+  MODE_IDENTITY,
+  MODE_KUBERNETES,
+} from "../spec/bpf_layout.ts";
 import { type Cidr, formatCidr, prefixMask } from "../spec/ipv4.ts";
 
 export interface WantedConfig {

@@ -1,17 +1,11 @@
-// Tests for identity.ts: source precedence, validation and the shell agent's label hash.
+// Tests for identity_source.ts and spec/label_hash.ts: source precedence, validation and the shell agent's label hash.
 
 import assert from "node:assert/strict";
 import { errorOf } from "../cni/_test_util.ts";
 import { identityArg, parseCniArgs, podNamespaceArg } from "../cni/cni_args.ts";
 import { parseNetConf } from "../cni/net_conf.ts";
-import {
-  identityFromDigest,
-  identityFromLabels,
-  labelHashInput,
-  parseIdentityArg,
-  RESERVED_IDENTITY,
-  resolveIdentity,
-} from "./identity_source.ts";
+import { identityFromDigest, identityFromLabels, labelHashInput } from "../spec/label_hash.ts";
+import { parseIdentityArg, RESERVED_IDENTITY, resolveIdentity } from "./identity_source.ts";
 
 // Expected values come from the shell: printf '<lines>' | LC_ALL=C sort | sha1sum, first 8 hex
 // digits read as an unsigned 32-bit integer.

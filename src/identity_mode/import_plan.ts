@@ -6,7 +6,7 @@
 // checked; the first problem is reported with its index (0-based, as jq's .[i]) and value, and
 // the count of further problems. Repeated entries are fine; an address given two different
 // identities is not (which one was meant?).
-import type { Endpoint, Policy } from "../datapath/maps.ts";
+import type { Endpoint, Policy } from "../spec/bpf_layout.ts";
 import { describeValue } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity_rule.ts";
 import { IDENTITY_HOST, IDENTITY_WORLD } from "../spec/bpf_layout.ts";

@@ -5,7 +5,7 @@
 // JSON format (stable): an array with one object per line, keys in this order,
 //   endpoints: [{"ip":"10.13.0.2","identity":1001}]  sorted by address numerically;
 //   policies:  [{"src":1001,"dst":1002}]              sorted by src, then dst.
-import type { Endpoint, Policy } from "../datapath/maps.ts";
+import type { Endpoint, Policy } from "../spec/bpf_layout.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { protocolName } from "../spec/rule_key.ts";
 import { type PolicyRule, portsText } from "./pair_rules.ts";

@@ -10,7 +10,7 @@ import {
   type RuleKey,
 } from "../spec/bpf_layout.ts";
 import { keyCoverage, type PortRange, protocolName, ruleKeys } from "../spec/rule_key.ts";
-import type { Policy } from "../datapath/maps.ts";
+import type { Policy } from "../spec/bpf_layout.ts";
 
 export interface PolicyRule {
   src: number;

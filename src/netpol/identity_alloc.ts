@@ -6,7 +6,7 @@
 // rehashed with a salt. Allocations can be seeded with what the maps hold, so an agent that
 // restarts gives every pod the identity it had. Pure.
 import { sha1 } from "../hash.ts";
-import { labelHashInput } from "../identity_mode/identity_source.ts";
+import { labelHashInput } from "../spec/label_hash.ts";
 import type { Labels } from "./model.ts";
 
 /** Identities below this are reserved (1: a pod without identity information). */

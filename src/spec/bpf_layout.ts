@@ -241,6 +241,31 @@ export function decodeConfig(b: Uint8Array): DatapathConfig {
   return { ...out, serviceCidrs };
 }
 
+/** An endpoint_map entry: an address (host order) and its identity. */
+export interface Endpoint {
+  /** IPv4 address as a host-order u32. */
+  ip: number;
+  identity: number;
+}
+
+/** A policy_map key: identities {src, dst}. */
+export interface Policy {
+  src: number;
+  dst: number;
+}
+
+/** An ipcache_map value. */
+export interface IpcacheValue {
+  identity: number;
+  flags: number;
+}
+
+/** A cidr_map key: a prefix. */
+export interface CidrKey {
+  addr: number;
+  prefix: number;
+}
+
 export interface VethInfo {
   ips: number[];
   flags: number;
