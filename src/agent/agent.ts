@@ -26,7 +26,7 @@ import { type Attachment, attachmentKey, localView } from "./local_view.ts";
 import type { Reconciler, ReconcileResult } from "./reconcile.ts";
 import { describeWait, type WaitingPolicy } from "./rule_ledger.ts";
 import { ModelStore } from "./model_store.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import type { DatapathEvent } from "../spec/bpf_layout.ts";
 import type { FlowNames } from "./flow_record.ts";
 import { FlowNamer } from "./flow_names.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Agent } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { FakeTable, type Write } from "../datapath/table_fake.ts";
 import { CIDRS, HOSTS, IPCACHE, ISOLATION, RULES } from "../datapath/tables.ts";

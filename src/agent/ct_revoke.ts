@@ -9,7 +9,7 @@ import type { Datapath } from "../datapath/loader.ts";
 import { endConnections, trackedConnections } from "../datapath/tracked.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { protocolName } from "../spec/rule_key.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export interface RevocationStatus {
   /** "revoke" (the default) or "keep-established". */

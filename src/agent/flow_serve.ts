@@ -11,7 +11,7 @@ import type { Agent } from "./agent.ts";
 import { FlowLog, type FlowLogStats } from "./flow_log.ts";
 import { flowJson, flowRecord } from "./flow_record.ts";
 import { FlowTap } from "./flow_tap.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { StreamReply } from "./server.ts";
 
 export class FlowService {

@@ -4,7 +4,7 @@
 // the kernel's rate limit: nothing here costs the datapath anything.
 import type { DatapathEvent } from "../spec/bpf_layout.ts";
 import { type FlowRecord, verdictOf } from "./flow_record.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export type VerdictFilter = "drop" | "allow" | "all";
 

@@ -27,7 +27,7 @@ import { quote } from "../spec/text.ts";
 import type { AgentRequest, CniReply, CniRunner } from "../spec/agent_wire.ts";
 import { Agent, AgentError } from "./agent.ts";
 import type { Attachment } from "./local_view.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { Reconciler } from "./reconcile.ts";
 import { Revoker } from "./ct_revoke.ts";
 import { AgentServer, type Caller } from "./server.ts";

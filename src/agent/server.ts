@@ -12,7 +12,7 @@ import type { AgentRequest } from "../spec/agent_wire.ts";
 import { quote } from "../spec/text.ts";
 import { writeAll } from "../net/unix_rpc.ts";
 import { groupsOf, type PeerCred, PeerFinder } from "../net/unix_peer.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 /** A request must arrive within this time of connecting. */
 const READ_TIMEOUT_MS = 5_000;

@@ -9,8 +9,8 @@ import { ipv4Problem } from "../spec/ipv4.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import type { AgentStatus, Explanation } from "../agent/agent.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
-import type { LogLevel } from "../agent/log.ts";
-import { LOG_LEVELS } from "../agent/log.ts";
+import type { LogLevel } from "../log.ts";
+import { LOG_LEVELS } from "../log.ts";
 import type { SourceChoice } from "../agent/run.ts";
 import type { FlowLogOptions } from "../agent/flow_log.ts";
 import type { ParsedFlags } from "./args.ts";
@@ -255,7 +255,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
       throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
     }
     const { runAgent, AgentStartError } = await import("../agent/run.ts");
-    const { jsonLog } = await import("../agent/log.ts");
+    const { jsonLog } = await import("../log.ts");
     const log = jsonLog(level as LogLevel);
     let stop = () => {};
     const stopSignal = new Promise<void>((resolve) => (stop = resolve));

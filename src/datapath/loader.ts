@@ -9,7 +9,7 @@
 // veth still running an older ebpfcni program to them, in place: tc swaps a filter's program
 // atomically, and old and new programs share the maps meanwhile.
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
-import { mapInfo, objGet, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
+import { mapInfo, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
 import { SysError } from "../../ffi/errors.ts";
 import {
   closeFd,
