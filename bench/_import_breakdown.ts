@@ -12,7 +12,7 @@
 //   renderFullMs policyRecords (sort) + renderTable of all of them, as the CLI prints them
 // Arguments: FILE PIN_DIR. The map must not hold the file's entries yet; they are written.
 const t0 = performance.now();
-const { requireMap } = await import("../src/cli/pins.ts");
+const { requireMap } = await import("../src/cli/pin_require.ts");
 const { closePin } = await import("../src/datapath/pins.ts");
 // countEntries has lived in src/datapath/maps.ts and in src/cli/entries.ts.
 const mapsMod = await import("../src/datapath/maps.ts") as Record<string, unknown>;

@@ -4,7 +4,7 @@
 // record without them carries what the event itself says. Pure.
 import { type DatapathEvent, HOOK_TO_POD, STAT_NAMES, VERDICT_ALLOW } from "../spec/bpf_layout.ts";
 import { protocolName } from "../spec/rule_key.ts";
-import { identityText } from "../identity_mode/pair_rules.ts";
+import { identityText } from "../spec/bpf_layout.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 
 /** A pod by name. */

@@ -7,7 +7,7 @@ import { monotonicNs } from "../../ffi/libc.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { ifnameCache } from "../net/link.ts";
 import type { MonitorRequest } from "../spec/agent_wire.ts";
-import type { Agent } from "./agent.ts";
+import type { Agent } from "./agent_core.ts";
 import { FlowLog, type FlowLogStats } from "./flow_log.ts";
 import { flowJson, flowRecord } from "./flow_record.ts";
 import { FlowTap } from "./flow_tap.ts";

@@ -25,7 +25,7 @@ import { Links } from "../net/link.ts";
 import { tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
 import type { AgentRequest, CniReply, CniRunner } from "../spec/agent_wire.ts";
-import { Agent, AgentError } from "./agent.ts";
+import { Agent, AgentError } from "./agent_core.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "../log.ts";
 import { Reconciler } from "./reconcile.ts";

@@ -3,7 +3,7 @@
 import { quote } from "../spec/text.ts";
 import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
 import { dirPathProblem } from "../spec/name_rules.ts";
-import type { AgentStatus } from "../agent/agent.ts";
+import type { AgentStatus } from "../agent/agent_core.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
 import type { LogLevel } from "../log.ts";
 import { LOG_LEVELS } from "../log.ts";

@@ -1,5 +1,5 @@
 // `agent status` as text. Pure.
-import type { AgentStatus, NotEnforced } from "../agent/agent.ts";
+import type { AgentStatus, NotEnforced } from "../agent/agent_core.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
 
 /** One line per policy not enforced as written: which, its pods, the room it needs. */

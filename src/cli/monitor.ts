@@ -22,7 +22,7 @@ import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { openMap } from "../datapath/pins.ts";
-import { requireMap } from "./pins.ts";
+import { requireMap } from "./pin_require.ts";
 
 const VERDICTS = ["drop", "allow", "all"] as const;
 type Verdict = (typeof VERDICTS)[number];

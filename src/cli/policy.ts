@@ -36,7 +36,7 @@ import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
 import { openMap } from "../datapath/pins.ts";
-import { requireIdentityMode, requireMap } from "./pins.ts";
+import { requireIdentityMode, requireMap } from "./pin_require.ts";
 import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 import { quote } from "../spec/text.ts";

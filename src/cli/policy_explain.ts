@@ -3,7 +3,7 @@
 import { quote } from "../spec/text.ts";
 import type { ExplainEnd, ExplainRequest } from "../spec/agent_wire.ts";
 import { ipv4Problem } from "../spec/ipv4.ts";
-import type { Explanation } from "../agent/agent.ts";
+import type { Explanation } from "../agent/agent_core.ts";
 import type { Command } from "./command.ts";
 import { EXIT_OK, UsageError } from "./errors.ts";
 import { renderExplanation } from "./explain_view.ts";

@@ -2,15 +2,10 @@
 // (policy_map, the original's) or for a protocol and port range (rule_map keys of direction
 // DIR_PAIR), with host and world by name. Turning the map contents into rules, rules into
 // the keys to add or remove, and rules into text. Pure.
-import {
-  DIR_PAIR,
-  IDENTITY_HOST,
-  IDENTITY_WORLD,
-  RULE_PREFIX_ANY_PORT,
-  type RuleKey,
-} from "../spec/bpf_layout.ts";
+import { DIR_PAIR, RULE_PREFIX_ANY_PORT, type RuleKey } from "../spec/bpf_layout.ts";
 import { keyCoverage, type PortRange, protocolName, ruleKeys } from "../spec/rule_key.ts";
-import type { Policy } from "../spec/bpf_layout.ts";
+import { identityText, type Policy } from "../spec/bpf_layout.ts";
+export { identityText };
 
 export interface PolicyRule {
   src: number;
@@ -19,10 +14,6 @@ export interface PolicyRule {
   proto?: number;
   /** Absent with a protocol: every port of it. */
   ports?: PortRange;
-}
-
-export function identityText(id: number): string {
-  return id === IDENTITY_HOST ? "host" : id === IDENTITY_WORLD ? "world" : String(id);
 }
 
 export function portsText(p: PortRange | undefined): string {

@@ -40,9 +40,16 @@ import {
   CT_RST,
   CT_SEEN_REPLY,
   CT_SERVICE,
+  IDENTITY_HOST,
+  IDENTITY_WORLD,
   MAX_SERVICE_CIDRS,
   VETH_MAX_IPS,
 } from "./bpf_abi.gen.ts";
+
+/** An identity as operators read it: the reserved host and world by name. */
+export function identityText(id: number): string {
+  return id === IDENTITY_HOST ? "host" : id === IDENTITY_WORLD ? "world" : String(id);
+}
 
 // The kernel's UAPI (include/uapi/linux/bpf.h), not ours: the numbers the specs use.
 export const BPF_MAP_TYPE_HASH = 1;

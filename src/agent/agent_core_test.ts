@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Agent } from "./agent.ts";
+import { Agent } from "./agent_core.ts";
 import type { Attachment } from "./local_view.ts";
 import type { AgentLog } from "../log.ts";
 import { Reconciler } from "./reconcile.ts";
