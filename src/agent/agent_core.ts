@@ -45,7 +45,7 @@ export interface AgentOptions {
   log: AgentLog;
   /** The node's IPv4 addresses now. */
   hostAddresses(): Set<number>;
-  /** Ends the tracked connections a reconcile's writes no longer allow (revoke.ts). */
+  /** Ends the tracked connections a reconcile's writes no longer allow (ct_revoke.ts). */
   revoker?: Pick<Revoker, "sweep" | "status">;
   /** Told of every reconcile (the metrics). */
   observe?: (e: ReconcileEvent) => void;

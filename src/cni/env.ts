@@ -19,7 +19,7 @@ export interface CniEnv {
   containerId: string;
   netns: string;
   ifname: string;
-  /** CNI_ARGS unparsed; see args.ts. */
+  /** CNI_ARGS unparsed; see cni_args.ts. */
   args: string;
   /** CNI_PATH split on ":", empty entries dropped. */
   path: string[];

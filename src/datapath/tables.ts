@@ -1,4 +1,4 @@
-// Each pinned map as a typed table: its layout (layout.ts) and the codecs of its keys and
+// Each pinned map as a typed table: its layout (spec/bpf_layout.ts) and the codecs of its keys and
 // values. The bpf(2)-backed tables (maps.ts) and the fakes (table_fake.ts) are made from these.
 import {
   CIDR_MAP,

@@ -2,7 +2,7 @@
 // anything is written, and the plan of what to write. Pure.
 //
 // A file is exactly what `ebpfcni endpoint list --json` / `policy list --json` prints (see
-// records.ts): a JSON array of {"ip","identity"} or {"src","dst"} objects. Every entry is
+// map_records.ts): a JSON array of {"ip","identity"} or {"src","dst"} objects. Every entry is
 // checked; the first problem is reported with its index (0-based, as jq's .[i]) and value, and
 // the count of further problems. Repeated entries are fine; an address given two different
 // identities is not (which one was meant?).

@@ -4,7 +4,7 @@
 // rules each comes from, for `policy explain`).
 //
 // Rules are keyed by identity, and a pod's identity is a function of its labels and namespace
-// (identity.ts), which is all that decides whether a policy selects it; so compiling is done per
+// (identity_alloc.ts), which is all that decides whether a policy selects it; so compiling is done per
 // identity, not per pod. Two things are per pod and so merged per identity: named ports (the
 // numbers the pods of an identity give a name, together) and addresses. Peers:
 //  - no peers: IDENTITY_ANY;
