@@ -12,7 +12,8 @@
 //   renderFullMs policyRecords (sort) + renderTable of all of them, as the CLI prints them
 // Arguments: FILE PIN_DIR. The map must not hold the file's entries yet; they are written.
 const t0 = performance.now();
-const { requireMap, closePin } = await import("../src/cli/pins.ts");
+const { requireMap } = await import("../src/cli/pin_require.ts");
+const { closePin } = await import("../src/datapath/pins.ts");
 // countEntries has lived in src/datapath/maps.ts and in src/cli/entries.ts.
 const mapsMod = await import("../src/datapath/maps.ts") as Record<string, unknown>;
 type Count = (fd: number, spec: unknown) => number;
@@ -20,11 +21,11 @@ const countEntries = (mapsMod.countEntries ??
   // @ts-ignore: the older location; absent in newer trees.
   (await import("../src/cli/entries.ts")).countEntries) as Count;
 const { IMPORT_CHUNK } = await import("../src/cli/import_file.ts");
-const { parsePolicyFile, planPolicyImport } = await import("../src/policy/import.ts");
+const { parsePolicyFile, planPolicyImport } = await import("../src/identity_mode/import_plan.ts");
 const { PolicyMap } = await import("../src/datapath/maps.ts");
-const { POLICY_MAP } = await import("../src/datapath/layout.ts");
-const { policyRecords } = await import("../src/policy/records.ts");
-const { renderTable } = await import("../src/cli/table.ts");
+const { POLICY_MAP } = await import("../src/spec/bpf_layout.ts");
+const { policyRecords } = await import("../src/identity_mode/map_records.ts");
+const { renderTable } = await import("../src/cli/text_table.ts");
 const out: Record<string, number> = { importMs: performance.now() - t0 };
 
 const [file, pinDir] = Deno.args;

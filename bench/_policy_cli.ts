@@ -6,7 +6,7 @@
 //   _policy_cli.ts import FILE PIN_DIR
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { PolicyMap } from "../src/datapath/maps.ts";
-import { parsePolicyFile } from "../src/policy/import.ts";
+import { parsePolicyFile } from "../src/identity_mode/import_plan.ts";
 
 const [cmd, ...rest] = Deno.args;
 const pinDir = rest[rest.length - 1]!;

@@ -40,10 +40,10 @@ import {
 import { readLauncher, warm } from "./launcher.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { RuleMap } from "../src/datapath/maps.ts";
-import { DIR_INGRESS, RULE_MAP, type RuleKey } from "../src/datapath/layout.ts";
-import { IPPROTO, ruleKeys } from "../src/datapath/rules.ts";
-import { IdentityAllocator, labelSetKey } from "../src/netpol/identity.ts";
-import { IDENTITY_ANY } from "../src/datapath/layout.ts";
+import { DIR_INGRESS, RULE_MAP, type RuleKey } from "../src/spec/bpf_layout.ts";
+import { IPPROTO, ruleKeys } from "../src/spec/rule_key.ts";
+import { IdentityAllocator, labelSetKey } from "../src/netpol/identity_alloc.ts";
+import { IDENTITY_ANY } from "../src/spec/bpf_layout.ts";
 
 const ROUNDS = numArg("rounds", 30);
 const NAMESPACES = 50;

@@ -22,7 +22,7 @@ import {
   ISOLATION_MAP,
   MODE_KUBERNETES,
   VETH_MAP,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 import { parseIpv4 } from "../src/spec/ipv4.ts";
 import { ipv4, TCP_ACK, TCP_SYN } from "../test/_frames.ts";
 import {

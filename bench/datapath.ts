@@ -20,7 +20,7 @@ import { BenchNet, type Pod } from "./cni.ts";
 import { fmt, log, median, onCleanup, quantile, run, sh, sleep, table } from "./lib.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { ConfigMap, PolicyMap, readStats } from "../src/datapath/maps.ts";
-import { CFG_CONNTRACK, CONFIG_MAP } from "../src/datapath/layout.ts";
+import { CFG_CONNTRACK, CONFIG_MAP } from "../src/spec/bpf_layout.ts";
 
 export interface DatapathOpts {
   sizes: number[];

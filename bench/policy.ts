@@ -33,7 +33,7 @@ import { type Launcher, warm } from "./launcher.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { type Endpoint, EndpointMap, type Policy, PolicyMap } from "../src/datapath/maps.ts";
 import { mapUpdateBatch } from "../ffi/bpf.ts";
-import { encodePolicyKey, ENDPOINT_MAP, POLICY_ALLOW } from "../src/datapath/layout.ts";
+import { encodePolicyKey, ENDPOINT_MAP, POLICY_ALLOW } from "../src/spec/bpf_layout.ts";
 
 export interface PolicyOpts {
   allowRuns: number;

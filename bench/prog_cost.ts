@@ -28,8 +28,8 @@ import {
   MODE_KUBERNETES,
   RULE_MAP,
   VETH_MAP,
-} from "../src/datapath/layout.ts";
-import { ruleKeys } from "../src/datapath/rules.ts";
+} from "../src/spec/bpf_layout.ts";
+import { ruleKeys } from "../src/spec/rule_key.ts";
 import { parseIpv4, prefixMask } from "../src/spec/ipv4.ts";
 import { ipv4, TCP_ACK } from "../test/_frames.ts";
 import {

@@ -32,7 +32,7 @@ import { IpcacheMap } from "../src/datapath/maps.ts";
 import { endConnectionsOf } from "../src/datapath/tracked.ts";
 import { mapLookup, mapUpdateBatch } from "../ffi/bpf.ts";
 import { monotonicNs } from "../ffi/libc.ts";
-import { CT_FLAGS, CT_MAP, IPCACHE_MAP, ISOLATION_MAP, STRUCTS } from "../src/datapath/layout.ts";
+import { CT_FLAGS, CT_MAP, IPCACHE_MAP, ISOLATION_MAP, STRUCTS } from "../src/spec/bpf_layout.ts";
 import { formatIpv4, parseIpv4 } from "../src/spec/ipv4.ts";
 
 const ROUNDS = numArg("rounds", 15);

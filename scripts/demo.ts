@@ -20,7 +20,7 @@
 // --subnet A.B.C.0/24 (default 10.13.0.0/24 as in the original, or a free 10.13.x.0/24).
 // Needs root, bpffs on /sys/fs/bpf, ip, tc, bpftool and ping.
 import { fileURLToPath } from "node:url";
-import { STAT_NAMES } from "../src/datapath/layout.ts";
+import { STAT_NAMES } from "../src/spec/bpf_layout.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const NETWORK = "ebpfcni-demo";

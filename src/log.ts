@@ -1,8 +1,14 @@
-// Logging for a program whose stdout is the CNI result: everything goes to stderr, or to
-// the file named by EBPFCNI_LOG_FILE. EBPFCNI_LOG_LEVEL picks the threshold (default warn).
+// The one logger, in two forms over the same levels. `log`: the plugin's and the CLI's, for a
+// program whose stdout is the CNI result: everything goes to stderr, or to the file named by
+// EBPFCNI_LOG_FILE; EBPFCNI_LOG_LEVEL picks the threshold (default warn). `jsonLog()`: the
+// policy agent's, one JSON object per line on stderr ({"time","level","msg", fields...}), so a
+// DaemonSet's log collector can read it as it is; the agent points `log` at it (`logTo`) for
+// the CNI calls it runs.
 
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
 export type Level = keyof typeof LEVELS;
+export type LogLevel = Level;
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 function env(name: string): string | undefined {
   try {
@@ -50,3 +56,30 @@ export const log = {
   warn: (msg: string) => write("warn", msg),
   error: (msg: string) => write("error", msg),
 };
+
+export type Fields = Record<string, unknown>;
+
+export interface AgentLog {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+}
+
+export function jsonLog(
+  threshold: LogLevel,
+  write: (line: string) => void = (line) => {
+    try {
+      Deno.stderr.writeSync(new TextEncoder().encode(line));
+    } catch {
+      // a closed stderr must not stop the agent
+    }
+  },
+): AgentLog {
+  const min = LOG_LEVELS.indexOf(threshold);
+  const at = (level: LogLevel) => (msg: string, fields: Fields = {}) => {
+    if (LOG_LEVELS.indexOf(level) < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}

@@ -2,7 +2,7 @@
 // a JSON config on stdin. Every network gets random names (bridge, subnet, pin, state and
 // lease directories) and is removed in `cleanup()`, so tests can run twice and in parallel.
 import { fileURLToPath } from "node:url";
-import { hostVethName } from "../src/net/names.ts";
+import { hostVethName } from "../src/net/veth_names.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 export const BINARY = Deno.env.get("EBPFCNI_BINARY") ?? `${ROOT}/dist/ebpfcni`;

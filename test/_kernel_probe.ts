@@ -11,7 +11,7 @@ import { progInfo, progTestRun } from "../ffi/bpf.ts";
 import { embeddedObject } from "../src/datapath/object.ts";
 import { PROGRAM_PROCESS_TC } from "../src/spec/bpf_abi.gen.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
-import { VETH_MAP } from "../src/datapath/layout.ts";
+import { VETH_MAP } from "../src/spec/bpf_layout.ts";
 import { EndpointMap, PolicyMap, VethMap } from "../src/datapath/maps.ts";
 import { programTags, readElfSections } from "../scripts/elf.ts";
 import { arpFrame, ETH_P_IP, ethFrame, exists, ip4, ipv4Frame, randomHex } from "./_kernel.ts";

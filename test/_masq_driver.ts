@@ -4,7 +4,7 @@
 // and writes the masquerade's status as a JSON line after each.
 //   _masq_driver.ts SELF [NON_MASQUERADE_CIDR...]
 import { startMasquerade } from "../src/agent/masquerade.ts";
-import { jsonLog } from "../src/agent/log.ts";
+import { jsonLog } from "../src/log.ts";
 import type { ClusterNode } from "../src/spec/node.ts";
 import { parseCidr, parseIpv4 } from "../src/spec/ipv4.ts";
 

@@ -14,7 +14,7 @@ import {
   toReply,
   withNetwork,
 } from "./_cni.ts";
-import { hostVethName } from "../src/net/names.ts";
+import { hostVethName } from "../src/net/veth_names.ts";
 
 export { hostVethName };
 

@@ -10,7 +10,7 @@
 //   fires, as the agent's does after a reconcile); runs until SIGTERM, printing "ready" once
 //   the first pass is done.
 import { startRouting } from "../src/agent/routing.ts";
-import { jsonLog } from "../src/agent/log.ts";
+import { jsonLog } from "../src/log.ts";
 import type { ClusterNode } from "../src/spec/node.ts";
 import { parseCidr, parseIpv4 } from "../src/spec/ipv4.ts";
 import type { RoutingMode } from "../src/spec/routing.ts";

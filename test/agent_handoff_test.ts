@@ -9,7 +9,7 @@ import { containerId, type HostSnapshot, sh } from "./_cni.ts";
 import { exists, ipNum, startPlugin } from "./_robust.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { IpcacheMap } from "../src/datapath/maps.ts";
-import { IPCACHE_MAP } from "../src/datapath/layout.ts";
+import { IPCACHE_MAP } from "../src/spec/bpf_layout.ts";
 import {
   addK8sPod,
   type AgentProcess,
@@ -19,6 +19,7 @@ import {
   withK8sSetup,
 } from "./_agent.ts";
 import { CniServer } from "../src/agent/cni_serve.ts";
+import { runCni } from "../src/cni/dispatch.ts";
 import { podObject } from "../src/netpol/testdata/_objects.ts";
 
 type Setup = K8sSetup;
@@ -201,7 +202,7 @@ Deno.test("an agent killed while it runs a handed-over ADD fails that ADD with c
 });
 
 Deno.test("the agent declines a call of another build, or with a netns it cannot open as the plugin would", async () => {
-  const server = new CniServer();
+  const server = new CniServer(runCni);
   const req = (netns: string, build?: string) => ({
     op: "cni" as const,
     env: { CNI_COMMAND: "ADD", CNI_NETNS: netns },

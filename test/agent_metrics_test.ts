@@ -12,7 +12,7 @@ import { FakeApiServer } from "./_fake_apiserver.ts";
 import { namespaceObject, networkPolicy } from "../src/netpol/testdata/_objects.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { CidrMap, IpcacheMap, RuleMap, VethMap } from "../src/datapath/maps.ts";
-import { CIDR_MAP, IPCACHE_MAP, RULE_MAP, VETH_MAP } from "../src/datapath/layout.ts";
+import { CIDR_MAP, IPCACHE_MAP, RULE_MAP, VETH_MAP } from "../src/spec/bpf_layout.ts";
 
 const UDP_PORT = 5353;
 /** Datagrams sent to the isolated pod. */

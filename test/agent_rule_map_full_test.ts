@@ -17,7 +17,7 @@ import {
   withK8sSetup,
 } from "./_agent.ts";
 import { namespaceObject, networkPolicy } from "../src/netpol/testdata/_objects.ts";
-import { RULE_MAP } from "../src/datapath/layout.ts";
+import { RULE_MAP } from "../src/spec/bpf_layout.ts";
 
 const CAPACITY = RULE_MAP.maxEntries;
 const FILL_IP = "100.64.7.1";

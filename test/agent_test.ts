@@ -10,7 +10,7 @@ import { addK8sPod, type AgentProcess, type K8sSetup, startAgent, withK8sSetup }
 import { networkPolicy } from "../src/netpol/testdata/_objects.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { CidrMap, IpcacheMap, IsolationMap, RuleMap } from "../src/datapath/maps.ts";
-import { CIDR_MAP, IPCACHE_MAP, ISOLATION_MAP, RULE_MAP } from "../src/datapath/layout.ts";
+import { CIDR_MAP, IPCACHE_MAP, ISOLATION_MAP, RULE_MAP } from "../src/spec/bpf_layout.ts";
 
 type Setup = K8sSetup;
 

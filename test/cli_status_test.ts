@@ -6,7 +6,7 @@ import { NetlinkSocket } from "../src/net/socket.ts";
 import { ifNameToIndex } from "../ffi/libc.ts";
 import { attach, attachedProgramId } from "../src/datapath/tc.ts";
 import { VERSION } from "../src/version.ts";
-import { STAT_NAMES } from "../src/datapath/layout.ts";
+import { STAT_NAMES } from "../src/spec/bpf_layout.ts";
 import { exists, ip4, ipv4Frame, sendFrames, withVeth } from "./_kernel.ts";
 import { assertFails, ebpfcni, ok, withEmptyPinDir, withMaps } from "./_cli.ts";
 

@@ -24,7 +24,7 @@ import {
   ISOLATION_MAP,
   MODE_KUBERNETES,
   VETH_MAP,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 import { ipv4, TCP_ACK, TCP_SYN } from "./_frames.ts";
 import { ip4, withPinDir } from "./_kernel.ts";
 

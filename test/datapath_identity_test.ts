@@ -8,7 +8,7 @@ import { probeUntil, startServers } from "./_traffic.ts";
 import { mapUpdate } from "../ffi/bpf.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { CtMap } from "../src/datapath/maps.ts";
-import { CT_EST_MAP, CT_FLAGS, CT_QUOTA_MAP, encodeU32 } from "../src/datapath/layout.ts";
+import { CT_EST_MAP, CT_FLAGS, CT_QUOTA_MAP, encodeU32 } from "../src/spec/bpf_layout.ts";
 import { parseIpv4 } from "../src/spec/ipv4.ts";
 
 const SHORT_CT = { tcpSyn: 2, tcpEstablished: 3, tcpClose: 2, udp: 2, other: 2 };

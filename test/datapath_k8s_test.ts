@@ -17,8 +17,8 @@ import {
   ISOLATE_INGRESS,
   ISOLATION_MAP,
   RULE_MAP,
-} from "../src/datapath/layout.ts";
-import { ruleKeys } from "../src/datapath/rules.ts";
+} from "../src/spec/bpf_layout.ts";
+import { ruleKeys } from "../src/spec/rule_key.ts";
 
 const CLIENT = 1000;
 const BACKEND = 2000;

@@ -26,7 +26,7 @@ import {
   PROGRAM_PIN,
   STAT_NAMES,
   VETH_MAP,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 import { type Datapath, DatapathError, ensureDatapath } from "../src/datapath/loader.ts";
 import {
   type Endpoint,

@@ -17,7 +17,7 @@ import {
   STAT_NAMES,
   STATS_MAP,
   STRUCTS,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 import { ENUMS } from "../src/spec/bpf_abi.gen.ts";
 import { randomHex, run, runJson, tryRun } from "./_kernel.ts";
 
@@ -164,7 +164,7 @@ Deno.test("bpftool reads every map of the object's BTF as the generated specs sa
   }
   // One counter per enum ebpfcni_stat value (STAT_MAX), named in index order.
   assert.equal(STAT_NAMES.length, STATS_MAP.maxEntries);
-  // Every map in the object's .maps section is one layout.ts knows about.
+  // Every map in the object's .maps section is one bpf_layout.ts knows about.
   const maps = btf.find("DATASEC", ".maps").vars?.map((v) => btf.type(v.type_id).name).sort();
   assert.deepEqual(maps, MAPS.map((m) => m.name).sort());
 });

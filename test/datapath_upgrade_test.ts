@@ -13,7 +13,7 @@ import { mapInfo, objGet, objPin, progInfo } from "../ffi/bpf.ts";
 import { closeFd } from "../ffi/libc.ts";
 import { EndpointMap, PolicyMap, VethMap } from "../src/datapath/maps.ts";
 import { ensureDatapath } from "../src/datapath/loader.ts";
-import { VETH_MAP } from "../src/datapath/layout.ts";
+import { VETH_MAP } from "../src/spec/bpf_layout.ts";
 import { ip4, randomHex, run, tryRun } from "./_kernel.ts";
 
 /** A ping of `count` packets every 5 ms from `from` to `to`, running; resolves to how many
@@ -74,7 +74,7 @@ for (const mode of ["identity", "kubernetes"] as const) {
         // Kubernetes mode: C isolated for ingress with no rule; A and B open.
         using dp = ensureDatapath(net.pinDir);
         const { IsolationMap } = await import("../src/datapath/maps.ts");
-        const { ISOLATION_MAP, ISOLATE_INGRESS } = await import("../src/datapath/layout.ts");
+        const { ISOLATION_MAP, ISOLATE_INGRESS } = await import("../src/spec/bpf_layout.ts");
         new IsolationMap(dp.fd(ISOLATION_MAP)).set(300, ISOLATE_INGRESS);
       }
       const warm = await flow(a, b.ip, 5);

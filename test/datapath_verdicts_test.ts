@@ -45,8 +45,8 @@ import {
   STAT_NAMES,
   type StatName,
   VETH_MAP,
-} from "../src/datapath/layout.ts";
-import { ruleKeys } from "../src/datapath/rules.ts";
+} from "../src/spec/bpf_layout.ts";
+import { ruleKeys } from "../src/spec/rule_key.ts";
 import { prefixMask } from "../src/spec/ipv4.ts";
 import {
   arp,

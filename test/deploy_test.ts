@@ -14,9 +14,9 @@ import {
   DEFAULT_PIN_DIR,
   DEFAULT_STATE_DIR,
   parseNetConf,
-} from "../src/cni/config.ts";
+} from "../src/cni/net_conf.ts";
 import { formatCidr } from "../src/spec/ipv4.ts";
-import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/config.ts";
+import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/ipam_conf.ts";
 import { VERSION } from "../src/version.ts";
 import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from "../src/agent/http_address.ts";
 

@@ -3,8 +3,8 @@
 
 import assert from "node:assert/strict";
 import { ipamAdd, ipamCheck, type IpamContext, ipamDel } from "../src/ipam/mod.ts";
-import { parseIpamConf } from "../src/ipam/config.ts";
-import { LeaseStore } from "../src/ipam/store.ts";
+import { parseIpamConf } from "../src/ipam/ipam_conf.ts";
+import { LeaseStore } from "../src/ipam/lease_store.ts";
 
 const HOST_LOCAL = "/usr/lib/cni/host-local";
 const missing = (() => {

@@ -10,7 +10,7 @@ import {
   ipamGc,
   ipamStatus,
 } from "../src/ipam/mod.ts";
-import { parseIpamConf } from "../src/ipam/config.ts";
+import { parseIpamConf } from "../src/ipam/ipam_conf.ts";
 
 type Ctx = IpamContext & { dir: string };
 

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { CniError } from "../src/spec/cni.ts";
 import type { IpamResult } from "../src/spec/cni.ts";
 import { ipamAdd } from "../src/ipam/mod.ts";
-import { parseIpamConf } from "../src/ipam/config.ts";
-import { LeaseStore } from "../src/ipam/store.ts";
+import { parseIpamConf } from "../src/ipam/ipam_conf.ts";
+import { LeaseStore } from "../src/ipam/lease_store.ts";
 
 async function withDataDir(fn: (dataDir: string) => void | Promise<void>): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "ipam-store-" });
@@ -181,7 +181,7 @@ function ipamFor(dataDir: string): Record<string, unknown> {
 Deno.test("16 concurrent ipamAdd processes all get distinct addresses", async () => {
   await withDataDir(async (d) => {
     const modUrl = new URL("../src/ipam/mod.ts", import.meta.url).href;
-    const confUrl = new URL("../src/ipam/config.ts", import.meta.url).href;
+    const confUrl = new URL("../src/ipam/ipam_conf.ts", import.meta.url).href;
     const code = `
       const { ipamAdd } = await import(${JSON.stringify(modUrl)});
       const { parseIpamConf } = await import(${JSON.stringify(confUrl)});

@@ -15,7 +15,7 @@ import {
   BPF_MAP_TYPE_LRU_PERCPU_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_MAP_TYPE_RINGBUF,
-} from "../src/datapath/layout.ts";
+} from "../src/spec/bpf_layout.ts";
 
 const README = new URL("../README.md", import.meta.url);
 

@@ -9,8 +9,8 @@
 // CNI_COMMAND unset is not in the corpus: without it the binary is the operator CLI, by design.
 import assert from "node:assert/strict";
 import type { TestNetwork } from "./_cni.ts";
-import { DEFAULT_BRIDGE, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "../src/cni/config.ts";
-import { DEFAULT_DATA_DIR } from "../src/ipam/config.ts";
+import { DEFAULT_BRIDGE, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "../src/cni/net_conf.ts";
+import { DEFAULT_DATA_DIR } from "../src/ipam/ipam_conf.ts";
 import {
   endpointIps,
   exists,

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { ensureDatapath } from "../src/datapath/loader.ts";
 import { type Endpoint, EndpointMap, MapFullError } from "../src/datapath/maps.ts";
-import { ENDPOINT_MAP } from "../src/datapath/layout.ts";
+import { ENDPOINT_MAP } from "../src/spec/bpf_layout.ts";
 import {
   hostVethName,
   ipNum,

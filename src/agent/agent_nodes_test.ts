@@ -1,9 +1,9 @@
 // Agent.nodes(), onNodes() and the routing state provider, on a stand-in for the maps (the
 // reconciler is the kernel's side; the node view is not).
 import assert from "node:assert/strict";
-import { Agent } from "./agent.ts";
+import { Agent } from "./agent_core.ts";
 import type { Reconciler } from "./reconcile.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { type Cidr, formatCidr, parseCidr } from "../spec/ipv4.ts";
 
 /** Maps that take every write (nothing of them is looked at here). */

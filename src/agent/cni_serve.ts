@@ -13,12 +13,11 @@
 // the agent, `cancelAdds`) aborts it, and it stops and rolls back at its next step, or does
 // not begin at all if it still waits for the attachment's lock. Otherwise the late ADD would
 // complete after the runtime's DEL, for a pod nobody will delete.
-import type { CniReply, CniRequest } from "../spec/agent.ts";
+import type { CniCaller, CniReply, CniRequest, CniRunner } from "../spec/agent_wire.ts";
 import { quote } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";
 import { resolveNetnsPath } from "../net/netns.ts";
-import type { Caller } from "../cni/context.ts";
 import type { Cidr } from "../spec/ipv4.ts";
 
 /** The fault injection of the robustness tests (cni/fault.ts) is honoured in a handed-over
@@ -49,12 +48,7 @@ function visible(path: string): boolean {
   }
 }
 
-/** The process that handed a call over: its pid (SO_PEERCRED, 0 if unknown) and whether it
- * is still there. */
-export interface CniCaller {
-  pid: number;
-  signal: AbortSignal;
-}
+export type { CniCaller };
 
 export class CniServer {
   /** This agent's build, read when it started (before any upgrade of the files). */
@@ -62,9 +56,14 @@ export class CniServer {
   readonly faults = Deno.env.get(AGENT_FAULTS_ENV) === "1";
   /** The ADDs running, by attachment. */
   readonly #adds = new Map<string, Set<AbortController>>();
+  readonly #runCni: CniRunner;
 
-  /** `podCidr`: this node's pod CIDR, which the calls run here get straight from the agent. */
-  constructor(readonly agent: { podCidr?: () => Promise<Cidr> } = {}) {}
+  /** `runCni`: the CNI dispatcher (src/cni/dispatch.ts), handed in by the composition root;
+   * `agent.podCidr`: this node's pod CIDR, which the calls run here get straight from the
+   * agent. */
+  constructor(runCni: CniRunner, readonly agent: { podCidr?: () => Promise<Cidr> } = {}) {
+    this.#runCni = runCni;
+  }
 
   async serve(
     req: CniRequest,
@@ -76,7 +75,13 @@ export class CniServer {
       };
     }
     if (req.env.CNI_COMMAND !== "ADD") {
-      return await serveCni(req, this.faults, this.#caller(caller.pid, caller.signal), caller);
+      return await serveCni(
+        req,
+        this.faults,
+        this.#caller(caller.pid, caller.signal),
+        caller,
+        this.#runCni,
+      );
     }
     const key = attachmentKey(req.env.CNI_CONTAINERID ?? "", req.env.CNI_IFNAME ?? "");
     const wanted = new AbortController();
@@ -93,7 +98,13 @@ export class CniServer {
     const running = this.#adds.get(key) ?? new Set();
     this.#adds.set(key, running.add(wanted));
     try {
-      return await serveCni(req, this.faults, this.#caller(caller.pid, wanted.signal), caller);
+      return await serveCni(
+        req,
+        this.faults,
+        this.#caller(caller.pid, wanted.signal),
+        caller,
+        this.#runCni,
+      );
     } finally {
       caller.signal.removeEventListener("abort", onGone);
       running.delete(wanted);
@@ -101,7 +112,7 @@ export class CniServer {
     }
   }
 
-  #caller(pid: number, signal: AbortSignal): Caller {
+  #caller(pid: number, signal: AbortSignal): CniCaller {
     const podCidr = this.agent.podCidr;
     return { pid, signal, ...(podCidr === undefined ? {} : { podCidr }) };
   }
@@ -131,8 +142,9 @@ function attachmentKey(containerId: string, ifname: string): string {
 async function serveCni(
   req: CniRequest,
   faults: boolean,
-  caller: Caller,
+  caller: CniCaller,
   conn: CniCaller,
+  runCni: CniRunner,
 ): Promise<CniReply> {
   // ADD and CHECK enter the pod's network namespace. A /proc/PID/ns/net path names a process
   // of the caller's PID namespace, which may not be the agent's.
@@ -146,7 +158,6 @@ async function serveCni(
   const env = faults
     ? req.env
     : Object.fromEntries(Object.entries(req.env).filter(([k]) => !k.startsWith("EBPFCNI_FAULT")));
-  const { runCni } = await import("../cni/dispatch.ts");
   let stdout = "";
   const code = await runCni({
     env,

@@ -4,7 +4,7 @@
 // disk or a stdout nobody drains never holds up the agent: what overflows the queue is counted
 // as dropped. The kernel's rate limit (rate_map) bounds what arrives in the first place.
 import { quote } from "../spec/text.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export interface FlowLogOptions {
   /** A file path, or "-" for stdout. */

@@ -4,8 +4,8 @@
 // two addresses of one identity apart, pods' addresses too) until the model changes, the
 // least recently used forgotten first; and judging is rationed (a port scan is a new flow per
 // packet), past which a record names the pods only. Pure.
-import { type DatapathEvent } from "../datapath/layout.ts";
-import { IPPROTO } from "../datapath/rules.ts";
+import { type DatapathEvent } from "../spec/bpf_layout.ts";
+import { IPPROTO } from "../spec/rule_key.ts";
 import { evaluate, type FlowEnd, indexModel, type Model, type Protocol } from "../netpol/mod.ts";
 import { type FlowNames, type PodName, reasonOf } from "./flow_record.ts";
 

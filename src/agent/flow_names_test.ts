@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type DatapathEvent, STAT_NAMES, type StatName } from "../datapath/layout.ts";
+import { type DatapathEvent, STAT_NAMES, type StatName } from "../spec/bpf_layout.ts";
 import { modelOf, namespaceObj, podObj, policyObj } from "../netpol/_test_util.ts";
 import { parseIpv4 } from "../spec/ipv4.ts";
 import { FlowNamer, nameFlow } from "./flow_names.ts";

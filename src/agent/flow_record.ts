@@ -2,9 +2,9 @@
 // flow log writes, from one formatter so that both carry the same fields in the same order.
 // Names (pods, deciding policies) come from the agent when one serves the pin directory; a
 // record without them carries what the event itself says. Pure.
-import { type DatapathEvent, HOOK_TO_POD, STAT_NAMES, VERDICT_ALLOW } from "../datapath/layout.ts";
-import { protocolName } from "../datapath/rules.ts";
-import { identityText } from "../policy/rules.ts";
+import { type DatapathEvent, HOOK_TO_POD, STAT_NAMES, VERDICT_ALLOW } from "../spec/bpf_layout.ts";
+import { protocolName } from "../spec/rule_key.ts";
+import { identityText } from "../spec/bpf_layout.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 
 /** A pod by name. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type DatapathEvent, IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
+import { type DatapathEvent, IDENTITY_HOST, IDENTITY_WORLD } from "../spec/bpf_layout.ts";
 import { parseIpv4 } from "../spec/ipv4.ts";
 import { flowJson, flowRecord, flowText } from "./flow_record.ts";
 

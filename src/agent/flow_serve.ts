@@ -1,17 +1,17 @@
 // The agent's side of flows: its flow log (drop verdicts, --flow-log) and the monitors that
 // stream verdicts over its socket, both fed by one reader of the `events` ring buffer
 // (flow_tap.ts) and named by the agent (pods, deciding policies).
-import { EVENTS_MAP } from "../datapath/layout.ts";
+import { EVENTS_MAP } from "../spec/bpf_layout.ts";
 import { EventReader, wallClock } from "../datapath/events.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { ifnameCache } from "../net/link.ts";
-import type { MonitorRequest } from "../spec/agent.ts";
-import type { Agent } from "./agent.ts";
+import type { MonitorRequest } from "../spec/agent_wire.ts";
+import type { Agent } from "./agent_core.ts";
 import { FlowLog, type FlowLogStats } from "./flow_log.ts";
 import { flowJson, flowRecord } from "./flow_record.ts";
 import { FlowTap } from "./flow_tap.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { StreamReply } from "./server.ts";
 
 export class FlowService {

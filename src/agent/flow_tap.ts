@@ -2,9 +2,9 @@
 // one): it runs while someone listens (the flow log, a monitor streaming over the socket) and
 // hands each event, named once, to each of them. It reads only what the kernel emitted, after
 // the kernel's rate limit: nothing here costs the datapath anything.
-import type { DatapathEvent } from "../datapath/layout.ts";
+import type { DatapathEvent } from "../spec/bpf_layout.ts";
 import { type FlowRecord, verdictOf } from "./flow_record.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export type VerdictFilter = "drop" | "allow" | "all";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { DatapathEvent } from "../datapath/layout.ts";
+import type { DatapathEvent } from "../spec/bpf_layout.ts";
 import type { FlowRecord } from "./flow_record.ts";
 import { type EventFeed, FlowTap, FlowTapClosed, MAX_STREAM_QUEUE } from "./flow_tap.ts";
 

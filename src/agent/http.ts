@@ -3,7 +3,7 @@
 // GET and HEAD only; anything else is 404 or 405. It reads state, never changes it.
 import { EXPOSITION_CONTENT_TYPE } from "./prom.ts";
 import { formatListenAddress, type ListenAddress } from "./http_address.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 /** Why the agent is not ready, or undefined when it is. */
 export type Readiness = () => string | undefined;

@@ -8,7 +8,7 @@
 import type { NodeSource } from "../spec/node.ts";
 import type { Cidr } from "../spec/ipv4.ts";
 import { describePlan, masqueradePlan, type NftBatch, replaceAgentTable } from "../masq/ruleset.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export interface MasqueradeOptions {
   /** This node's name. */

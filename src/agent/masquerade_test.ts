@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseCidr } from "../spec/ipv4.ts";
 import type { ClusterNode } from "../spec/node.ts";
 import type { NftBatch } from "../masq/ruleset.ts";
-import { jsonLog } from "./log.ts";
+import { jsonLog } from "../log.ts";
 import { startMasquerade } from "./masquerade.ts";
 
 function fixture() {

@@ -5,7 +5,7 @@
 // no pod, address or policy names, so the series count does not grow with the cluster.
 // Pure: the readers of the kernel and /proc are passed in.
 import { type Labels, Registry } from "./prom.ts";
-import { MAPS, STAT_NAMES, type StatName } from "../datapath/layout.ts";
+import { MAPS, STAT_NAMES, type StatName } from "../spec/bpf_layout.ts";
 
 const SECONDS_BUCKETS = [
   0.001,

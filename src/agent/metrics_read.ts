@@ -2,7 +2,7 @@
 // (stats_map, summed over CPUs) and the fill of every map that holds entries, through the
 // agent's open fds; and the process's figures. Nothing here writes.
 import type { Datapath } from "../datapath/loader.ts";
-import { holdsEntries, MAPS, type StatName, STATS_MAP } from "../datapath/layout.ts";
+import { holdsEntries, MAPS, type StatName, STATS_MAP } from "../spec/bpf_layout.ts";
 import { countEntries, readStats } from "../datapath/maps.ts";
 import type { MapFill, ProcessFigures } from "./metrics.ts";
 import { cpuUsage } from "node:process";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AgentMetrics, type MetricSources } from "./metrics.ts";
-import { STAT_NAMES } from "../datapath/layout.ts";
+import { STAT_NAMES } from "../spec/bpf_layout.ts";
 
 function sources(over: Partial<MetricSources> = {}): MetricSources {
   return {

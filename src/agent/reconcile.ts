@@ -9,10 +9,10 @@
 // Node addresses (host_map) are added first and removed last. Rules go in per policy, all or
 // nothing (rule_ledger.ts): a policy whose new rules do not fit keeps its old ones and waits.
 import { type Compiled, type CompiledRule, ruleKeyId } from "../netpol/compile.ts";
-import { IPCACHE_LOCAL, type RuleKey } from "../datapath/layout.ts";
+import { IPCACHE_LOCAL, type RuleKey } from "../spec/bpf_layout.ts";
 import type { AgentTables } from "../datapath/tables.ts";
 import { formatCidr } from "../spec/ipv4.ts";
-import { writeFileAtomic } from "../cni/state.ts";
+import { writeFileAtomic } from "../spec/atomic_file.ts";
 import {
   parseEnforcedSnapshot,
   RuleLedger,

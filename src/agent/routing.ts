@@ -7,7 +7,7 @@ import type { RoutingMode } from "../spec/routing.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { applyRouting } from "../routing/apply.ts";
 import { enableForwarding } from "../routing/forwarding.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 export interface RoutingOptions {
   mode: RoutingMode;

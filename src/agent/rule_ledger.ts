@@ -7,7 +7,7 @@
 // restart (snapshot(), adopt()): a policy whose update did not fit before still has its old
 // rules in the map, and only this record says they are its own. Pure: the map is behind
 // RuleStore.
-import type { RuleKey } from "../datapath/layout.ts";
+import type { RuleKey } from "../spec/bpf_layout.ts";
 import type { CompiledRule } from "../netpol/compile.ts";
 
 /** rule_map as the ledger sees it: the entries it holds (the reconciler's shadow) and its

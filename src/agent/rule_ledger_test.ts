@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { RuleKey } from "../datapath/layout.ts";
+import type { RuleKey } from "../spec/bpf_layout.ts";
 import type { CompiledRule } from "../netpol/compile.ts";
 import {
   parseEnforcedSnapshot,

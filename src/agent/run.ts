@@ -4,8 +4,8 @@
 // /metrics, /healthz and /readyz, reconciles on every change and every `resyncMs`, and stops
 // cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
 // enforcing the last policies it was given.
-import { loadNodeDatapath } from "../cni/datapath.ts";
-import { StateStore } from "../cni/state.ts";
+import { loadNodeDatapath } from "../node/datapath_load.ts";
+import { StateStore } from "../node/attachment_store.ts";
 import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { monotonicNs } from "../../ffi/libc.ts";
 import {
@@ -17,19 +17,19 @@ import {
   MODE_KUBERNETES,
   RULE_MAP,
   VETH_MAP,
-} from "../datapath/layout.ts";
-import { modeName } from "../datapath/config.ts";
+} from "../spec/bpf_layout.ts";
+import { modeName } from "../datapath/config_plan.ts";
 import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { type Cidr, formatCidr, tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import type { AgentRequest, CniReply } from "../spec/agent.ts";
-import { Agent, AgentError } from "./agent.ts";
+import type { AgentRequest, CniReply, CniRunner } from "../spec/agent_wire.ts";
+import { Agent, AgentError } from "./agent_core.ts";
 import type { Attachment } from "./local_view.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 import { Reconciler } from "./reconcile.ts";
-import { Revoker } from "./revoke.ts";
+import { Revoker } from "./ct_revoke.ts";
 import { AgentServer, type Caller } from "./server.ts";
 import { CniCounts, CniServer } from "./cni_serve.ts";
 import { logTo } from "../log.ts";
@@ -70,6 +70,8 @@ export interface RunOptions {
   addWaitMs: number;
   /** Run CNI calls handed over by the plugin (else decline them: the plugin runs them). */
   cniHandoff: boolean;
+  /** Runs a handed-over CNI call (the CNI dispatcher, src/cni/dispatch.ts). */
+  runCni: CniRunner;
   /** Where drop verdicts are written (a file rotated by size, or "-": stdout). */
   flowLog?: FlowLogOptions;
   /** Keep tracked connections a change no longer allows (else they end: the default). */
@@ -330,7 +332,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     }
   }
   const cni = new CniCounts();
-  const cniServer = new CniServer({ podCidr: () => agent.podCidr() });
+  const cniServer = new CniServer(o.runCni, { podCidr: () => agent.podCidr() });
   const metricsAddress = http?.address ?? null;
   const routed = () => (routing ? { routing: routing.status() } : {});
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {

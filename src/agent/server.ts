@@ -1,4 +1,4 @@
-// The agent's unix socket (spec/agent.ts has the protocol): only root can connect (0600, in a
+// The agent's unix socket (spec/agent_wire.ts has the protocol): only root can connect (0600, in a
 // directory the agent creates 0700 when it is missing), or with `group` members of that group
 // too (0660, directory 0710). The peer's credentials (SO_PEERCRED) are checked as well, so a
 // socket file whose mode was loosened still serves nobody else. One request per connection,
@@ -7,12 +7,12 @@
 // once. A request that does not parse, is too long or too slow is answered with an error and
 // changes nothing. The connection stays open while the request runs: its closing tells the
 // handler that the caller is gone (a plugin process the runtime killed).
-import { MAX_REQUEST_BYTES, parseRequest, RequestError } from "../spec/agent.ts";
-import type { AgentRequest } from "../spec/agent.ts";
+import { MAX_REQUEST_BYTES, parseRequest, RequestError } from "../spec/agent_wire.ts";
+import type { AgentRequest } from "../spec/agent_wire.ts";
 import { quote } from "../spec/text.ts";
 import { writeAll } from "../net/unix_rpc.ts";
 import { groupsOf, type PeerCred, PeerFinder } from "../net/unix_peer.ts";
-import type { AgentLog } from "./log.ts";
+import type { AgentLog } from "../log.ts";
 
 /** A request must arrive within this time of connecting. */
 const READ_TIMEOUT_MS = 5_000;

@@ -1,16 +1,13 @@
-// `ebpfcni agent run|status` and `ebpfcni policy explain`: the node's policy agent, and what
-// the CLI asks it over its socket.
+// `ebpfcni agent run|status`: the node's policy agent, and its status asked over its socket
+// (agent_ask.ts; `policy explain` asks it too, policy_explain.ts).
 import { quote } from "../spec/text.ts";
-import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
-import type { ExplainEnd, ExplainRequest } from "../spec/agent.ts";
 import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
-import { dirPathProblem } from "../spec/names.ts";
-import { type Cidr, CidrError, ipv4Problem, parseCidr } from "../spec/ipv4.ts";
-import { requestLine, RpcError } from "../net/unix_rpc.ts";
-import type { AgentStatus, Explanation } from "../agent/agent.ts";
+import { dirPathProblem } from "../spec/name_rules.ts";
+import { type Cidr, CidrError, parseCidr } from "../spec/ipv4.ts";
+import type { AgentStatus } from "../agent/agent_core.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
-import type { LogLevel } from "../agent/log.ts";
-import { LOG_LEVELS } from "../agent/log.ts";
+import type { LogLevel } from "../log.ts";
+import { LOG_LEVELS } from "../log.ts";
 import type { RoutingChoice, SourceChoice } from "../agent/run.ts";
 import {
   DEFAULT_VXLAN_PORT,
@@ -23,7 +20,7 @@ import type { FlowLogOptions } from "../agent/flow_log.ts";
 import type { ParsedFlags } from "./args.ts";
 import type { Command } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } from "./errors.ts";
-import { renderExplanation } from "./explain_view.ts";
+import { ask, SOCKET_HELP, socketOf } from "./agent_ask.ts";
 import { renderStatus } from "./agent_status_view.ts";
 import { groupIdIn } from "../spec/group_file.ts";
 import {
@@ -31,43 +28,6 @@ import {
   type ListenAddress,
   parseListenAddress,
 } from "../agent/http_address.ts";
-
-const SOCKET_HELP = `--socket PATH is the agent's socket (default ${DEFAULT_AGENT_SOCKET}, or
-EBPFCNI_AGENT_SOCKET).`;
-
-function socketOf(values: ParsedFlags["values"], env: Record<string, string>): string {
-  const v = typeof values.socket === "string"
-    ? values.socket
-    : env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
-  const problem = dirPathProblem(v);
-  if (problem !== undefined) throw new UsageError(`invalid --socket ${quote(v)}: ${problem}`);
-  return v;
-}
-
-/** Asks the agent; its error answers and an unreachable agent are failures (exit 1). */
-async function ask(
-  socket: string,
-  req: unknown,
-  timeoutMs = 10_000,
-): Promise<Record<string, unknown>> {
-  let reply: unknown;
-  try {
-    reply = await requestLine(socket, req, timeoutMs);
-  } catch (err) {
-    if (err instanceof RpcError && err.kind === "unreachable") {
-      throw new CommandError(
-        `the policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
-        { cause: err },
-      );
-    }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  const r = reply as Record<string, unknown>;
-  if (typeof r?.error === "string") throw new CommandError(`the policy agent: ${r.error}`);
-  return r;
-}
 
 /** A group by GID or by its name in /etc/group. */
 function groupOf(text: string): number {
@@ -338,7 +298,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
       throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
     }
     const { runAgent, AgentStartError } = await import("../agent/run.ts");
-    const { jsonLog } = await import("../agent/log.ts");
+    const { jsonLog } = await import("../log.ts");
     const log = jsonLog(level as LogLevel);
     let stop = () => {};
     const stopSignal = new Promise<void>((resolve) => (stop = resolve));
@@ -356,6 +316,8 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         resyncMs,
         addWaitMs,
         cniHandoff: values["no-cni-handoff"] !== true,
+        // Loaded at the first handed-over call, as the plugin process would load it.
+        runCni: async (io) => (await import("../cni/dispatch.ts")).runCni(io),
         ...(flowLog && { flowLog }),
         keepEstablished: values["keep-established"] === true,
         metricsAddress,
@@ -438,73 +400,3 @@ ${SOCKET_HELP}`,
 };
 
 export const agentCommands: Record<string, Command> = { run, status };
-
-/** NS/POD or an IPv4 address. */
-function endOf(text: string, flag: string): ExplainEnd {
-  if (/^[0-9.]+$/.test(text)) {
-    const problem = ipv4Problem(text);
-    if (problem !== undefined) throw new UsageError(`invalid ${flag} ${quote(text)}: ${problem}`);
-    return { ip: text };
-  }
-  const m = text.match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/);
-  if (!m) {
-    throw new UsageError(
-      `invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
-    );
-  }
-  return { namespace: m[1]!, name: m[3]! };
-}
-
-/** 80, 80/tcp, 53/UDP, 9000/sctp. */
-export function parseFlowPort(
-  text: string,
-): { port: number; protocol: ExplainRequest["protocol"] } {
-  const m = text.match(/^([0-9]{1,5})(?:\/(tcp|udp|sctp))?$/i);
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new UsageError(
-      `invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
-    );
-  }
-  return { port, protocol: (m[2] ?? "tcp").toUpperCase() as ExplainRequest["protocol"] };
-}
-
-export const explainCommand: Command = {
-  synopsis: "policy explain --from NS/POD --to NS/POD --port PORT[/PROTO] [--json] [--socket PATH]",
-  summary: "why a flow is allowed or dropped (kubernetes mode, asks the agent)",
-  help: `Asks the policy agent whether a connection from one pod (or address) to another is
-allowed, and which NetworkPolicies and rules decide it, in each direction: the source pod's
-egress and the destination pod's ingress. It also shows what the entries in the maps give
-for it (the datapath's own lookups; the verdict is theirs), and names a policy deciding it
-that is not enforced as written (its rules do not fit in rule_map). --port is the
-destination pod's port (after a Service's translation), with its protocol (default tcp). --json prints the agent's answer as it is.
-${SOCKET_HELP}`,
-  flags: {
-    from: { type: "string" },
-    to: { type: "string" },
-    port: { type: "string" },
-    json: { type: "boolean" },
-    socket: { type: "string" },
-  },
-  async run(ctx, { values }) {
-    const need = (k: string) => {
-      const v = values[k];
-      if (typeof v !== "string") {
-        throw new UsageError(
-          `missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
-        );
-      }
-      return v;
-    };
-    const req: ExplainRequest = {
-      op: "explain",
-      from: endOf(need("from"), "--from"),
-      to: endOf(need("to"), "--to"),
-      ...parseFlowPort(need("port")),
-    };
-    const socket = socketOf(values, ctx.env);
-    const e = (await ask(socket, req)).explanation as Explanation;
-    ctx.io.out(values.json ? JSON.stringify(e, null, 2) + "\n" : renderExplanation(e));
-    return EXIT_OK;
-  },
-};

@@ -1,5 +1,5 @@
 // `agent status` as text. Pure.
-import type { AgentStatus, NodeStatus, NotEnforced } from "../agent/agent.ts";
+import type { AgentStatus, NodeStatus, NotEnforced } from "../agent/agent_core.ts";
 import { describeWait } from "../agent/rule_ledger.ts";
 import type { RoutingStatus } from "../agent/routing.ts";
 

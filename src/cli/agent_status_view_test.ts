@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { renderStatus } from "./agent_status_view.ts";
-import type { AgentStatus } from "../agent/agent.ts";
+import type { AgentStatus } from "../agent/agent_core.ts";
 
 const STATUS: AgentStatus = {
   synced: true,

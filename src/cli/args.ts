@@ -3,15 +3,15 @@
 // but its errors are replaced with one-line messages that name the bad flag or value.
 import { parseArgs } from "node:util";
 import { quote } from "../spec/text.ts";
-import { IDENTITY_RANGE, parseIdentityText } from "../spec/identity.ts";
-import { IDENTITY_HOST, IDENTITY_WORLD } from "../datapath/layout.ts";
+import { IDENTITY_RANGE, parseIdentityText } from "../spec/identity_rule.ts";
+import { IDENTITY_HOST, IDENTITY_WORLD } from "../spec/bpf_layout.ts";
 import { ipv4Problem, parseIpv4 as ipv4FromText } from "../spec/ipv4.ts";
 import { UsageError } from "./errors.ts";
 
 /** Where the maps are pinned unless --pin-dir or EBPFCNI_PIN_DIR says otherwise (the same
  * default as the CNI config's pinDir and the original tools' /sys/fs/bpf/tc/globals). */
-export { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
-import { DEFAULT_PIN_DIR } from "../datapath/layout.ts";
+export { DEFAULT_PIN_DIR } from "../spec/bpf_layout.ts";
+import { DEFAULT_PIN_DIR } from "../spec/bpf_layout.ts";
 export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
 
 /** Parses a decimal identity (1 ..= 2^32-1); `label` names it in the error ("identity",

@@ -3,15 +3,15 @@
 // is "world"), so rules can name outside ranges; an `except` of a range is a longer prefix
 // with another identity (or "world").
 import { CidrMap, MapFullError } from "../datapath/maps.ts";
-import { CIDR_MAP } from "../datapath/layout.ts";
+import { CIDR_MAP } from "../spec/bpf_layout.ts";
 import { type Cidr, CidrError, formatCidr, parseCidr } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import { identityText } from "../policy/rules.ts";
+import { identityText } from "../spec/bpf_layout.ts";
 import { parsePeer, requireFlag } from "./args.ts";
 import type { Command } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
-import { requireIdentityMode, requireMap } from "./pins.ts";
-import { renderTable } from "./table.ts";
+import { requireIdentityMode, requireMap } from "./pin_require.ts";
+import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 
 function cidrArg(text: string | undefined): Cidr {

@@ -1,16 +1,17 @@
 // `ebpfcni ct list|flush`: the connections the datapath tracks (conntrack on in identity
 // mode, always in kubernetes mode).
 import { CtMap } from "../datapath/maps.ts";
-import { CT_EST_MAP, CT_FLAGS, CT_MAP, CT_QUOTA_MAP } from "../datapath/layout.ts";
-import { protocolName } from "../datapath/rules.ts";
-import { identityText } from "../policy/rules.ts";
+import { CT_EST_MAP, CT_FLAGS, CT_MAP, CT_QUOTA_MAP } from "../spec/bpf_layout.ts";
+import { protocolName } from "../spec/rule_key.ts";
+import { identityText } from "../spec/bpf_layout.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import type { Command } from "./command.ts";
 import { EXIT_OK } from "./errors.ts";
-import { openMap, type PinnedMap, requireMap } from "./pins.ts";
-import { renderTable } from "./table.ts";
+import { openMap, type PinnedMap } from "../datapath/pins.ts";
+import { requireMap } from "./pin_require.ts";
+import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
-import { monotonicNs } from "../../ffi/libc.ts";
+import { monotonicNs } from "../datapath/kernel.ts";
 
 /** The state of a connection in words, from its flags. */
 export function ctState(proto: number, flags: number): string {

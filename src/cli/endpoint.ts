@@ -1,15 +1,16 @@
 // `ebpfcni endpoint add|del|list|import`: the pod address -> identity entries of endpoint_map
 // (what endpointctl did). Writes need the map pinned already; they never load the datapath.
 import { type Endpoint, EndpointMap, MapFullError } from "../datapath/maps.ts";
-import { ENDPOINT_MAP } from "../datapath/layout.ts";
-import { parseEndpointFile, planEndpointImport } from "../policy/import.ts";
-import { endpointRecords, formatRecordsJson } from "../policy/records.ts";
+import { ENDPOINT_MAP } from "../spec/bpf_layout.ts";
+import { parseEndpointFile, planEndpointImport } from "../identity_mode/import_plan.ts";
+import { endpointRecords, formatRecordsJson } from "../identity_mode/map_records.ts";
 import { parseIdentity, parseIpv4, requireFlag } from "./args.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
-import { closePin, requireIdentityMode, requireMap } from "./pins.ts";
-import { renderTable } from "./table.ts";
+import { closePin } from "../datapath/pins.ts";
+import { requireIdentityMode, requireMap } from "./pin_require.ts";
+import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 
 function withEndpoints<T>(ctx: Ctx, fn: (m: EndpointMap) => T, write?: string): T {

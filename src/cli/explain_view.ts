@@ -1,7 +1,7 @@
 // `policy explain` as text: the verdict, then each direction with the policies that isolate
 // and the rules that allow, then what the entries in the maps give (the verdict is theirs),
 // and the policies deciding it that are not enforced as written. Pure.
-import type { Explanation } from "../agent/agent.ts";
+import type { Explanation } from "../agent/agent_core.ts";
 import { notEnforcedLine } from "./agent_status_view.ts";
 import type { DirectionDecision, RuleRef } from "../netpol/model.ts";
 import type { SimDirection } from "../netpol/simulate.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { renderExplanation } from "./explain_view.ts";
-import type { Explanation } from "../agent/agent.ts";
+import type { Explanation } from "../agent/agent_core.ts";
 
 const ALLOWED_BY_POLICY: Explanation = {
   flow: { from: "x/a", to: "x/c", protocol: "TCP", port: 80 },

@@ -2,7 +2,7 @@
 // validation failures into usage errors that name the file, and writing in batches that are
 // undone if the kernel refuses one part-way (e.g. a CNI ADD filled the map meanwhile).
 import { quote } from "../spec/text.ts";
-import { ImportError } from "../policy/import.ts";
+import { ImportError } from "../identity_mode/import_plan.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 

@@ -1,7 +1,8 @@
 // The operator CLI (ebpfcni without CNI_COMMAND): finds the command in the arguments, handles
 // help and the global flags, runs it, and turns failures into one stderr line and an exit
 // status (0 ok, 1 failed, 2 usage error).
-import { LibraryError } from "../../ffi/errors.ts";
+import { LibraryError } from "../datapath/kernel.ts";
+import { PinError } from "../datapath/pins.ts";
 import { log } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { parseFlags, resolvePinDir, takeLeadingOptions, wantsHelp } from "./args.ts";
@@ -10,7 +11,8 @@ import { endpointCommands } from "./endpoint.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 import { policyCommands } from "./policy.ts";
-import { agentCommands, explainCommand } from "./agent.ts";
+import { agentCommands } from "./agent.ts";
+import { explainCommand } from "./policy_explain.ts";
 import { cidrCommands } from "./cidr.ts";
 import { ctCommands } from "./ct.ts";
 import { masqueradeCommands } from "./masquerade.ts";
@@ -129,7 +131,7 @@ export async function run(args: string[], env: Record<string, string>, io: Io): 
   } catch (err) {
     io.err(`ebpfcni: ${firstLine(err)}\n`);
     if (err instanceof UsageError) return EXIT_USAGE;
-    if (!(err instanceof CommandError || err instanceof LibraryError)) {
+    if (!(err instanceof CommandError || err instanceof PinError || err instanceof LibraryError)) {
       // Unexpected: the full error and its causes go to the debug log.
       log.debug(err instanceof Error ? (err.stack ?? err.message) : String(err));
     }

@@ -4,7 +4,7 @@
 // with pods and deciding policies; otherwise the monitor reads the ring buffer itself. Ctrl-C
 // (or --count) ends it cleanly.
 import { ConfigMap } from "../datapath/maps.ts";
-import { CONFIG_MAP, EVENTS_MAP, MODE_KUBERNETES } from "../datapath/layout.ts";
+import { CONFIG_MAP, EVENTS_MAP, MODE_KUBERNETES } from "../spec/bpf_layout.ts";
 import { EventReader, wallClock } from "../datapath/events.ts";
 import {
   flowJson,
@@ -13,15 +13,16 @@ import {
   flowText,
   verdictOf,
 } from "../agent/flow_record.ts";
-import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent.ts";
-import { dirPathProblem } from "../spec/names.ts";
+import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent_wire.ts";
+import { dirPathProblem } from "../spec/name_rules.ts";
 import { quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
 import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
-import { openMap, requireMap } from "./pins.ts";
+import { openMap } from "../datapath/pins.ts";
+import { requireMap } from "./pin_require.ts";
 
 const VERDICTS = ["drop", "allow", "all"] as const;
 type Verdict = (typeof VERDICTS)[number];

@@ -12,9 +12,9 @@ import {
   readPairStats,
   RuleMap,
 } from "../datapath/maps.ts";
-import { PAIR_STATS_MAP, POLICY_MAP, RULE_MAP, type RuleKey } from "../datapath/layout.ts";
-import { parsePolicyFile, planPolicyImport } from "../policy/import.ts";
-import { formatRecordsJson, ruleRecords } from "../policy/records.ts";
+import { PAIR_STATS_MAP, POLICY_MAP, RULE_MAP, type RuleKey } from "../spec/bpf_layout.ts";
+import { parsePolicyFile, planPolicyImport } from "../identity_mode/import_plan.ts";
+import { formatRecordsJson, ruleRecords } from "../identity_mode/map_records.ts";
 import {
   denyPlan,
   identityText,
@@ -23,20 +23,21 @@ import {
   portsText,
   rulesOf,
   ruleText,
-} from "../policy/rules.ts";
+} from "../identity_mode/pair_rules.ts";
 import {
   IPPROTO,
   parsePortRange,
   parseProtocol,
   PROTOCOL_NAMES,
   protocolName,
-} from "../datapath/rules.ts";
+} from "../spec/rule_key.ts";
 import { type ParsedFlags, parsePeer, requireFlag } from "./args.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
-import { openMap, requireIdentityMode, requireMap } from "./pins.ts";
-import { renderTable } from "./table.ts";
+import { openMap } from "../datapath/pins.ts";
+import { requireIdentityMode, requireMap } from "./pin_require.ts";
+import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 import { quote } from "../spec/text.ts";
 

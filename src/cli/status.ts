@@ -2,7 +2,7 @@
 // is, the pinned program, the verdict counters, the links with the program attached, and the
 // version. Read-only unless --init, which loads and pins the datapath as a CNI ADD would.
 import { DatapathError, ensureDatapath } from "../datapath/loader.ts";
-import { BpfError, LibraryError } from "../../ffi/errors.ts";
+import { BpfError, LibraryError } from "../datapath/kernel.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_OK } from "./errors.ts";
 import { pinDirFs } from "./mounts.ts";

@@ -9,28 +9,35 @@ import {
   PROGRAM_PIN,
   PROGRAM_PIN_EGRESS,
   STATS_MAP,
-} from "../datapath/layout.ts";
+} from "../spec/bpf_layout.ts";
 import { ConfigMap, readStats } from "../datapath/maps.ts";
-import { describeServiceCidrs, modeName } from "../datapath/config.ts";
+import { describeServiceCidrs, modeName } from "../datapath/config_plan.ts";
 import { embeddedObject } from "../datapath/object.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { Links } from "../net/link.ts";
 import { NetlinkSocket } from "../net/socket.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { SysError } from "../datapath/kernel.ts";
 import { VERSION } from "../version.ts";
 import { countEntries } from "../datapath/maps.ts";
 import { CommandError } from "./errors.ts";
 import { pinDirFs } from "./mounts.ts";
-import { closePin, openMap, openProgram, type PinnedMap, type PinnedProgram } from "./pins.ts";
+import {
+  closePin,
+  openMap,
+  openProgram,
+  PinError,
+  type PinnedMap,
+  type PinnedProgramInfo,
+} from "../datapath/pins.ts";
 import type { AttachedLink, MapStatus, ProgramStatus, Status } from "./status_view.ts";
 
-/** Runs `open`, turning a CommandError (wrong layout, unreadable) into a problem to report. */
+/** Runs `open`, turning a PinError (wrong layout, unreadable) into a problem to report. */
 function tryOpen<T>(open: () => T | undefined): { pin?: T; problem?: string } {
   try {
     const pin = open();
     return pin === undefined ? {} : { pin };
   } catch (err) {
-    if (err instanceof CommandError) return { problem: err.message };
+    if (err instanceof PinError || err instanceof CommandError) return { problem: err.message };
     throw err;
   }
 }
@@ -80,7 +87,7 @@ function countersJson(c: Record<string, bigint>): Record<string, number> {
 }
 
 function programStatus(
-  opened: { pin?: PinnedProgram; problem?: string },
+  opened: { pin?: PinnedProgramInfo; problem?: string },
   tags: readonly string[],
   ids: (number | undefined)[],
 ): ProgramStatus {
@@ -103,8 +110,8 @@ function programStatus(
 export function collectStatus(pinDir: string): Status {
   const fs = pinDirFs(pinDir);
   const opened: { pin?: PinnedMap; problem?: string }[] = [];
-  let ingress: { pin?: PinnedProgram; problem?: string } = {};
-  let egress: { pin?: PinnedProgram; problem?: string } = {};
+  let ingress: { pin?: PinnedProgramInfo; problem?: string } = {};
+  let egress: { pin?: PinnedProgramInfo; problem?: string } = {};
   try {
     for (const spec of MAPS) opened.push(tryOpen(() => openMap(pinDir, spec)));
     ingress = tryOpen(() => openProgram(pinDir, PROGRAM_PIN));

@@ -1,6 +1,6 @@
 // The status report's shape and its two forms, text and JSON, and the one-line verdict for
 // stderr. Pure; status_collect.ts fills it in from the kernel.
-import { renderFields, renderTable } from "./table.ts";
+import { renderFields, renderTable } from "./text_table.ts";
 import { createHint } from "./usage.ts";
 
 export interface MapStatus {

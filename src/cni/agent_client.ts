@@ -6,12 +6,12 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { quote } from "../spec/text.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
-export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
+export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent_wire.ts";
 import type {
   AddRequest as AgentAdd,
   DelRequest as AgentDel,
   PodCidrRequest,
-} from "../spec/agent.ts";
+} from "../spec/agent_wire.ts";
 import { type Cidr, parseCidr } from "../spec/ipv4.ts";
 
 /** How long ADD waits for the agent to answer (it may wait for the pod to show up in its

@@ -12,7 +12,7 @@ import { Links } from "../net/link.ts";
 import { attachedProgramId } from "../datapath/tc.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { EndpointMap, IpcacheMap, VethMap } from "../datapath/maps.ts";
-import { IPCACHE_MAP, VETH_MAP } from "../datapath/layout.ts";
+import { IPCACHE_MAP, VETH_MAP } from "../spec/bpf_layout.ts";
 import { containerRoutes, podAddresses } from "./routes.ts";
 import type { Interface } from "../spec/cni.ts";
 

@@ -1,25 +1,16 @@
 // What every command derives from env + config before touching the host: validated names,
 // the IPAM contexts, the identity. Pure apart from reading nothing at all.
 import type { CniEnv } from "./env.ts";
-import { ipamStdin, type NetConf, requestedIps } from "./config.ts";
-import { identityArg, parseCniArgs, podNamespaceArg, rejectUnknownArgs } from "./args.ts";
+import type { CniCaller } from "../spec/agent_wire.ts";
+import { ipamStdin, type NetConf, requestedIps } from "./net_conf.ts";
+import { identityArg, parseCniArgs, podNamespaceArg, rejectUnknownArgs } from "./cni_args.ts";
 import type { IpamContext, IpamDelContext } from "../ipam/mod.ts";
-import { type ResolvedIdentity, resolveIdentity } from "../policy/identity.ts";
-import { hostVethName } from "../net/names.ts";
-import { StateStore } from "./state.ts";
-import type { Cidr } from "../spec/ipv4.ts";
+import { type ResolvedIdentity, resolveIdentity } from "../identity_mode/identity_source.ts";
+import { hostVethName } from "../net/veth_names.ts";
+import { StateStore } from "../node/attachment_store.ts";
 
 /** Who a call runs for when the policy agent runs it (handed over by a plugin process). */
-export interface Caller {
-  /** The plugin process (SO_PEERCRED; 0 when it is of another PID namespace). */
-  pid: number;
-  /** Aborted when the process is gone (the runtime gave up on it) or a DEL of the same
-   * attachment came first: an ADD must then not complete. */
-  signal: AbortSignal;
-  /** This node's pod CIDR, straight from the agent running the call ("usePodCidr"); throws
-   * why there is none. */
-  podCidr?: () => Promise<Cidr>;
-}
+export type Caller = CniCaller;
 
 export interface Ctx {
   env: CniEnv;

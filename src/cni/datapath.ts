@@ -1,24 +1,15 @@
 // The datapath as the CNI commands see it: load-or-reuse for ADD and STATUS (a failure means
-// the node is not ready: code 11), open-only for DEL, CHECK and GC (which must not create
-// pins); the pin directory's config checked against the network's; and what an upgrade over
-// an older build's pins needs from the CNI's records (veth_map for pods attached before it).
-import {
-  type Datapath,
-  DatapathError,
-  ensureDatapath,
-  openPinnedMaps,
-} from "../datapath/loader.ts";
+// the node is not ready: code 11; the loading itself is the node's, node/datapath_load.ts),
+// open-only for DEL, CHECK and GC (which must not create pins); the pin directory's config
+// checked against the network's.
+import { type Datapath, DatapathError, openPinnedMaps } from "../datapath/loader.ts";
 import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
-import { CONFIG_MAP, VETH_MAP } from "../datapath/layout.ts";
-import { planConfig } from "../datapath/config.ts";
-import { BpfError, LibraryError } from "../../ffi/errors.ts";
-import { monotonicNs } from "../../ffi/libc.ts";
+import { CONFIG_MAP, VETH_MAP } from "../spec/bpf_layout.ts";
+import { planConfig } from "../datapath/config_plan.ts";
+import { BpfError, LibraryError, monotonicNs } from "../datapath/kernel.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { tryParseIpv4 } from "../spec/ipv4.ts";
-import type { NetConf } from "./config.ts";
-import { StateStore } from "./state.ts";
-import { NetlinkSocket } from "../net/socket.ts";
-import { Links } from "../net/link.ts";
+import type { NetConf } from "./net_conf.ts";
+import { loadNodeDatapath } from "../node/datapath_load.ts";
 import { log } from "../log.ts";
 
 function notReady(err: unknown): never {
@@ -29,27 +20,6 @@ function notReady(err: unknown): never {
   throw err;
 }
 
-/** Registers in veth_map every pod the records under `stateDir` say is attached with this
- * pin directory: an upgrade from a build without veth_map must not strand them (the new
- * programs drop frames from unregistered veths). */
-function registerRecordedVeths(dp: Datapath, stateDir: string): void {
-  const veths = new VethMap(dp.fd(VETH_MAP));
-  using nl = new NetlinkSocket();
-  const links = new Links(nl);
-  let n = 0;
-  for (const record of StateStore.all(stateDir)) {
-    if (record.pinDir !== dp.pinDir) continue;
-    const link = links.get(record.hostVeth);
-    if (!link) continue;
-    const ips = record.ips.map(tryParseIpv4).filter((ip) => ip !== undefined);
-    if (veths.get(link.index) === undefined) {
-      veths.set(link.index, { ips, flags: 0 });
-      n++;
-    }
-  }
-  if (n > 0) log.info(`registered ${n} attached veth(s) in veth_map from the CNI records`);
-}
-
 /** Load-or-reuse, for ADD and STATUS. */
 export function ensureNodeDatapath(conf: NetConf): Datapath {
   try {
@@ -57,13 +27,6 @@ export function ensureNodeDatapath(conf: NetConf): Datapath {
   } catch (err) {
     notReady(err);
   }
-}
-
-/** Load-or-reuse of the pin directory's datapath, registering the pods the CNI records under
- * `stateDir` say are attached there (ADD, STATUS and the policy agent). Throws the loader's
- * errors. */
-export function loadNodeDatapath(pinDir: string, stateDir: string): Datapath {
-  return ensureDatapath(pinDir, { prepare: (dp) => registerRecordedVeths(dp, stateDir) });
 }
 
 /** Open-only, for DEL, CHECK and GC; undefined when nothing is pinned. */

@@ -3,8 +3,8 @@
 // non-zero exit, anything unexpected becomes code 999 with its cause chain in details.
 import { causeChain, CniError, ErrCode } from "../spec/cni.ts";
 import { parseEnv } from "./env.ts";
-import { parseNetConf } from "./config.ts";
-import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./version.ts";
+import { parseNetConf } from "./net_conf.ts";
+import { checkCommandAllowed, CURRENT_VERSION, versionInfo } from "./spec_version.ts";
 import { formatError, formatResult } from "./result.ts";
 import { type Caller, type Ctx, makeCtx } from "./context.ts";
 import { AttachmentLock } from "./lock.ts";

@@ -2,7 +2,7 @@
 // following libcni's pkg/skel and pkg/utils so the plugin rejects what a Go plugin would.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { ID_RE, ID_RULE, ifNameProblem, MAX_CONTAINER_ID } from "../spec/names.ts";
+import { ID_RE, ID_RULE, ifNameProblem, MAX_CONTAINER_ID } from "../spec/name_rules.ts";
 import { quote } from "../spec/text.ts";
 
 /** The commands of spec 1.1.0. */
@@ -19,7 +19,7 @@ export interface CniEnv {
   containerId: string;
   netns: string;
   ifname: string;
-  /** CNI_ARGS unparsed; see args.ts. */
+  /** CNI_ARGS unparsed; see cni_args.ts. */
   args: string;
   /** CNI_PATH split on ":", empty entries dropped. */
   path: string[];

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { errorOf } from "./_test_util.ts";
 import { parseEnv, validateIfName, validateNetnsPath } from "./env.ts";
-import { ifNameProblem, validateNetworkName } from "../spec/names.ts";
+import { ifNameProblem, validateNetworkName } from "../spec/name_rules.ts";
 import { quote } from "../spec/text.ts";
 
 const FULL = {

@@ -6,10 +6,10 @@
 // declines (another build, a netns it cannot open as this process would) or refuses the
 // request (an older agent). Once the agent has taken an ADD and then fails to answer, the ADD
 // fails with code 11: the runtime's DEL then undoes whatever the agent did, and the runtime
-// tries again. A CHECK is simply run here instead. DEL always runs here (spec/agent.ts says why). Only this module, the socket client
+// tries again. A CHECK is simply run here instead. DEL always runs here (spec/agent_wire.ts says why). Only this module, the socket client
 // and the protocol load on this path.
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
-import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent.ts";
+import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent_wire.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { isObject } from "../spec/json.ts";
 import { quote } from "../spec/text.ts";

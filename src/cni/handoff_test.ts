@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { handoffSocket } from "./handoff.ts";
-import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
+import { DEFAULT_AGENT_SOCKET } from "../spec/agent_wire.ts";
 
 const k8s = (more: Record<string, unknown> = {}) =>
   JSON.stringify({

@@ -4,7 +4,7 @@
 // config without "mtu" takes the device's MTU when the device is in the node's namespace.
 // Reading the device rather than asking the agent keeps ADD working with no agent, and
 // follows an underlay MTU change at the next pod.
-import type { NetConf } from "./config.ts";
+import type { NetConf } from "./net_conf.ts";
 import type { Links } from "../net/link.ts";
 import { VXLAN_DEVICE } from "../spec/routing.ts";
 

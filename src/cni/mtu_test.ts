@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { podMtu } from "./mtu.ts";
-import type { Link } from "../net/parse.ts";
+import type { Link } from "../net/rtnl_parse.ts";
 
 const link = (name: string, kind: string, mtu: number): Link => ({
   index: 7,

@@ -6,7 +6,7 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { type Cidr, cidrContains, formatCidr, tryParseIpv4 } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
-import { StateStore } from "./state.ts";
+import { StateStore } from "../node/attachment_store.ts";
 
 /**
  * Refuses (code 7, naming the other network) an ADD of `network` on `pinDir` when a pod of

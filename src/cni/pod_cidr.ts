@@ -3,7 +3,7 @@
 // directly; a plugin process asks it on its socket. Either way, no CIDR is code 11 and the
 // call changes nothing.
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { awaitsPodCidr, withPodCidr } from "../ipam/config.ts";
+import { awaitsPodCidr, withPodCidr } from "../ipam/ipam_conf.ts";
 import { agentPodCidr } from "./agent_client.ts";
 import type { Ctx } from "./context.ts";
 import { type Cidr, cidrContains, formatCidr } from "../spec/ipv4.ts";

@@ -12,7 +12,7 @@ import {
   isSupportedVersion,
   negotiate,
   type SupportedVersion,
-} from "./version.ts";
+} from "./spec_version.ts";
 
 /** Versions whose ip entries carry "version" ("4"/"6"): the 0.3.x/0.4.0 shape (types/040). */
 function isLegacyShape(v: SupportedVersion): boolean {

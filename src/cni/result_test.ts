@@ -5,7 +5,7 @@ import { errorOf } from "./_test_util.ts";
 import { CniError } from "../spec/cni.ts";
 import { formatError, formatResult, parsePrevResult } from "./result.ts";
 import type { Result } from "../spec/cni.ts";
-import { SUPPORTED_VERSIONS } from "./version.ts";
+import { SUPPORTED_VERSIONS } from "./spec_version.ts";
 
 const RESULT: Result = {
   cniVersion: "1.1.0",

@@ -4,7 +4,7 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import type { Ctx } from "./context.ts";
 import { ipamStatus } from "../ipam/mod.ts";
-import { probeFile } from "../ipam/store.ts";
+import { probeFile } from "../ipam/lease_store.ts";
 import { checkPrivateDir } from "../spec/private_dir.ts";
 import { quote } from "../spec/text.ts";
 import { ensureNodeDatapath } from "./datapath.ts";

@@ -5,7 +5,7 @@
 // Waiting for events runs off the event loop (epoll_wait on a worker thread).
 import { RingBuffer } from "../../ffi/libbpf.ts";
 import { epollWait, monotonicNs } from "../../ffi/libc.ts";
-import { type DatapathEvent, decodeEvent } from "./layout.ts";
+import { type DatapathEvent, decodeEvent } from "../spec/bpf_layout.ts";
 import { type WallClock, wallClockOf } from "./clock.ts";
 
 /** Monotonic (bpf_ktime_get_ns) -> wall-clock milliseconds, the offset taken again every

@@ -9,7 +9,7 @@
 // veth still running an older ebpfcni program to them, in place: tc swaps a filter's program
 // atomically, and old and new programs share the maps meanwhile.
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
-import { mapInfo, objGet, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
+import { mapInfo, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
 import { SysError } from "../../ffi/errors.ts";
 import {
   closeFd,
@@ -34,19 +34,17 @@ import {
   PROGRAM_PIN_EGRESS,
   REPLACEABLE_MAPS,
   STATS_MAP,
-} from "./layout.ts";
+} from "../spec/bpf_layout.ts";
 import { mapDifferences, pinPath } from "../spec/pinned.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { attach, attachedProgramId, type TcHook } from "./tc.ts";
+import { objGetIfPinned, type PinnedProgram } from "./pins.ts";
 import { log } from "../log.ts";
 
 export { DEFAULT_PIN_DIR };
 
-export interface PinnedProgram {
-  fd: number;
-  id: number;
-}
+export type { PinnedProgram };
 
 /** Open fds of the pinned datapath. Dispose of it when done (`using`); the pins stay. */
 export interface Datapath extends Disposable {
@@ -104,15 +102,6 @@ const HOOKS: readonly Hook[] = [
     tags: () => embeddedObject().PROGRAM_TAGS_EGRESS,
   },
 ];
-
-function tryObjGet(path: string): number | undefined {
-  try {
-    return objGet(path);
-  } catch (err) {
-    if (err instanceof SysError && err.notFound) return undefined;
-    throw err;
-  }
-}
 
 /** Why the map pinned at `fd` is not `spec`'s, or undefined when it is. */
 function mapProblem(fd: number, spec: MapSpec): { id: number; problem?: string } {
@@ -179,7 +168,7 @@ function openPinned(
   const ids: number[] = [];
   for (const spec of MAPS) {
     const path = pinPath(pinDir, spec.name);
-    const fd = fds.add(tryObjGet(path));
+    const fd = fds.add(objGetIfPinned(path));
     if (fd === undefined) {
       if (partial) continue;
       return undefined;
@@ -198,7 +187,7 @@ function openPinned(
   if (maps.size === 0) return undefined;
   const progs: PinnedProgram[] = [];
   for (const h of HOOKS) {
-    const fd = fds.add(tryObjGet(pinPath(pinDir, h.pin)));
+    const fd = fds.add(objGetIfPinned(pinPath(pinDir, h.pin)));
     if (fd === undefined) {
       if (!partial) return undefined;
       progs.push({ fd: -1, id: 0 });
@@ -281,7 +270,7 @@ function unlinkIfPresent(path: string): void {
 function pinnedProgramIds(pinDir: string): number[] {
   const out: number[] = [];
   for (const h of HOOKS) {
-    const fd = tryObjGet(pinPath(pinDir, h.pin));
+    const fd = objGetIfPinned(pinPath(pinDir, h.pin));
     if (fd === undefined) continue;
     try {
       out.push(progInfo(fd).id);
@@ -297,7 +286,7 @@ function pinnedProgramIds(pinDir: string): number[] {
 function pinMaps(obj: BpfObject, pinDir: string): void {
   for (const spec of MAPS) {
     const path = pinPath(pinDir, spec.name);
-    const fd = tryObjGet(path);
+    const fd = objGetIfPinned(path);
     if (fd !== undefined) {
       try {
         const { problem } = mapProblem(fd, spec);

@@ -43,7 +43,7 @@ import {
   STATS_MAP,
   STRUCTS,
   type VethInfo,
-} from "./layout.ts";
+} from "../spec/bpf_layout.ts";
 import { fullMessage, MapFullError, type Table, type TableSpec } from "./table.ts";
 import {
   type AgentTables,

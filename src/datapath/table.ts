@@ -2,7 +2,7 @@
 // through (as cilium/ebpf's Map with its marshalers), whether the bpf(2)-backed one (maps.ts)
 // or the in-memory one of the unit tests (table_fake.ts). Keys and values go through codecs of
 // the struct layouts (tables.ts). No FFI here: the unit tests import this without permissions.
-import type { MapSpec } from "./layout.ts";
+import type { MapSpec } from "../spec/bpf_layout.ts";
 
 /** One side of a map's entries (key or value) as bytes: `size` bytes at `at`. */
 export interface Codec<T> {

@@ -1,4 +1,4 @@
-// Each pinned map as a typed table: its layout (layout.ts) and the codecs of its keys and
+// Each pinned map as a typed table: its layout (spec/bpf_layout.ts) and the codecs of its keys and
 // values. The bpf(2)-backed tables (maps.ts) and the fakes (table_fake.ts) are made from these.
 import {
   CIDR_MAP,
@@ -31,32 +31,11 @@ import {
   STRUCTS,
   VETH_MAP,
   type VethInfo,
-} from "./layout.ts";
+} from "../spec/bpf_layout.ts";
+import type { CidrKey, Endpoint, IpcacheValue, Policy } from "../spec/bpf_layout.ts";
 import type { Codec, Table, TableSpec } from "./table.ts";
 
-export interface Endpoint {
-  /** IPv4 address as a host-order u32. */
-  ip: number;
-  identity: number;
-}
-
-/** A policy_map key: identities {src, dst}. */
-export interface Policy {
-  src: number;
-  dst: number;
-}
-
-/** An ipcache_map value. */
-export interface IpcacheValue {
-  identity: number;
-  flags: number;
-}
-
-/** A cidr_map key: a prefix. */
-export interface CidrKey {
-  addr: number;
-  prefix: number;
-}
+export type { CidrKey, Endpoint, IpcacheValue, Policy };
 
 /** A u32 (identities, ifindexes, addresses in host order, flags). */
 export const u32: Codec<number> = {

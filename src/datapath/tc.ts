@@ -4,7 +4,7 @@
 import { NetlinkError } from "../../ffi/errors.ts";
 import type { NetlinkSocket } from "../net/socket.ts";
 import * as M from "../net/messages.ts";
-import { parseBpfFilterProgId } from "../net/parse.ts";
+import { parseBpfFilterProgId } from "../net/rtnl_parse.ts";
 
 export type { TcHook } from "../net/messages.ts";
 

@@ -2,7 +2,7 @@
 // connection of an address leaving its pod) and the agent (what a change no longer allows).
 // Kept apart so the conntrack's layout (how many maps, which entries) changes in one place.
 import { type CtJudged, CtMap, encodeCtKey, scanCt } from "./maps.ts";
-import { CT_EST_MAP, CT_MAP, STRUCTS } from "./layout.ts";
+import { CT_EST_MAP, CT_MAP, STRUCTS } from "../spec/bpf_layout.ts";
 import type { Datapath } from "./loader.ts";
 
 export type Tracked = CtJudged;

@@ -6,7 +6,7 @@
 
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
-import { formatRangeSet, type Range, type RangeSet } from "./config.ts";
+import { formatRangeSet, type Range, type RangeSet } from "./ipam_conf.ts";
 
 export interface Allocation {
   ip: number;

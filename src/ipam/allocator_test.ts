@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { CniError } from "../spec/cni.ts";
 import { allocate, candidates, checkRequested } from "./allocator.ts";
 import { formatIpv4, parseIpv4 } from "../spec/ipv4.ts";
-import { parseHostLocalConfig, type RangeSet } from "./config.ts";
+import { parseHostLocalConfig, type RangeSet } from "./ipam_conf.ts";
 
 function set(ipam: Record<string, unknown>): RangeSet {
   return parseHostLocalConfig({ type: "host-local", ...ipam }).ranges[0]!;

@@ -1,6 +1,6 @@
 // IPAM façade for the CNI commands: the built-in host-local-compatible allocator
 // for `"type": "host-local"`, delegation to the plugin binary for any other type. Every
-// function takes the ipam section already parsed (IpamConf, from ipam/config.ts).
+// function takes the ipam section already parsed (IpamConf, from ipam/ipam_conf.ts).
 //
 // API
 //   ipamPlan(ctx): IpamPlan
@@ -37,9 +37,9 @@ import {
   type IpamConf,
   parseResolvConf,
   type RangeSet,
-} from "./config.ts";
+} from "./ipam_conf.ts";
 import { delegateAdd, delegateCommand } from "./delegate.ts";
-import { type Lease, LeaseStore, ownedBy } from "./store.ts";
+import { type Lease, LeaseStore, ownedBy } from "./lease_store.ts";
 import { log } from "../log.ts";
 
 export interface IpamContext {

@@ -10,7 +10,7 @@ import {
   parseLink,
   parseRoute,
   type RouteEntry,
-} from "./parse.ts";
+} from "./rtnl_parse.ts";
 import type { LinkTable } from "./link_table.ts";
 
 export class Links implements LinkTable {

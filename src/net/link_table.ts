@@ -3,7 +3,7 @@
 // socket; teardown (cni/del.ts) takes any. The agent's only such need, the node's addresses,
 // is a function in its options.
 import type { RouteSpec } from "./messages.ts";
-import type { Addr, Link, RouteEntry } from "./parse.ts";
+import type { Addr, Link, RouteEntry } from "./rtnl_parse.ts";
 
 export interface LinkTable {
   /** The link called `name`, or undefined. */

@@ -1,5 +1,5 @@
 // One JSON request, one JSON line back, over a unix socket (the policy agent's protocol,
-// spec/agent.ts). Failures are typed by what went wrong, so each caller words them its way.
+// spec/agent_wire.ts). Failures are typed by what went wrong, so each caller words them its way.
 
 /** unreachable: nobody listens; unsent: the request did not go out whole (the peer cannot
  * have acted on it); timeout, failed: sent, and no complete answer came back. */

@@ -1,23 +1,27 @@
 // Typed reads of plain JSON (as kubectl prints it or a YAML parser returns it) with the field
-// path of every value, so each problem is reported where the API server would report it.
-// JSON null reads as absent, as it does for Kubernetes' optional (pointer) fields.
+// path of every value, so each problem is reported where the API server would report it: the
+// one JSON reader (spec/json.ts) in the Kubernetes path style, its failures ObjectErrors worded
+// as the API server words them. JSON null reads as absent, as it does for Kubernetes' optional
+// (pointer) fields.
+import { field, fieldPath, isObject, JsonReader, mapKeyPath, type Obj } from "../spec/json.ts";
 import { ObjectError, type ObjectWhere } from "./errors.ts";
 
-export type JsonObject = Record<string, unknown>;
+export type JsonObject = Obj;
+export { field, isObject };
 
 /** `spec` + `ingress` = `spec.ingress`. */
 export function child(path: string, key: string): string {
-  return path === "" ? key : `${path}.${key}`;
+  return fieldPath(path, key);
 }
 
 /** `spec.ingress` + 0 = `spec.ingress[0]`. */
 export function index(path: string, i: number): string {
-  return `${path}[${i}]`;
+  return fieldPath(path, i);
 }
 
 /** `metadata.labels` + `app` = `metadata.labels[app]`, as field.Path.Key writes map keys. */
 export function keyed(path: string, key: string): string {
-  return `${path}[${key}]`;
+  return mapKeyPath(path, key, "kubernetes");
 }
 
 /** A value for a message: strings quoted (and cut at 100 characters), others by kind. */
@@ -31,17 +35,19 @@ export function describeValue(value: unknown): string {
   return String(value);
 }
 
-export function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Reads fields of one object; every failure is an ObjectError naming that object. */
-export class Reader {
+export class Reader extends JsonReader<ObjectError> {
   /** Filled in as the object's identity becomes known (kind, then namespace and name). */
   readonly where: ObjectWhere;
 
   constructor(where: ObjectWhere) {
-    this.where = { ...where };
+    const w = { ...where };
+    super({
+      invalid: (path, expected, value) =>
+        new ObjectError({ ...w }, path, `must be ${expected}, got ${describeValue(value)}`),
+      missing: (path) => new ObjectError({ ...w }, path, "must be set"),
+    }, "kubernetes");
+    this.where = w;
   }
 
   fail(path: string, detail: string, cause?: unknown): never {
@@ -50,33 +56,9 @@ export class Reader {
   }
 
   /** A required object. */
-  object(value: unknown, path: string): JsonObject {
-    if (value === undefined || value === null) this.fail(path, "must be set");
-    if (!isObject(value)) this.fail(path, `must be an object, got ${describeValue(value)}`);
-    return value;
-  }
-
-  optObject(o: JsonObject, key: string, path: string): JsonObject | undefined {
-    const v = field(o, key);
-    return v === undefined ? undefined : this.object(v, child(path, key));
-  }
-
-  optArray(o: JsonObject, key: string, path: string): unknown[] | undefined {
-    const v = field(o, key);
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v)) {
-      this.fail(child(path, key), `must be an array, got ${describeValue(v)}`);
-    }
-    return v;
-  }
-
-  optString(o: JsonObject, key: string, path: string): string | undefined {
-    const v = field(o, key);
-    if (v === undefined) return undefined;
-    if (typeof v !== "string") {
-      this.fail(child(path, key), `must be a string, got ${describeValue(v)}`);
-    }
-    return v;
+  override object(value: unknown, path: string): JsonObject {
+    if (value === undefined || value === null) throw this.missing(path);
+    return super.object(value, path);
   }
 
   /** A string that must be present and non-empty (Go's zero value "" counts as unset). */
@@ -87,21 +69,11 @@ export class Reader {
   }
 
   optBoolean(o: JsonObject, key: string, path: string): boolean | undefined {
-    const v = field(o, key);
-    if (v === undefined) return undefined;
-    if (typeof v !== "boolean") {
-      this.fail(child(path, key), `must be a boolean, got ${describeValue(v)}`);
-    }
-    return v;
+    return this.optBool(o, key, path);
   }
 
   optInteger(o: JsonObject, key: string, path: string): number | undefined {
-    const v = field(o, key);
-    if (v === undefined) return undefined;
-    if (typeof v !== "number" || !Number.isInteger(v)) {
-      this.fail(child(path, key), `must be an integer, got ${describeValue(v)}`);
-    }
-    return v;
+    return this.optInt(o, key, path, -Infinity, Infinity, "an integer");
   }
 
   /** Strict field validation, as `kubectl apply --validate=strict` asks of the API server. */
@@ -112,11 +84,4 @@ export class Reader {
       }
     }
   }
-}
-
-/** o[key] as an own property, with null read as absent. */
-export function field(o: JsonObject, key: string): unknown {
-  if (!Object.hasOwn(o, key)) return undefined;
-  const v = o[key];
-  return v === null ? undefined : v;
 }

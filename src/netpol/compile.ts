@@ -4,7 +4,7 @@
 // rules each comes from, for `policy explain`).
 //
 // Rules are keyed by identity, and a pod's identity is a function of its labels and namespace
-// (identity.ts), which is all that decides whether a policy selects it; so compiling is done per
+// (identity_alloc.ts), which is all that decides whether a policy selects it; so compiling is done per
 // identity, not per pod. Two things are per pod and so merged per identity: named ports (the
 // numbers the pods of an identity give a name, together) and addresses. Peers:
 //  - no peers: IDENTITY_ANY;
@@ -20,10 +20,10 @@ import {
   ISOLATE_EGRESS,
   ISOLATE_INGRESS,
   type RuleKey,
-} from "../datapath/layout.ts";
-import { IPPROTO, ruleKeys } from "../datapath/rules.ts";
+} from "../spec/bpf_layout.ts";
+import { IPPROTO, ruleKeys } from "../spec/rule_key.ts";
 import { type Cidr, cidrContains, formatCidr } from "../spec/ipv4.ts";
-import { IdentityAllocator, labelSetKey } from "./identity.ts";
+import { IdentityAllocator, labelSetKey } from "./identity_alloc.ts";
 import type { Labels, Model, NamedPort, Peer, Pod, Policy, PortSpec, Protocol } from "./model.ts";
 import { namespaceOf } from "./model_build.ts";
 import { matches } from "./selector.ts";

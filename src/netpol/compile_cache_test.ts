@@ -4,7 +4,7 @@
 // fresh compile; and a policy whose entries did not change keeps its rules' map object.
 import assert from "node:assert/strict";
 import { compile, CompileCache, type Compiled, ruleKeyId } from "./compile.ts";
-import { IdentityAllocator } from "./identity.ts";
+import { IdentityAllocator } from "./identity_alloc.ts";
 import { upstreamCases } from "./testdata/upstream_cases.ts";
 import { applyStep, ENV, initialModel } from "./testdata/steps.ts";
 

@@ -36,5 +36,5 @@ export {
   ruleKeyId,
   type RuleSource,
 } from "./compile.ts";
-export { IdentityAllocator, labelSetKey } from "./identity.ts";
+export { IdentityAllocator, labelSetKey } from "./identity_alloc.ts";
 export { simulate, type SimVerdict } from "./simulate.ts";

@@ -1,7 +1,7 @@
 // metadata as the engine reads it: the name (required, in the kind's name syntax), the
 // namespace of namespaced kinds (defaulted to "default"), and validated labels. Other
 // metadata (annotations, uid, managedFields) is not read and not checked.
-import { dnsLabelProblem, labelKeyProblem, labelValueProblem } from "./_names.ts";
+import { dnsLabelProblem, labelKeyProblem, labelValueProblem } from "./_k8s_names.ts";
 import { describeValue, type JsonObject, keyed, type Reader } from "./_reader.ts";
 
 export interface Metadata {

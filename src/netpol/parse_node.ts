@@ -4,7 +4,7 @@
 // are skipped (the product is IPv4-only). A Node without a pod CIDR or an address is valid
 // (kube-controller-manager assigns the CIDR after the node registers): node_check.ts reports
 // it; a field that is not what the API server accepts is an ObjectError.
-import { dnsSubdomainProblem } from "./_names.ts";
+import { dnsSubdomainProblem } from "./_k8s_names.ts";
 import { child, describeValue, index, type JsonObject, type Reader } from "./_reader.ts";
 import { readMetadata } from "./parse_meta.ts";
 import type { ClusterNode } from "../spec/node.ts";

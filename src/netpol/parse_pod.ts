@@ -11,7 +11,7 @@
 // Pod IPs: status.podIPs, or status.podIP when podIPs is absent; IPv6 ones are skipped (the
 // product is IPv4-only). A pod in phase Succeeded or Failed has had its sandbox and address
 // released (the address may already be another pod's), so its IPs are not kept.
-import { dnsSubdomainProblem, portNameProblem } from "./_names.ts";
+import { dnsSubdomainProblem, portNameProblem } from "./_k8s_names.ts";
 import { child, describeValue, index, type JsonObject, type Reader } from "./_reader.ts";
 import type { NamedPort, Pod } from "./model.ts";
 import { readMetadata } from "./parse_meta.ts";

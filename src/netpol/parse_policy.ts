@@ -5,7 +5,7 @@
 // The spec is read with strict field validation (an unknown field is an error, as
 // `kubectl apply --validate=strict` makes it): a misspelt `from` or `ports` would otherwise
 // widen a rule to every peer or port without a word.
-import { dnsSubdomainProblem } from "./_names.ts";
+import { dnsSubdomainProblem } from "./_k8s_names.ts";
 import { child, describeValue, field, index, type JsonObject, type Reader } from "./_reader.ts";
 import type { Peer, Policy, Rule } from "./model.ts";
 import { readIpBlock } from "./parse_ipblock.ts";

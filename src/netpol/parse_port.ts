@@ -1,7 +1,7 @@
 // Ports as the API server validates them: a NetworkPolicyPort (protocol defaulted to TCP; a
 // numeric port 1-65535 with an optional endPort >= port, or an IANA_SVC_NAME port name; endPort
 // only with a numeric port), and the protocol and number rules Pod containerPorts share.
-import { portNameProblem } from "./_names.ts";
+import { portNameProblem } from "./_k8s_names.ts";
 import { child, describeValue, field, type JsonObject, type Reader } from "./_reader.ts";
 import { type PortSpec, type Protocol, PROTOCOLS } from "./model.ts";
 

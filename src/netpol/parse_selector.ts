@@ -1,7 +1,7 @@
 // A metav1.LabelSelector read and validated as ValidateLabelSelector does: matchLabels keys and
 // values in label syntax; each matchExpression with a valid key, a known operator, values for
 // In/NotIn (at least one) and none for Exists/DoesNotExist, each value in label value syntax.
-import { labelKeyProblem, labelValueProblem } from "./_names.ts";
+import { labelKeyProblem, labelValueProblem } from "./_k8s_names.ts";
 import { child, describeValue, index, type Reader } from "./_reader.ts";
 import type { LabelSelector, LabelSelectorRequirement, SelectorOperator } from "./model.ts";
 import { readLabels } from "./parse_meta.ts";

@@ -13,7 +13,7 @@ import {
   RULE_PREFIX_ANY_PORT,
   RULE_PREFIX_ANY_PROTO,
   type RuleKey,
-} from "../datapath/layout.ts";
+} from "../spec/bpf_layout.ts";
 import { cidrContains } from "../spec/ipv4.ts";
 import type { Compiled, CompiledRule } from "./compile.ts";
 

@@ -41,7 +41,7 @@ for (const c of upstreamCases(ENV)) {
 // The compiler against the same cases: the datapath's lookups over the compiled entries
 // (simulate.ts, what bpf/lib/policy.h does) give every cell evaluate() gives.
 import { compile } from "./compile.ts";
-import { IdentityAllocator } from "./identity.ts";
+import { IdentityAllocator } from "./identity_alloc.ts";
 import { simulate } from "./simulate.ts";
 import { parseIpv4 } from "../spec/ipv4.ts";
 

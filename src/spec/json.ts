@@ -1,7 +1,11 @@
 // One typed reader for JSON fields: the network config, prevResult, the IPAM config and a
-// delegated plugin's result are all checked with it. JSON null counts as absent, as it does
-// for Go's decoder (which the reference plugins use). A failed check is a CniError whose
-// message names the field's path; each caller picks the words around it (its "style").
+// delegated plugin's result are all checked with it (FieldReader), and so are Kubernetes
+// objects (netpol/_reader.ts, over JsonReader). JSON null counts as absent, as it does for Go's
+// decoder (which the reference plugins use) and for Kubernetes' optional (pointer) fields. A
+// failed check is an error whose message names the field's path; each caller picks the words
+// around it (its "style") and the error type (CniError here, netpol's ObjectError). Paths are
+// written `a.b` and `a[0]`; a map key is `a.key`, or `a[key]` in the Kubernetes style (as
+// apimachinery's field.Path.Key writes it): netpol's messages follow the API server's.
 import { CniError, ErrCode } from "./cni.ts";
 import { describeValue } from "./text.ts";
 
@@ -37,19 +41,47 @@ export function fieldPath(parent: string, key: string | number): string {
   return parent === "" ? key : `${parent}.${key}`;
 }
 
-function present(v: unknown): boolean {
-  return v !== undefined && v !== null;
+/** How a path names a map's key: as a field (`a.key`), or Kubernetes' `a[key]`. */
+export type PathStyle = "field" | "kubernetes";
+
+/** The path of map key `key` inside `parent`, in `style`. */
+export function mapKeyPath(parent: string, key: string, style: PathStyle = "field"): string {
+  return style === "kubernetes" ? `${parent}[${key}]` : fieldPath(parent, key);
 }
 
-export class FieldReader {
-  constructor(readonly style: FieldStyle) {}
+/** o[key] as an own property, with null read as absent. */
+export function field(o: Obj, key: string): unknown {
+  if (!Object.hasOwn(o, key)) return undefined;
+  const v = o[key];
+  return v === null ? undefined : v;
+}
 
-  invalid(path: string, expected: string, value: unknown): CniError {
-    return new CniError(this.style.code, this.style.invalid(path, expected, value));
+/** The errors a reader throws: `path` holds a value that is not `expected` ("a string", "an
+ * integer from 0 to 9"), or is required and absent. */
+export interface ReaderErrors<E extends Error> {
+  invalid(path: string, expected: string, value: unknown): E;
+  missing(path: string): E;
+}
+
+/** Typed reads of fields, each failure an `E` naming the field's path. */
+export class JsonReader<E extends Error> {
+  readonly #errors: ReaderErrors<E>;
+
+  constructor(errors: ReaderErrors<E>, readonly pathStyle: PathStyle = "field") {
+    this.#errors = errors;
   }
 
-  missing(path: string): CniError {
-    return new CniError(this.style.code, this.style.missing(path));
+  invalid(path: string, expected: string, value: unknown): E {
+    return this.#errors.invalid(path, expected, value);
+  }
+
+  missing(path: string): E {
+    return this.#errors.missing(path);
+  }
+
+  /** The path of map key `key` inside `parent`, in this reader's style. */
+  keyPath(parent: string, key: string): string {
+    return mapKeyPath(parent, key, this.pathStyle);
   }
 
   /** `v` itself as an object. */
@@ -59,13 +91,13 @@ export class FieldReader {
   }
 
   optObject(o: Obj, key: string, parent = ""): Obj | undefined {
-    const v = o[key];
-    return present(v) ? this.object(v, fieldPath(parent, key)) : undefined;
+    const v = field(o, key);
+    return v !== undefined ? this.object(v, fieldPath(parent, key)) : undefined;
   }
 
   optString(o: Obj, key: string, parent = ""): string | undefined {
-    const v = o[key];
-    if (!present(v)) return undefined;
+    const v = field(o, key);
+    if (v === undefined) return undefined;
     if (typeof v !== "string") throw this.invalid(fieldPath(parent, key), "a string", v);
     return v;
   }
@@ -73,8 +105,8 @@ export class FieldReader {
   /** A required string; `nonEmpty` also refuses "". */
   string(o: Obj, key: string, parent = "", nonEmpty = false): string {
     const path = fieldPath(parent, key);
-    const v = o[key];
-    if (!present(v)) throw this.missing(path);
+    const v = field(o, key);
+    if (v === undefined) throw this.missing(path);
     if (typeof v !== "string" || (nonEmpty && v === "")) {
       throw this.invalid(path, nonEmpty ? "a non-empty string" : "a string", v);
     }
@@ -82,8 +114,8 @@ export class FieldReader {
   }
 
   optBool(o: Obj, key: string, parent = ""): boolean | undefined {
-    const v = o[key];
-    if (!present(v)) return undefined;
+    const v = field(o, key);
+    if (v === undefined) return undefined;
     if (typeof v !== "boolean") throw this.invalid(fieldPath(parent, key), "a boolean", v);
     return v;
   }
@@ -97,8 +129,8 @@ export class FieldReader {
     max: number,
     expected = `an integer from ${min} to ${max}`,
   ): number | undefined {
-    const v = o[key];
-    if (!present(v)) return undefined;
+    const v = field(o, key);
+    if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
       throw this.invalid(fieldPath(parent, key), expected, v);
     }
@@ -106,20 +138,31 @@ export class FieldReader {
   }
 
   optArray(o: Obj, key: string, parent = ""): unknown[] | undefined {
-    const v = o[key];
-    if (!present(v)) return undefined;
+    const v = field(o, key);
+    if (v === undefined) return undefined;
     if (!Array.isArray(v)) throw this.invalid(fieldPath(parent, key), "an array", v);
     return v;
   }
 
   optStringArray(o: Obj, key: string, parent = ""): string[] | undefined {
     const path = fieldPath(parent, key);
-    const v = o[key];
-    if (!present(v)) return undefined;
+    const v = field(o, key);
+    if (v === undefined) return undefined;
     if (!Array.isArray(v)) throw this.invalid(path, "an array of strings", v);
     return v.map((item, i) => {
       if (typeof item !== "string") throw this.invalid(fieldPath(path, i), "a string", item);
       return item;
+    });
+  }
+}
+
+/** The reader of the CNI's JSON: failures are CniErrors with the style's code and words. */
+export class FieldReader extends JsonReader<CniError> {
+  constructor(readonly style: FieldStyle) {
+    super({
+      invalid: (path, expected, value) =>
+        new CniError(style.code, style.invalid(path, expected, value)),
+      missing: (path) => new CniError(style.code, style.missing(path)),
     });
   }
 }
