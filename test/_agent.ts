@@ -68,7 +68,9 @@ export type AgentSource = { manifests: string } | { kubeconfig: string };
 export async function startAgent(
   net: TestNetwork,
   source: AgentSource,
-  opts: { node?: string; socket?: string; extra?: string[] } = {},
+  /** `productDefaults`: leave out the flags that keep the host's namespace untouched
+   * (`--routing none --no-masquerade`), for a test of the defaults themselves. */
+  opts: { node?: string; socket?: string; extra?: string[]; productDefaults?: boolean } = {},
 ): Promise<AgentProcess> {
   const socket = opts.socket ?? `${net.dir}/agent.sock`;
   const src = "manifests" in source
@@ -92,8 +94,10 @@ export async function startAgent(
       // Agents of tests running side by side: each its own port.
       ...(opts.extra?.includes("--metrics-address") ? [] : ["--metrics-address", "127.0.0.1:0"]),
       // The host's own namespace is no test's node: no routes, devices or forwarding there.
-      ...(opts.extra?.includes("--routing") ? [] : ["--routing", "none"]),
-      ...(opts.extra?.some((a) => a.endsWith("masquerade")) ? [] : ["--no-masquerade"]),
+      ...(opts.productDefaults || opts.extra?.includes("--routing") ? [] : ["--routing", "none"]),
+      ...(opts.productDefaults || opts.extra?.some((a) => a.endsWith("masquerade"))
+        ? []
+        : ["--no-masquerade"]),
       ...(opts.extra ?? []),
     ],
     // The robustness tests' fault points, also in the calls it runs for the plugin.

@@ -93,12 +93,12 @@ Deno.test("agent status lists the Nodes with pod CIDR, address and routing state
         podCidrs: [s.net.subnet],
         address: "192.0.2.1",
         self: true,
-        routing: { routed: false, reason: "this node" },
+        routing: { routed: true, via: "this node" },
         problems: [],
       });
       assert.deepEqual(byName(st, "node-2")!.routing, {
         routed: false,
-        reason: "routing not running",
+        reason: "routing is off here (--routing none)",
       });
       assert.deepEqual(byName(st, "node-3")!.problems, [
         'Node "node-3": spec.podCIDRs: no IPv4 pod CIDR assigned (yet): not routed',
@@ -141,13 +141,13 @@ Deno.test("agent status lists the Nodes with pod CIDR, address and routing state
         new RegExp(
           `^node: +node-1 \\(this node\\) +${
             s.net.subnet.replaceAll(".", "\\.")
-          } +192\\.0\\.2\\.1 +not routed: this node$`,
+          } +192\\.0\\.2\\.1 +this node$`,
           "m",
         ),
       );
       assert.match(
         text.stdout,
-        /^node: +node-3 +no pod CIDR +no address +not routed: routing not running$/m,
+        /^node: +node-3 +no pod CIDR +no address +not routed: routing is off here \(--routing none\)$/m,
       );
       assert.match(text.stdout, /^node problem: Node "node-4": spec\.podCIDRs: /m);
       // A node deleted from the directory leaves the list.

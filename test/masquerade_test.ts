@@ -265,7 +265,11 @@ Deno.test("agent run: masquerade is on by default and waits for this node's pod 
   await withNetwork(async (net) => {
     const manifests = new ManifestDir(net.dir);
     for (const [extra, want] of [[[], "waiting"], [["--no-masquerade"], null]] as const) {
-      const agent = await startAgent(net, { manifests: manifests.dir }, { extra: [...extra] });
+      // No Node objects: the agent only waits, so its defaults touch nothing of the host.
+      const agent = await startAgent(net, { manifests: manifests.dir }, {
+        extra: [...extra, "--routing", "none"],
+        productDefaults: true,
+      });
       try {
         const st = await agent.synced() as unknown as { masquerade: { state: string } | null };
         assert.equal(st.masquerade === null ? null : st.masquerade.state, want);

@@ -382,7 +382,7 @@ export class Agent {
       const self = n.name === this.#opts.node;
       const routing: NodeRouteState = this.#routeState?.(n.name) ??
         (self
-          ? { routed: false, reason: "this node" }
+          ? { routed: true, via: "this node" }
           : { routed: false, reason: "routing not running" });
       return {
         name: n.name,

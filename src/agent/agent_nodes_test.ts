@@ -100,7 +100,7 @@ Deno.test("agent status shows the routing provider's state per node, else why no
     agent.reconcile();
     const routing = () => agent.status().nodes.map((n) => [n.name, n.self, n.routing]);
     assert.deepEqual(routing(), [
-      ["n1", true, { routed: false, reason: "this node" }],
+      ["n1", true, { routed: true, via: "this node" }],
       ["n2", false, { routed: false, reason: "routing not running" }],
       ["n3", false, { routed: false, reason: "routing not running" }],
     ]);

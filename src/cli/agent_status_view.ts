@@ -14,7 +14,7 @@ export function notEnforcedLine(w: NotEnforced): string {
 export function nodeLine(n: NodeStatus): string {
   const cidr = n.podCidrs.length === 0 ? "no pod CIDR" : n.podCidrs.join(",");
   const routing = n.routing.routed
-    ? `routed via ${n.routing.via}`
+    ? n.routing.via === "this node" ? "this node" : `routed via ${n.routing.via}`
     : `not routed: ${n.routing.reason}`;
   return `${n.name}${n.self ? " (this node)" : ""}  ${cidr}  ${
     n.address ?? "no address"

@@ -152,7 +152,7 @@ Deno.test("agent status text: each node with its pod CIDR, address, routing stat
         podCidrs: ["10.244.1.0/24"],
         address: "192.168.1.1",
         self: true,
-        routing: { routed: false, reason: "this node" },
+        routing: { routed: true, via: "this node" },
         problems: [],
       },
       {
@@ -176,7 +176,7 @@ Deno.test("agent status text: each node with its pod CIDR, address, routing stat
   assert.match(text, /^nodes: +3$/m);
   assert.match(
     text,
-    /^node: +n1 \(this node\) +10\.244\.1\.0\/24 +192\.168\.1\.1 +not routed: this node$/m,
+    /^node: +n1 \(this node\) +10\.244\.1\.0\/24 +192\.168\.1\.1 +this node$/m,
   );
   assert.match(text, /^node: +n2 +no pod CIDR +no address +not routed: routing not running$/m);
   assert.match(text, /^node problem: Node "n2": spec\.podCIDRs: no IPv4 pod CIDR/m);
