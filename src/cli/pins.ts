@@ -7,7 +7,7 @@
 import { mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/bpf.ts";
 import { closeFd } from "../../ffi/libc.ts";
 import { mapDifferences, pinPath } from "../spec/pinned.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
 import {
   BPF_PROG_TYPE_SCHED_CLS,
   CONFIG_MAP,
@@ -33,7 +33,7 @@ export interface PinnedProgram {
 }
 
 function permissionHint(err: unknown): string {
-  return err instanceof SysError && (err.errno === 1 || err.errno === 13)
+  return err instanceof SysError && (err.errno === Errno.EPERM || err.errno === Errno.EACCES)
     ? " (needs root, or CAP_BPF and read access to the pin)"
     : "";
 }
@@ -44,7 +44,7 @@ function openPin(path: string): number | undefined {
     return objGet(path);
   } catch (err) {
     // ENOTDIR: a path component is a file, so nothing can be pinned below it.
-    if (err instanceof SysError && (err.notFound || err.errno === 20)) return undefined;
+    if (err instanceof SysError && (err.notFound || err.errno === Errno.ENOTDIR)) return undefined;
     const msg = err instanceof Error ? err.message : String(err);
     throw new CommandError(`cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
   }

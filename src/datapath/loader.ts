@@ -10,7 +10,7 @@
 // atomically, and old and new programs share the maps meanwhile.
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
 import { mapInfo, objGet, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
 import {
   closeFd,
   flock,
@@ -423,11 +423,11 @@ function hint(err: unknown, pinDir: string): string {
   if (err instanceof SysError) {
     // bpffs refuses to create or look up any name with a "." in it, to root too (EPERM).
     const dotted = pinDir.split("/").find((c) => c.includes("."));
-    if (err.errno === 1 && dotted !== undefined) {
+    if (err.errno === Errno.EPERM && dotted !== undefined) {
       return `${msg} (bpffs refuses names with a ".": "${dotted}" in the pin directory; ` +
         "choose one without)";
     }
-    if (err.errno === 1 || err.errno === 13) {
+    if (err.errno === Errno.EPERM || err.errno === Errno.EACCES) {
       return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
     }
     // libbpf's own words (in the log) when the directory is not on bpffs.
