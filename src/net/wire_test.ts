@@ -1,8 +1,8 @@
 // Golden bytes for the netlink wire format: what encodeRequest() writes and what the decoders
-import { Errno } from "../../ffi/errors.ts";
 // read back, byte for byte as linux/netlink.h lays them out. test/netlink_wire_test.ts checks
 // the same requests against libmnl's own builders.
 import assert from "node:assert/strict";
+import { Errno } from "../../ffi/errors.ts";
 import {
   decodeAttrs,
   decodeMessages,
