@@ -1,6 +1,6 @@
 // `ebpfcni agent run|status` and `ebpfcni policy explain`: the node's policy agent, and what
 // the CLI asks it over its socket.
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { DEFAULT_AGENT_SOCKET } from "../spec/agent.ts";
 import type { ExplainEnd, ExplainRequest } from "../spec/agent.ts";
 import { DEFAULT_STATE_DIR } from "../spec/cni.ts";
@@ -53,7 +53,7 @@ async function ask(
         { cause: err },
       );
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+    throw new CommandError(`the policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -1,7 +1,7 @@
 // Shared steps of `endpoint import` and `policy import`: reading the file (or stdin), turning
 // validation failures into usage errors that name the file, and writing in batches that are
 // undone if the kernel refuses one part-way (e.g. a CNI ADD filled the map meanwhile).
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { ImportError } from "../policy/import.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
@@ -19,7 +19,7 @@ function readProblem(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.IsADirectory) return "is a directory";
   // Deno appends " (os error N): op 'path'"; the path is already in the message.
-  return (err as Error).message.replace(/ \(os error \d+\).*$/, "");
+  return errorMessage(err).replace(/ \(os error \d+\).*$/, "");
 }
 
 /** Reads the import source as UTF-8 text: a file, or stdin for "-". */
@@ -71,8 +71,8 @@ export function writeChunked<T>(
         undo(items.slice(0, at + IMPORT_CHUNK));
       } catch (undoErr) {
         throw new CommandError(
-          `${(err as Error).message}; undoing the partial import also failed: ` +
-            `${(undoErr as Error).message}`,
+          `${errorMessage(err)}; undoing the partial import also failed: ` +
+            `${errorMessage(undoErr)}`,
           { cause: err },
         );
       }

@@ -16,6 +16,7 @@ import { ctCommands } from "./ct.ts";
 import { monitorCommand } from "./monitor.ts";
 import { statusCommand } from "./status.ts";
 import { commandHelp, groupHelp, topHelp } from "./usage.ts";
+import { errorMessage } from "../spec/text.ts";
 
 const versionCommand: Command = {
   synopsis: "version",
@@ -116,7 +117,7 @@ async function dispatch(args: string[], env: Record<string, string>, io: Io): Pr
 
 /** The failure as one line: messages from the kernel layer may carry a verifier log. */
 function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   return msg.split("\n")[0] ?? msg;
 }
 

@@ -15,7 +15,7 @@ import {
 } from "../agent/flow_record.ts";
 import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent.ts";
 import { dirPathProblem } from "../spec/names.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
 import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
@@ -143,7 +143,7 @@ async function askAgent(
       }
       return undefined;
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+    throw new CommandError(`the policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -192,7 +192,7 @@ async function throughAgent(
   } catch (err) {
     if (err instanceof CommandError) throw err;
     if (!session.isStopped()) {
-      throw new CommandError(`the policy agent's stream: ${(err as Error).message}`, {
+      throw new CommandError(`the policy agent's stream: ${errorMessage(err)}`, {
         cause: err,
       });
     }

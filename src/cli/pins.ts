@@ -18,6 +18,7 @@ import {
 import { ConfigMap } from "../datapath/maps.ts";
 import { CommandError } from "./errors.ts";
 import { createHint } from "./usage.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface PinnedMap extends Disposable {
   spec: MapSpec;
@@ -45,7 +46,7 @@ function openPin(path: string): number | undefined {
   } catch (err) {
     // ENOTDIR: a path component is a file, so nothing can be pinned below it.
     if (err instanceof SysError && (err.notFound || err.errno === Errno.ENOTDIR)) return undefined;
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     throw new CommandError(`cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
   }
 }
@@ -65,7 +66,7 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
   } catch (err) {
     closeFd(fd);
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read map "${path}": ${(err as Error).message}`, { cause: err });
+    throw new CommandError(`cannot read map "${path}": ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -86,7 +87,7 @@ export function openProgram(pinDir: string, pin = PROGRAM_PIN): PinnedProgram | 
     info = progInfo(fd);
   } catch (err) {
     closeFd(fd);
-    throw new CommandError(`cannot read program "${path}": ${(err as Error).message}`, {
+    throw new CommandError(`cannot read program "${path}": ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -3,7 +3,7 @@
 // whatever its policies need first, so the pod is isolated from its first packet); DEL
 // tells it, best effort. One JSON request, one JSON reply, per connection.
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
 export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent.ts";
@@ -49,6 +49,6 @@ export async function agentForget(socket: string, req: AgentDel): Promise<string
     await exchange(socket, req, 2_000);
     return undefined;
   } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    return errorMessage(err);
   }
 }

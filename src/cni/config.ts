@@ -3,7 +3,7 @@
 // object are kept because IPAM plugins are handed the config as the runtime sent it.
 
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { describeValue } from "../spec/text.ts";
+import { describeValue, errorMessage } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity.ts";
 import { dirPathProblem, ifNameProblem, validateNetworkName } from "../spec/names.ts";
 import { normalizeRequestedIpv4, requestedIpsFromArgs } from "./args.ts";
@@ -165,7 +165,7 @@ function decode(stdin: Uint8Array): Obj {
     throw new CniError(
       ErrCode.DecodeFailure,
       "Could not decode network config: not valid UTF-8",
-      e instanceof Error ? e.message : String(e),
+      errorMessage(e),
       { cause: e },
     );
   }
@@ -176,7 +176,7 @@ function decode(stdin: Uint8Array): Obj {
     throw new CniError(
       ErrCode.DecodeFailure,
       "Could not decode network config: not valid JSON",
-      e instanceof Error ? e.message : String(e),
+      errorMessage(e),
       { cause: e },
     );
   }

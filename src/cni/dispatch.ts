@@ -10,6 +10,7 @@ import { type Caller, type Ctx, makeCtx } from "./context.ts";
 import { AttachmentLock } from "./lock.ts";
 import { log } from "../log.ts";
 import { faultPoint } from "./fault.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface CniIo {
   env: Record<string, string>;
@@ -140,7 +141,7 @@ export async function runCni(io: CniIo): Promise<number> {
   } catch (err) {
     const cniErr = err instanceof CniError ? err : new CniError(
       ErrCode.Internal,
-      err instanceof Error ? err.message : String(err),
+      errorMessage(err),
       causeChain(err),
       {
         cause: err,

@@ -12,7 +12,7 @@ import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { isObject } from "../spec/json.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { log } from "../log.ts";
 import { buildStamp } from "../build_stamp.ts";
 
@@ -62,7 +62,7 @@ export async function handOff(
     if (err instanceof RpcError && err.kind === "unsent") {
       return { fallback: `the request did not reach the agent: ${err.message}` };
     }
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     if (env.CNI_COMMAND !== "ADD") return { fallback: `the agent failed to answer: ${why}` };
     return { code: 1, stdout: tryAgainJson(config, socket, why) + "\n" };
   }

@@ -40,6 +40,7 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { attach, attachedProgramId, type TcHook } from "./tc.ts";
 import { log } from "../log.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export { DEFAULT_PIN_DIR };
 
@@ -252,7 +253,7 @@ function ensureDir(pinDir: string): void {
   try {
     Deno.mkdirSync(pinDir, { recursive: true });
   } catch (err) {
-    throw new DatapathError(`Cannot create pin directory "${pinDir}": ${(err as Error).message}`, {
+    throw new DatapathError(`Cannot create pin directory "${pinDir}": ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -418,7 +419,7 @@ export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
 /** One line saying what failed and, where we can tell, what to do; the libbpf and
  * verifier log stays on the cause (BpfError.log). */
 function hint(err: unknown, pinDir: string): string {
-  const full = err instanceof Error ? err.message : String(err);
+  const full = errorMessage(err);
   const msg = full.split("\n")[0] ?? full;
   if (err instanceof SysError) {
     // bpffs refuses to create or look up any name with a "." in it, to root too (EPERM).

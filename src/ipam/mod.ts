@@ -39,6 +39,7 @@ import {
 } from "./config.ts";
 import { delegateAdd, delegateCommand } from "./delegate.ts";
 import { type Lease, LeaseStore, ownedBy } from "./store.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface IpamContext {
   /** Network name from the CNI config; names the store directory. */
@@ -80,7 +81,7 @@ function readResolvConf(path: string): Dns {
   try {
     return parseResolvConf(Deno.readTextFileSync(path));
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     throw new CniError(ErrCode.IoFailure, `Cannot read resolvConf "${path}": ${why}`, "", {
       cause: err,
     });

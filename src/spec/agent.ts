@@ -3,7 +3,7 @@
 // answered by one JSON line. A request that is not one of these is refused with the field at
 // fault. Pure.
 import { isObject } from "./json.ts";
-import { describeValue, quote } from "./text.ts";
+import { describeValue, errorMessage, quote } from "./text.ts";
 import { ipv4Problem } from "./ipv4.ts";
 import { ID_RE, ifNameProblem, MAX_CONTAINER_ID } from "./names.ts";
 
@@ -165,7 +165,7 @@ export function parseRequest(line: string): AgentRequest {
   try {
     v = JSON.parse(line);
   } catch (err) {
-    throw new RequestError(`not valid JSON: ${(err as Error).message}`);
+    throw new RequestError(`not valid JSON: ${errorMessage(err)}`);
   }
   if (!isObject(v)) throw new RequestError(`a request is a JSON object, not ${describeValue(v)}`);
   switch (v.op) {

@@ -28,3 +28,9 @@ export function jsonKind(v: unknown): string {
   if (Array.isArray(v)) return "array";
   return typeof v;
 }
+
+/** The message of a thrown value: an Error's own message, anything else (a string, a rejected
+ * promise's reason) as text, so a non-Error never turns into "undefined". */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
