@@ -3,7 +3,7 @@
 // for Go's decoder (which the reference plugins use). A failed check is a CniError whose
 // message names the field's path; each caller picks the words around it (its "style").
 import { CniError, ErrCode } from "./cni.ts";
-import { describeValue } from "./text.ts";
+import { describeValue, errorMessage } from "./text.ts";
 
 export type Obj = Record<string, unknown>;
 
@@ -122,4 +122,38 @@ export class FieldReader {
       return item;
     });
   }
+}
+
+/** A network config's bytes as its JSON object, or the spec's decode failure (code 6). Callers
+ * that look at the config before the plugin runs (main.ts) decode it once and pass it on. */
+export function decodeNetConf(stdin: Uint8Array): Obj {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(stdin);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid UTF-8",
+      errorMessage(e),
+      { cause: e },
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid JSON",
+      errorMessage(e),
+      { cause: e },
+    );
+  }
+  if (!isObject(parsed)) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      `Could not decode network config: expected a JSON object, got ${describeValue(parsed)}`,
+    );
+  }
+  return parsed;
 }
