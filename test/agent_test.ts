@@ -329,6 +329,10 @@ Deno.test("agent run refuses bad flags with exit 2 naming the value, before touc
       /invalid --metrics-address "node-1:9972": host: /,
     ],
     [["agent", "status", "--wait-synced", "soon"], /invalid --wait-synced "soon"/],
+    [["agent", "run", "--in-cluster", "--add-wait", "-1"], /invalid --add-wait "-1"/],
+    [["agent", "run", "--in-cluster", "--state-dir", "state"], /invalid --state-dir "state"/],
+    [["monitor", "--count", "0"], /invalid --count "0": must be a positive integer/],
+    [["monitor", "--verdict", "drops"], /invalid --verdict "drops": must be drop, allow or all/],
     [["policy", "explain", "--from", "x/a", "--to", "x/b", "--port", "80/icmp"], /invalid --port/],
     [["policy", "explain", "--from", "x", "--to", "x/b", "--port", "80"], /invalid --from "x"/],
   ];

@@ -63,15 +63,57 @@ export function resolvePinDir(flag: string | undefined, env: Record<string, stri
 
 // ---- flags --------------------------------------------------------------------------------
 
-export interface FlagSpec {
-  type: "string" | "boolean";
-  short?: string;
-}
+/**
+ * One flag. A string flag may carry `parse`, which turns its text into the value the command
+ * reads (throwing FlagValueError with the detail: parseFlags names the flag and the text), and
+ * `default`, the text (or a function giving it) taken when the flag is absent, parsed alike.
+ */
+export type FlagSpec =
+  | { type: "boolean"; short?: string }
+  | {
+    type: "string";
+    short?: string;
+    // deno-lint-ignore no-explicit-any
+    parse?: (text: string) => any;
+    default?: string | (() => string);
+  };
 export type FlagSpecs = Record<string, FlagSpec>;
 
-export interface ParsedFlags {
-  values: Record<string, string | boolean>;
+/** What a command reads for a flag: parse's result, the text, true; undefined when absent
+ * and without a default. */
+type FlagValue<F> = F extends { type: "boolean" } ? true | undefined
+  : (F extends { parse: (text: string) => infer T } ? T : string) | Absent<F>;
+type Absent<F> = F extends { default: string | (() => string) } ? never : undefined;
+export type FlagValues<S extends FlagSpecs> = { [K in keyof S]: FlagValue<S[K]> };
+
+export interface ParsedFlags<S extends FlagSpecs = FlagSpecs> {
+  values: string extends keyof S ? Record<string, unknown> : FlagValues<S>;
   positionals: string[];
+}
+
+/** A flag's value is not one it takes; the message is the detail after the flag and value. */
+export class FlagValueError extends Error {
+  override name = "FlagValueError";
+}
+
+/** Runs each string flag's parser over its text, or over its default's when it is absent. */
+function typedValues(values: Record<string, unknown>, flags: FlagSpecs): void {
+  for (const [name, spec] of Object.entries(flags)) {
+    if (spec.type !== "string") continue;
+    const given = values[name];
+    const text = typeof given === "string"
+      ? given
+      : typeof spec.default === "function"
+      ? spec.default()
+      : spec.default;
+    if (text === undefined) continue;
+    try {
+      values[name] = spec.parse === undefined ? text : spec.parse(text);
+    } catch (err) {
+      if (!(err instanceof FlagValueError)) throw err;
+      throw new UsageError(`invalid --${name} ${quote(text)}: ${err.message}`, { cause: err });
+    }
+  }
 }
 
 /** True when -h or --help appears before any "--": help wins over every other problem. */
@@ -92,22 +134,29 @@ function isFlag(arg: string, flags: FlagSpecs): boolean {
 /**
  * Parses one command's flags and positionals. `command` ("endpoint add") goes into messages.
  * Unknown flags, a string flag without a value (or followed by another flag), a value given
- * to a boolean flag, a flag given twice, and too many or too few positionals are usage errors.
+ * to a boolean flag, a flag given twice, too many or too few positionals, and a value its
+ * flag's `parse` refuses are usage errors.
  */
-export function parseFlags(
+export function parseFlags<S extends FlagSpecs>(
   args: string[],
-  flags: FlagSpecs,
+  flags: S,
   command: string,
   positionals: { min: number; max: number; names: string } = { min: 0, max: 0, names: "" },
-): ParsedFlags {
+): ParsedFlags<S> {
+  // parseArgs sees only the flags' shapes: parsing values and defaults is done here.
+  const options = Object.fromEntries(
+    Object.entries(flags).map((
+      [name, f],
+    ) => [name, { type: f.type, ...(f.short && { short: f.short }) }]),
+  );
   const { tokens } = parseArgs({
     args,
-    options: flags,
+    options,
     strict: false,
     allowPositionals: true,
     tokens: true,
   });
-  const values: Record<string, string | boolean> = {};
+  const values: Record<string, unknown> = {};
   const pos: string[] = [];
   const where = `for "ebpfcni ${command}"`;
   for (const t of tokens) {
@@ -144,20 +193,21 @@ export function parseFlags(
   if (pos.length < positionals.min) {
     throw new UsageError(`missing ${positionals.names} ${where}`);
   }
-  return { values, positionals: pos };
+  typedValues(values, flags);
+  return { values, positionals: pos } as ParsedFlags<S>;
 }
 
-/** The value of a required string flag; its absence is a usage error naming the synopsis. */
-export function requireFlag(
-  values: Record<string, string | boolean>,
-  name: string,
+/** The value of a required flag; its absence is a usage error naming the synopsis. */
+export function requireFlag<V extends Record<string, unknown>, K extends keyof V & string>(
+  values: V,
+  name: K,
   synopsis: string,
-): string {
+): Exclude<V[K], undefined> {
   const v = values[name];
-  if (typeof v !== "string") {
+  if (v === undefined) {
     throw new UsageError(`missing required flag --${name} (usage: ebpfcni ${synopsis})`);
   }
-  return v;
+  return v as Exclude<V[K], undefined>;
 }
 
 /**

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   DEFAULT_PIN_DIR,
+  FlagValueError,
   parseFlags,
   parseIdentity,
   parseIpv4,
@@ -119,10 +120,44 @@ Deno.test("parseFlags() refuses bad command lines with one-line messages", () =>
   );
 });
 
+const TYPED = {
+  count: {
+    type: "string",
+    parse: (text: string) => {
+      if (!/^[1-9][0-9]*$/.test(text)) throw new FlagValueError("must be a positive integer");
+      return Number(text);
+    },
+    default: "3",
+  },
+  level: { type: "string", default: () => "info" },
+  group: { type: "string", parse: (text: string) => text.length },
+} as const;
+
+Deno.test("parseFlags() gives a command its flags' parsed values, and each absent flag's default", () => {
+  assert.deepEqual(parseFlags(["--count", "12", "--group", "wheel"], TYPED, "x").values, {
+    count: 12,
+    level: "info",
+    group: 5,
+  });
+  // A default is flag text too: it goes through the same parse.
+  assert.deepEqual(parseFlags([], TYPED, "x").values, { count: 3, level: "info" });
+});
+
+Deno.test("parseFlags() refuses a value its flag's parse refuses, naming the flag and the value", () => {
+  assert.throws(
+    () => parseFlags(["--count", "0"], TYPED, "x"),
+    usage(`invalid --count "0": must be a positive integer`),
+  );
+  assert.throws(
+    () => parseFlags(["--count=-1\n"], TYPED, "x"),
+    usage(`invalid --count "-1\\n": must be a positive integer`),
+  );
+});
+
 Deno.test("requireFlag() names the missing flag and the synopsis", () => {
   assert.equal(requireFlag({ ip: "1" }, "ip", "endpoint del --ip IP"), "1");
   assert.throws(
-    () => requireFlag({ json: true }, "ip", "endpoint del --ip IP"),
+    () => requireFlag({ json: true } as Record<string, unknown>, "ip", "endpoint del --ip IP"),
     usage("missing required flag --ip (usage: ebpfcni endpoint del --ip IP)"),
   );
 });

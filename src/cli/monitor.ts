@@ -19,12 +19,25 @@ import { errorMessage, quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
 import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
-import type { Command, Ctx } from "./command.ts";
+import { command, type Ctx } from "./command.ts";
+import { FlagValueError } from "./args.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { openMap, requireMap } from "./pins.ts";
 
 const VERDICTS = ["drop", "allow", "all"] as const;
 type Verdict = (typeof VERDICTS)[number];
+
+function verdictFlag(text: string): Verdict {
+  if (!(VERDICTS as readonly string[]).includes(text)) {
+    throw new FlagValueError("must be drop, allow or all");
+  }
+  return text as Verdict;
+}
+
+function countFlag(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new FlagValueError("must be a positive integer");
+  return Number(text);
+}
 
 interface Session {
   verdict: Verdict;
@@ -35,7 +48,7 @@ interface Session {
   isStopped(): boolean;
 }
 
-export const monitorCommand: Command = {
+export const monitorCommand = command({
   synopsis: "monitor [--json] [--verdict drop|allow|all] [--count N] [--socket PATH]",
   summary: "stream the datapath's verdicts (drops, and the flows rules allowed)",
   help: `Prints an event for every dropped packet and every flow a rule allowed, as they happen:
@@ -62,22 +75,13 @@ reading it each see part of the events).
   --count N          stop after N events`,
   flags: {
     json: { type: "boolean" },
-    verdict: { type: "string" },
-    count: { type: "string" },
+    verdict: { type: "string", parse: verdictFlag, default: "drop" },
+    count: { type: "string", parse: countFlag },
     socket: { type: "string" },
   },
   async run(ctx, { values }) {
-    const verdict = typeof values.verdict === "string" ? values.verdict : "drop";
-    if (!(VERDICTS as readonly string[]).includes(verdict)) {
-      throw new UsageError(`invalid --verdict ${quote(verdict)}: must be drop, allow or all`);
-    }
-    let count = Infinity;
-    if (typeof values.count === "string") {
-      count = /^[1-9][0-9]{0,8}$/.test(values.count) ? Number(values.count) : NaN;
-      if (Number.isNaN(count)) {
-        throw new UsageError(`invalid --count ${quote(values.count)}: must be a positive integer`);
-      }
-    }
+    const verdict = values.verdict;
+    const count = values.count ?? Infinity;
     const socket = typeof values.socket === "string"
       ? values.socket
       : ctx.env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
@@ -95,7 +99,7 @@ reading it each see part of the events).
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
     const session: Session = {
-      verdict: verdict as Verdict,
+      verdict,
       count,
       print: (r) => {
         ctx.io.out(values.json ? flowJson(r) : flowText(r));
@@ -108,7 +112,7 @@ reading it each see part of the events).
     try {
       const stream = await askAgent(ctx, socket, session, {
         op: "monitor",
-        verdict: verdict as Verdict,
+        verdict,
         eventsMapId: pin.id,
       });
       if (stream === "stopped") return EXIT_OK;
@@ -121,7 +125,7 @@ reading it each see part of the events).
     }
     return EXIT_OK;
   },
-};
+});
 
 /** The agent's stream once it accepted; undefined when the monitor must read itself. */
 async function askAgent(
