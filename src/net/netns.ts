@@ -130,7 +130,7 @@ export class Netns implements Disposable {
         setns(this.fd, CLONE_NEWNET);
       } catch (err) {
         if (err instanceof SysError && err.errno === Errno.EINVAL) {
-          throw new SysError(`enter "${this.path}"`, 22, "not a network namespace", {
+          throw new SysError(`enter "${this.path}"`, Errno.EINVAL, "not a network namespace", {
             cause: err,
           });
         }
