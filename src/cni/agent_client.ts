@@ -39,7 +39,7 @@ export async function agentIdentity(
   const why = typeof reply?.error === "string" ? reply.error : "no identity in its answer";
   throw new CniError(
     ErrCode.TryAgainLater,
-    `The policy agent refused pod ${req.namespace}/${req.name}: ${why}`,
+    `The policy agent refused pod ${quote(`${req.namespace}/${req.name}`)}: ${why}`,
   );
 }
 

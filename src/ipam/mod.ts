@@ -105,7 +105,7 @@ function assignRequested(cfg: HostLocalConfig, requested: string[]): (number | u
     return i < 0 ? undefined : remaining.splice(i, 1)[0];
   });
   if (remaining.length > 0) {
-    const list = remaining.map(formatIpv4).join(", ");
+    const list = remaining.map((ip) => `"${formatIpv4(ip)}"`).join(", ");
     const inSome = remaining.some((ip) => cfg.ranges.some((set) => rangeFor(set, ip)));
     throw new CniError(
       ErrCode.AddressUnavailable,
@@ -143,7 +143,7 @@ async function allocateFromSet(
     if (!(await store.reserve(formatIpv4(a.ip), ctx.containerId, ctx.ifname, index))) {
       throw new CniError(
         ErrCode.AddressUnavailable,
-        `Requested IP address ${formatIpv4(a.ip)} is already allocated`,
+        `Requested IP address "${formatIpv4(a.ip)}" is already allocated`,
       );
     }
     return a;
@@ -180,9 +180,9 @@ async function hostLocalAdd(
           if (want !== undefined && want !== held) {
             throw new CniError(
               ErrCode.AddressUnavailable,
-              `Requested IP address ${formatIpv4(want)} conflicts with ${
+              `Requested IP address "${formatIpv4(want)}" conflicts with "${
                 formatIpv4(held)
-              }, already leased to container "${ctx.containerId}" interface "${ctx.ifname}"`,
+              }", already leased to container "${ctx.containerId}" interface "${ctx.ifname}"`,
             );
           }
           out.push(toIpConfig({ ip: held, range: rangeFor(set, held)! }));
