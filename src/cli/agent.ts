@@ -33,7 +33,7 @@ function socketOf(values: { socket?: unknown }, env: Record<string, string>): st
     ? values.socket
     : env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
   const problem = dirPathProblem(v);
-  if (problem !== undefined) throw new UsageError(`invalid --socket ${quote(v)}: ${problem}`);
+  if (problem !== undefined) throw new UsageError(`Invalid --socket ${quote(v)}: ${problem}`);
   return v;
 }
 
@@ -49,16 +49,16 @@ async function ask(
   } catch (err) {
     if (err instanceof RpcError && err.kind === "unreachable") {
       throw new CommandError(
-        `the policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
+        `The policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
         { cause: err },
       );
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
+    throw new CommandError(`The policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }
   const r = reply as Record<string, unknown>;
-  if (typeof r?.error === "string") throw new CommandError(`the policy agent: ${r.error}`);
+  if (typeof r?.error === "string") throw new CommandError(`The policy agent: ${r.error}`);
   return r;
 }
 
@@ -119,8 +119,8 @@ function sourceOf(
   if (given.length !== 1) {
     throw new UsageError(
       given.length === 0
-        ? "missing source: give --manifests DIR, --kubeconfig FILE or --in-cluster"
-        : `give one source, not ${given.map((g) => `--${g}`).join(" and ")}`,
+        ? "Missing source: give --manifests DIR, --kubeconfig FILE or --in-cluster"
+        : `Give one source, not ${given.map((g) => `--${g}`).join(" and ")}`,
     );
   }
   if (values.manifests !== undefined) return { kind: "manifests", dir: values.manifests };
@@ -362,13 +362,13 @@ export const agentCommands: Record<string, Command> = { run, status };
 function endOf(text: string, flag: string): ExplainEnd {
   if (/^[0-9.]+$/.test(text)) {
     const problem = ipv4Problem(text);
-    if (problem !== undefined) throw new UsageError(`invalid ${flag} ${quote(text)}: ${problem}`);
+    if (problem !== undefined) throw new UsageError(`Invalid ${flag} ${quote(text)}: ${problem}`);
     return { ip: text };
   }
   const m = text.match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/);
   if (!m) {
     throw new UsageError(
-      `invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
+      `Invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
     );
   }
   return { namespace: m[1]!, name: m[3]! };
@@ -382,7 +382,7 @@ export function parseFlowPort(
   const port = m ? Number(m[1]) : NaN;
   if (!m || port < 1 || port > 65535) {
     throw new UsageError(
-      `invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
+      `Invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
     );
   }
   return { port, protocol: (m[2] ?? "tcp").toUpperCase() as ExplainRequest["protocol"] };
@@ -410,7 +410,7 @@ ${SOCKET_HELP}`,
       const v = values[k];
       if (typeof v !== "string") {
         throw new UsageError(
-          `missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
+          `Missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
         );
       }
       return v;

@@ -19,7 +19,7 @@ export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
 export function parseIdentity(text: string, label = "identity"): number {
   const n = parseIdentityText(text);
   if (n === undefined) {
-    throw new UsageError(`invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
+    throw new UsageError(`Invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
   }
   return n;
 }
@@ -31,7 +31,7 @@ export function parsePeer(text: string, label: string): number {
   const n = parseIdentityText(text);
   if (n === undefined) {
     throw new UsageError(
-      `invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}, "host" or "world"`,
+      `Invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}, "host" or "world"`,
     );
   }
   return n;
@@ -40,7 +40,7 @@ export function parsePeer(text: string, label: string): number {
 /** Parses a dotted-quad IPv4 address into a host-order u32; `label` names it in errors. */
 export function parseIpv4(text: string, label = "IP"): number {
   const why = ipv4Problem(text);
-  if (why !== undefined) throw new UsageError(`invalid ${label} ${quote(text)}: ${why}`);
+  if (why !== undefined) throw new UsageError(`Invalid ${label} ${quote(text)}: ${why}`);
   return ipv4FromText(text);
 }
 
@@ -54,9 +54,9 @@ export function resolvePinDir(flag: string | undefined, env: Record<string, stri
     ? [fromEnv, PIN_DIR_ENV]
     : [DEFAULT_PIN_DIR, "pin directory"];
   if (!raw.startsWith("/")) {
-    throw new UsageError(`invalid ${label} ${quote(raw)}: must be an absolute path`);
+    throw new UsageError(`Invalid ${label} ${quote(raw)}: must be an absolute path`);
   }
-  if (raw.includes("\0")) throw new UsageError(`invalid ${label} ${quote(raw)}: contains NUL`);
+  if (raw.includes("\0")) throw new UsageError(`Invalid ${label} ${quote(raw)}: contains NUL`);
   const trimmed = raw.replace(/\/+$/, "");
   return trimmed === "" ? "/" : trimmed;
 }
@@ -111,7 +111,7 @@ function typedValues(values: Record<string, unknown>, flags: FlagSpecs): void {
       values[name] = spec.parse === undefined ? text : spec.parse(text);
     } catch (err) {
       if (!(err instanceof FlagValueError)) throw err;
-      throw new UsageError(`invalid --${name} ${quote(text)}: ${err.message}`, { cause: err });
+      throw new UsageError(`Invalid --${name} ${quote(text)}: ${err.message}`, { cause: err });
     }
   }
 }
@@ -168,30 +168,30 @@ export function parseFlags<S extends FlagSpecs>(
     // Own properties only: "--constructor" must not find Object.prototype.constructor.
     const spec = Object.hasOwn(flags, t.name) ? flags[t.name] : undefined;
     if (spec === undefined) {
-      throw new UsageError(`unknown flag ${quote(t.rawName)} ${where} (see --help)`);
+      throw new UsageError(`Unknown flag ${quote(t.rawName)} ${where} (see --help)`);
     }
     const flag = `--${t.name}`;
-    if (Object.hasOwn(values, t.name)) throw new UsageError(`flag ${flag} given twice`);
+    if (Object.hasOwn(values, t.name)) throw new UsageError(`Flag ${flag} given twice`);
     if (spec.type === "boolean") {
       if (t.inlineValue) {
-        throw new UsageError(`flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
+        throw new UsageError(`Flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
       }
       values[t.name] = true;
     } else {
       // parseArgs hands a string flag the next argument even when that is another flag
       // (`--ip --identity 5`); a value like "-1" is kept, for the value check to name it.
       if (t.value === undefined || (!t.inlineValue && isFlag(t.value, flags))) {
-        throw new UsageError(`missing value for ${flag}`);
+        throw new UsageError(`Missing value for ${flag}`);
       }
       values[t.name] = t.value;
     }
   }
   if (pos.length > positionals.max) {
     const extra = pos[positionals.max] ?? "";
-    throw new UsageError(`unexpected argument ${quote(extra)} ${where}`);
+    throw new UsageError(`Unexpected argument ${quote(extra)} ${where}`);
   }
   if (pos.length < positionals.min) {
-    throw new UsageError(`missing ${positionals.names} ${where}`);
+    throw new UsageError(`Missing ${positionals.names} ${where}`);
   }
   typedValues(values, flags);
   return { values, positionals: pos } as ParsedFlags<S>;
@@ -205,7 +205,7 @@ export function requireFlag<V extends Record<string, unknown>, K extends keyof V
 ): Exclude<V[K], undefined> {
   const v = values[name];
   if (v === undefined) {
-    throw new UsageError(`missing required flag --${name} (usage: ebpfcni ${synopsis})`);
+    throw new UsageError(`Missing required flag --${name} (usage: ebpfcni ${synopsis})`);
   }
   return v as Exclude<V[K], undefined>;
 }
@@ -232,14 +232,14 @@ export function takeLeadingOptions(
     if (a === "-h" || a === "--help") help = true;
     else if (allowVersion && a === "--version") version = true;
     else if (a === "--pin-dir" || a.startsWith("--pin-dir=")) {
-      if (pinDir !== undefined) throw new UsageError("flag --pin-dir given twice");
+      if (pinDir !== undefined) throw new UsageError("Flag --pin-dir given twice");
       const v = a === "--pin-dir" ? args[++i] : a.slice("--pin-dir=".length);
       if (v === undefined || (a === "--pin-dir" && v.startsWith("-"))) {
-        throw new UsageError("missing value for --pin-dir");
+        throw new UsageError("Missing value for --pin-dir");
       }
       pinDir = v;
     } else {
-      throw new UsageError(`unknown flag ${quote(a)} before the command (see ebpfcni --help)`);
+      throw new UsageError(`Unknown flag ${quote(a)} before the command (see ebpfcni --help)`);
     }
   }
   const out: { rest: string[]; pinDir?: string; help: boolean; version: boolean } = {

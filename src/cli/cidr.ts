@@ -15,11 +15,11 @@ import { renderTable } from "./table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 
 function cidrArg(text: string | undefined): Cidr {
-  if (text === undefined) throw new UsageError("missing CIDR (e.g. 192.0.2.0/24)");
+  if (text === undefined) throw new UsageError("Missing CIDR (e.g. 192.0.2.0/24)");
   try {
     return parseCidr(text);
   } catch (err) {
-    throw new UsageError(`invalid CIDR ${quote(text)}: ${(err as CidrError).message}`);
+    throw new UsageError(`Invalid CIDR ${quote(text)}: ${(err as CidrError).message}`);
   }
 }
 

@@ -146,7 +146,7 @@ ${NEEDS_MAPS}`,
       const p = planEndpointImport(current, file.entries, ENDPOINT_MAP.maxEntries);
       if (!p.fits) {
         throw new CommandError(
-          `endpoint file ${sourceName(path)} would overflow endpoint_map: ${
+          `Endpoint file ${sourceName(path)} would overflow endpoint_map: ${
             p.after - p.added.length
           } ` +
             `entries + ${p.added.length} new > ${ENDPOINT_MAP.maxEntries}; nothing changed`,

@@ -28,12 +28,12 @@ export async function readSource(path: string, io: Io): Promise<string> {
   try {
     bytes = path === "-" ? await io.readStdin() : await Deno.readFile(path);
   } catch (err) {
-    throw new CommandError(`cannot read ${sourceName(path)}: ${readProblem(err)}`, { cause: err });
+    throw new CommandError(`Cannot read ${sourceName(path)}: ${readProblem(err)}`, { cause: err });
   }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new UsageError(`invalid ${sourceName(path)}: not UTF-8 text`);
+    throw new UsageError(`Invalid ${sourceName(path)}: not UTF-8 text`);
   }
 }
 
@@ -48,7 +48,7 @@ export function validateSource<T>(
     return parse(text);
   } catch (err) {
     if (err instanceof ImportError) {
-      throw new UsageError(`invalid ${kind} file ${sourceName(path)}: ${err.message}`);
+      throw new UsageError(`Invalid ${kind} file ${sourceName(path)}: ${err.message}`);
     }
     throw err;
   }

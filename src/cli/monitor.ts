@@ -87,7 +87,7 @@ reading it each see part of the events).
       : ctx.env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
     const problem = dirPathProblem(socket);
     if (problem !== undefined) {
-      throw new UsageError(`invalid --socket ${quote(socket)}: ${problem}`);
+      throw new UsageError(`Invalid --socket ${quote(socket)}: ${problem}`);
     }
     using pin = requireMap(ctx.pinDir, EVENTS_MAP);
     let stop = () => {};
@@ -147,7 +147,7 @@ async function askAgent(
       }
       return undefined;
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
+    throw new CommandError(`The policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -166,9 +166,9 @@ async function askAgent(
   if (isObject(answer) && typeof answer.error === "string") {
     // An agent older than the monitor's request does not read the ring buffer either.
     if (/bad request: "op" must be/.test(answer.error)) return undefined;
-    throw new CommandError(`the policy agent: ${answer.error}`);
+    throw new CommandError(`The policy agent: ${answer.error}`);
   }
-  throw new CommandError(`the policy agent on ${quote(socket)} did not answer the monitor`);
+  throw new CommandError(`The policy agent on ${quote(socket)} did not answer the monitor`);
 }
 
 async function throughAgent(
@@ -184,7 +184,7 @@ async function throughAgent(
       const v = next.value;
       if (!isObject(v)) continue;
       if (typeof v.error === "string") {
-        throw new CommandError(`the policy agent's stream failed: ${v.error}`);
+        throw new CommandError(`The policy agent's stream failed: ${v.error}`);
       }
       if (typeof v.lost === "number") {
         ctx.io.err(`ebpfcni: ${v.lost} event(s) lost: the monitor fell behind\n`);
@@ -196,7 +196,7 @@ async function throughAgent(
   } catch (err) {
     if (err instanceof CommandError) throw err;
     if (!session.isStopped()) {
-      throw new CommandError(`the policy agent's stream: ${errorMessage(err)}`, {
+      throw new CommandError(`The policy agent's stream: ${errorMessage(err)}`, {
         cause: err,
       });
     }
@@ -204,7 +204,7 @@ async function throughAgent(
     s.stream.close();
   }
   if (seen < session.count && !session.isStopped()) {
-    throw new CommandError("the policy agent stopped");
+    throw new CommandError("The policy agent stopped");
   }
 }
 

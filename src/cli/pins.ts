@@ -47,7 +47,7 @@ function openPin(path: string): number | undefined {
     // ENOTDIR: a path component is a file, so nothing can be pinned below it.
     if (err instanceof SysError && (err.notFound || err.errno === Errno.ENOTDIR)) return undefined;
     const msg = errorMessage(err);
-    throw new CommandError(`cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
+    throw new CommandError(`Cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
   }
 }
 
@@ -66,7 +66,7 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
   } catch (err) {
     closeFd(fd);
     if (err instanceof CommandError) throw err;
-    throw new CommandError(`cannot read map "${path}": ${errorMessage(err)}`, { cause: err });
+    throw new CommandError(`Cannot read map "${path}": ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -74,7 +74,7 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
 export function requireMap(pinDir: string, spec: MapSpec): PinnedMap {
   const map = openMap(pinDir, spec);
   if (map) return map;
-  throw new CommandError(`no ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
+  throw new CommandError(`No ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
 }
 
 /** Opens a pinned program; undefined when none is pinned. */
@@ -87,7 +87,7 @@ export function openProgram(pinDir: string, pin = PROGRAM_PIN): PinnedProgram | 
     info = progInfo(fd);
   } catch (err) {
     closeFd(fd);
-    throw new CommandError(`cannot read program "${path}": ${errorMessage(err)}`, {
+    throw new CommandError(`Cannot read program "${path}": ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -110,7 +110,7 @@ export function requireIdentityMode(pinDir: string, what: string): void {
   if (!config) return;
   if (new ConfigMap(config.fd).get().mode === MODE_KUBERNETES) {
     throw new CommandError(
-      `cannot ${what}: "${pinDir}" is in kubernetes mode, where the policy agent owns the ` +
+      `Cannot ${what}: "${pinDir}" is in kubernetes mode, where the policy agent owns the ` +
         `entries (write NetworkPolicies instead; "ebpfcni agent status" shows the agent)`,
     );
   }

@@ -81,7 +81,7 @@ function withPolicyMaps<T>(ctx: Ctx, fn: (m: PolicyMaps) => T): T {
 function requireRules(m: PolicyMaps, ctx: Ctx): RuleMap {
   if (!m.rules) {
     throw new CommandError(
-      `no rule_map pinned under "${ctx.pinDir}" (an older build's pins): run a CNI ADD or ` +
+      `No rule_map pinned under "${ctx.pinDir}" (an older build's pins): run a CNI ADD or ` +
         `"ebpfcni status --init" to add it`,
     );
   }
@@ -339,7 +339,7 @@ ${NEEDS_MAPS}`,
     const plan = planPolicyImport(pairs.pairs(), entries, file.entries, POLICY_MAP.maxEntries);
     if (!plan.fits) {
       throw new CommandError(
-        `policy file ${sourceName(path)} would overflow policy_map: ${entries} entries + ` +
+        `Policy file ${sourceName(path)} would overflow policy_map: ${entries} entries + ` +
           `${plan.added.length} new > ${POLICY_MAP.maxEntries}; nothing changed`,
       );
     }
