@@ -340,7 +340,7 @@ ${SOCKET_HELP}`,
     if (!ok && st.synced && st.appliedGeneration >= (target ?? 0)) {
       const n = (st.notEnforced ?? []).length;
       ctx.io.err(
-        `ebpfcni: the agent applied its source, but ${n} polic${
+        `ebpfcni: The agent applied its source, but ${n} polic${
           n === 1 ? "y is" : "ies are"
         } not enforced as written (rule_map full): ${
           (st.notEnforced ?? []).map((w) => `${w.policy} (${describeWait(w)})`).join("; ")
@@ -349,7 +349,7 @@ ${SOCKET_HELP}`,
       return EXIT_NOT_ENFORCED;
     }
     if (!ok) {
-      ctx.io.err(`ebpfcni: the agent has not applied its source within ${waitS} s\n`);
+      ctx.io.err(`ebpfcni: The agent has not applied its source within ${waitS} s\n`);
       return EXIT_FAILED;
     }
     return EXIT_OK;
