@@ -2,6 +2,7 @@
 // in the same run), parallel ADDs, peak RSS of one ADD. ebpfcni and the reference bridge
 // plugin each get their own network (bridge, /24 subnet, lease directory); calls alternate
 // between the two, and the order within each pair flips every iteration.
+import { errorMessage } from "../src/spec/text.ts";
 import { BenchNet, delAll, type Pod } from "./cni.ts";
 import { type Launcher, warm } from "./launcher.ts";
 import {
@@ -128,7 +129,7 @@ async function parallelCalls(
   if (failed.length) {
     throw new Error(
       `${failed.length}/${pods.length} parallel ${net.kind} ${command} failed: ${
-        (failed[0]!.reason as Error).message
+        errorMessage(failed[0]!.reason)
       }`,
     );
   }

@@ -2,6 +2,7 @@
 // registry that undoes everything the suite created (also on Ctrl-C / SIGTERM), names that
 // cannot collide with anything else on the machine, and table output.
 import { fileURLToPath } from "node:url";
+import { errorMessage } from "../src/spec/text.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 function envOr(name: string, fallback: string): string {
@@ -155,7 +156,7 @@ export function cleanupAll(): Promise<void> {
       try {
         await a.fn();
       } catch (err) {
-        console.error(`bench: cleanup "${a.what}" failed: ${(err as Error).message}`);
+        console.error(`bench: cleanup "${a.what}" failed: ${errorMessage(err)}`);
       }
     }
   })();

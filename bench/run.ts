@@ -37,6 +37,7 @@ import {
 } from "./lib.ts";
 import { policyBench } from "./policy.ts";
 import { render, type Results } from "./report.ts";
+import { errorMessage } from "../src/spec/text.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
@@ -109,7 +110,7 @@ async function text(cmd: string, ...a: string[]): Promise<string> {
     const r = await run(cmd, a, { timeoutMs: 10_000 });
     return r.stdout.trim() || r.stderr.trim();
   } catch (err) {
-    return `unavailable (${(err as Error).message})`;
+    return `unavailable (${errorMessage(err)})`;
   }
 }
 

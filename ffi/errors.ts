@@ -7,8 +7,9 @@ export const Errno = {
   ENOENT: 2,
   ESRCH: 3,
   EINTR: 4,
+  E2BIG: 7,
   EBADF: 9,
-  EAGAIN: 11,
+  EAGAIN: 11, // also EWOULDBLOCK (flock, nonblocking read)
   ENOMEM: 12,
   EACCES: 13,
   EBUSY: 16,
@@ -16,9 +17,9 @@ export const Errno = {
   ENODEV: 19,
   ENOTDIR: 20,
   EINVAL: 22,
-  E2BIG: 7,
   ENOSPC: 28,
   ERANGE: 34,
+  ELOOP: 40,
   EOPNOTSUPP: 95,
   EADDRNOTAVAIL: 99,
 } as const;

@@ -1,7 +1,7 @@
 // libc symbols the product needs: namespaces (setns), fds, interface lookup, flock, errno,
 // syscall (for bpf(2)), and vsnprintf to render libbpf's printf-style log lines.
 import { openLibrary, toCString } from "./_lib.ts";
-import { SysError } from "./errors.ts";
+import { Errno, SysError } from "./errors.ts";
 
 const symbols = {
   setns: { parameters: ["i32", "i32"], result: "i32" }, // int fd, int nstype
@@ -44,7 +44,6 @@ export const O_CREAT = 0o100;
 export const O_NOFOLLOW = 0o400000;
 export const O_NONBLOCK = 0o4000;
 export const O_NOCTTY = 0o400;
-const EWOULDBLOCK = 11;
 
 /** errno of the last failed libc call on this thread. */
 export function errno(): number {
@@ -105,7 +104,7 @@ export function flock(fd: number, op: number): void {
 export function tryFlock(fd: number, op: number): boolean {
   if (libc().symbols.flock(fd, op | LOCK_NB) === 0) return true;
   const e = errno();
-  if (e === EWOULDBLOCK) return false;
+  if (e === Errno.EAGAIN) return false;
   throw new SysError("flock", e);
 }
 
@@ -169,7 +168,7 @@ export function drainFd(fd: number): number {
     }
     if (n === 0) return total;
     const e = errno();
-    if (e === EWOULDBLOCK) return total;
+    if (e === Errno.EAGAIN) return total;
     throw new SysError("read", e);
   }
 }

@@ -2,7 +2,7 @@
 // (src/net/wire.ts); this file only opens, binds, sends, receives and closes, so raw pointers
 // stay here.
 import { openLibrary } from "./_lib.ts";
-import { SysError } from "./errors.ts";
+import { Errno, SysError } from "./errors.ts";
 import { errno } from "./libc.ts";
 
 const symbols = {
@@ -52,7 +52,7 @@ export class MnlSocket {
   }
 
   #sock(op: string): Deno.PointerObject {
-    if (!this.#nl) throw new SysError(`${op}: closed netlink socket`, 9);
+    if (!this.#nl) throw new SysError(`${op}: closed netlink socket`, Errno.EBADF);
     return this.#nl;
   }
 

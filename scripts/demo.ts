@@ -21,6 +21,7 @@
 // Needs root, bpffs on /sys/fs/bpf, ip, tc, bpftool and ping.
 import { fileURLToPath } from "node:url";
 import { STAT_NAMES } from "../src/spec/bpf_layout.ts";
+import { errorMessage } from "../src/spec/text.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const NETWORK = "ebpfcni-demo";
@@ -792,7 +793,7 @@ async function main(): Promise<number> {
     await scenario();
   } catch (err) {
     if (err instanceof Aborted) await new Promise(() => {}); // the signal handler exits
-    check(false, "the demo ran to the end", err instanceof Error ? err.message : String(err));
+    check(false, "the demo ran to the end", errorMessage(err));
   } finally {
     if (!aborting) await cleanup();
   }

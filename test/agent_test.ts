@@ -310,43 +310,47 @@ Deno.test("a manifest that does not parse is reported with its path and field, a
 
 Deno.test("agent run refuses bad flags with exit 2 naming the value, before touching anything", async () => {
   const cases: [string[], RegExp][] = [
-    [["agent", "run"], /missing source/],
-    [["agent", "run", "--manifests", "/tmp", "--in-cluster"], /give one source/],
-    [["agent", "run", "--manifests", "rel/dir"], /invalid --manifests "rel\/dir"/],
-    [["agent", "run", "--in-cluster", "--log-level", "loud"], /invalid --log-level "loud"/],
-    [["agent", "run", "--in-cluster", "--resync", "0"], /invalid --resync "0"/],
-    [["agent", "run", "--in-cluster", "--node", "Bad_Node"], /invalid --node "Bad_Node"/],
+    [["agent", "run"], /Missing source/],
+    [["agent", "run", "--manifests", "/tmp", "--in-cluster"], /Give one source/],
+    [["agent", "run", "--manifests", "rel/dir"], /Invalid --manifests "rel\/dir"/],
+    [["agent", "run", "--in-cluster", "--log-level", "loud"], /Invalid --log-level "loud"/],
+    [["agent", "run", "--in-cluster", "--resync", "0"], /Invalid --resync "0"/],
+    [["agent", "run", "--in-cluster", "--node", "Bad_Node"], /Invalid --node "Bad_Node"/],
     [
       ["agent", "run", "--in-cluster", "--metrics-address", "9972"],
-      /invalid --metrics-address "9972": must be HOST:PORT/,
+      /Invalid --metrics-address "9972": must be HOST:PORT/,
     ],
     [
       ["agent", "run", "--in-cluster", "--metrics-address", "1.2.3.4:70000"],
-      /invalid --metrics-address "1.2.3.4:70000": port 70000 out of range/,
+      /Invalid --metrics-address "1.2.3.4:70000": port 70000 out of range/,
     ],
     [
       ["agent", "run", "--in-cluster", "--metrics-address", "node-1:9972"],
-      /invalid --metrics-address "node-1:9972": host: /,
+      /Invalid --metrics-address "node-1:9972": host: /,
     ],
     [
       ["agent", "run", "--in-cluster", "--routing", "host-gw"],
-      /invalid --routing "host-gw": must be vxlan, native, none/,
+      /Invalid --routing "host-gw": must be vxlan, native, none/,
     ],
     [
       ["agent", "run", "--in-cluster", "--vxlan-port", "70000"],
-      /invalid --vxlan-port "70000": must be a number from 1 to 65535/,
+      /Invalid --vxlan-port "70000": must be a number from 1 to 65535/,
     ],
     [
       ["agent", "run", "--in-cluster", "--vxlan-vni", "16777216"],
-      /invalid --vxlan-vni "16777216": must be a number from 1 to 16777215/,
+      /Invalid --vxlan-vni "16777216": must be a number from 1 to 16777215/,
     ],
     [
       ["agent", "run", "--in-cluster", "--routing", "native", "--vxlan-port", "4789"],
       /--vxlan-port needs --routing vxlan/,
     ],
-    [["agent", "status", "--wait-synced", "soon"], /invalid --wait-synced "soon"/],
-    [["policy", "explain", "--from", "x/a", "--to", "x/b", "--port", "80/icmp"], /invalid --port/],
-    [["policy", "explain", "--from", "x", "--to", "x/b", "--port", "80"], /invalid --from "x"/],
+    [["agent", "status", "--wait-synced", "soon"], /Invalid --wait-synced "soon"/],
+    [["agent", "run", "--in-cluster", "--add-wait", "-1"], /Invalid --add-wait "-1"/],
+    [["agent", "run", "--in-cluster", "--state-dir", "state"], /Invalid --state-dir "state"/],
+    [["monitor", "--count", "0"], /Invalid --count "0": must be a positive integer/],
+    [["monitor", "--verdict", "drops"], /Invalid --verdict "drops": must be drop, allow or all/],
+    [["policy", "explain", "--from", "x/a", "--to", "x/b", "--port", "80/icmp"], /Invalid --port/],
+    [["policy", "explain", "--from", "x", "--to", "x/b", "--port", "80"], /Invalid --from "x"/],
   ];
   for (const [args, want] of cases) {
     const r = await sh(BINARY, [...args, "--pin-dir", "/sys/fs/bpf/ebpfcni-never"]);

@@ -74,46 +74,46 @@ Deno.test("endpoint commands refuse bad values with exit 2, naming them, and cha
     const cases: [string[], string][] = [
       [
         ["add", "--ip", "10.13.0.2", "--identity", "0"],
-        `invalid identity "0": must be an integer from 1 to 4294967295`,
+        `Invalid identity "0": must be an integer from 1 to 4294967295`,
       ],
       [
         ["add", "--ip", "10.13.0.3", "--identity", "4294967296"],
-        `invalid identity "4294967296": must be an integer from 1 to 4294967295`,
+        `Invalid identity "4294967296": must be an integer from 1 to 4294967295`,
       ],
       [
         ["add", "--ip", "300.1.1.1", "--identity", "7"],
-        `invalid IP "300.1.1.1": octet 300 out of range 0-255`,
+        `Invalid IP "300.1.1.1": octet 300 out of range 0-255`,
       ],
       [
         ["add", "--ip", "fd00::2", "--identity", "7"],
-        `invalid IP "fd00::2": IPv6 addresses are not supported (IPv4 dotted quad only)`,
+        `Invalid IP "fd00::2": IPv6 addresses are not supported (IPv4 dotted quad only)`,
       ],
       [
         ["del", "--ip", "fd00::2"],
-        `invalid IP "fd00::2": IPv6 addresses are not supported (IPv4 dotted quad only)`,
+        `Invalid IP "fd00::2": IPv6 addresses are not supported (IPv4 dotted quad only)`,
       ],
       [
         ["del", "--ip", "10.13.0"],
-        `invalid IP "10.13.0": expected 4 dot-separated octets, found 3`,
+        `Invalid IP "10.13.0": expected 4 dot-separated octets, found 3`,
       ],
       [
         ["add", "--ip", "10.13.0.2"],
-        "missing required flag --identity (usage: ebpfcni endpoint add --ip IP --identity ID)",
+        "Missing required flag --identity (usage: ebpfcni endpoint add --ip IP --identity ID)",
       ],
       [
         ["add", "--identity", "5"],
-        "missing required flag --ip (usage: ebpfcni endpoint add --ip IP --identity ID)",
+        "Missing required flag --ip (usage: ebpfcni endpoint add --ip IP --identity ID)",
       ],
-      [["del"], "missing required flag --ip (usage: ebpfcni endpoint del --ip IP)"],
+      [["del"], "Missing required flag --ip (usage: ebpfcni endpoint del --ip IP)"],
       [
         ["add", "--ip", "10.13.0.2", "--identity", "5", "--force"],
-        `unknown flag "--force" for "ebpfcni endpoint add" (see --help)`,
+        `Unknown flag "--force" for "ebpfcni endpoint add" (see --help)`,
       ],
       [
         ["remove", "--ip", "10.13.0.2"],
-        `unknown endpoint command "remove": expected add, del, list or import`,
+        `Unknown endpoint command "remove": expected add, del, list or import`,
       ],
-      [["list", "--json=1"], `flag --json takes no value, got "1"`],
+      [["list", "--json=1"], `Flag --json takes no value, got "1"`],
     ];
     for (const [args, message] of cases) {
       const r = await ebpfcni(["endpoint", ...args, ...p]);
@@ -139,7 +139,7 @@ Deno.test("endpoint writes without pinned maps fail with how to create them, cre
         ]
       ) {
         const r = await ebpfcni(["endpoint", ...args, "--pin-dir", pinDir]);
-        assertFails(r, 1, `no endpoint_map pinned under "${pinDir}": ${hint}`);
+        assertFails(r, 1, `No endpoint_map pinned under "${pinDir}": ${hint}`);
         assert.equal(r.stdout, "");
         assert.equal(exists(pinDir), false, `${args.join(" ")} created ${pinDir}`);
       }

@@ -79,18 +79,18 @@ Deno.test("policy import of 60,000 entries, then bad and overflowing files and a
         assertFails(
           await ebpfcni(["policy", "import", path, ...p]),
           2,
-          `invalid policy file "${path}": [2047].dst: must be an integer from 1 to 4294967295, got "0"`,
+          `Invalid policy file "${path}": [2047].dst: must be an integer from 1 to 4294967295, got "0"`,
         );
       });
       assertFails(
         await ebpfcni(["policy", "import", "-", ...p], `[{"src":1,"dst":2},{"src":"3","dst":4}]`),
         2,
-        `invalid policy file <stdin>: [1].src: must be an integer from 1 to 4294967295, got the string "3"`,
+        `Invalid policy file <stdin>: [1].src: must be an integer from 1 to 4294967295, got the string "3"`,
       );
       assertFails(
         await ebpfcni(["policy", "import", "-", ...p], "[{"),
         2,
-        /^ebpfcni: invalid policy file <stdin>: not valid JSON: /,
+        /^ebpfcni: Invalid policy file <stdin>: not valid JSON: /,
       );
       assert.equal(await ok(["policy", "list", "--json", ...p]), before);
     });
@@ -101,7 +101,7 @@ Deno.test("policy import of 60,000 entries, then bad and overflowing files and a
         assertFails(
           await ebpfcni(["policy", "import", path, ...p]),
           1,
-          `policy file "${path}" would overflow policy_map: 60001 entries + ${room + 1} new > ` +
+          `Policy file "${path}" would overflow policy_map: 60001 entries + ${room + 1} new > ` +
             `${POLICY_MAX}; nothing changed`,
         );
       });
@@ -137,7 +137,7 @@ Deno.test("policy import of 60,000 entries, then bad and overflowing files and a
         assertFails(
           await ebpfcni(["policy", "import", "-", ...p], `[{"src":6,"dst":5}]`),
           1,
-          `policy file <stdin> would overflow policy_map: ${POLICY_MAX} entries + 1 new > ${POLICY_MAX}; nothing changed`,
+          `Policy file <stdin> would overflow policy_map: ${POLICY_MAX} entries + 1 new > ${POLICY_MAX}; nothing changed`,
         );
         // Re-importing entries already there needs no room.
         assert.equal(
@@ -235,7 +235,7 @@ Deno.test("endpoint import rejects bad or overflowing files without changing any
         assertFails(
           await ebpfcni(["endpoint", "import", path, ...p]),
           2,
-          `invalid endpoint file "${path}": ${message}`,
+          `Invalid endpoint file "${path}": ${message}`,
         );
       });
     }
@@ -244,14 +244,14 @@ Deno.test("endpoint import rejects bad or overflowing files without changing any
       assertFails(
         await ebpfcni(["endpoint", "import", path, ...p]),
         1,
-        `endpoint file "${path}" would overflow endpoint_map: 400 entries + ${tooMany.length} new > ` +
+        `Endpoint file "${path}" would overflow endpoint_map: 400 entries + ${tooMany.length} new > ` +
           `${ENDPOINT_MAX}; nothing changed`,
       );
     });
     assertFails(
       await ebpfcni(["endpoint", "import", "/nonexistent/x.json", ...p]),
       1,
-      `cannot read "/nonexistent/x.json": no such file`,
+      `Cannot read "/nonexistent/x.json": no such file`,
     );
     assert.equal(await ok(["endpoint", "list", "--json", ...p]), before);
   });

@@ -151,24 +151,24 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
     const before = await snapshot(pinDir);
     const range = 'must be an integer from 1 to 4294967295, "host" or "world"';
     const cases: [string[], string][] = [
-      [["allow", "--src", "0", "--dst", "1002"], `invalid --src identity "0": ${range}`],
+      [["allow", "--src", "0", "--dst", "1002"], `Invalid --src identity "0": ${range}`],
       [
         ["allow", "--src", "1", "--dst", "0", "--symmetric"],
-        `invalid --dst identity "0": ${range}`,
+        `Invalid --dst identity "0": ${range}`,
       ],
-      [["deny", "--src", "1001", "--dst", "0"], `invalid --dst identity "0": ${range}`],
-      [["deny", "--src", "-5", "--dst", "1002"], `invalid --src identity "-5": ${range}`],
+      [["deny", "--src", "1001", "--dst", "0"], `Invalid --dst identity "0": ${range}`],
+      [["deny", "--src", "-5", "--dst", "1002"], `Invalid --src identity "-5": ${range}`],
       [
         ["allow", "--src", "10.13.0.2", "--dst", "1"],
-        `invalid --src identity "10.13.0.2": ${range}`,
+        `Invalid --src identity "10.13.0.2": ${range}`,
       ],
       [
         ["allow", "--src", "1001"],
-        "missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
+        "Missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
       ],
       [
         ["deny", "--dst", "1001"],
-        "missing required flag --src (usage: ebpfcni policy deny --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
+        "Missing required flag --src (usage: ebpfcni policy deny --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
       ],
       [
         ["allow", "--src", "1", "--dst", "2", "--port", "80"],
@@ -180,26 +180,26 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
       ],
       [
         ["allow", "--src", "1", "--dst", "2", "--proto", "gre"],
-        `invalid --proto "gre": must be one of icmp, tcp, udp, sctp`,
+        `Invalid --proto "gre": must be one of icmp, tcp, udp, sctp`,
       ],
       [
         ["allow", "--src", "1", "--dst", "2", "--proto", "tcp", "--port", "90-80"],
-        `invalid --port "90-80": the range ends (80) before it starts (90)`,
+        `Invalid --port "90-80": the range ends (80) before it starts (90)`,
       ],
       [
         ["allow", "--src", "1", "--dst", "2", "--proto", "tcp", "--port", "0"],
-        `invalid --port "0": ports are 1 to 65535`,
+        `Invalid --port "0": ports are 1 to 65535`,
       ],
       [
         ["deny", "--src", "1001", "--dst", "1002", "--both"],
-        `unknown flag "--both" for "ebpfcni policy deny" (see --help)`,
+        `Unknown flag "--both" for "ebpfcni policy deny" (see --help)`,
       ],
-      [["allow", "--src", "1", "--src", "2", "--dst", "3"], "flag --src given twice"],
+      [["allow", "--src", "1", "--src", "2", "--dst", "3"], "Flag --src given twice"],
       [
         ["remove", "--src", "1001", "--dst", "1002"],
-        `unknown policy command "remove": expected allow, deny, list, import or explain`,
+        `Unknown policy command "remove": expected allow, deny, list, import or explain`,
       ],
-      [["list", "extra"], `unexpected argument "extra" for "ebpfcni policy list"`],
+      [["list", "extra"], `Unexpected argument "extra" for "ebpfcni policy list"`],
     ];
     for (const [args, message] of cases) {
       const r = await ebpfcni(["policy", ...args, ...p]);
@@ -209,7 +209,7 @@ Deno.test("policy commands refuse bad values with exit 2, naming them, and chang
     assertFails(
       await ebpfcni(["polcy", "list", ...p]),
       2,
-      `unknown command "polcy": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
+      `Unknown command "polcy": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
     );
     assert.equal(await snapshot(pinDir), before);
   });
@@ -226,7 +226,7 @@ Deno.test("policy commands without pinned maps fail with how to create them, cre
       assertFails(
         r,
         1,
-        `no policy_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
+        `No policy_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
       );
       assert.equal(exists(pinDir), false);
     }

@@ -44,7 +44,7 @@ async function status(pinDir: string): Promise<Status> {
 
 Deno.test("list and status without pinned maps fail clearly and create nothing", async () => {
   await withEmptyPinDir(async (pinDir) => {
-    const missing = `no maps pinned under "${pinDir}": run a CNI ADD first or ` +
+    const missing = `No maps pinned under "${pinDir}": run a CNI ADD first or ` +
       `"ebpfcni status --init --pin-dir ${pinDir}"`;
 
     const text = await ebpfcni(["status", "--pin-dir", pinDir]);
@@ -85,12 +85,12 @@ Deno.test("list and status without pinned maps fail clearly and create nothing",
     assertFails(
       await ebpfcni(["endpoint", "list", "--pin-dir", pinDir]),
       1,
-      `no endpoint_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
+      `No endpoint_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
     );
     assertFails(
       await ebpfcni(["policy", "list", "--json"], undefined, { EBPFCNI_PIN_DIR: pinDir }),
       1,
-      `no policy_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
+      `No policy_map pinned under "${pinDir}": run a CNI ADD first or "ebpfcni status --init --pin-dir ${pinDir}"`,
     );
     assert.equal(exists(pinDir), false);
   });
@@ -253,7 +253,7 @@ Deno.test("status --init off bpffs fails on one line and pins nothing", async ()
       r,
       1,
       new RegExp(
-        `^ebpfcni: cannot pin under "${dir}/pins": it is on \\w+, not bpffs ` +
+        `^ebpfcni: Cannot pin under "${dir}/pins": it is on \\w+, not bpffs ` +
           "\\(mount -t bpf bpf /sys/fs/bpf, or choose a --pin-dir on bpffs\\)$",
       ),
     );
@@ -268,5 +268,5 @@ Deno.test("version, --version and --help exit 0 on stdout", async () => {
   assert.equal(await ok(["--version"]), `ebpfcni ${VERSION}\n`);
   assert.match(await ok(["--help"]), /^Usage: ebpfcni \[--pin-dir DIR\] COMMAND \[FLAGS\]$/m);
   assert.match(await ok(["policy", "import", "-h"]), /^Usage: ebpfcni policy import FILE$/m);
-  assertFails(await ebpfcni([]), 2, "missing command (see ebpfcni --help)");
+  assertFails(await ebpfcni([]), 2, "Missing command (see ebpfcni --help)");
 });

@@ -2,6 +2,7 @@
 // unix socket of the test's own: what each kind of answer, or of silence, makes of the call.
 import assert from "node:assert/strict";
 import { handOff, runHandoff } from "../src/cni/handoff.ts";
+import { runPlugin } from "./_cni.ts";
 
 type Answer = (line: string, conn: Deno.UnixConn) => Promise<void>;
 
@@ -121,10 +122,11 @@ Deno.test("handoff: a result that cannot be written is undone in the process, no
       ipam: { type: "host-local", subnet: "10.254.1.0/24", dataDir: `${dir}/ipam` },
     });
     await withStandIn(reply({ code: 0, stdout: "{}\n" }), async (s, reqs) => {
+      const stdin = JSON.stringify({ ...JSON.parse(config), agentSocket: s });
       const code = await runHandoff({
         env: { ...ADD, CNI_NETNS: "", CNI_PATH: "/usr/lib/cni" },
-        stdin: () =>
-          new TextEncoder().encode(JSON.stringify({ ...JSON.parse(config), agentSocket: s })),
+        stdin: () => new TextEncoder().encode(stdin),
+        config: JSON.parse(stdin),
         stdout: () => {
           throw new Deno.errors.BrokenPipe("stdout closed");
         },
@@ -144,4 +146,24 @@ Deno.test("handoff: a result that cannot be written is undone in the process, no
       // a DEL of nothing pins nothing
     }
   }
+});
+
+Deno.test('handoff: the binary reads policyMode as JSON, so an escaped "kubernetes" is handed over too', async () => {
+  const stdout = '{"cniVersion":"1.0.0","interfaces":[]}\n';
+  await withStandIn(reply({ code: 0, stdout }), async (s, reqs) => {
+    // The same config as JSON, spelled so that no text search finds the word.
+    const config = CONFIG.replace('"kubernetes"', '"kubern\\u0065tes"')
+      .replace(/}$/, `,"agentSocket":${JSON.stringify(s)}}`);
+    assert.equal(JSON.parse(config).policyMode, "kubernetes");
+    const r = await runPlugin({
+      command: "ADD",
+      containerId: "c1",
+      netns: "/x",
+      ifname: "eth0",
+      config,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, stdout);
+    assert.deepEqual(reqs.map((q) => JSON.parse(q).env.CNI_COMMAND), ["ADD"]);
+  });
 });

@@ -234,7 +234,7 @@ Deno.test("--flow-log - writes drop lines to stdout and nothing else; a monitor 
     assert.equal((await n.agent.stop()).code, 0, n.agent.logs());
     const ended = await streaming.ended();
     assert.equal(ended.code, 1);
-    assert.match(ended.stderr, /the policy agent stopped/);
+    assert.match(ended.stderr, /The policy agent stopped/);
     // No agent on the monitor's socket: it reads the ring buffer itself, without names.
     const monitor = startMonitor(n, ["--socket", n.agent.socket]);
     let stopped: { code: number; stderr: string } | undefined;
@@ -296,14 +296,14 @@ Deno.test("a monitor whose reader goes away (monitor | head -1) ends by itself",
 Deno.test("agent run refuses bad flow log flags with exit 2, and a flow log it cannot open with exit 1, before touching anything", async () => {
   const never = "/sys/fs/bpf/ebpfcni-never";
   const cases: [string[], number, RegExp][] = [
-    [["--flow-log", "rel.log"], 2, /invalid --flow-log "rel.log": not absolute/],
+    [["--flow-log", "rel.log"], 2, /Invalid --flow-log "rel.log": not absolute/],
     [
       ["--flow-log", "/tmp/f", "--flow-log-max-size", "10Q"],
       2,
-      /invalid --flow-log-max-size "10Q"/,
+      /Invalid --flow-log-max-size "10Q"/,
     ],
-    [["--flow-log", "/tmp/f", "--flow-log-max-size", "0"], 2, /invalid --flow-log-max-size "0"/],
-    [["--flow-log", "/tmp/f", "--flow-log-keep", "-1"], 2, /invalid --flow-log-keep "-1"/],
+    [["--flow-log", "/tmp/f", "--flow-log-max-size", "0"], 2, /Invalid --flow-log-max-size "0"/],
+    [["--flow-log", "/tmp/f", "--flow-log-keep", "-1"], 2, /Invalid --flow-log-keep "-1"/],
     [["--flow-log-keep", "2"], 2, /--flow-log-keep needs --flow-log FILE/],
     [
       ["--flow-log", "/nonexistent-dir/flows.log"],

@@ -102,15 +102,15 @@ Deno.test("ipamAdd() gives a requested IP and fails with code 101 when it is tak
     assert.equal(r.ips[0]!.address, "10.13.0.50/24");
     await assert.rejects(
       ipamAdd(ctx(d, SUBNET, "c2", { requestedIps: ["10.13.0.50"] })),
-      cniError(101, "Requested IP address 10.13.0.50 is already allocated"),
+      cniError(101, 'Requested IP address "10.13.0.50" is already allocated'),
     );
     await assert.rejects(
       ipamAdd(ctx(d, SUBNET, "c2", { requestedIps: ["10.99.0.1"] })),
-      cniError(101, /^Requested IP addresses 10\.99\.0\.1 are not in any range set/),
+      cniError(101, /^Requested IP addresses "10\.99\.0\.1" are not in any range set/),
     );
     await assert.rejects(
       ipamAdd(ctx(d, SUBNET, "c1", { requestedIps: ["10.13.0.60"] })),
-      cniError(101, /conflicts with 10\.13\.0\.50, already leased to container "c1"/),
+      cniError(101, /conflicts with "10\.13\.0\.50", already leased to container "c1"/),
     );
     await assert.rejects(
       ipamAdd(ctx(d, SUBNET, "c2", { requestedIps: ["not-an-ip"] })),

@@ -3,7 +3,7 @@
 // removed), or written to stdout. Lines are written in order off a bounded queue, so a slow
 // disk or a stdout nobody drains never holds up the agent: what overflows the queue is counted
 // as dropped. The kernel's rate limit (rate_map) bounds what arrives in the first place.
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import type { AgentLog } from "../log.ts";
 
 export interface FlowLogOptions {
@@ -96,7 +96,7 @@ export class FlowLog {
       return new FlowLog(opts, log, file, file.statSync().size);
     } catch (err) {
       throw new FlowLogError(
-        `Cannot open the flow log ${quote(opts.path)}: ${(err as Error).message}`,
+        `Cannot open the flow log ${quote(opts.path)}: ${errorMessage(err)}`,
         { cause: err },
       );
     }

@@ -14,6 +14,7 @@
 // unchecked.
 import { KubeConfig, type User } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { errorMessage } from "../spec/text.ts";
 
 export class KubeConfigError extends Error {
   override name = "KubeConfigError";
@@ -44,7 +45,7 @@ function resolve(base: string, path: string): string {
 function errorText(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "no such file";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 function readToken(path: string): string {

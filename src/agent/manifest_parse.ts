@@ -12,6 +12,7 @@ import { Composer, LineCounter, Parser, type YAMLError } from "yaml";
 import { isObject } from "../netpol/_reader.ts";
 import { type ObjectError, parseItems } from "../netpol/mod.ts";
 import type { KubeKind } from "./source.ts";
+import { errorMessage } from "../spec/text.ts";
 
 /** The most documents one file may hold. */
 export const MAX_DOCUMENTS = 50_000;
@@ -119,7 +120,7 @@ export async function documentsOf(
       out.push(doc.toJS({ maxAliasCount: 100 }));
     } catch (err) {
       // Its own messages name the alias (source text); the alias bomb's says nothing of it.
-      const bomb = /alias count/i.test((err as Error).message);
+      const bomb = /alias count/i.test(errorMessage(err));
       throw new ManifestError(
         `not valid YAML: ${
           bomb ? "too many alias expansions (a resource exhaustion attack?)" : "an unresolved alias"

@@ -5,6 +5,7 @@
 // node set changes (src/masq/ruleset.ts builds it; libnftables applies it, synchronously on
 // the main thread, in the agent's network namespace). Stopping leaves it in place: pods keep
 // reaching the world while the agent restarts. `ebpfcni masquerade cleanup` removes it.
+import { errorMessage } from "../spec/text.ts";
 import type { NodeSource } from "../spec/node.ts";
 import type { Cidr } from "../spec/ipv4.ts";
 import { describePlan, masqueradePlan, type NftBatch, replaceAgentTable } from "../masq/ruleset.ts";
@@ -72,7 +73,7 @@ export async function startMasquerade(
       status = { state: "applied", rules };
       if (changed) opts.log.info("masquerade applied", { rules });
     } catch (err) {
-      status = { state: "failed", error: (err as Error).message };
+      status = { state: "failed", error: errorMessage(err) };
       opts.log.error("masquerade not applied", { error: String(err) });
     }
   };

@@ -19,6 +19,7 @@ import {
   type RuleStore,
   type WaitingPolicy,
 } from "./rule_ledger.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface Desired {
   compiled: Compiled;
@@ -149,7 +150,7 @@ export class Reconciler {
         writes++;
         if (removal) removed++;
       } catch (err) {
-        failed.push(`${what}: ${(err as Error).message}`);
+        failed.push(`${what}: ${errorMessage(err)}`);
       }
     };
     // 0. Node addresses first.

@@ -9,6 +9,7 @@
 // RuleStore.
 import type { RuleKey } from "../spec/bpf_layout.ts";
 import type { CompiledRule } from "../netpol/compile.ts";
+import { errorMessage } from "../spec/text.ts";
 
 /** rule_map as the ledger sees it: the entries it holds (the reconciler's shadow) and its
  * writes, which throw when the map refuses an entry. */
@@ -106,7 +107,7 @@ export class RuleLedger {
           store.remove(id, key);
           out.writes++;
         } catch (err) {
-          out.failed.push(`rule_map: ${(err as Error).message}`);
+          out.failed.push(`rule_map: ${errorMessage(err)}`);
         }
       }
       this.#doomed = new Set();
@@ -255,7 +256,7 @@ export class RuleLedger {
           store.remove(id, key);
           out.writes++;
         } catch (err) {
-          out.failed.push(`rule_map: ${(err as Error).message}`);
+          out.failed.push(`rule_map: ${errorMessage(err)}`);
         }
       }
       const left = Math.max(0, store.capacity - store.entries().size);

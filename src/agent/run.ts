@@ -23,7 +23,7 @@ import type { Datapath } from "../datapath/loader.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import { type Cidr, formatCidr, tryParseIpv4 } from "../spec/ipv4.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import type { AgentRequest, CniReply, CniRunner } from "../spec/agent_wire.ts";
 import { Agent, AgentError } from "./agent_core.ts";
 import type { Attachment } from "./local_view.ts";
@@ -227,7 +227,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   try {
     flowLog = o.flowLog && FlowLog.open(o.flowLog, o.log);
   } catch (err) {
-    throw new AgentStartError((err as Error).message, { cause: err });
+    throw new AgentStartError(errorMessage(err), { cause: err });
   }
   let dp: Datapath;
   try {
@@ -276,7 +276,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
       throw new AgentStartError(
         `Cannot serve metrics on ${
           quote(`${o.metricsAddress.hostname}:${o.metricsAddress.port}`)
-        }: ${(err as Error).message}`,
+        }: ${errorMessage(err)}`,
         { cause: err },
       );
     }
@@ -288,7 +288,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     await http?.close();
     agent.stop();
     await flowLog?.close();
-    throw new AgentStartError(`Cannot read the events ring buffer: ${(err as Error).message}`, {
+    throw new AgentStartError(`Cannot read the events ring buffer: ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -299,7 +299,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     await flows.close();
     await http?.close();
     agent.stop();
-    throw new AgentStartError((err as Error).message, { cause: err });
+    throw new AgentStartError(errorMessage(err), { cause: err });
   }
   // Routing state per node for `agent status` is `routing?.state(name)`.
   let routing: Routing | undefined;
@@ -328,7 +328,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
       await http?.close();
       agent.stop();
       routing?.stop();
-      throw new AgentStartError(`Cannot masquerade: ${(err as Error).message}`, { cause: err });
+      throw new AgentStartError(`Cannot masquerade: ${errorMessage(err)}`, { cause: err });
     }
   }
   const cni = new CniCounts();
@@ -423,7 +423,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
     await http?.close();
     agent.stop();
     await flows.close();
-    throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${(err as Error).message}`, {
+    throw new AgentStartError(`Cannot serve ${quote(o.socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -9,7 +9,7 @@
 // handler that the caller is gone (a plugin process the runtime killed).
 import { MAX_REQUEST_BYTES, parseRequest, RequestError } from "../spec/agent_wire.ts";
 import type { AgentRequest } from "../spec/agent_wire.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { writeAll } from "../net/unix_rpc.ts";
 import { groupsOf, type PeerCred, PeerFinder } from "../net/unix_peer.ts";
 import type { AgentLog } from "../log.ts";
@@ -225,7 +225,7 @@ export class AgentServer {
       clearTimeout(timer);
       const message = err instanceof RequestError
         ? `bad request: ${err.message}`
-        : (err as Error).message ?? String(err);
+        : errorMessage(err);
       if (err instanceof RequestError) this.log.warn("refused a request", { error: message });
       reply = { error: message };
     }
@@ -265,7 +265,7 @@ export class AgentServer {
     } catch (err) {
       // A write that failed: the client went away. Else the stream itself failed: say why.
       if (!writing && !ac.signal.aborted) {
-        const message = (err as Error).message ?? String(err);
+        const message = errorMessage(err);
         this.log.error("a stream failed", { error: message });
         await writeAll(conn, encoder.encode(JSON.stringify({ error: message }) + "\n"))
           .catch(() => {});

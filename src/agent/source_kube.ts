@@ -38,6 +38,7 @@ import { getJson, streamWatch } from "./kube_http.ts";
 export { KubeConfigError } from "./kube_config.ts";
 
 import type { KubeKind, SourceSink } from "./source.ts";
+import { errorMessage } from "../spec/text.ts";
 export type { KubeKind, SourceSink } from "./source.ts";
 
 export interface KubeSourceOptions {
@@ -122,7 +123,7 @@ function describe(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;
   for (let depth = 0; e !== undefined && e !== null && depth < 6; depth++) {
-    let text = e instanceof Error ? e.message : String(e);
+    let text = errorMessage(e);
     const code = (e as { statusCode?: unknown }).statusCode;
     if (typeof code === "number" && !text.includes(`HTTP ${code}`)) text = `HTTP ${code} ${text}`;
     if (text !== "" && !parts.includes(text)) parts.push(text);

@@ -13,6 +13,7 @@ import { FileGone, FileRefused, readManifestFile } from "./manifest_file.ts";
 import type { SourceSink } from "./source.ts";
 import { watchDir } from "./dir_watch.ts";
 import { ManifestParser } from "./manifest_parser.ts";
+import { errorMessage } from "../spec/text.ts";
 
 const EXTENSIONS = [".yaml", ".yml", ".json"];
 /** How long a scan runs before it gives way to the event loop. */
@@ -42,7 +43,7 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
   try {
     stat = await Deno.stat(dir);
   } catch (err) {
-    throw new Error(`Cannot read manifest directory "${dir}": ${(err as Error).message}`);
+    throw new Error(`Cannot read manifest directory "${dir}": ${errorMessage(err)}`);
   }
   if (!stat.isDirectory) throw new Error(`Manifest directory "${dir}" is not a directory`);
 
@@ -98,7 +99,7 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
           path,
           err instanceof FileRefused
             ? `${err.message}; its previous objects are kept`
-            : `cannot read: ${(err as Error).message}; its previous objects are kept`,
+            : `cannot read: ${errorMessage(err)}; its previous objects are kept`,
         );
         continue;
       }
@@ -173,7 +174,7 @@ export async function startManifestSource(dir: string, sink: SourceSink): Promis
       await scan();
     } catch (err) {
       sink.health?.(false);
-      report(dir, [`${dir}: cannot read the manifest directory: ${(err as Error).message}`]);
+      report(dir, [`${dir}: cannot read the manifest directory: ${errorMessage(err)}`]);
       return;
     }
     sink.health?.(true);

@@ -9,6 +9,7 @@ import { describeWait } from "../agent/rule_ledger.ts";
 import type { LogLevel } from "../log.ts";
 import { LOG_LEVELS } from "../log.ts";
 import type { RoutingChoice, SourceChoice } from "../agent/run.ts";
+import type { FlowLogOptions } from "../agent/flow_log.ts";
 import {
   DEFAULT_VXLAN_PORT,
   DEFAULT_VXLAN_VNI,
@@ -16,12 +17,11 @@ import {
   type RoutingMode,
   VXLAN_DEVICE,
 } from "../spec/routing.ts";
-import type { FlowLogOptions } from "../agent/flow_log.ts";
-import type { ParsedFlags } from "./args.ts";
-import type { Command } from "./command.ts";
+import { FlagValueError, type ParsedFlags } from "./args.ts";
+import { type Command, command } from "./command.ts";
 import { CommandError, EXIT_FAILED, EXIT_NOT_ENFORCED, EXIT_OK, UsageError } from "./errors.ts";
-import { ask, SOCKET_HELP, socketOf } from "./agent_ask.ts";
 import { renderStatus } from "./agent_status_view.ts";
+import { ask, SOCKET_HELP, socketOf } from "./agent_ask.ts";
 import { groupIdIn } from "../spec/group_file.ts";
 import {
   DEFAULT_METRICS_ADDRESS,
@@ -39,36 +39,59 @@ function groupOf(text: string): number {
     // no group file: only GIDs
   }
   const gid = groupIdIn(groups, text);
-  if (gid === undefined) {
-    throw new UsageError(`invalid --socket-group ${quote(text)}: no such group in /etc/group`);
-  }
+  if (gid === undefined) throw new FlagValueError("no such group in /etc/group");
   return gid;
 }
 
-function positiveSeconds(text: string, flag: string): number {
+function positiveSeconds(text: string): number {
   if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(Number(text) > 0) || Number(text) > 86400) {
-    throw new UsageError(`invalid ${flag} ${quote(text)}: must be seconds, more than 0`);
+    throw new FlagValueError("must be seconds, more than 0");
   }
   return Number(text);
 }
 
-function sourceOf(values: ParsedFlags["values"]): SourceChoice {
-  const given = ["manifests", "kubeconfig", "in-cluster"].filter((k) => values[k] !== undefined);
+const milliseconds = (text: string) => positiveSeconds(text) * 1000;
+
+/** An absolute path (a directory, a socket). */
+function absolutePath(text: string): string {
+  const problem = dirPathProblem(text);
+  if (problem !== undefined) throw new FlagValueError(problem);
+  return text;
+}
+
+function nodeName(text: string): string {
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(text) || text.length > 253) {
+    throw new FlagValueError("not a node name");
+  }
+  return text;
+}
+
+function logLevel(text: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) {
+    throw new FlagValueError(`must be ${LOG_LEVELS.join(", ")}`);
+  }
+  return text as LogLevel;
+}
+
+function sourceOf(
+  values: {
+    manifests?: string | undefined;
+    kubeconfig?: string | undefined;
+    "in-cluster"?: true | undefined;
+  },
+): SourceChoice {
+  const given = (["manifests", "kubeconfig", "in-cluster"] as const).filter((k) =>
+    values[k] !== undefined
+  );
   if (given.length !== 1) {
     throw new UsageError(
       given.length === 0
-        ? "missing source: give --manifests DIR, --kubeconfig FILE or --in-cluster"
-        : `give one source, not ${given.map((g) => `--${g}`).join(" and ")}`,
+        ? "Missing source: give --manifests DIR, --kubeconfig FILE or --in-cluster"
+        : `Give one source, not ${given.map((g) => `--${g}`).join(" and ")}`,
     );
   }
-  if (typeof values.manifests === "string") {
-    const problem = dirPathProblem(values.manifests);
-    if (problem !== undefined) {
-      throw new UsageError(`invalid --manifests ${quote(values.manifests)}: ${problem}`);
-    }
-    return { kind: "manifests", dir: values.manifests };
-  }
-  if (typeof values.kubeconfig === "string") {
+  if (values.manifests !== undefined) return { kind: "manifests", dir: values.manifests };
+  if (values.kubeconfig !== undefined) {
     return { kind: "kubernetes", kubeconfig: values.kubeconfig };
   }
   return { kind: "kubernetes", inCluster: true };
@@ -76,50 +99,58 @@ function sourceOf(values: ParsedFlags["values"]): SourceChoice {
 
 const SIZE_UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
+function flowLogPath(text: string): string {
+  const problem = text === "-" ? undefined : dirPathProblem(text);
+  if (problem !== undefined) throw new FlagValueError(`${problem} (a file, or - for stdout)`);
+  return text;
+}
+
+function flowLogSize(text: string): number {
+  const m = text.match(/^([0-9]{1,12})([KMG]?)$/);
+  const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!]! : NaN;
+  if (!(bytes >= 1 && bytes <= 1024 ** 4)) {
+    throw new FlagValueError(
+      "must be bytes (a suffix K, M or G multiplies by 1024s), from 1 to 1T",
+    );
+  }
+  return bytes;
+}
+
+function flowLogKeep(text: string): number {
+  const keep = /^[0-9]{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(keep <= 100)) throw new FlagValueError("must be a count from 0 to 100");
+  return keep;
+}
+
 /** --flow-log FILE|- with its rotation flags; undefined without --flow-log. */
-export function flowLogOf(values: ParsedFlags["values"]): FlowLogOptions | undefined {
+export function flowLogOf(
+  values: {
+    "flow-log"?: string | undefined;
+    "flow-log-max-size"?: number | undefined;
+    "flow-log-keep"?: number | undefined;
+  },
+): FlowLogOptions | undefined {
   const path = values["flow-log"];
-  if (typeof path !== "string") {
-    const stray = ["flow-log-max-size", "flow-log-keep"].find((k) => values[k] !== undefined);
+  if (path === undefined) {
+    const stray = (["flow-log-max-size", "flow-log-keep"] as const).find((k) =>
+      values[k] !== undefined
+    );
     if (stray !== undefined) throw new UsageError(`--${stray} needs --flow-log FILE`);
     return undefined;
   }
-  const problem = path === "-" ? undefined : dirPathProblem(path);
-  if (problem !== undefined) {
-    throw new UsageError(`invalid --flow-log ${quote(path)}: ${problem} (a file, or - for stdout)`);
-  }
-  let maxBytes = 16 * 1024 ** 2;
-  const size = values["flow-log-max-size"];
-  if (typeof size === "string") {
-    const m = size.match(/^([0-9]{1,12})([KMG]?)$/);
-    maxBytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!]! : NaN;
-    if (!(maxBytes >= 1 && maxBytes <= 1024 ** 4)) {
-      throw new UsageError(
-        `invalid --flow-log-max-size ${quote(size)}: must be bytes (a suffix K, M or G ` +
-          `multiplies by 1024s), from 1 to 1T`,
-      );
-    }
-  }
-  let keep = 3;
-  const k = values["flow-log-keep"];
-  if (typeof k === "string") {
-    keep = /^[0-9]{1,3}$/.test(k) ? Number(k) : NaN;
-    if (!(keep <= 100)) {
-      throw new UsageError(`invalid --flow-log-keep ${quote(k)}: must be a count from 0 to 100`);
-    }
-  }
-  return { path, maxBytes, keep };
+  // Their defaults live here: given without --flow-log, they are a mistake to report.
+  return {
+    path,
+    maxBytes: values["flow-log-max-size"] ?? 16 * 1024 ** 2,
+    keep: values["flow-log-keep"] ?? 3,
+  };
 }
 
 /** --metrics-address: HOST:PORT, or empty for none. */
-function metricsAddressOf(values: ParsedFlags["values"]): ListenAddress | undefined {
-  const v = values["metrics-address"];
-  const text = typeof v === "string" ? v : DEFAULT_METRICS_ADDRESS;
+function metricsAddress(text: string): ListenAddress | undefined {
   if (text === "") return undefined;
   const a = parseListenAddress(text);
-  if ("problem" in a) {
-    throw new UsageError(`invalid --metrics-address ${quote(text)}: ${a.problem}`);
-  }
+  if ("problem" in a) throw new FlagValueError(a.problem);
   return a;
 }
 
@@ -128,14 +159,14 @@ export function routingOf(values: ParsedFlags["values"]): RoutingChoice {
   const v = values.routing;
   const mode = typeof v === "string" ? v : "vxlan";
   if (!(ROUTING_MODES as readonly string[]).includes(mode)) {
-    throw new UsageError(`invalid --routing ${quote(mode)}: must be ${ROUTING_MODES.join(", ")}`);
+    throw new UsageError(`Invalid --routing ${quote(mode)}: must be ${ROUTING_MODES.join(", ")}`);
   }
   const number = (flag: string, max: number, fallback: number): number => {
     const text = values[flag];
     if (typeof text !== "string") return fallback;
     const n = /^[0-9]{1,8}$/.test(text) ? Number(text) : NaN;
     if (!(n >= 1 && n <= max)) {
-      throw new UsageError(`invalid --${flag} ${quote(text)}: must be a number from 1 to ${max}`);
+      throw new UsageError(`Invalid --${flag} ${quote(text)}: must be a number from 1 to ${max}`);
     }
     if (mode !== "vxlan") throw new UsageError(`--${flag} needs --routing vxlan`);
     return n;
@@ -156,7 +187,7 @@ export function masqueradeOf(
   lists: ParsedFlags["lists"],
 ): { nonMasquerade: Cidr[] } | undefined {
   if (values.masquerade === true && values["no-masquerade"] === true) {
-    throw new UsageError("give one of --masquerade and --no-masquerade, not both");
+    throw new UsageError("Give one of --masquerade and --no-masquerade, not both");
   }
   const cidrs = lists?.["non-masquerade-cidr"] ?? [];
   if (values["no-masquerade"] === true) {
@@ -169,13 +200,13 @@ export function masqueradeOf(
         return parseCidr(text);
       } catch (err) {
         const why = err instanceof CidrError ? err.message.replace(/^[^:]*: /, "") : String(err);
-        throw new UsageError(`invalid --non-masquerade-cidr ${quote(text)}: ${why}`);
+        throw new UsageError(`Invalid --non-masquerade-cidr ${quote(text)}: ${why}`);
       }
     }),
   };
 }
 
-const run: Command = {
+const run = command({
   synopsis:
     "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--masquerade | --no-masquerade] [--non-masquerade-cidr CIDR]... [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
@@ -243,63 +274,39 @@ Sources (one):
 When it stops, the maps keep what it wrote: the datapath goes on enforcing the last
 policies, and ADD fails (code 11) until an agent runs again.`,
   flags: {
-    manifests: { type: "string" },
+    manifests: { type: "string", parse: absolutePath },
     kubeconfig: { type: "string" },
     "in-cluster": { type: "boolean" },
-    node: { type: "string" },
-    "state-dir": { type: "string" },
+    node: { type: "string", parse: nodeName, default: () => Deno.hostname() },
+    "state-dir": { type: "string", parse: absolutePath, default: DEFAULT_STATE_DIR },
     socket: { type: "string" },
-    "socket-group": { type: "string" },
-    resync: { type: "string" },
-    "add-wait": { type: "string" },
+    resync: { type: "string", parse: milliseconds, default: "30" },
+    "add-wait": { type: "string", parse: milliseconds, default: "8" },
     "no-cni-handoff": { type: "boolean" },
-    "flow-log": { type: "string" },
-    "flow-log-max-size": { type: "string" },
-    "flow-log-keep": { type: "string" },
+    "flow-log": { type: "string", parse: flowLogPath },
+    "flow-log-max-size": { type: "string", parse: flowLogSize },
+    "flow-log-keep": { type: "string", parse: flowLogKeep },
     "keep-established": { type: "boolean" },
-    "metrics-address": { type: "string" },
+    "metrics-address": { type: "string", parse: metricsAddress, default: DEFAULT_METRICS_ADDRESS },
     routing: { type: "string" },
     "vxlan-port": { type: "string" },
     "vxlan-vni": { type: "string" },
     masquerade: { type: "boolean" },
     "no-masquerade": { type: "boolean" },
     "non-masquerade-cidr": { type: "string", multiple: true },
-    "log-level": { type: "string" },
+    "log-level": { type: "string", parse: logLevel, default: "info" },
+    "socket-group": { type: "string", parse: groupOf },
   },
   async run(ctx, { values, lists }) {
     const source = sourceOf(values);
     const routing = routingOf(values);
     const masquerade = masqueradeOf(values, lists);
     const flowLog = flowLogOf(values);
-    const metricsAddress = metricsAddressOf(values);
     const socket = socketOf(values, ctx.env);
-    const stateDir = typeof values["state-dir"] === "string"
-      ? values["state-dir"]
-      : DEFAULT_STATE_DIR;
-    const problem = dirPathProblem(stateDir);
-    if (problem !== undefined) {
-      throw new UsageError(`invalid --state-dir ${quote(stateDir)}: ${problem}`);
-    }
-    const node = typeof values.node === "string" ? values.node : Deno.hostname();
-    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node) || node.length > 253) {
-      throw new UsageError(`invalid --node ${quote(node)}: not a node name`);
-    }
-    const resyncMs = typeof values.resync === "string"
-      ? positiveSeconds(values.resync, "--resync") * 1000
-      : 30_000;
-    const addWaitMs = typeof values["add-wait"] === "string"
-      ? positiveSeconds(values["add-wait"], "--add-wait") * 1000
-      : 8_000;
-    const socketGroup = typeof values["socket-group"] === "string"
-      ? groupOf(values["socket-group"])
-      : undefined;
-    const level = typeof values["log-level"] === "string" ? values["log-level"] : "info";
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-      throw new UsageError(`invalid --log-level ${quote(level)}: must be ${LOG_LEVELS.join(", ")}`);
-    }
+    const { node, "state-dir": stateDir, "socket-group": socketGroup } = values;
     const { runAgent, AgentStartError } = await import("../agent/run.ts");
     const { jsonLog } = await import("../log.ts");
-    const log = jsonLog(level as LogLevel);
+    const log = jsonLog(values["log-level"]);
     let stop = () => {};
     const stopSignal = new Promise<void>((resolve) => (stop = resolve));
     const onSignal = () => stop();
@@ -313,14 +320,14 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         stateDir,
         socket,
         ...(socketGroup === undefined ? {} : { socketGroup }),
-        resyncMs,
-        addWaitMs,
+        resyncMs: values.resync,
+        addWaitMs: values["add-wait"],
         cniHandoff: values["no-cni-handoff"] !== true,
         // Loaded at the first handed-over call, as the plugin process would load it.
         runCni: async (io) => (await import("../cni/dispatch.ts")).runCni(io),
         ...(flowLog && { flowLog }),
         keepEstablished: values["keep-established"] === true,
-        metricsAddress,
+        metricsAddress: values["metrics-address"],
         routing,
         ...(masquerade && { masquerade }),
         log,
@@ -335,15 +342,14 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     }
     return EXIT_OK;
   },
-};
+});
 
-const status: Command = {
+const status = command({
   synopsis: "agent status [--json] [--wait-synced SECONDS] [--socket PATH]",
   summary: "what the policy agent holds and has applied",
   help: `Prints the agent's state: whether its source has synced, how many namespaces, pods and
-policies it holds, the entries it keeps in the maps, its last reconcile, the cluster's nodes
-(pod CIDR, address, routing state, problems), and the latest problems its source reported.
---json prints the same as an object.
+policies it holds, the entries it keeps in the maps, its last reconcile, and the latest
+problems its source reported. --json prints the same as an object.
 
 --wait-synced SECONDS waits until the agent has applied everything its source held when the
 call began (a manifest directory is read again first) and every policy is enforced: exit 0
@@ -352,14 +358,12 @@ in rule_map (full) by the timeout (they are named; their pods are isolated).
 ${SOCKET_HELP}`,
   flags: {
     json: { type: "boolean" },
-    "wait-synced": { type: "string" },
+    "wait-synced": { type: "string", parse: positiveSeconds },
     socket: { type: "string" },
   },
   async run(ctx, { values }) {
     const socket = socketOf(values, ctx.env);
-    const waitS = typeof values["wait-synced"] === "string"
-      ? positiveSeconds(values["wait-synced"], "--wait-synced")
-      : undefined;
+    const waitS = values["wait-synced"];
     let st: AgentStatus;
     let ok = true;
     let target: number | undefined;
@@ -383,7 +387,7 @@ ${SOCKET_HELP}`,
     if (!ok && st.synced && st.appliedGeneration >= (target ?? 0)) {
       const n = (st.notEnforced ?? []).length;
       ctx.io.err(
-        `ebpfcni: the agent applied its source, but ${n} polic${
+        `ebpfcni: The agent applied its source, but ${n} polic${
           n === 1 ? "y is" : "ies are"
         } not enforced as written (rule_map full): ${
           (st.notEnforced ?? []).map((w) => `${w.policy} (${describeWait(w)})`).join("; ")
@@ -392,11 +396,11 @@ ${SOCKET_HELP}`,
       return EXIT_NOT_ENFORCED;
     }
     if (!ok) {
-      ctx.io.err(`ebpfcni: the agent has not applied its source within ${waitS} s\n`);
+      ctx.io.err(`ebpfcni: The agent has not applied its source within ${waitS} s\n`);
       return EXIT_FAILED;
     }
     return EXIT_OK;
   },
-};
+});
 
 export const agentCommands: Record<string, Command> = { run, status };

@@ -1,6 +1,6 @@
 // Asking the node's policy agent over its socket, for the CLI commands that do (`agent status`,
 // `policy explain`): which socket, and a failed or refused answer as a failed command.
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { DEFAULT_AGENT_SOCKET } from "../spec/agent_wire.ts";
 import { dirPathProblem } from "../spec/name_rules.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
@@ -15,7 +15,7 @@ export function socketOf(values: ParsedFlags["values"], env: Record<string, stri
     ? values.socket
     : env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
   const problem = dirPathProblem(v);
-  if (problem !== undefined) throw new UsageError(`invalid --socket ${quote(v)}: ${problem}`);
+  if (problem !== undefined) throw new UsageError(`Invalid --socket ${quote(v)}: ${problem}`);
   return v;
 }
 
@@ -35,11 +35,11 @@ export async function ask(
         { cause: err },
       );
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+    throw new CommandError(`The policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }
   const r = reply as Record<string, unknown>;
-  if (typeof r?.error === "string") throw new CommandError(`the policy agent: ${r.error}`);
+  if (typeof r?.error === "string") throw new CommandError(`The policy agent: ${r.error}`);
   return r;
 }

@@ -19,7 +19,7 @@ export const PIN_DIR_ENV = "EBPFCNI_PIN_DIR";
 export function parseIdentity(text: string, label = "identity"): number {
   const n = parseIdentityText(text);
   if (n === undefined) {
-    throw new UsageError(`invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
+    throw new UsageError(`Invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}`);
   }
   return n;
 }
@@ -31,7 +31,7 @@ export function parsePeer(text: string, label: string): number {
   const n = parseIdentityText(text);
   if (n === undefined) {
     throw new UsageError(
-      `invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}, "host" or "world"`,
+      `Invalid ${label} ${quote(text)}: must be ${IDENTITY_RANGE}, "host" or "world"`,
     );
   }
   return n;
@@ -40,7 +40,7 @@ export function parsePeer(text: string, label: string): number {
 /** Parses a dotted-quad IPv4 address into a host-order u32; `label` names it in errors. */
 export function parseIpv4(text: string, label = "IP"): number {
   const why = ipv4Problem(text);
-  if (why !== undefined) throw new UsageError(`invalid ${label} ${quote(text)}: ${why}`);
+  if (why !== undefined) throw new UsageError(`Invalid ${label} ${quote(text)}: ${why}`);
   return ipv4FromText(text);
 }
 
@@ -54,28 +54,70 @@ export function resolvePinDir(flag: string | undefined, env: Record<string, stri
     ? [fromEnv, PIN_DIR_ENV]
     : [DEFAULT_PIN_DIR, "pin directory"];
   if (!raw.startsWith("/")) {
-    throw new UsageError(`invalid ${label} ${quote(raw)}: must be an absolute path`);
+    throw new UsageError(`Invalid ${label} ${quote(raw)}: must be an absolute path`);
   }
-  if (raw.includes("\0")) throw new UsageError(`invalid ${label} ${quote(raw)}: contains NUL`);
+  if (raw.includes("\0")) throw new UsageError(`Invalid ${label} ${quote(raw)}: contains NUL`);
   const trimmed = raw.replace(/\/+$/, "");
   return trimmed === "" ? "/" : trimmed;
 }
 
 // ---- flags --------------------------------------------------------------------------------
 
-export interface FlagSpec {
-  type: "string" | "boolean";
-  short?: string;
-  /** A string flag that may be given more than once: its values are in `lists`. */
-  multiple?: boolean;
-}
+/**
+ * One flag. A string flag may carry `parse`, which turns its text into the value the command
+ * reads (throwing FlagValueError with the detail: parseFlags names the flag and the text), and
+ * `default`, the text (or a function giving it) taken when the flag is absent, parsed alike.
+ */
+export type FlagSpec =
+  | { type: "boolean"; short?: string }
+  | {
+    type: "string";
+    short?: string;
+    // deno-lint-ignore no-explicit-any
+    parse?: (text: string) => any;
+    default?: string | (() => string);
+    /** May be given more than once: its values (as given) are in `lists`. */
+    multiple?: boolean;
+  };
 export type FlagSpecs = Record<string, FlagSpec>;
 
-export interface ParsedFlags {
-  values: Record<string, string | boolean>;
+/** What a command reads for a flag: parse's result, the text, true; undefined when absent
+ * and without a default. */
+type FlagValue<F> = F extends { type: "boolean" } ? true | undefined
+  : (F extends { parse: (text: string) => infer T } ? T : string) | Absent<F>;
+type Absent<F> = F extends { default: string | (() => string) } ? never : undefined;
+export type FlagValues<S extends FlagSpecs> = { [K in keyof S]: FlagValue<S[K]> };
+
+export interface ParsedFlags<S extends FlagSpecs = FlagSpecs> {
+  values: string extends keyof S ? Record<string, unknown> : FlagValues<S>;
   positionals: string[];
   /** Every value of each `multiple` flag given, in order. */
   lists?: Record<string, string[]>;
+}
+
+/** A flag's value is not one it takes; the message is the detail after the flag and value. */
+export class FlagValueError extends Error {
+  override name = "FlagValueError";
+}
+
+/** Runs each string flag's parser over its text, or over its default's when it is absent. */
+function typedValues(values: Record<string, unknown>, flags: FlagSpecs): void {
+  for (const [name, spec] of Object.entries(flags)) {
+    if (spec.type !== "string") continue;
+    const given = values[name];
+    const text = typeof given === "string"
+      ? given
+      : typeof spec.default === "function"
+      ? spec.default()
+      : spec.default;
+    if (text === undefined) continue;
+    try {
+      values[name] = spec.parse === undefined ? text : spec.parse(text);
+    } catch (err) {
+      if (!(err instanceof FlagValueError)) throw err;
+      throw new UsageError(`Invalid --${name} ${quote(text)}: ${err.message}`, { cause: err });
+    }
+  }
 }
 
 /** True when -h or --help appears before any "--": help wins over every other problem. */
@@ -96,22 +138,29 @@ function isFlag(arg: string, flags: FlagSpecs): boolean {
 /**
  * Parses one command's flags and positionals. `command` ("endpoint add") goes into messages.
  * Unknown flags, a string flag without a value (or followed by another flag), a value given
- * to a boolean flag, a flag given twice, and too many or too few positionals are usage errors.
+ * to a boolean flag, a flag given twice, too many or too few positionals, and a value its
+ * flag's `parse` refuses are usage errors.
  */
-export function parseFlags(
+export function parseFlags<S extends FlagSpecs>(
   args: string[],
-  flags: FlagSpecs,
+  flags: S,
   command: string,
   positionals: { min: number; max: number; names: string } = { min: 0, max: 0, names: "" },
-): ParsedFlags {
+): ParsedFlags<S> {
+  // parseArgs sees only the flags' shapes: parsing values and defaults is done here.
+  const options = Object.fromEntries(
+    Object.entries(flags).map((
+      [name, f],
+    ) => [name, { type: f.type, ...(f.short && { short: f.short }) }]),
+  );
   const { tokens } = parseArgs({
     args,
-    options: flags,
+    options,
     strict: false,
     allowPositionals: true,
     tokens: true,
   });
-  const values: Record<string, string | boolean> = {};
+  const values: Record<string, unknown> = {};
   const lists: Record<string, string[]> = {};
   const pos: string[] = [];
   const where = `for "ebpfcni ${command}"`;
@@ -124,48 +173,54 @@ export function parseFlags(
     // Own properties only: "--constructor" must not find Object.prototype.constructor.
     const spec = Object.hasOwn(flags, t.name) ? flags[t.name] : undefined;
     if (spec === undefined) {
-      throw new UsageError(`unknown flag ${quote(t.rawName)} ${where} (see --help)`);
+      throw new UsageError(`Unknown flag ${quote(t.rawName)} ${where} (see --help)`);
     }
     const flag = `--${t.name}`;
-    if (Object.hasOwn(values, t.name) && !spec.multiple) {
-      throw new UsageError(`flag ${flag} given twice`);
+    const multiple = spec.type === "string" && spec.multiple === true;
+    if (Object.hasOwn(values, t.name) && !multiple) {
+      throw new UsageError(`Flag ${flag} given twice`);
     }
     if (spec.type === "boolean") {
       if (t.inlineValue) {
-        throw new UsageError(`flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
+        throw new UsageError(`Flag ${flag} takes no value, got ${quote(t.value ?? "")}`);
       }
       values[t.name] = true;
     } else {
       // parseArgs hands a string flag the next argument even when that is another flag
       // (`--ip --identity 5`); a value like "-1" is kept, for the value check to name it.
       if (t.value === undefined || (!t.inlineValue && isFlag(t.value, flags))) {
-        throw new UsageError(`missing value for ${flag}`);
+        throw new UsageError(`Missing value for ${flag}`);
       }
       values[t.name] = t.value;
-      if (spec.multiple) (lists[t.name] ??= []).push(t.value);
+      if (multiple) (lists[t.name] ??= []).push(t.value);
     }
   }
   if (pos.length > positionals.max) {
     const extra = pos[positionals.max] ?? "";
-    throw new UsageError(`unexpected argument ${quote(extra)} ${where}`);
+    throw new UsageError(`Unexpected argument ${quote(extra)} ${where}`);
   }
   if (pos.length < positionals.min) {
-    throw new UsageError(`missing ${positionals.names} ${where}`);
+    throw new UsageError(`Missing ${positionals.names} ${where}`);
   }
-  return { values, positionals: pos, ...(Object.keys(lists).length > 0 ? { lists } : {}) };
+  typedValues(values, flags);
+  return {
+    values,
+    positionals: pos,
+    ...(Object.keys(lists).length > 0 ? { lists } : {}),
+  } as ParsedFlags<S>;
 }
 
-/** The value of a required string flag; its absence is a usage error naming the synopsis. */
-export function requireFlag(
-  values: Record<string, string | boolean>,
-  name: string,
+/** The value of a required flag; its absence is a usage error naming the synopsis. */
+export function requireFlag<V extends Record<string, unknown>, K extends keyof V & string>(
+  values: V,
+  name: K,
   synopsis: string,
-): string {
+): Exclude<V[K], undefined> {
   const v = values[name];
-  if (typeof v !== "string") {
-    throw new UsageError(`missing required flag --${name} (usage: ebpfcni ${synopsis})`);
+  if (v === undefined) {
+    throw new UsageError(`Missing required flag --${name} (usage: ebpfcni ${synopsis})`);
   }
-  return v;
+  return v as Exclude<V[K], undefined>;
 }
 
 /**
@@ -190,14 +245,14 @@ export function takeLeadingOptions(
     if (a === "-h" || a === "--help") help = true;
     else if (allowVersion && a === "--version") version = true;
     else if (a === "--pin-dir" || a.startsWith("--pin-dir=")) {
-      if (pinDir !== undefined) throw new UsageError("flag --pin-dir given twice");
+      if (pinDir !== undefined) throw new UsageError("Flag --pin-dir given twice");
       const v = a === "--pin-dir" ? args[++i] : a.slice("--pin-dir=".length);
       if (v === undefined || (a === "--pin-dir" && v.startsWith("-"))) {
-        throw new UsageError("missing value for --pin-dir");
+        throw new UsageError("Missing value for --pin-dir");
       }
       pinDir = v;
     } else {
-      throw new UsageError(`unknown flag ${quote(a)} before the command (see ebpfcni --help)`);
+      throw new UsageError(`Unknown flag ${quote(a)} before the command (see ebpfcni --help)`);
     }
   }
   const out: { rest: string[]; pinDir?: string; help: boolean; version: boolean } = {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   DEFAULT_PIN_DIR,
+  FlagValueError,
   parseFlags,
   parseIdentity,
   parseIpv4,
@@ -21,13 +22,13 @@ Deno.test("parseIdentity() accepts 1 to 2^32-1 and names the bad value otherwise
   for (const bad of ["0", "4294967296", "-1", "1e3", "1.0", "", " 5", "0x10", "99999999999"]) {
     assert.throws(
       () => parseIdentity(bad),
-      usage(`invalid identity ${JSON.stringify(bad)}: must be an integer from 1 to 4294967295`),
+      usage(`Invalid identity ${JSON.stringify(bad)}: must be an integer from 1 to 4294967295`),
     );
   }
   assert.throws(
     () => parseIdentity("0", "--src identity"),
     usage(
-      `invalid --src identity "0": must be an integer from 1 to 4294967295`,
+      `Invalid --src identity "0": must be an integer from 1 to 4294967295`,
     ),
   );
 });
@@ -48,7 +49,7 @@ Deno.test("parseIpv4() returns host-order numbers and says why an address is ref
     ["", "expected 4 dot-separated octets, found 1"],
   ];
   for (const [text, why] of cases) {
-    assert.throws(() => parseIpv4(text), usage(`invalid IP ${JSON.stringify(text)}: ${why}`));
+    assert.throws(() => parseIpv4(text), usage(`Invalid IP ${JSON.stringify(text)}: ${why}`));
   }
 });
 
@@ -60,11 +61,11 @@ Deno.test("resolvePinDir() prefers the flag, then EBPFCNI_PIN_DIR, then the defa
   assert.equal(resolvePinDir("/", {}), "/");
   assert.throws(
     () => resolvePinDir("rel", {}),
-    usage(`invalid --pin-dir "rel": must be an absolute path`),
+    usage(`Invalid --pin-dir "rel": must be an absolute path`),
   );
   assert.throws(
     () => resolvePinDir(undefined, { EBPFCNI_PIN_DIR: "x/y" }),
-    usage(`invalid EBPFCNI_PIN_DIR "x/y": must be an absolute path`),
+    usage(`Invalid EBPFCNI_PIN_DIR "x/y": must be an absolute path`),
   );
 });
 
@@ -96,34 +97,68 @@ Deno.test("parseFlags() parses flags in either form and positionals", () => {
 
 Deno.test("parseFlags() refuses bad command lines with one-line messages", () => {
   const cases: [string[], string][] = [
-    [["--bogus"], `unknown flag "--bogus" for "ebpfcni endpoint add" (see --help)`],
-    [["-x"], `unknown flag "-x" for "ebpfcni endpoint add" (see --help)`],
+    [["--bogus"], `Unknown flag "--bogus" for "ebpfcni endpoint add" (see --help)`],
+    [["-x"], `Unknown flag "-x" for "ebpfcni endpoint add" (see --help)`],
     [
       ["--constructor", "x"],
-      `unknown flag "--constructor" for "ebpfcni endpoint add" (see --help)`,
+      `Unknown flag "--constructor" for "ebpfcni endpoint add" (see --help)`,
     ],
-    [["--__proto__=x"], `unknown flag "--__proto__" for "ebpfcni endpoint add" (see --help)`],
-    [["--ip"], "missing value for --ip"],
-    [["--ip", "--json"], "missing value for --ip"],
-    [["--ip", "-h"], "missing value for --ip"],
-    [["--json=yes"], `flag --json takes no value, got "yes"`],
-    [["--ip", "a", "--ip", "b"], "flag --ip given twice"],
-    [["extra"], `unexpected argument "extra" for "ebpfcni endpoint add"`],
+    [["--__proto__=x"], `Unknown flag "--__proto__" for "ebpfcni endpoint add" (see --help)`],
+    [["--ip"], "Missing value for --ip"],
+    [["--ip", "--json"], "Missing value for --ip"],
+    [["--ip", "-h"], "Missing value for --ip"],
+    [["--json=yes"], `Flag --json takes no value, got "yes"`],
+    [["--ip", "a", "--ip", "b"], "Flag --ip given twice"],
+    [["extra"], `Unexpected argument "extra" for "ebpfcni endpoint add"`],
   ];
   for (const [args, message] of cases) {
     assert.throws(() => parseFlags(args, FLAGS, "endpoint add"), usage(message), args.join(" "));
   }
   assert.throws(
     () => parseFlags([], FLAGS, "policy import", { min: 1, max: 1, names: "FILE" }),
-    usage(`missing FILE for "ebpfcni policy import"`),
+    usage(`Missing FILE for "ebpfcni policy import"`),
+  );
+});
+
+const TYPED = {
+  count: {
+    type: "string",
+    parse: (text: string) => {
+      if (!/^[1-9][0-9]*$/.test(text)) throw new FlagValueError("must be a positive integer");
+      return Number(text);
+    },
+    default: "3",
+  },
+  level: { type: "string", default: () => "info" },
+  group: { type: "string", parse: (text: string) => text.length },
+} as const;
+
+Deno.test("parseFlags() gives a command its flags' parsed values, and each absent flag's default", () => {
+  assert.deepEqual(parseFlags(["--count", "12", "--group", "wheel"], TYPED, "x").values, {
+    count: 12,
+    level: "info",
+    group: 5,
+  });
+  // A default is flag text too: it goes through the same parse.
+  assert.deepEqual(parseFlags([], TYPED, "x").values, { count: 3, level: "info" });
+});
+
+Deno.test("parseFlags() refuses a value its flag's parse refuses, naming the flag and the value", () => {
+  assert.throws(
+    () => parseFlags(["--count", "0"], TYPED, "x"),
+    usage(`Invalid --count "0": must be a positive integer`),
+  );
+  assert.throws(
+    () => parseFlags(["--count=-1\n"], TYPED, "x"),
+    usage(`Invalid --count "-1\\n": must be a positive integer`),
   );
 });
 
 Deno.test("requireFlag() names the missing flag and the synopsis", () => {
   assert.equal(requireFlag({ ip: "1" }, "ip", "endpoint del --ip IP"), "1");
   assert.throws(
-    () => requireFlag({ json: true }, "ip", "endpoint del --ip IP"),
-    usage("missing required flag --ip (usage: ebpfcni endpoint del --ip IP)"),
+    () => requireFlag({ json: true } as Record<string, unknown>, "ip", "endpoint del --ip IP"),
+    usage("Missing required flag --ip (usage: ebpfcni endpoint del --ip IP)"),
   );
 });
 
@@ -151,15 +186,15 @@ Deno.test("takeLeadingOptions() consumes global options up to the command word",
   assert.throws(() => takeLeadingOptions(["--version"], false), UsageError);
   assert.throws(
     () => takeLeadingOptions(["--pin-dir"], true),
-    usage("missing value for --pin-dir"),
+    usage("Missing value for --pin-dir"),
   );
   assert.throws(
     () => takeLeadingOptions(["--json", "policy"], true),
-    usage(`unknown flag "--json" before the command (see ebpfcni --help)`),
+    usage(`Unknown flag "--json" before the command (see ebpfcni --help)`),
   );
   assert.throws(
     () => takeLeadingOptions(["--pin-dir", "/a", "--pin-dir", "/b"], true),
-    usage("flag --pin-dir given twice"),
+    usage("Flag --pin-dir given twice"),
   );
 });
 

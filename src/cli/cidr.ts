@@ -8,22 +8,22 @@ import { type Cidr, CidrError, formatCidr, parseCidr } from "../spec/ipv4.ts";
 import { quote } from "../spec/text.ts";
 import { identityText } from "../spec/bpf_layout.ts";
 import { parsePeer, requireFlag } from "./args.ts";
-import type { Command } from "./command.ts";
+import { type Command, command } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { requireIdentityMode, requireMap } from "./pin_require.ts";
 import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
 
 function cidrArg(text: string | undefined): Cidr {
-  if (text === undefined) throw new UsageError("missing CIDR (e.g. 192.0.2.0/24)");
+  if (text === undefined) throw new UsageError("Missing CIDR (e.g. 192.0.2.0/24)");
   try {
     return parseCidr(text);
   } catch (err) {
-    throw new UsageError(`invalid CIDR ${quote(text)}: ${(err as CidrError).message}`);
+    throw new UsageError(`Invalid CIDR ${quote(text)}: ${(err as CidrError).message}`);
   }
 }
 
-const add: Command = {
+const add = command({
   synopsis: "cidr add CIDR --identity ID|host|world",
   summary: "give addresses of CIDR the identity ID (longest prefix wins)",
   help: `Registers CIDR (IPv4, no host bits) in cidr_map with identity ID: a destination address
@@ -34,11 +34,11 @@ holding it. Replaces the identity of a prefix registered already. To leave a hol
   --identity ID   an integer from 1 to 4294967295, "host" or "world"
 
 ${NEEDS_MAPS}`,
-  flags: { identity: { type: "string" } },
+  flags: { identity: { type: "string", parse: (text: string) => parsePeer(text, "identity") } },
   positionals: { min: 1, max: 1, names: "CIDR" },
   run(ctx, { values, positionals }) {
     const cidr = cidrArg(positionals[0]);
-    const identity = parsePeer(requireFlag(values, "identity", add.synopsis), "identity");
+    const identity = requireFlag(values, "identity", add.synopsis);
     requireIdentityMode(ctx.pinDir, "add a CIDR identity");
     using pin = requireMap(ctx.pinDir, CIDR_MAP);
     const m = new CidrMap(pin.fd);
@@ -61,7 +61,7 @@ ${NEEDS_MAPS}`,
     );
     return EXIT_OK;
   },
-};
+});
 
 const del: Command = {
   synopsis: "cidr del CIDR",

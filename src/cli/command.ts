@@ -9,7 +9,7 @@ export interface Ctx {
   env: Record<string, string>;
 }
 
-export interface Command {
+export interface Command<S extends FlagSpecs = FlagSpecs> {
   /** The command line without "ebpfcni ", e.g. "endpoint add --ip IP --identity ID". */
   synopsis: string;
   /** One line for the group's help. */
@@ -17,7 +17,12 @@ export interface Command {
   /** Help text after the usage line: what it does, then its own options. */
   help: string;
   /** Its own flags; --pin-dir and --help are added by the dispatcher. */
-  flags: FlagSpecs;
+  flags: S;
   positionals?: { min: number; max: number; names: string };
-  run(ctx: Ctx, args: ParsedFlags): Promise<number> | number;
+  run(ctx: Ctx, args: ParsedFlags<S>): Promise<number> | number;
+}
+
+/** A command whose run() reads its flags typed: each as its spec's parse and default make it. */
+export function command<S extends FlagSpecs>(c: Command<S>): Command {
+  return c as unknown as Command;
 }

@@ -5,7 +5,7 @@ import { ENDPOINT_MAP } from "../spec/bpf_layout.ts";
 import { parseEndpointFile, planEndpointImport } from "../identity_mode/import_plan.ts";
 import { endpointRecords, formatRecordsJson } from "../identity_mode/map_records.ts";
 import { parseIdentity, parseIpv4, requireFlag } from "./args.ts";
-import type { Command, Ctx } from "./command.ts";
+import { type Command, command, type Ctx } from "./command.ts";
 import { CommandError, EXIT_OK } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
 import { closePin } from "../datapath/pins.ts";
@@ -34,7 +34,7 @@ function full(err: unknown, what: string): never {
   throw err;
 }
 
-const add: Command = {
+const add = command({
   synopsis: "endpoint add --ip IP --identity ID",
   summary: "register a pod address with an identity (replaces its identity if registered)",
   help: `Registers IPv4 address IP with identity ID in endpoint_map, or changes the identity
@@ -44,12 +44,14 @@ of an address already registered.
   --identity ID   identity, an integer from 1 to 4294967295
 
 ${NEEDS_MAPS}`,
-  flags: { ip: { type: "string" }, identity: { type: "string" } },
+  flags: {
+    ip: { type: "string" },
+    identity: { type: "string", parse: (text: string) => parseIdentity(text) },
+  },
   run(ctx, { values }) {
     const ipText = requireFlag(values, "ip", add.synopsis);
-    const idText = requireFlag(values, "identity", add.synopsis);
     const ip = parseIpv4(ipText);
-    const identity = parseIdentity(idText);
+    const identity = requireFlag(values, "identity", add.synopsis);
     const old = withEndpoints(ctx, (m) => {
       const before = m.get(ip);
       if (before !== identity) {
@@ -70,9 +72,9 @@ ${NEEDS_MAPS}`,
     );
     return EXIT_OK;
   },
-};
+});
 
-const del: Command = {
+const del = command({
   synopsis: "endpoint del --ip IP",
   summary: "forget a pod address",
   help: `Removes IPv4 address IP from endpoint_map; its traffic is dropped from then on. An address
@@ -94,7 +96,7 @@ ${NEEDS_MAPS}`,
     else ctx.io.out(`deleted endpoint ${ipText} (identity ${old})\n`);
     return EXIT_OK;
   },
-};
+});
 
 const list: Command = {
   synopsis: "endpoint list [--json]",
@@ -145,7 +147,7 @@ ${NEEDS_MAPS}`,
       const p = planEndpointImport(current, file.entries, ENDPOINT_MAP.maxEntries);
       if (!p.fits) {
         throw new CommandError(
-          `endpoint file ${sourceName(path)} would overflow endpoint_map: ${
+          `Endpoint file ${sourceName(path)} would overflow endpoint_map: ${
             p.after - p.added.length
           } ` +
             `entries + ${p.added.length} new > ${ENDPOINT_MAP.maxEntries}; nothing changed`,

@@ -1,7 +1,7 @@
 // Shared steps of `endpoint import` and `policy import`: reading the file (or stdin), turning
 // validation failures into usage errors that name the file, and writing in batches that are
 // undone if the kernel refuses one part-way (e.g. a CNI ADD filled the map meanwhile).
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { ImportError } from "../identity_mode/import_plan.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
@@ -19,7 +19,7 @@ function readProblem(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.IsADirectory) return "is a directory";
   // Deno appends " (os error N): op 'path'"; the path is already in the message.
-  return (err as Error).message.replace(/ \(os error \d+\).*$/, "");
+  return errorMessage(err).replace(/ \(os error \d+\).*$/, "");
 }
 
 /** Reads the import source as UTF-8 text: a file, or stdin for "-". */
@@ -28,12 +28,12 @@ export async function readSource(path: string, io: Io): Promise<string> {
   try {
     bytes = path === "-" ? await io.readStdin() : await Deno.readFile(path);
   } catch (err) {
-    throw new CommandError(`cannot read ${sourceName(path)}: ${readProblem(err)}`, { cause: err });
+    throw new CommandError(`Cannot read ${sourceName(path)}: ${readProblem(err)}`, { cause: err });
   }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new UsageError(`invalid ${sourceName(path)}: not UTF-8 text`);
+    throw new UsageError(`Invalid ${sourceName(path)}: not UTF-8 text`);
   }
 }
 
@@ -48,7 +48,7 @@ export function validateSource<T>(
     return parse(text);
   } catch (err) {
     if (err instanceof ImportError) {
-      throw new UsageError(`invalid ${kind} file ${sourceName(path)}: ${err.message}`);
+      throw new UsageError(`Invalid ${kind} file ${sourceName(path)}: ${err.message}`);
     }
     throw err;
   }
@@ -71,8 +71,8 @@ export function writeChunked<T>(
         undo(items.slice(0, at + IMPORT_CHUNK));
       } catch (undoErr) {
         throw new CommandError(
-          `${(err as Error).message}; undoing the partial import also failed: ` +
-            `${(undoErr as Error).message}`,
+          `${errorMessage(err)}; undoing the partial import also failed: ` +
+            `${errorMessage(undoErr)}`,
           { cause: err },
         );
       }

@@ -1,6 +1,7 @@
 // `ebpfcni masquerade cleanup`: removes the nftables tables of ebpfcni's masquerade from the
 // node's network namespace (the one this command runs in), for an uninstall or after
 // switching the agent to --no-masquerade.
+import { errorMessage } from "../spec/text.ts";
 import { AGENT_TABLE, deleteTable, FAMILY, IPMASQ_TABLE } from "../masq/ruleset.ts";
 import type { Command } from "./command.ts";
 import { CommandError, EXIT_OK } from "./errors.ts";
@@ -21,7 +22,7 @@ next resync. A table that is not there is no error.`,
       try {
         nft.run(deleteTable(table), `delete table ${FAMILY} ${table}`);
       } catch (err) {
-        throw new CommandError((err as Error).message, { cause: err });
+        throw new CommandError(errorMessage(err), { cause: err });
       }
       ctx.io.out(`removed table ${FAMILY} ${table}\n`);
     }

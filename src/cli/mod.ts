@@ -19,6 +19,7 @@ import { masqueradeCommands } from "./masquerade.ts";
 import { monitorCommand } from "./monitor.ts";
 import { statusCommand } from "./status.ts";
 import { commandHelp, groupHelp, topHelp } from "./usage.ts";
+import { errorMessage } from "../spec/text.ts";
 
 const versionCommand: Command = {
   synopsis: "version",
@@ -76,7 +77,7 @@ async function runCommand(
   const parsed = parseFlags(args, { ...c.flags, ...GLOBAL_FLAGS }, name, c.positionals);
   const flag = parsed.values["pin-dir"];
   if (typeof flag === "string" && pinDirFlag !== undefined) {
-    throw new UsageError("flag --pin-dir given twice");
+    throw new UsageError("Flag --pin-dir given twice");
   }
   const pinDir = usesPinDir ? resolvePinDir(typeof flag === "string" ? flag : pinDirFlag, env) : "";
   return await c.run({ pinDir, io, env }, parsed);
@@ -90,19 +91,19 @@ async function dispatch(args: string[], env: Record<string, string>, io: Io): Pr
   }
   if (top.version) return await runCommand("version", versionCommand, [], undefined, env, io);
   const [word, ...rest] = top.rest;
-  if (word === undefined) throw new UsageError("missing command (see ebpfcni --help)");
+  if (word === undefined) throw new UsageError("Missing command (see ebpfcni --help)");
   const group = Object.hasOwn(GROUPS, word) ? GROUPS[word] : undefined;
   if (group === undefined) {
     const c = lookup(COMMANDS, word);
     if (c === undefined) {
       const names = [...Object.keys(GROUPS), ...Object.keys(COMMANDS)];
-      throw new UsageError(`unknown command ${JSON.stringify(word)}: expected ${expected(names)}`);
+      throw new UsageError(`Unknown command ${JSON.stringify(word)}: expected ${expected(names)}`);
     }
     return await runCommand(word, c, rest, top.pinDir, env, io);
   }
   const inner = takeLeadingOptions(rest, false);
   if (inner.pinDir !== undefined && top.pinDir !== undefined) {
-    throw new UsageError("flag --pin-dir given twice");
+    throw new UsageError("Flag --pin-dir given twice");
   }
   const [sub, ...leafArgs] = inner.rest;
   const names = expected(Object.keys(group));
@@ -110,17 +111,17 @@ async function dispatch(args: string[], env: Record<string, string>, io: Io): Pr
     io.out(groupHelp(word, group));
     return EXIT_OK;
   }
-  if (sub === undefined) throw new UsageError(`missing ${word} command: expected ${names}`);
+  if (sub === undefined) throw new UsageError(`Missing ${word} command: expected ${names}`);
   const c = lookup(group, sub);
   if (c === undefined) {
-    throw new UsageError(`unknown ${word} command ${JSON.stringify(sub)}: expected ${names}`);
+    throw new UsageError(`Unknown ${word} command ${JSON.stringify(sub)}: expected ${names}`);
   }
   return await runCommand(`${word} ${sub}`, c, leafArgs, top.pinDir ?? inner.pinDir, env, io);
 }
 
 /** The failure as one line: messages from the kernel layer may carry a verifier log. */
 function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   return msg.split("\n")[0] ?? msg;
 }
 

@@ -70,51 +70,51 @@ Deno.test("version and --version print the version", async () => {
 
 Deno.test("usage errors exit 2 with one stderr line naming the bad value", async () => {
   const cases: [string[], string][] = [
-    [[], "missing command (see ebpfcni --help)"],
+    [[], "Missing command (see ebpfcni --help)"],
     [
       ["frob"],
-      `unknown command "frob": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
+      `Unknown command "frob": expected endpoint, policy, agent, cidr, ct, masquerade, status, monitor or version`,
     ],
-    [["policy"], "missing policy command: expected allow, deny, list, import or explain"],
+    [["policy"], "Missing policy command: expected allow, deny, list, import or explain"],
     [
       ["policy", "frob"],
-      `unknown policy command "frob": expected allow, deny, list, import or explain`,
+      `Unknown policy command "frob": expected allow, deny, list, import or explain`,
     ],
     [
       ["endpoint", "toString"],
-      `unknown endpoint command "toString": expected add, del, list or import`,
+      `Unknown endpoint command "toString": expected add, del, list or import`,
     ],
     [
       ["endpoint", "add", "--ip", "10.0.0.1", "--identity", "0"],
-      `invalid identity "0": must be an integer from 1 to 4294967295`,
+      `Invalid identity "0": must be an integer from 1 to 4294967295`,
     ],
     [
       ["endpoint", "add", "--ip", "300.1.1.1", "--identity", "5"],
-      `invalid IP "300.1.1.1": octet 300 out of range 0-255`,
+      `Invalid IP "300.1.1.1": octet 300 out of range 0-255`,
     ],
     [
       ["endpoint", "del", "--ip", "fd00::1"],
-      `invalid IP "fd00::1": IPv6 addresses are not supported (IPv4 dotted quad only)`,
+      `Invalid IP "fd00::1": IPv6 addresses are not supported (IPv4 dotted quad only)`,
     ],
     [
       ["endpoint", "add", "--ip", "10.0.0.1"],
-      "missing required flag --identity (usage: ebpfcni endpoint add --ip IP --identity ID)",
+      "Missing required flag --identity (usage: ebpfcni endpoint add --ip IP --identity ID)",
     ],
     [
       ["policy", "allow", "--src", "1"],
-      "missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
+      "Missing required flag --dst (usage: ebpfcni policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json])",
     ],
     [
       ["policy", "deny", "--src", "1", "--dst", "x"],
-      `invalid --dst identity "x": must be an integer from 1 to 4294967295, "host" or "world"`,
+      `Invalid --dst identity "x": must be an integer from 1 to 4294967295, "host" or "world"`,
     ],
     [
       ["policy", "list", "--bogus"],
-      `unknown flag "--bogus" for "ebpfcni policy list" (see --help)`,
+      `Unknown flag "--bogus" for "ebpfcni policy list" (see --help)`,
     ],
-    [["policy", "import"], `missing FILE (a path, or - for stdin) for "ebpfcni policy import"`],
-    [["--pin-dir", "relative", "status"], `invalid --pin-dir "relative": must be an absolute path`],
-    [["--pin-dir", "/a", "policy", "list", "--pin-dir", "/b"], "flag --pin-dir given twice"],
+    [["policy", "import"], `Missing FILE (a path, or - for stdin) for "ebpfcni policy import"`],
+    [["--pin-dir", "relative", "status"], `Invalid --pin-dir "relative": must be an absolute path`],
+    [["--pin-dir", "/a", "policy", "list", "--pin-dir", "/b"], "Flag --pin-dir given twice"],
   ];
   for (const [args, message] of cases) {
     const r = await cli(...args);

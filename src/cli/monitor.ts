@@ -15,17 +15,30 @@ import {
 } from "../agent/flow_record.ts";
 import { DEFAULT_AGENT_SOCKET, type MonitorRequest } from "../spec/agent_wire.ts";
 import { dirPathProblem } from "../spec/name_rules.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { isObject } from "../spec/json.ts";
 import { ifnameCache } from "../net/link.ts";
 import { type LineStream, requestLines, RpcError } from "../net/unix_rpc.ts";
-import type { Command, Ctx } from "./command.ts";
+import { command, type Ctx } from "./command.ts";
+import { FlagValueError } from "./args.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { openMap } from "../datapath/pins.ts";
 import { requireMap } from "./pin_require.ts";
 
 const VERDICTS = ["drop", "allow", "all"] as const;
 type Verdict = (typeof VERDICTS)[number];
+
+function verdictFlag(text: string): Verdict {
+  if (!(VERDICTS as readonly string[]).includes(text)) {
+    throw new FlagValueError("must be drop, allow or all");
+  }
+  return text as Verdict;
+}
+
+function countFlag(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new FlagValueError("must be a positive integer");
+  return Number(text);
+}
 
 interface Session {
   verdict: Verdict;
@@ -36,7 +49,7 @@ interface Session {
   isStopped(): boolean;
 }
 
-export const monitorCommand: Command = {
+export const monitorCommand = command({
   synopsis: "monitor [--json] [--verdict drop|allow|all] [--count N] [--socket PATH]",
   summary: "stream the datapath's verdicts (drops, and the flows rules allowed)",
   help: `Prints an event for every dropped packet and every flow a rule allowed, as they happen:
@@ -63,28 +76,19 @@ reading it each see part of the events).
   --count N          stop after N events`,
   flags: {
     json: { type: "boolean" },
-    verdict: { type: "string" },
-    count: { type: "string" },
+    verdict: { type: "string", parse: verdictFlag, default: "drop" },
+    count: { type: "string", parse: countFlag },
     socket: { type: "string" },
   },
   async run(ctx, { values }) {
-    const verdict = typeof values.verdict === "string" ? values.verdict : "drop";
-    if (!(VERDICTS as readonly string[]).includes(verdict)) {
-      throw new UsageError(`invalid --verdict ${quote(verdict)}: must be drop, allow or all`);
-    }
-    let count = Infinity;
-    if (typeof values.count === "string") {
-      count = /^[1-9][0-9]{0,8}$/.test(values.count) ? Number(values.count) : NaN;
-      if (Number.isNaN(count)) {
-        throw new UsageError(`invalid --count ${quote(values.count)}: must be a positive integer`);
-      }
-    }
+    const verdict = values.verdict;
+    const count = values.count ?? Infinity;
     const socket = typeof values.socket === "string"
       ? values.socket
       : ctx.env.EBPFCNI_AGENT_SOCKET ?? DEFAULT_AGENT_SOCKET;
     const problem = dirPathProblem(socket);
     if (problem !== undefined) {
-      throw new UsageError(`invalid --socket ${quote(socket)}: ${problem}`);
+      throw new UsageError(`Invalid --socket ${quote(socket)}: ${problem}`);
     }
     using pin = requireMap(ctx.pinDir, EVENTS_MAP);
     let stop = () => {};
@@ -96,7 +100,7 @@ reading it each see part of the events).
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
     const session: Session = {
-      verdict: verdict as Verdict,
+      verdict,
       count,
       print: (r) => {
         ctx.io.out(values.json ? flowJson(r) : flowText(r));
@@ -109,7 +113,7 @@ reading it each see part of the events).
     try {
       const stream = await askAgent(ctx, socket, session, {
         op: "monitor",
-        verdict: verdict as Verdict,
+        verdict,
         eventsMapId: pin.id,
       });
       if (stream === "stopped") return EXIT_OK;
@@ -122,7 +126,7 @@ reading it each see part of the events).
     }
     return EXIT_OK;
   },
-};
+});
 
 /** The agent's stream once it accepted; undefined when the monitor must read itself. */
 async function askAgent(
@@ -144,7 +148,7 @@ async function askAgent(
       }
       return undefined;
     }
-    throw new CommandError(`the policy agent on ${quote(socket)}: ${(err as Error).message}`, {
+    throw new CommandError(`The policy agent on ${quote(socket)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -163,9 +167,9 @@ async function askAgent(
   if (isObject(answer) && typeof answer.error === "string") {
     // An agent older than the monitor's request does not read the ring buffer either.
     if (/bad request: "op" must be/.test(answer.error)) return undefined;
-    throw new CommandError(`the policy agent: ${answer.error}`);
+    throw new CommandError(`The policy agent: ${answer.error}`);
   }
-  throw new CommandError(`the policy agent on ${quote(socket)} did not answer the monitor`);
+  throw new CommandError(`The policy agent on ${quote(socket)} did not answer the monitor`);
 }
 
 async function throughAgent(
@@ -181,7 +185,7 @@ async function throughAgent(
       const v = next.value;
       if (!isObject(v)) continue;
       if (typeof v.error === "string") {
-        throw new CommandError(`the policy agent's stream failed: ${v.error}`);
+        throw new CommandError(`The policy agent's stream failed: ${v.error}`);
       }
       if (typeof v.lost === "number") {
         ctx.io.err(`ebpfcni: ${v.lost} event(s) lost: the monitor fell behind\n`);
@@ -193,7 +197,7 @@ async function throughAgent(
   } catch (err) {
     if (err instanceof CommandError) throw err;
     if (!session.isStopped()) {
-      throw new CommandError(`the policy agent's stream: ${(err as Error).message}`, {
+      throw new CommandError(`The policy agent's stream: ${errorMessage(err)}`, {
         cause: err,
       });
     }
@@ -201,7 +205,7 @@ async function throughAgent(
     s.stream.close();
   }
   if (seen < session.count && !session.isStopped()) {
-    throw new CommandError("the policy agent stopped");
+    throw new CommandError("The policy agent stopped");
   }
 }
 

@@ -10,7 +10,7 @@ import { createHint } from "./usage.ts";
 export function requireMap(pinDir: string, spec: MapSpec): PinnedMap {
   const map = openMap(pinDir, spec);
   if (map) return map;
-  throw new CommandError(`no ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
+  throw new CommandError(`No ${spec.name} pinned under "${pinDir}": ${createHint(pinDir)}`);
 }
 
 /** Refuses to write policy entries of a pin directory in kubernetes mode: the agent owns
@@ -20,7 +20,7 @@ export function requireIdentityMode(pinDir: string, what: string): void {
   if (!config) return;
   if (new ConfigMap(config.fd).get().mode === MODE_KUBERNETES) {
     throw new CommandError(
-      `cannot ${what}: "${pinDir}" is in kubernetes mode, where the policy agent owns the ` +
+      `Cannot ${what}: "${pinDir}" is in kubernetes mode, where the policy agent owns the ` +
         `entries (write NetworkPolicies instead; "ebpfcni agent status" shows the agent)`,
     );
   }

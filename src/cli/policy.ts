@@ -31,38 +31,32 @@ import {
   PROTOCOL_NAMES,
   protocolName,
 } from "../spec/rule_key.ts";
-import { type ParsedFlags, parsePeer, requireFlag } from "./args.ts";
-import type { Command, Ctx } from "./command.ts";
+import {
+  type FlagSpecs,
+  FlagValueError,
+  type FlagValues,
+  type ParsedFlags,
+  parsePeer,
+  requireFlag,
+} from "./args.ts";
+import { type Command, command, type Ctx } from "./command.ts";
 import { CommandError, EXIT_OK, UsageError } from "./errors.ts";
 import { readSource, sourceName, validateSource, writeChunked } from "./import_file.ts";
 import { openMap } from "../datapath/pins.ts";
 import { requireIdentityMode, requireMap } from "./pin_require.ts";
 import { renderTable } from "./text_table.ts";
 import { NEEDS_MAPS } from "./usage.ts";
-import { quote } from "../spec/text.ts";
 
 /** The rules a --src/--dst[/--proto/--port][/--symmetric] command line names. */
-function rulesOfFlags(values: ParsedFlags["values"], synopsis: string): PolicyRule[] {
-  const src = parsePeer(requireFlag(values, "src", synopsis), "--src identity");
-  const dst = parsePeer(requireFlag(values, "dst", synopsis), "--dst identity");
+function rulesOfFlags(values: FlagValues<typeof PAIR_FLAGS>, synopsis: string): PolicyRule[] {
+  const src = requireFlag(values, "src", synopsis);
+  const dst = requireFlag(values, "dst", synopsis);
   const base: PolicyRule = { src, dst };
-  if (typeof values.proto === "string") {
-    const proto = parseProtocol(values.proto);
-    if (proto === undefined) {
-      throw new UsageError(
-        `invalid --proto ${quote(values.proto)}: must be one of ${PROTOCOL_NAMES}`,
-      );
-    }
-    base.proto = proto;
-  }
-  if (typeof values.port === "string") {
+  if (values.proto !== undefined) base.proto = values.proto;
+  if (values.port !== undefined) {
     if (base.proto === undefined) throw new UsageError("--port needs --proto tcp, udp or sctp");
     if (base.proto === IPPROTO.icmp) throw new UsageError("--port cannot go with --proto icmp");
-    const ports = parsePortRange(values.port);
-    if (typeof ports === "string") {
-      throw new UsageError(`invalid --port ${quote(values.port)}: ${ports}`);
-    }
-    base.ports = ports;
+    base.ports = values.port;
   }
   const out = [base];
   if (values.symmetric && src !== dst) out.push({ ...base, src: dst, dst: src });
@@ -88,7 +82,7 @@ function withPolicyMaps<T>(ctx: Ctx, fn: (m: PolicyMaps) => T): T {
 function requireRules(m: PolicyMaps, ctx: Ctx): RuleMap {
   if (!m.rules) {
     throw new CommandError(
-      `no rule_map pinned under "${ctx.pinDir}" (an older build's pins): run a CNI ADD or ` +
+      `No rule_map pinned under "${ctx.pinDir}" (an older build's pins): run a CNI ADD or ` +
         `"ebpfcni status --init" to add it`,
     );
   }
@@ -149,15 +143,27 @@ function renderRules(rules: readonly PolicyRule[], json: boolean, stats?: Map<st
   );
 }
 
+function protocolFlag(text: string): number {
+  const proto = parseProtocol(text);
+  if (proto === undefined) throw new FlagValueError(`must be one of ${PROTOCOL_NAMES}`);
+  return proto;
+}
+
+function portsFlag(text: string): Exclude<ReturnType<typeof parsePortRange>, string> {
+  const ports = parsePortRange(text);
+  if (typeof ports === "string") throw new FlagValueError(ports);
+  return ports;
+}
+
 const PAIR_FLAGS = {
-  src: { type: "string" },
-  dst: { type: "string" },
-  proto: { type: "string" },
-  port: { type: "string" },
+  src: { type: "string", parse: (text: string) => parsePeer(text, "--src identity") },
+  dst: { type: "string", parse: (text: string) => parsePeer(text, "--dst identity") },
+  proto: { type: "string", parse: protocolFlag },
+  port: { type: "string", parse: portsFlag },
   symmetric: { type: "boolean" },
   show: { type: "boolean" },
   json: { type: "boolean" },
-} as const;
+} as const satisfies FlagSpecs;
 
 const PAIR_HELP =
   `  --src ID       source identity: an integer from 1 to 4294967295, "host" (the node's
@@ -179,7 +185,7 @@ function report(
   else if (values.json) ctx.io.out(formatRecordsJson(ruleRecords(changed)));
 }
 
-const allow: Command = {
+const allow = command({
   synopsis:
     "policy allow --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json]",
   summary: "allow traffic from identity --src to --dst (all of it, or a protocol and ports)",
@@ -238,9 +244,9 @@ ${NEEDS_MAPS}`,
     });
     return EXIT_OK;
   },
-};
+});
 
-const deny: Command = {
+const deny = command({
   synopsis:
     "policy deny --src ID --dst ID [--proto P] [--port N|N-M] [--symmetric] [--show] [--json]",
   summary: "remove what allows --src to reach --dst (all of it, or a protocol and ports)",
@@ -276,7 +282,7 @@ ${NEEDS_MAPS}`,
     });
     return EXIT_OK;
   },
-};
+});
 
 const list: Command = {
   synopsis: "policy list [--json] [--stats]",
@@ -334,7 +340,7 @@ ${NEEDS_MAPS}`,
     const plan = planPolicyImport(pairs.pairs(), entries, file.entries, POLICY_MAP.maxEntries);
     if (!plan.fits) {
       throw new CommandError(
-        `policy file ${sourceName(path)} would overflow policy_map: ${entries} entries + ` +
+        `Policy file ${sourceName(path)} would overflow policy_map: ${entries} entries + ` +
           `${plan.added.length} new > ${POLICY_MAP.maxEntries}; nothing changed`,
       );
     }

@@ -13,13 +13,13 @@ import { ask, SOCKET_HELP, socketOf } from "./agent_ask.ts";
 function endOf(text: string, flag: string): ExplainEnd {
   if (/^[0-9.]+$/.test(text)) {
     const problem = ipv4Problem(text);
-    if (problem !== undefined) throw new UsageError(`invalid ${flag} ${quote(text)}: ${problem}`);
+    if (problem !== undefined) throw new UsageError(`Invalid ${flag} ${quote(text)}: ${problem}`);
     return { ip: text };
   }
   const m = text.match(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/);
   if (!m) {
     throw new UsageError(
-      `invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
+      `Invalid ${flag} ${quote(text)}: must be NAMESPACE/POD or an IPv4 address`,
     );
   }
   return { namespace: m[1]!, name: m[3]! };
@@ -33,7 +33,7 @@ export function parseFlowPort(
   const port = m ? Number(m[1]) : NaN;
   if (!m || port < 1 || port > 65535) {
     throw new UsageError(
-      `invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
+      `Invalid --port ${quote(text)}: must be PORT[/tcp|udp|sctp], PORT 1-65535`,
     );
   }
   return { port, protocol: (m[2] ?? "tcp").toUpperCase() as ExplainRequest["protocol"] };
@@ -61,7 +61,7 @@ ${SOCKET_HELP}`,
       const v = values[k];
       if (typeof v !== "string") {
         throw new UsageError(
-          `missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
+          `Missing required flag --${k} (usage: ebpfcni ${explainCommand.synopsis})`,
         );
       }
       return v;

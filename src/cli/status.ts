@@ -15,7 +15,7 @@ function init(ctx: Ctx): void {
   if (!fs.bpffs) {
     const on = fs.mount?.fsType ?? "an unknown filesystem";
     throw new CommandError(
-      `cannot pin under "${ctx.pinDir}": it is on ${on}, not bpffs ` +
+      `Cannot pin under "${ctx.pinDir}": it is on ${on}, not bpffs ` +
         "(mount -t bpf bpf /sys/fs/bpf, or choose a --pin-dir on bpffs)",
     );
   }

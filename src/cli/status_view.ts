@@ -136,6 +136,6 @@ export function statusTrouble(s: Status): string | undefined {
   if (bad) return bad.problem;
   const missing = s.maps.filter((m) => !m.pinned).map((m) => m.name);
   if (missing.length === 0) return undefined;
-  const what = missing.length === s.maps.length ? "no maps" : missing.join(" and ");
+  const what = missing.length === s.maps.length ? "No maps" : missing.join(" and ");
   return `${what} pinned under "${s.pinDir}": ${createHint(s.pinDir)}`;
 }

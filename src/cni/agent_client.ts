@@ -3,7 +3,7 @@
 // whatever its policies need first, so the pod is isolated from its first packet); DEL
 // tells it, best effort. One JSON request, one JSON reply, per connection.
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
 export type { AddRequest as AgentAdd, DelRequest as AgentDel } from "../spec/agent_wire.ts";
@@ -44,7 +44,7 @@ export async function agentIdentity(
   const why = typeof reply?.error === "string" ? reply.error : "no identity in its answer";
   throw new CniError(
     ErrCode.TryAgainLater,
-    `The policy agent refused pod ${req.namespace}/${req.name}: ${why}`,
+    `The policy agent refused pod ${quote(`${req.namespace}/${req.name}`)}: ${why}`,
   );
 }
 
@@ -54,7 +54,7 @@ export async function agentForget(socket: string, req: AgentDel): Promise<string
     await exchange(socket, req, 2_000);
     return undefined;
   } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    return errorMessage(err);
   }
 }
 

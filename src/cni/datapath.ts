@@ -2,6 +2,7 @@
 // the node is not ready: code 11; the loading itself is the node's, node/datapath_load.ts),
 // open-only for DEL, CHECK and GC (which must not create pins); the pin directory's config
 // checked against the network's.
+import { errorMessage } from "../spec/text.ts";
 import { type Datapath, DatapathError, openPinnedMaps } from "../datapath/loader.ts";
 import { ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
 import { CONFIG_MAP, VETH_MAP } from "../spec/bpf_layout.ts";
@@ -58,6 +59,6 @@ export function sweepConntrack(dp: Datapath, conf: NetConf): void {
     const n = CtMap.of(dp).sweep(monotonicNs());
     if (n > 0) log.info(`removed ${n} expired established connection(s) from ct_est_map`);
   } catch (err) {
-    log.warn(`Cannot sweep ct_est_map: ${err instanceof Error ? err.message : String(err)}`);
+    log.warn(`Cannot sweep ct_est_map: ${errorMessage(err)}`);
   }
 }

@@ -10,23 +10,17 @@ import { type Caller, type Ctx, makeCtx } from "./context.ts";
 import { AttachmentLock } from "./lock.ts";
 import { log } from "../log.ts";
 import { faultPoint } from "./fault.ts";
+import { errorMessage } from "../spec/text.ts";
+import { decodeNetConf, type Obj } from "../spec/json.ts";
 
 export interface CniIo {
   env: Record<string, string>;
   stdin: () => Promise<Uint8Array>;
+  /** stdin's JSON, when the caller decoded it already (main.ts): it is not decoded again. */
+  config?: Obj;
   stdout: (s: string) => void;
   /** Set when the policy agent runs the call for a plugin process (agent/cni_serve.ts). */
   caller?: Caller;
-}
-
-/** The cniVersion of a config that may not parse, for shaping an error. */
-function versionHint(stdin: Uint8Array | undefined): string {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(stdin)).cniVersion;
-    return typeof v === "string" ? v : CURRENT_VERSION;
-  } catch {
-    return CURRENT_VERSION;
-  }
 }
 
 /** The attachment's lock (lock.ts), released when the command is done; its file goes with
@@ -92,8 +86,10 @@ export async function runCni(io: CniIo): Promise<number> {
       return 0;
     }
     stdin = await io.stdin();
-    version = versionHint(stdin);
-    const conf = parseNetConf(stdin);
+    const json = io.config ?? decodeNetConf(stdin);
+    // The version an error is shaped for, should the config fail its checks.
+    if (typeof json.cniVersion === "string") version = json.cniVersion;
+    const conf = parseNetConf(stdin, json);
     version = conf.cniVersion;
     checkCommandAllowed(env.command, conf.cniVersion);
     const ctx = makeCtx(env, io.env, conf, io.caller);
@@ -140,7 +136,7 @@ export async function runCni(io: CniIo): Promise<number> {
   } catch (err) {
     const cniErr = err instanceof CniError ? err : new CniError(
       ErrCode.Internal,
-      err instanceof Error ? err.message : String(err),
+      errorMessage(err),
       causeChain(err),
       {
         cause: err,

@@ -11,8 +11,8 @@
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 import { type CniReply, DEFAULT_AGENT_SOCKET, HANDOFF_COMMANDS } from "../spec/agent_wire.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
-import { isObject } from "../spec/json.ts";
-import { quote } from "../spec/text.ts";
+import { isObject, type Obj } from "../spec/json.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { log } from "../log.ts";
 import { buildStamp } from "../build_stamp.ts";
 
@@ -25,18 +25,15 @@ export interface HandoffIo {
   env: Record<string, string>;
   /** All of stdin (read once, by whoever asks first). */
   stdin: () => Uint8Array;
+  /** stdin's JSON object, decoded once by the caller (decodeNetConf). */
+  config: Obj;
   stdout: (s: string) => void;
 }
 
-/** What a config asks of this call: the agent's socket when the call is to be handed over. */
-export function handoffSocket(env: Record<string, string>, config: string): string | undefined {
+/** What a config (stdin's JSON) asks of this call: the agent's socket when the call is to be
+ * handed over. */
+export function handoffSocket(env: Record<string, string>, json: unknown): string | undefined {
   if (!(HANDOFF_COMMANDS as readonly string[]).includes(env.CNI_COMMAND ?? "")) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(config);
-  } catch {
-    return undefined; // the in-process run reports it with the spec's error
-  }
   if (!isObject(json) || json.policyMode !== "kubernetes" || json.agentHandoff === false) {
     return undefined;
   }
@@ -62,7 +59,7 @@ export async function handOff(
     if (err instanceof RpcError && err.kind === "unsent") {
       return { fallback: `the request did not reach the agent: ${err.message}` };
     }
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     if (env.CNI_COMMAND !== "ADD") return { fallback: `the agent failed to answer: ${why}` };
     return { code: 1, stdout: tryAgainJson(config, socket, why) + "\n" };
   }
@@ -100,9 +97,9 @@ export async function runHandoff(io: HandoffIo): Promise<number | undefined> {
   if (!(HANDOFF_COMMANDS as readonly string[]).includes(io.env.CNI_COMMAND ?? "")) {
     return undefined;
   }
-  const config = new TextDecoder().decode(io.stdin());
-  const socket = handoffSocket(io.env, config);
+  const socket = handoffSocket(io.env, io.config);
   if (socket === undefined) return undefined;
+  const config = new TextDecoder().decode(io.stdin());
   const reply = await handOff(socket, io.env, config);
   if ("fallback" in reply) {
     log.debug(`${io.env.CNI_COMMAND} runs in this process: ${reply.fallback}`);

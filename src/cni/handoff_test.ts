@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { handoffSocket } from "./handoff.ts";
 import { DEFAULT_AGENT_SOCKET } from "../spec/agent_wire.ts";
 
-const k8s = (more: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    cniVersion: "1.1.0",
-    name: "n",
-    type: "ebpfcni",
-    policyMode: "kubernetes",
-    ...more,
-  });
+const k8s = (more: Record<string, unknown> = {}) => ({
+  cniVersion: "1.1.0",
+  name: "n",
+  type: "ebpfcni",
+  policyMode: "kubernetes",
+  ...more,
+});
 
 Deno.test("handoff: ADD and CHECK in kubernetes mode go to the config's agent socket", () => {
   for (const cmd of ["ADD", "CHECK"]) {
@@ -27,11 +26,11 @@ Deno.test("handoff: DEL and other commands, identity mode, agentHandoff false an
   }
   const add = { CNI_COMMAND: "ADD" };
   assert.equal(handoffSocket(add, k8s({ policyMode: "identity" })), undefined);
-  assert.equal(handoffSocket(add, JSON.stringify({ name: "n" })), undefined);
+  assert.equal(handoffSocket(add, { name: "n" }), undefined);
   assert.equal(handoffSocket(add, k8s({ agentHandoff: false })), undefined);
   // Malformed: the in-process run gives the spec's error for it.
-  assert.equal(handoffSocket(add, "{not json"), undefined);
-  assert.equal(handoffSocket(add, "[1]"), undefined);
+  assert.equal(handoffSocket(add, "kubernetes"), undefined);
+  assert.equal(handoffSocket(add, ["kubernetes"]), undefined);
   assert.equal(handoffSocket(add, k8s({ agentSocket: "relative.sock" })), undefined);
   assert.equal(handoffSocket(add, k8s({ agentSocket: 5 })), undefined);
 });

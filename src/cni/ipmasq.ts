@@ -4,6 +4,7 @@
 // network and the attachment: added at ADD, removed at DEL and GC. libnftables is loaded only
 // here, so a network without ipMasq pays nothing for it. Calls run in the plugin's (the
 // node's) network namespace, synchronously.
+import { errorMessage } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { type Cidr, prefixMask } from "../spec/ipv4.ts";
 import {
@@ -33,7 +34,7 @@ async function rulesOf(nft: NftContext): Promise<{ handle: number; comment: stri
 }
 
 function failed(what: string, err: unknown): CniError {
-  return new CniError(ErrCode.Internal, `ipMasq: cannot ${what}`, (err as Error).message, {
+  return new CniError(ErrCode.Internal, `ipMasq: cannot ${what}`, errorMessage(err), {
     cause: err,
   });
 }

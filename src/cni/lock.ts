@@ -18,7 +18,7 @@ import {
   openFd,
   tryFlock,
 } from "../../ffi/libc.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { quote } from "../spec/text.ts";
 
@@ -59,7 +59,7 @@ export class AttachmentLock implements Disposable {
         throw new CniError(
           ErrCode.IoFailure,
           `Cannot open lock file ${quote(path)}${
-            err instanceof SysError && err.errno === 40 ? ": it is a symlink" : ""
+            err instanceof SysError && err.errno === Errno.ELOOP ? ": it is a symlink" : ""
           }`,
           String(err),
           { cause: err },

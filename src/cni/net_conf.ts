@@ -11,7 +11,7 @@ import { type Cidr, CidrError, parseCidr, parseIpPrefix } from "../spec/ipv4.ts"
 import { MAX_SERVICE_CIDRS } from "../spec/bpf_layout.ts";
 import { parsePrevResult } from "./result.ts";
 import { parseDns } from "../spec/dns.ts";
-import { contextStyle, FieldReader, isObject, type Obj } from "../spec/json.ts";
+import { contextStyle, decodeNetConf, FieldReader, isObject, type Obj } from "../spec/json.ts";
 import { type IpamConf, parseIpamConf } from "../ipam/ipam_conf.ts";
 export type { IpamConf };
 import type { Dns, Result } from "../spec/cni.ts";
@@ -160,46 +160,13 @@ function labels(v: unknown, path: string): Record<string, string> {
   );
 }
 
-function decode(stdin: Uint8Array): Obj {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(stdin);
-  } catch (e) {
-    throw new CniError(
-      ErrCode.DecodeFailure,
-      "Could not decode network config: not valid UTF-8",
-      e instanceof Error ? e.message : String(e),
-      { cause: e },
-    );
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new CniError(
-      ErrCode.DecodeFailure,
-      "Could not decode network config: not valid JSON",
-      e instanceof Error ? e.message : String(e),
-      { cause: e },
-    );
-  }
-  if (!isObject(parsed)) {
-    throw new CniError(
-      ErrCode.DecodeFailure,
-      `Could not decode network config: expected a JSON object, got ${describeValue(parsed)}`,
-    );
-  }
-  return parsed;
-}
-
 /**
  * Parses stdin into a NetConf. Checks run in skel's order where skel has one: decoding (code 6),
  * the network name (7), the version (1); then the plugin's own fields (7) and finally options it
- * does not implement (2). Unknown fields are ignored, as the spec asks.
+ * does not implement (2). Unknown fields are ignored, as the spec asks. `json` is stdin already
+ * decoded (decodeNetConf), when the caller has it.
  */
-export function parseNetConf(stdin: Uint8Array): NetConf {
-  const json = decode(stdin);
-
+export function parseNetConf(stdin: Uint8Array, json: Obj = decodeNetConf(stdin)): NetConf {
   const cniVersion = fields.string(json, "cniVersion");
   const name = fields.string(json, "name");
   validateNetworkName(name);

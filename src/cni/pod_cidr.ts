@@ -2,6 +2,7 @@
 // agent (which reads the node's Node object). A call the agent runs (handed over) asks it
 // directly; a plugin process asks it on its socket. Either way, no CIDR is code 11 and the
 // call changes nothing.
+import { errorMessage } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { awaitsPodCidr, withPodCidr } from "../ipam/ipam_conf.ts";
 import { agentPodCidr } from "./agent_client.ts";
@@ -21,7 +22,7 @@ export async function resolvePodCidr(ctx: Ctx): Promise<Cidr | undefined> {
     } catch (err) {
       throw new CniError(
         ErrCode.TryAgainLater,
-        `No pod CIDR for this node: ${(err as Error).message}`,
+        `No pod CIDR for this node: ${errorMessage(err)}`,
         "",
         { cause: err },
       );

@@ -6,7 +6,7 @@ import type { Ctx } from "./context.ts";
 import { ipamStatus } from "../ipam/mod.ts";
 import { probeFile } from "../ipam/lease_store.ts";
 import { checkPrivateDir } from "../spec/private_dir.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { ensureNodeDatapath } from "./datapath.ts";
 import { ipamDelCtx } from "./context.ts";
 
@@ -14,7 +14,7 @@ export async function cmdStatus(ctx: Ctx): Promise<void> {
   try {
     using _dp = ensureNodeDatapath(ctx.conf);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     throw new CniError(ErrCode.PluginNotAvailable, `Datapath not ready: ${msg}`, "", {
       cause: err,
     });
@@ -37,7 +37,7 @@ function probeStateDir(dir: string): void {
     }
     if (exists) probeFile(`${dir}/.ebpfcni-probe.${crypto.randomUUID()}`);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     throw new CniError(
       ErrCode.PluginNotAvailable,
       `State directory ${quote(dir)} is not usable: ${msg}`,

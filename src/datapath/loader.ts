@@ -10,7 +10,7 @@
 // atomically, and old and new programs share the maps meanwhile.
 import { BpfObject, requireLibbpf } from "../../ffi/libbpf.ts";
 import { mapInfo, objPin, progFdById, progInfo } from "../../ffi/bpf.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
 import {
   closeFd,
   flock,
@@ -41,6 +41,7 @@ import { Links } from "../net/link.ts";
 import { attach, attachedProgramId, type TcHook } from "./tc.ts";
 import { objGetIfPinned, type PinnedProgram } from "./pins.ts";
 import { log } from "../log.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export { DEFAULT_PIN_DIR };
 
@@ -241,7 +242,7 @@ function ensureDir(pinDir: string): void {
   try {
     Deno.mkdirSync(pinDir, { recursive: true });
   } catch (err) {
-    throw new DatapathError(`Cannot create pin directory "${pinDir}": ${(err as Error).message}`, {
+    throw new DatapathError(`Cannot create pin directory "${pinDir}": ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -407,16 +408,16 @@ export function openPinnedMaps(pinDir = DEFAULT_PIN_DIR): Datapath | undefined {
 /** One line saying what failed and, where we can tell, what to do; the libbpf and
  * verifier log stays on the cause (BpfError.log). */
 function hint(err: unknown, pinDir: string): string {
-  const full = err instanceof Error ? err.message : String(err);
+  const full = errorMessage(err);
   const msg = full.split("\n")[0] ?? full;
   if (err instanceof SysError) {
     // bpffs refuses to create or look up any name with a "." in it, to root too (EPERM).
     const dotted = pinDir.split("/").find((c) => c.includes("."));
-    if (err.errno === 1 && dotted !== undefined) {
+    if (err.errno === Errno.EPERM && dotted !== undefined) {
       return `${msg} (bpffs refuses names with a ".": "${dotted}" in the pin directory; ` +
         "choose one without)";
     }
-    if (err.errno === 1 || err.errno === 13) {
+    if (err.errno === Errno.EPERM || err.errno === Errno.EACCES) {
       return `${msg} (needs root or CAP_BPF and CAP_NET_ADMIN)`;
     }
     // libbpf's own words (in the log) when the directory is not on bpffs.

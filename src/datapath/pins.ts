@@ -9,7 +9,8 @@
 import { mapInfo, objGet, type ProgInfo, progInfo } from "../../ffi/bpf.ts";
 import { closeFd } from "../../ffi/libc.ts";
 import { mapDifferences, pinPath } from "../spec/pinned.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
+import { errorMessage } from "../spec/text.ts";
 import { BPF_PROG_TYPE_SCHED_CLS, type MapSpec, PROGRAM_PIN } from "../spec/bpf_layout.ts";
 
 /** A pin that is there but cannot be used: not ebpfcni's, or unreadable. */
@@ -37,7 +38,7 @@ export interface PinnedProgramInfo extends PinnedProgram {
 }
 
 function permissionHint(err: unknown): string {
-  return err instanceof SysError && (err.errno === 1 || err.errno === 13)
+  return err instanceof SysError && (err.errno === Errno.EPERM || err.errno === Errno.EACCES)
     ? " (needs root, or CAP_BPF and read access to the pin)"
     : "";
 }
@@ -59,9 +60,10 @@ function openPin(path: string): number | undefined {
     return objGetIfPinned(path);
   } catch (err) {
     // ENOTDIR: a path component is a file, so nothing can be pinned below it.
-    if (err instanceof SysError && (err.notFound || err.errno === 20)) return undefined;
-    const msg = err instanceof Error ? err.message : String(err);
-    throw new PinError(`cannot open "${path}": ${msg}${permissionHint(err)}`, { cause: err });
+    if (err instanceof SysError && (err.notFound || err.errno === Errno.ENOTDIR)) return undefined;
+    throw new PinError(`Cannot open "${path}": ${errorMessage(err)}${permissionHint(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -80,7 +82,7 @@ export function openMap(pinDir: string, spec: MapSpec): PinnedMap | undefined {
   } catch (err) {
     closeFd(fd);
     if (err instanceof PinError) throw err;
-    throw new PinError(`cannot read map "${path}": ${(err as Error).message}`, { cause: err });
+    throw new PinError(`Cannot read map "${path}": ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -94,7 +96,7 @@ export function openProgram(pinDir: string, pin = PROGRAM_PIN): PinnedProgramInf
     info = progInfo(fd);
   } catch (err) {
     closeFd(fd);
-    throw new PinError(`cannot read program "${path}": ${(err as Error).message}`, {
+    throw new PinError(`Cannot read program "${path}": ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -1,7 +1,7 @@
 // Attaching the classifiers to a host-side veth's tc hooks (clsact, direct action), through
 // netlink on the caller's socket (the host's): ingress sees every frame the pod sends, egress
 // every frame delivered to it. Re-attaching at our fixed place replaces the program in place.
-import { NetlinkError } from "../../ffi/errors.ts";
+import { Errno, NetlinkError } from "../../ffi/errors.ts";
 import type { NetlinkSocket } from "../net/socket.ts";
 import * as M from "../net/messages.ts";
 import { parseBpfFilterProgId } from "../net/rtnl_parse.ts";
@@ -43,7 +43,7 @@ export function detach(nl: NetlinkSocket, ifindex: number, hook: M.TcHook): bool
     nl.request(M.delFilter(place(ifindex, hook)));
     return true;
   } catch (err) {
-    if (err instanceof NetlinkError && (err.notFound || err.errno === 22)) return false;
+    if (err instanceof NetlinkError && (err.notFound || err.errno === Errno.EINVAL)) return false;
     throw err;
   }
 }
@@ -55,7 +55,7 @@ export function attachedProgramId(nl: NetlinkSocket, ifindex: number, hook: M.Tc
     return msg ? parseBpfFilterProgId(msg.payload) : 0;
   } catch (err) {
     // ENOENT: no filter there; EINVAL: no clsact qdisc at all.
-    if (err instanceof NetlinkError && (err.notFound || err.errno === 22)) return 0;
+    if (err instanceof NetlinkError && (err.notFound || err.errno === Errno.EINVAL)) return 0;
     throw err;
   }
 }

@@ -7,7 +7,7 @@
 // the count of further problems. Repeated entries are fine; an address given two different
 // identities is not (which one was meant?).
 import type { Endpoint, Policy } from "../spec/bpf_layout.ts";
-import { describeValue } from "../spec/text.ts";
+import { describeValue, errorMessage } from "../spec/text.ts";
 import { IDENTITY_RANGE, isIdentity } from "../spec/identity_rule.ts";
 import { IDENTITY_HOST, IDENTITY_WORLD } from "../spec/bpf_layout.ts";
 import { IPPROTO, parsePortRange, parseProtocol, PROTOCOL_NAMES } from "../spec/rule_key.ts";
@@ -40,7 +40,7 @@ function parseJsonArray(text: string, example: string): unknown[] {
     doc = JSON.parse(text);
   } catch (err) {
     // V8 quotes the offending input, which may hold newlines: keep the message one line.
-    const msg = (err as Error).message.replace(/[\r\n\t]/g, (c) => JSON.stringify(c).slice(1, -1));
+    const msg = errorMessage(err).replace(/[\r\n\t]/g, (c) => JSON.stringify(c).slice(1, -1));
     throw new ImportError(`not valid JSON: ${msg}`, undefined, 1);
   }
   if (!Array.isArray(doc)) {

@@ -84,19 +84,19 @@ export function checkRequested(
   if (range === undefined) {
     throw new CniError(
       ErrCode.AddressUnavailable,
-      `Requested IP address ${text} is not in range set ${formatRangeSet(set)}`,
+      `Requested IP address "${text}" is not in range set ${formatRangeSet(set)}`,
     );
   }
   if (ip === range.gateway) {
     throw new CniError(
       ErrCode.AddressUnavailable,
-      `Requested IP address ${text} is the gateway of range ${formatRangeSet([range])}`,
+      `Requested IP address "${text}" is the gateway of range ${formatRangeSet([range])}`,
     );
   }
   if (leased.has(ip)) {
     throw new CniError(
       ErrCode.AddressUnavailable,
-      `Requested IP address ${text} is already allocated`,
+      `Requested IP address "${text}" is already allocated`,
     );
   }
   return { ip, range };

@@ -112,11 +112,11 @@ Deno.test("checkRequested() fails with code 101 for a taken, outside or gateway 
   const s = set({ subnet: "10.13.0.0/24", rangeEnd: "10.13.0.100" });
   assert.throws(
     () => checkRequested(s, ip("10.13.0.5"), leased("10.13.0.5")),
-    cniCode(101, "Requested IP address 10.13.0.5 is already allocated"),
+    cniCode(101, 'Requested IP address "10.13.0.5" is already allocated'),
   );
   assert.throws(
     () => checkRequested(s, ip("10.13.0.200"), new Set()),
-    cniCode(101, "Requested IP address 10.13.0.200 is not in range set 10.13.0.1-10.13.0.100"),
+    cniCode(101, 'Requested IP address "10.13.0.200" is not in range set 10.13.0.1-10.13.0.100'),
   );
   assert.throws(
     () => checkRequested(s, ip("10.13.0.1"), new Set()),

@@ -7,6 +7,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import type { IpamResult, IpConfig, Route } from "../spec/cni.ts";
 import { parseDns } from "../spec/dns.ts";
 import { fieldPath, FieldReader, isObject, type Obj } from "../spec/json.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export type DelegateCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
 
@@ -88,7 +89,7 @@ export async function execPlugin(
     await writer.close().catch(() => {});
     out = await child.output();
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     throw new CniError(ErrCode.IoFailure, `Cannot execute IPAM plugin "${path}": ${why}`, "", {
       cause: err,
     });

@@ -18,6 +18,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { formatIpv4, tryParseIpv4 } from "../spec/ipv4.ts";
 import { validateNetworkName } from "../spec/name_rules.ts";
 import { checkPrivateDir } from "../spec/private_dir.ts";
+import { errorMessage } from "../spec/text.ts";
 
 /** A lease file; ifname is undefined for a legacy file that holds only the container ID. */
 export interface Lease {
@@ -32,7 +33,7 @@ const TMP_PREFIX = ".ebpfcni-tmp.";
 const LINE_BREAK = "\r\n";
 
 function ioError(msg: string, cause: unknown): CniError {
-  const why = cause instanceof Error ? cause.message : String(cause);
+  const why = errorMessage(cause);
   return new CniError(ErrCode.IoFailure, `${msg}: ${why}`, "", { cause });
 }
 

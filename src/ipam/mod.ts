@@ -41,6 +41,7 @@ import {
 import { delegateAdd, delegateCommand } from "./delegate.ts";
 import { type Lease, LeaseStore, ownedBy } from "./lease_store.ts";
 import { log } from "../log.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface IpamContext {
   /** Network name from the CNI config; names the store directory. */
@@ -82,7 +83,7 @@ function readResolvConf(path: string): Dns {
   try {
     return parseResolvConf(Deno.readTextFileSync(path));
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     throw new CniError(ErrCode.IoFailure, `Cannot read resolvConf "${path}": ${why}`, "", {
       cause: err,
     });
@@ -106,7 +107,7 @@ function assignRequested(cfg: HostLocalConfig, requested: string[]): (number | u
     return i < 0 ? undefined : remaining.splice(i, 1)[0];
   });
   if (remaining.length > 0) {
-    const list = remaining.map(formatIpv4).join(", ");
+    const list = remaining.map((ip) => `"${formatIpv4(ip)}"`).join(", ");
     const inSome = remaining.some((ip) => cfg.ranges.some((set) => rangeFor(set, ip)));
     throw new CniError(
       ErrCode.AddressUnavailable,
@@ -144,7 +145,7 @@ async function allocateFromSet(
     if (!(await store.reserve(formatIpv4(a.ip), ctx.containerId, ctx.ifname, index))) {
       throw new CniError(
         ErrCode.AddressUnavailable,
-        `Requested IP address ${formatIpv4(a.ip)} is already allocated`,
+        `Requested IP address "${formatIpv4(a.ip)}" is already allocated`,
       );
     }
     return a;
@@ -202,9 +203,9 @@ async function hostLocalAdd(
           if (want !== undefined && want !== held) {
             throw new CniError(
               ErrCode.AddressUnavailable,
-              `Requested IP address ${formatIpv4(want)} conflicts with ${
+              `Requested IP address "${formatIpv4(want)}" conflicts with "${
                 formatIpv4(held)
-              }, already leased to container "${ctx.containerId}" interface "${ctx.ifname}"`,
+              }", already leased to container "${ctx.containerId}" interface "${ctx.ifname}"`,
             );
           }
           out.push(toIpConfig({ ip: held, range: rangeFor(set, held)! }));

@@ -1,6 +1,6 @@
 // Link, address and route operations over one netlink socket (so, one namespace).
 import { NetlinkSocket } from "./socket.ts";
-import { NetlinkError, SysError } from "../../ffi/errors.ts";
+import { Errno, NetlinkError, SysError } from "../../ffi/errors.ts";
 import * as M from "./messages.ts";
 import * as K from "./constants.ts";
 import {
@@ -50,11 +50,11 @@ export class Links implements LinkTable {
       if (!(err instanceof NetlinkError && err.exists)) throw err;
     }
     const link = this.get(name);
-    if (!link) throw new SysError(`find bridge "${name}"`, 19, "vanished after creation");
+    if (!link) throw new SysError(`find bridge "${name}"`, Errno.ENODEV, "vanished after creation");
     if (link.kind !== "bridge") {
       throw new SysError(
         `use "${name}" as bridge`,
-        17,
+        Errno.EEXIST,
         `it exists and is a ${link.kind || "non-bridge"} link`,
       );
     }

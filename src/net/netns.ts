@@ -20,7 +20,7 @@ import {
   setns,
 } from "../../ffi/libc.ts";
 import { NetlinkSocket } from "./socket.ts";
-import { SysError } from "../../ffi/errors.ts";
+import { Errno, SysError } from "../../ffi/errors.ts";
 
 /** A namespace as the kernel knows it: equal ids, same namespace. */
 export interface NsId {
@@ -129,8 +129,8 @@ export class Netns implements Disposable {
       try {
         setns(this.fd, CLONE_NEWNET);
       } catch (err) {
-        if (err instanceof SysError && err.errno === 22) {
-          throw new SysError(`enter "${this.path}"`, 22, "not a network namespace", {
+        if (err instanceof SysError && err.errno === Errno.EINVAL) {
+          throw new SysError(`enter "${this.path}"`, Errno.EINVAL, "not a network namespace", {
             cause: err,
           });
         }

@@ -2,6 +2,7 @@
 // read back, byte for byte as linux/netlink.h lays them out. test/netlink_wire_test.ts checks
 // the same requests against libmnl's own builders.
 import assert from "node:assert/strict";
+import { Errno } from "../../ffi/errors.ts";
 import {
   decodeAttrs,
   decodeMessages,
@@ -93,7 +94,7 @@ Deno.test("nlmsgerr() reads errno and the extended ack message after the origina
     portid: 0,
     payload: unhex(payload),
   };
-  assert.deepEqual(nlmsgerr(msg), { errno: 17, message: "File exists" });
+  assert.deepEqual(nlmsgerr(msg), { errno: Errno.EEXIST, message: "File exists" });
   // An ack: errno 0, capped.
   assert.deepEqual(
     nlmsgerr({ ...msg, flags: 0x100, payload: unhex("00000000" + "10000000".repeat(4)) }),

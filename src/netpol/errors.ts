@@ -16,7 +16,8 @@ export interface ObjectWhere {
 /**
  * An object the API server would reject, or that the engine cannot read. The message reads
  * `Invalid NetworkPolicy "ns/name": spec.ingress[0].ports[0].endPort: must be greater than or
- * equal to port 80, got 79`.
+ * equal to port 80, got 79`. The field path, as the API server writes it, is the documented
+ * exception to the message style (src/spec/text.ts): it stays unquoted and in its own case.
  */
 export class ObjectError extends Error {
   override name = "ObjectError";

@@ -9,7 +9,7 @@
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { isIdentity } from "../spec/identity_rule.ts";
 import { isObject } from "../spec/json.ts";
-import { quote } from "../spec/text.ts";
+import { errorMessage, quote } from "../spec/text.ts";
 import { log } from "../log.ts";
 import { checkPrivateDir } from "../spec/private_dir.ts";
 import { writeFileAtomic } from "../spec/atomic_file.ts";
@@ -105,7 +105,7 @@ export class StateStore {
       writeFileAtomic(this.#path(s.containerId, s.ifname), JSON.stringify(s));
     } catch (err) {
       if (err instanceof CniError) throw err;
-      const why = err instanceof Error ? err.message : String(err);
+      const why = errorMessage(err);
       throw new CniError(ErrCode.IoFailure, `Cannot write state in "${this.dir}": ${why}`, "", {
         cause: err,
       });

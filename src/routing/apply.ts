@@ -3,6 +3,7 @@
 // created, fixed or removed, ebpfcni's own entries dumped and the difference (diff.ts)
 // written. A write the kernel refuses is reported on the node it was for, and the rest still
 // goes through.
+import { errorMessage } from "../spec/text.ts";
 import type { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
 import * as M from "../net/messages.ts";
@@ -90,7 +91,7 @@ export function applyRouting(
       writes++;
     } catch (err) {
       if (ignorable(err, on)) return;
-      const text = (err as Error).message;
+      const text = errorMessage(err);
       errors.push(text);
       if (node !== undefined && !failed.has(node)) failed.set(node, text);
     }

@@ -4,7 +4,7 @@
 // fault. Pure.
 import type { Cidr } from "./ipv4.ts";
 import { isObject } from "./json.ts";
-import { describeValue, quote } from "./text.ts";
+import { describeValue, errorMessage, quote } from "./text.ts";
 import { ipv4Problem } from "./ipv4.ts";
 import { ID_RE, ifNameProblem, MAX_CONTAINER_ID } from "./name_rules.ts";
 
@@ -197,7 +197,7 @@ export function parseRequest(line: string): AgentRequest {
   try {
     v = JSON.parse(line);
   } catch (err) {
-    throw new RequestError(`not valid JSON: ${(err as Error).message}`);
+    throw new RequestError(`not valid JSON: ${errorMessage(err)}`);
   }
   if (!isObject(v)) throw new RequestError(`a request is a JSON object, not ${describeValue(v)}`);
   switch (v.op) {

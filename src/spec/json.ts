@@ -7,7 +7,7 @@
 // written `a.b` and `a[0]`; a map key is `a.key`, or `a[key]` in the Kubernetes style (as
 // apimachinery's field.Path.Key writes it): netpol's messages follow the API server's.
 import { CniError, ErrCode } from "./cni.ts";
-import { describeValue } from "./text.ts";
+import { describeValue, errorMessage } from "./text.ts";
 
 export type Obj = Record<string, unknown>;
 
@@ -165,4 +165,38 @@ export class FieldReader extends JsonReader<CniError> {
       missing: (path) => new CniError(style.code, style.missing(path)),
     });
   }
+}
+
+/** A network config's bytes as its JSON object, or the spec's decode failure (code 6). Callers
+ * that look at the config before the plugin runs (main.ts) decode it once and pass it on. */
+export function decodeNetConf(stdin: Uint8Array): Obj {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(stdin);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid UTF-8",
+      errorMessage(e),
+      { cause: e },
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      "Could not decode network config: not valid JSON",
+      errorMessage(e),
+      { cause: e },
+    );
+  }
+  if (!isObject(parsed)) {
+    throw new CniError(
+      ErrCode.DecodeFailure,
+      `Could not decode network config: expected a JSON object, got ${describeValue(parsed)}`,
+    );
+  }
+  return parsed;
 }
