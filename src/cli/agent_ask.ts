@@ -31,7 +31,7 @@ export async function ask(
   } catch (err) {
     if (err instanceof RpcError && err.kind === "unreachable") {
       throw new CommandError(
-        `the policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
+        `The policy agent is not reachable on ${quote(socket)}: is "ebpfcni agent run" running?`,
         { cause: err },
       );
     }
