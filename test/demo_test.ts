@@ -158,7 +158,8 @@ Deno.test("demo: walks the original scenario, then two nodes (routing, policy ac
   await assertNothingLeft(created(stdout));
 });
 
-Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
+/** Interrupts the demo with SIGINT once its output holds `when`; its output and exit code. */
+async function interrupted(when: string): Promise<{ stdout: string; code: number }> {
   const child = demoCommand().spawn();
   const stderrText = new Response(child.stderr).text();
   let stdout = "";
@@ -169,20 +170,33 @@ Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
     const { value, done } = await reader.read();
     if (done) break;
     stdout += decoder.decode(value, { stream: true });
-    // After both ADDs and the first CLI command: pods, veths, pins and leases all exist.
-    if (!sent && stdout.includes("$ ebpfcni endpoint add")) {
+    if (!sent && stdout.includes(when)) {
       child.kill("SIGINT");
       sent = true;
     }
   }
   const status = await child.status;
   const stderr = await stderrText;
-  assert.ok(sent, `the demo never reached step 2:\n${stdout}\n${stderr}`);
+  assert.ok(sent, `the demo never printed "${when}":\n${stdout}\n${stderr}`);
   assert.equal(status.code, 130, `exit ${status.code}:\n${stdout}\n${stderr}`);
   assert.match(stdout, /Interrupted by SIGINT: stopping and cleaning up/);
   assert.match(stdout, /PASS {2}nothing left behind/);
   assert.match(stdout, /RESULT: INTERRUPTED/);
+  return { stdout, code: status.code };
+}
+
+Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
+  // After both ADDs and the first CLI command: pods, veths, pins and leases all exist.
+  const { stdout } = await interrupted("$ ebpfcni endpoint add");
   assert.doesNotMatch(stdout, /== Step 3\/5/);
+  await assertNothingLeft(created(stdout));
+});
+
+Deno.test("demo: SIGINT in the two-node part stops the agents and removes both nodes", async () => {
+  // Both agents running, routes and vxlan devices programmed, three pods attached.
+  const { stdout } = await interrupted("PASS  ADD web on node-b");
+  assert.doesNotMatch(stdout, /== Two nodes 3\/4/);
+  assert.match(stdout, /removed: .*agent of node-a, agent of node-b/);
   await assertNothingLeft(created(stdout));
 });
 
