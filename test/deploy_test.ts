@@ -422,4 +422,8 @@ Deno.test("deploy: README covers installing by hand and with kubectl", () => {
   for (const path of ["/opt/cni/bin", "/etc/cni/net.d", "/sys/fs/bpf", "/var/lib/cni"]) {
     assert.ok(text.includes(path), `README names ${path}`);
   }
+  // What a cluster of several nodes takes: pod CIDRs, the routing choices, masquerade.
+  for (const word of ["usePodCidr", "--routing=vxlan", "--routing=native", "--masquerade"]) {
+    assert.ok(text.includes(word), `README says ${word}`);
+  }
 });
