@@ -1037,6 +1037,15 @@ async function echoPeer(netns: string): Promise<Deno.ChildProcess> {
   return child;
 }
 
+/** Stops an echo server that no connection reached (it exits by itself after one). */
+async function stopEcho(server: Deno.ChildProcess): Promise<void> {
+  try {
+    server.kill("SIGKILL");
+  } catch { /* already exited */ }
+  await server.status;
+  echoServers.delete(server);
+}
+
 /** Connects from pod `from` to `to`:7000; what the server saw as the source, or "". */
 async function seenBy(from: NodePod, to: string): Promise<string> {
   const code = `const c = await Deno.connect({ hostname: "${to}", port: ${ECHO_PORT} });` +
@@ -1131,7 +1140,7 @@ async function twoNodes(): Promise<void> {
   );
   const webServer = await echoPeer(web.netns);
   const seenWeb = await seenBy(client, web.ip);
-  await webServer.status;
+  await stopEcho(webServer);
   check(
     seenWeb === client.ip,
     `web sees client's own address ${client.ip} (pod to pod is not masqueraded)`,
@@ -1146,7 +1155,7 @@ async function twoNodes(): Promise<void> {
   );
   const worldServer = await echoPeer(world.netns);
   const seenWorld = await seenBy(client, WORLD_IP);
-  await worldServer.status;
+  await stopEcho(worldServer);
   check(
     seenWorld === nodeA.address,
     `the world sees ${nodeA.name}'s address ${nodeA.address}, not ${client.ip}`,
