@@ -4,7 +4,9 @@
 # (scripts/build.sh), then runs scripts/demo.ts, which holds all of the demo's logic and is
 # what test/demo_test.ts runs too: it installs the binary into a temporary CNI bin dir, writes
 # a conflist, creates the frontend and backend pods with CNI ADD, walks default deny ->
-# register identities -> allow -> deny with real pings, DELs both and shows nothing is left.
+# register identities -> allow -> deny with real pings, DELs both and shows nothing is left;
+# then two nodes (namespaces on an underlay, each with its agent routing over vxlan): pods on
+# both from each node's pod CIDR, a NetworkPolicy across the nodes, masquerade to a "world".
 # Everything it creates is demo-private (random pin dir, bridge, netns, temp dir) and removed
 # on every exit, Ctrl-C included.
 #

@@ -9,6 +9,11 @@
 //   3. `ebpfcni policy allow --src 1001 --dst 1002 --symmetric`: ping works;
 //   4. `ebpfcni policy deny --src 1002 --dst 1001`: ping fails (no conntrack: replies drop);
 //   5. unregister, DEL both pods, remove the netns, bridge and pins: nothing is left behind.
+// Then two nodes on this machine (README "Two nodes on one machine"): node namespaces on an
+// underlay, each with deploy/'s conflist ("subnet": "usePodCidr") and its own agent
+// (`--routing vxlan`, masquerade on) under nsenter; pods on both; a NetworkPolicy across the
+// nodes allowing client -> web and denying other -> web; web sees client's own address, a
+// "world" namespace sees the node's (masquerade). All of it removed at the end.
 //
 // Everything it creates has a random, demo-private name (pin dir, bridge, netns, state and
 // lease dirs under a temp dir), so it never touches a real installation, and is removed on
@@ -18,7 +23,7 @@
 // Run by scripts/demo.sh (`deno task demo`, which bootstraps and builds first) and by
 // test/demo_test.ts. Options: --binary PATH (default $EBPFCNI_BINARY, else dist/ebpfcni),
 // --subnet A.B.C.0/24 (default 10.13.0.0/24 as in the original, or a free 10.13.x.0/24).
-// Needs root, bpffs on /sys/fs/bpf, ip, tc, bpftool and ping.
+// Needs root, bpffs on /sys/fs/bpf, ip, tc, bpftool, ping, nsenter and timeout.
 import { fileURLToPath } from "node:url";
 import { STAT_NAMES } from "../src/spec/bpf_layout.ts";
 import { errorMessage } from "../src/spec/text.ts";
@@ -256,8 +261,9 @@ function le(b: number[], at = 0, n = 4): number {
 
 async function dump(
   map: string,
+  dir = pinDir,
 ): Promise<{ key: string[]; value?: string[]; values?: { value: string[] }[] }[]> {
-  const r = await run("bpftool", ["-j", "map", "dump", "pinned", `${pinDir}/${map}`], {
+  const r = await run("bpftool", ["-j", "map", "dump", "pinned", `${dir}/${map}`], {
     cleanup: true,
   });
   if (r.code !== 0) return [];
@@ -284,9 +290,9 @@ async function policies(): Promise<Map<string, number>> {
 }
 
 /** stats_map summed over CPUs, by counter name. */
-async function counters(): Promise<Record<string, number>> {
+async function counters(dir = pinDir): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const e of await dump("stats_map")) {
+  for (const e of await dump("stats_map", dir)) {
     const name = STAT_NAMES[le(bytes(e.key))] ?? `stat${le(bytes(e.key))}`;
     out[name] = (e.values ?? []).reduce((s, v) => s + le(bytes(v.value), 0, 8), 0);
   }
@@ -688,6 +694,526 @@ async function scenario(): Promise<void> {
   check(!exists(pinDir), `pin dir ${pinDir} is gone`);
 }
 
+// ---- two nodes ----------------------------------------------------------------------------
+//
+// A small cluster on this machine, as README's "Two nodes on one machine" runs it: an underlay
+// (a namespace with a bridge), two node namespaces on it, each with the conflist of deploy/
+// (kubernetes mode, "subnet": "usePodCidr") pointed at its own pin, state and lease dirs, and
+// its own agent (`ebpfcni agent run --routing vxlan`, masquerade on) run under
+// `nsenter --net=/var/run/netns/NODE`; one manifest directory stands for the API server (Node,
+// Namespace, Pod and NetworkPolicy objects); a "world" namespace on the underlay that is no
+// node. The plugin runs under nsenter in its node too, as the node's runtime runs it.
+
+const UNDERLAY_NET = "172.31.250";
+const WORLD_IP = `${UNDERLAY_NET}.3`;
+const ECHO_PORT = 7000;
+
+interface DemoNode {
+  name: string;
+  netns: string;
+  address: string;
+  podCidr: string;
+  pinDir: string;
+  agent?: Deno.ChildProcess | undefined;
+  agentLog: string;
+  created: boolean;
+}
+
+interface NodePod {
+  name: "client" | "other" | "web";
+  app: string;
+  node: DemoNode;
+  netns: string;
+  containerId: string;
+  ip: string;
+  result?: Record<string, unknown>;
+  added: boolean;
+  deleted: boolean;
+  created: boolean;
+}
+
+const demoNodes: DemoNode[] = ["a", "b"].map((x, i) => ({
+  name: `node-${x}`,
+  netns: `ebnode${x}-${suffix}`,
+  address: `${UNDERLAY_NET}.${i + 1}`,
+  podCidr: `10.244.${i + 1}.0/24`,
+  pinDir: `/sys/fs/bpf/ebpfcni-demo-${suffix}-${x}`,
+  agentLog: "",
+  created: false,
+}));
+const [nodeA, nodeB] = demoNodes as [DemoNode, DemoNode];
+const underlay = { netns: `ebunder-${suffix}`, created: false };
+const world = { netns: `ebworld-${suffix}`, created: false };
+const nodePods: NodePod[] = ([["client", nodeA], ["other", nodeA], ["web", nodeB]] as const).map((
+  [name, node],
+) => ({
+  name,
+  app: name,
+  node,
+  netns: `eb${name}-${suffix}`,
+  containerId: `demo-${name}-${suffix}`,
+  ip: "",
+  added: false,
+  deleted: false,
+  created: false,
+}));
+const [client, other, web] = nodePods as [NodePod, NodePod, NodePod];
+const echoServers = new Set<Deno.ChildProcess>();
+
+const nodePaths = (n: DemoNode) => ({
+  dir: `${tmp}/${n.name}`,
+  conflist: `${tmp}/${n.name}/net.d/10-ebpfcni.conflist`,
+  state: `${tmp}/${n.name}/state`,
+  leases: `${tmp}/${n.name}/ipam`,
+  socket: `${tmp}/${n.name}/agent.sock`,
+});
+const clusterDir = () => `${tmp}/cluster`;
+
+function twoNodeStep(n: number, title: string, does: string, expects: string): void {
+  say();
+  say(`== Two nodes ${n}/4: ${title} ==`);
+  say(`  does:   ${does}`);
+  say(`  expect: ${expects}`);
+}
+
+/** Runs `cmd` in node (or pod) namespace `netns`, as `nsenter --net=` (not `ip netns exec`,
+ * which remounts /sys and hides /sys/fs/bpf). */
+function nsenter(netns: string, cmd: string, args: string[]): [string, string[]] {
+  return ["nsenter", [`--net=/var/run/netns/${netns}`, cmd, ...args]];
+}
+
+function writeObject(obj: { kind: string; metadata: { name: string; namespace?: string } }): void {
+  const m = obj.metadata;
+  const path = `${clusterDir()}/${obj.kind}.${m.namespace ?? "_"}.${m.name}.json`;
+  // Through a dot-file and a rename, as kubectl or an editor leaves whole files.
+  Deno.writeTextFileSync(`${clusterDir()}/.tmp`, JSON.stringify(obj, null, 1));
+  Deno.renameSync(`${clusterDir()}/.tmp`, path);
+}
+
+function podManifest(p: NodePod): { kind: string; metadata: { name: string; namespace: string } } {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: p.name, namespace: "demo", labels: { app: p.app } },
+    spec: { nodeName: p.node.name, containers: [{ name: "c", image: "demo" }] },
+    status: p.ip === ""
+      ? { phase: "Pending" }
+      : { phase: "Running", podIP: p.ip, podIPs: [{ ip: p.ip }] },
+  } as { kind: string; metadata: { name: string; namespace: string } };
+}
+
+async function agentStatus(n: DemoNode, ...args: string[]): Promise<Ran> {
+  return await run(paths().plugin, ["agent", "status", "--socket", nodePaths(n).socket, ...args], {
+    env: { PATH: PATH_ENV },
+  });
+}
+
+async function buildCluster(): Promise<void> {
+  section("Two nodes: set up (underlay, two node namespaces, a world, the cluster's objects)");
+  const ip = async (...args: string[]) => {
+    say(`  $ ip ${args.join(" ")}`);
+    await ok("ip", args);
+  };
+  await ok("ip", ["netns", "add", underlay.netns]);
+  underlay.created = true;
+  await ip("-n", underlay.netns, "link", "add", "ul0", "type", "bridge");
+  await ok("ip", ["-n", underlay.netns, "link", "set", "ul0", "up"]);
+  const hosts = [
+    ...demoNodes.map((n) => [n.netns, n.address] as const),
+    [
+      world.netns,
+      WORLD_IP,
+    ] as const,
+  ];
+  for (const [i, [netns, address]] of hosts.entries()) {
+    await ok("ip", ["netns", "add", netns]);
+    const node = demoNodes.find((n) => n.netns === netns);
+    if (node) node.created = true;
+    else world.created = true;
+    say(`  $ ip netns add ${netns}   # ${node ? node.name : "the world outside the cluster"}`);
+    await ip(
+      "-n",
+      underlay.netns,
+      "link",
+      "add",
+      `u${i}`,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      netns,
+    );
+    await ok("ip", ["-n", underlay.netns, "link", "set", `u${i}`, "master", "ul0", "up"]);
+    await ip("-n", netns, "addr", "add", `${address}/24`, "dev", "eth0");
+    await ok("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+    await ok("ip", ["-n", netns, "link", "set", "lo", "up"]);
+  }
+  say(`  (the world has no route to the pod CIDRs: what reaches it must carry a node's address)`);
+
+  // The cluster: what kube-controller-manager and kubelet put in the API server.
+  await Deno.mkdir(clusterDir(), { recursive: true });
+  for (const n of demoNodes) {
+    writeObject({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: n.name },
+      spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] },
+      status: { addresses: [{ type: "InternalIP", address: n.address }] },
+    } as { kind: string; metadata: { name: string } });
+  }
+  writeObject({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: "demo" },
+  } as { kind: string; metadata: { name: string } });
+  for (const p of nodePods) writeObject(podManifest(p));
+  const policy = {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "web-from-client", namespace: "demo" },
+    spec: {
+      podSelector: { matchLabels: { app: "web" } },
+      policyTypes: ["Ingress"],
+      ingress: [{ from: [{ podSelector: { matchLabels: { app: "client" } } }] }],
+    },
+  };
+  writeObject(policy);
+  say(
+    `  wrote ${clusterDir()} (stands for the API server): Nodes ${nodeA.name} (${nodeA.podCidr}, ${nodeA.address}) and ${nodeB.name} (${nodeB.podCidr}, ${nodeB.address}), Namespace demo, Pods client and other on ${nodeA.name}, web on ${nodeB.name}, and:`,
+  );
+  indent(JSON.stringify(policy.spec), "      | NetworkPolicy demo/web-from-client: ");
+
+  // Each node: deploy/'s conflist with this node's own directories, and its agent.
+  const deployed = JSON.parse(await Deno.readTextFile(`${ROOT}/deploy/10-ebpfcni.conflist`));
+  for (const n of demoNodes) {
+    const p = nodePaths(n);
+    await Deno.mkdir(`${p.dir}/net.d`, { recursive: true });
+    const plugin = deployed.plugins[0];
+    const conflist = {
+      ...deployed,
+      plugins: [{
+        ...plugin,
+        pinDir: n.pinDir,
+        stateDir: p.state,
+        agentSocket: p.socket,
+        ipam: { ...plugin.ipam, dataDir: p.leases },
+      }],
+    };
+    await Deno.writeTextFile(p.conflist, JSON.stringify(conflist, null, 2) + "\n");
+    say(
+      `  ${n.name}: ${p.conflist} is deploy/10-ebpfcni.conflist with this node's pinDir, stateDir, agentSocket and dataDir ("subnet": "${
+        conflist.plugins[0].ipam.subnet
+      }")`,
+    );
+    const args = [
+      "agent",
+      "run",
+      "--manifests",
+      clusterDir(),
+      "--node",
+      n.name,
+      "--pin-dir",
+      n.pinDir,
+      "--state-dir",
+      p.state,
+      "--socket",
+      p.socket,
+      "--routing",
+      "vxlan",
+      "--metrics-address",
+      "",
+      "--log-level",
+      "info",
+    ];
+    say(
+      `  $ nsenter --net=/var/run/netns/${n.netns} ebpfcni ${
+        args.map((a) => a === "" ? "''" : a).join(" ")
+      } &`,
+    );
+    if (aborting) throw new Aborted("interrupted");
+    const [cmd, cmdArgs] = nsenter(n.netns, paths().plugin, args);
+    const child = new Deno.Command(cmd, {
+      args: cmdArgs,
+      env: { PATH: PATH_ENV },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    n.agent = child;
+    (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        n.agentLog += chunk;
+      }
+    })();
+  }
+  for (const n of demoNodes) {
+    let synced: Ran = { code: -1, stdout: "", stderr: "" };
+    for (let i = 0; i < 100 && !exists(nodePaths(n).socket); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    synced = await agentStatus(n, "--wait-synced", "15");
+    check(
+      synced.code === 0,
+      `${n.name}'s agent serves and has synced`,
+      synced.stderr.trim() + n.agentLog.slice(-800),
+    );
+  }
+}
+
+async function cniOnNode(
+  command: "ADD" | "DEL",
+  pod: NodePod,
+  opts: { cleanup?: boolean; quiet?: boolean } = {},
+): Promise<CniReply> {
+  const p = nodePaths(pod.node);
+  const list = JSON.parse(await Deno.readTextFile(p.conflist));
+  const conf: Record<string, unknown> = {
+    ...list.plugins[0],
+    name: list.name,
+    cniVersion: list.cniVersion,
+  };
+  if (command !== "ADD" && pod.result) conf.prevResult = pod.result;
+  const env = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: pod.containerId,
+    CNI_NETNS: `/var/run/netns/${pod.netns}`,
+    CNI_IFNAME: IFNAME,
+    CNI_PATH: paths().bin,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=${pod.name}`,
+    PATH: PATH_ENV,
+  };
+  if (!opts.quiet) {
+    say(
+      `  $ nsenter --net=/var/run/netns/${pod.node.netns} env CNI_COMMAND=${command} CNI_NETNS=${env.CNI_NETNS} CNI_ARGS='${env.CNI_ARGS}' ... ebpfcni < ${p.conflist}`,
+    );
+  }
+  const [cmd, args] = nsenter(pod.node.netns, paths().plugin, []);
+  const r: CniReply = await run(cmd, args, {
+    env,
+    stdin: JSON.stringify(conf),
+    ...(opts.cleanup ? { cleanup: true } : {}),
+  });
+  try {
+    r.json = JSON.parse(r.stdout);
+  } catch { /* DEL prints nothing */ }
+  if (r.code !== 0 && !opts.quiet) indent(`exit ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}`);
+  return r;
+}
+
+async function nodePing(
+  from: NodePod,
+  to: string,
+  what: string,
+): Promise<{ ok: boolean; drops: number }> {
+  const before = await counters(nodeB.pinDir);
+  say(`  $ nsenter --net=/var/run/netns/${from.netns} ping -c 2 -i 0.2 -W 1 ${to}   # ${what}`);
+  const r = await run(...nsenter(from.netns, "ping", ["-c", "2", "-i", "0.2", "-W", "1", to]));
+  const after = await counters(nodeB.pinDir);
+  const summary = (r.stdout + r.stderr).split("\n").find((l) => /packets transmitted/.test(l));
+  indent((summary ?? `exit ${r.code}`).trim());
+  const drops = Object.entries(after)
+    .filter(([k]) => k.startsWith("drop"))
+    .reduce((s, [k, v]) => s + v - (before[k] ?? 0), 0);
+  return { ok: r.code === 0, drops };
+}
+
+/** A TCP server in `netns` that answers one connection with the address it came from. */
+async function echoPeer(netns: string): Promise<Deno.ChildProcess> {
+  const code = `const l = Deno.listen({ port: ${ECHO_PORT} }); console.log("listening");` +
+    ` const c = await l.accept(); await c.write(new TextEncoder().encode(` +
+    `(c.remoteAddr as Deno.NetAddr).hostname + "\\n")); c.close(); l.close();`;
+  const [cmd, args] = nsenter(netns, Deno.execPath(), ["eval", "--ext=ts", code]);
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "null" })
+    .spawn();
+  echoServers.add(child);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  if (!String(first.value ?? "").includes("listening")) {
+    throw new Error(`the echo server in ${netns} did not start`);
+  }
+  return child;
+}
+
+/** Stops an echo server that no connection reached (it exits by itself after one). */
+async function stopEcho(server: Deno.ChildProcess): Promise<void> {
+  try {
+    server.kill("SIGKILL");
+  } catch { /* already exited */ }
+  await server.status;
+  echoServers.delete(server);
+}
+
+/** Connects from pod `from` to `to`:7000; what the server saw as the source, or "". */
+async function seenBy(from: NodePod, to: string): Promise<string> {
+  const code = `const c = await Deno.connect({ hostname: "${to}", port: ${ECHO_PORT} });` +
+    ` const b = new Uint8Array(64); const n = await c.read(b);` +
+    ` console.log(new TextDecoder().decode(b.subarray(0, n ?? 0)).trim());`;
+  say(
+    `  $ nsenter --net=/var/run/netns/${from.netns} <connect to ${to}:${ECHO_PORT}>   # the server answers with the source address it saw`,
+  );
+  const r = await run(...nsenter(from.netns, "timeout", ["5", Deno.execPath(), "eval", code]));
+  const seen = r.code === 0 ? r.stdout.trim() : "";
+  indent(seen === "" ? `no answer (exit ${r.code})` : `the server saw ${seen}`);
+  return seen;
+}
+
+async function twoNodes(): Promise<void> {
+  await buildCluster();
+
+  twoNodeStep(
+    1,
+    "routing between the nodes",
+    "each agent reads the Node objects and programs its node: a vxlan device over the underlay, a route per remote pod CIDR",
+    "agent status lists both nodes, the remote one routed; ebpfcni.vxlan with MTU 1450",
+  );
+  for (const n of demoNodes) {
+    say(`  $ ebpfcni agent status --socket ${nodePaths(n).socket}   # ${n.name}`);
+    const st = await agentStatus(n);
+    const nodesPart = st.stdout.split("\n").filter((l) => /^\s*(node|routing|masquerade)/i.test(l));
+    indent(nodesPart.join("\n"));
+    const js = await agentStatus(n, "--json");
+    let routed = false;
+    try {
+      const nodes = JSON.parse(js.stdout).nodes as { name: string; routing: { routed: boolean } }[];
+      const remote = demoNodes.find((m) => m !== n)!;
+      routed = nodes.find((m) => m.name === remote.name)?.routing.routed === true;
+    } catch { /* checked below */ }
+    check(routed, `${n.name} routes the other node's pod CIDR`, js.stdout.slice(0, 400));
+    const route = await run("ip", ["-n", n.netns, "route", "show", "proto", "235"]);
+    say(`  $ ip -n ${n.netns} route show proto 235`);
+    indent(route.stdout);
+  }
+
+  twoNodeStep(
+    2,
+    "pods on both nodes (usePodCidr)",
+    `CNI ADD of client and other on ${nodeA.name}, web on ${nodeB.name}, each by its node's plugin`,
+    "each pod gets an address from its node's pod CIDR (asked of the agent) and the tunnel's MTU",
+  );
+  for (const pod of nodePods) {
+    await ok("ip", ["netns", "add", pod.netns]);
+    pod.created = true;
+    pod.added = true;
+    const r = await cniOnNode("ADD", pod);
+    const ips = (r.json?.ips ?? []) as { address?: string }[];
+    pod.ip = (ips[0]?.address ?? "").split("/")[0] ?? "";
+    if (r.code === 0 && r.json) pod.result = r.json;
+    const cidrBase = pod.node.podCidr.replace(/0\/24$/, "");
+    if (
+      !check(
+        r.code === 0 && pod.ip.startsWith(cidrBase),
+        `ADD ${pod.name} on ${pod.node.name}: ${pod.ip || "?"}, in ${pod.node.podCidr}`,
+        `exit ${r.code}`,
+      )
+    ) throw new Error(`ADD ${pod.name} failed`);
+    // kubelet reports the address: the other node's agent learns the pod's identity.
+    writeObject(podManifest(pod));
+  }
+  const link = JSON.parse(
+    (await run("ip", ["-n", client.netns, "-j", "link", "show", "dev", IFNAME])).stdout || "[]",
+  );
+  check(
+    link[0]?.mtu === 1450,
+    `client's ${IFNAME} has MTU ${link[0]?.mtu} (the underlay's 1500 - 50)`,
+  );
+  for (const n of demoNodes) {
+    const s = await agentStatus(n, "--wait-synced", "15");
+    check(s.code === 0, `${n.name}'s agent has applied the pods' addresses`, s.stderr.trim());
+  }
+
+  twoNodeStep(
+    3,
+    "NetworkPolicy across nodes",
+    `demo/web-from-client isolates web (${nodeB.name}) for ingress and allows the app=client pods; client and other (${nodeA.name}) ping web`,
+    "client reaches web through the tunnel, with its own address; other is dropped on web's node",
+  );
+  const allowed = await nodePing(client, web.ip, `client (${nodeA.name}) -> web (${nodeB.name})`);
+  check(allowed.ok, `client can ping web across nodes (${client.ip} -> ${web.ip})`);
+  const denied = await nodePing(other, web.ip, `other (${nodeA.name}) -> web (${nodeB.name})`);
+  check(!denied.ok, `other cannot ping web across nodes: no reply`);
+  check(
+    denied.drops > 0,
+    `${nodeB.name}'s classifier dropped it (its drop counters rose by ${denied.drops})`,
+  );
+  const webServer = await echoPeer(web.netns);
+  const seenWeb = await seenBy(client, web.ip);
+  await stopEcho(webServer);
+  check(
+    seenWeb === client.ip,
+    `web sees client's own address ${client.ip} (pod to pod is not masqueraded)`,
+    seenWeb,
+  );
+
+  twoNodeStep(
+    4,
+    "masquerade to the world",
+    `client connects to the world (${WORLD_IP}), a namespace on the underlay that is no node`,
+    `the world sees ${nodeA.name}'s address ${nodeA.address} (nftables table ip ebpfcni on ${nodeA.name})`,
+  );
+  const worldServer = await echoPeer(world.netns);
+  const seenWorld = await seenBy(client, WORLD_IP);
+  await stopEcho(worldServer);
+  check(
+    seenWorld === nodeA.address,
+    `the world sees ${nodeA.name}'s address ${nodeA.address}, not ${client.ip}`,
+    seenWorld,
+  );
+}
+
+/** Two nodes torn down: DEL the pods on their nodes, stop the agents, remove the namespaces
+ * (with them the bridges, the vxlan devices and the nftables tables) and the pins. */
+async function cleanupTwoNodes(removed: string[]): Promise<string[]> {
+  for (const s of echoServers) {
+    try {
+      s.kill("SIGKILL");
+    } catch { /* exited */ }
+    await s.status.catch(() => {});
+  }
+  for (const pod of nodePods) {
+    if (pod.added && !pod.deleted && tmp !== "" && exists(nodePaths(pod.node).conflist)) {
+      const r = await cniOnNode("DEL", pod, { cleanup: true, quiet: true });
+      removed.push(`DEL ${pod.name} (exit ${r.code})`);
+      pod.deleted = r.code === 0;
+    }
+  }
+  for (const n of demoNodes) {
+    if (n.agent) {
+      try {
+        n.agent.kill("SIGTERM");
+      } catch { /* exited */ }
+      await n.agent.status;
+      removed.push(`agent of ${n.name}`);
+      n.agent = undefined;
+    }
+  }
+  const all = [
+    ...nodePods.map((p) => p.netns),
+    ...demoNodes.map((n) => n.netns),
+    world.netns,
+    underlay.netns,
+  ];
+  for (const ns of all) {
+    if (exists(`/var/run/netns/${ns}`)) {
+      await run("ip", ["netns", "del", ns], { cleanup: true });
+      removed.push(`netns ${ns}`);
+    }
+  }
+  for (const n of demoNodes) {
+    if (exists(n.pinDir)) {
+      await Deno.remove(n.pinDir, { recursive: true }).catch(() => {});
+      removed.push(`pins ${n.pinDir}`);
+    }
+  }
+  const left: string[] = [];
+  for (const ns of all) if (exists(`/var/run/netns/${ns}`)) left.push(`netns ${ns}`);
+  for (const n of demoNodes) if (exists(n.pinDir)) left.push(`pins ${n.pinDir}`);
+  return left;
+}
+
 // ---- cleanup ------------------------------------------------------------------------------
 
 let cleaning: Promise<boolean> | undefined;
@@ -716,6 +1242,7 @@ function cleanup(): Promise<boolean> {
       await run("ip", ["link", "del", bridge], { cleanup: true });
       removed.push(`bridge ${bridge}`);
     }
+    const leftOfNodes = await cleanupTwoNodes(removed);
     if (exists(pinDir)) {
       await Deno.remove(pinDir, { recursive: true }).catch(() => {});
       removed.push(`pins ${pinDir}`);
@@ -725,7 +1252,7 @@ function cleanup(): Promise<boolean> {
       removed.push(`dir ${tmp}`);
     }
     if (removed.length > 0) say(`  removed: ${removed.join(", ")}`);
-    const left: string[] = [];
+    const left: string[] = [...leftOfNodes];
     for (const pod of [pods.frontend, pods.backend]) {
       if (exists(`/var/run/netns/${pod.netns}`)) left.push(`netns ${pod.netns}`);
       if (pod.hostVeth !== "" && await linkExists(pod.hostVeth)) left.push(`link ${pod.hostVeth}`);
@@ -735,7 +1262,7 @@ function cleanup(): Promise<boolean> {
     if (tmp !== "" && exists(tmp)) left.push(`dir ${tmp}`);
     return check(
       left.length === 0,
-      "nothing left behind (netns, veths, bridge, pins, temp dir)",
+      "nothing left behind (netns, veths, bridge, pins, temp dir; the two nodes' agents, netns and pins)",
       `left: ${left.join(", ")}`,
     );
   })();
@@ -789,8 +1316,14 @@ async function main(): Promise<number> {
     );
     say(`  bridge:     ${bridge}   subnet: ${subnet}`);
     say(`  netns:      ${pods.frontend.netns} (frontend), ${pods.backend.netns} (backend)`);
+    say(
+      `  two nodes:  ${nodeA.netns} (${nodeA.name}), ${nodeB.netns} (${nodeB.name}) on underlay ${underlay.netns}, world ${world.netns}`,
+    );
+    say(`  two-node pods: ${nodePods.map((p) => `${p.netns} (${p.name})`).join(", ")}`);
+    say(`  two-node pin dirs: ${nodeA.pinDir}, ${nodeB.pinDir}`);
     await install(subnet);
     await scenario();
+    await twoNodes();
   } catch (err) {
     if (err instanceof Aborted) await new Promise(() => {}); // the signal handler exits
     check(false, "the demo ran to the end", errorMessage(err));

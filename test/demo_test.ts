@@ -2,7 +2,8 @@
 // demo` runs it but without bootstrap and build (EBPFCNI_DEMO_NO_BUILD=1: the tests use the
 // dist/ebpfcni already built, like every other test). Checks the exit status, the step and
 // result lines, and that nothing the demo created is left: netns, veths, bridge, pins, temp
-// dir; also when the demo is interrupted with SIGINT half-way.
+// dir, and the two-node part's node, pod, world and underlay namespaces and pin dirs; also when
+// the demo is interrupted with SIGINT half-way.
 // Needs root, bpffs on /sys/fs/bpf, ip, tc, bpftool, ping and `bash scripts/build.sh`.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -33,6 +34,8 @@ interface Created {
   bridge: string;
   netns: string[];
   veths: string[];
+  /** The two-node part's pin dirs. */
+  pinDirs: string[];
 }
 
 function created(out: string): Created {
@@ -43,12 +46,18 @@ function created(out: string): Created {
   };
   const ns = /netns: +(\S+) \(frontend\), (\S+) \(backend\)/.exec(out);
   assert.ok(ns?.[1] && ns[2], "demo output names no netns");
+  const nodes = /two nodes: +(\S+) \(node-a\), (\S+) \(node-b\) on underlay (\S+), world (\S+)/
+    .exec(out);
+  assert.ok(nodes, "demo output names no two-node namespaces");
+  const nodePods = [...one(/two-node pods: +(.*)/).matchAll(/(\S+) \(\w+\)/g)].map((m) => m[1]!);
+  assert.equal(nodePods.length, 3, "three two-node pods");
   return {
     workDir: one(/work dir: +(\S+)/),
     pinDir: one(/pin dir: +(\S+)/),
     bridge: one(/bridge: +(\S+)/),
-    netns: [ns[1], ns[2]],
+    netns: [ns[1], ns[2], ...nodes.slice(1, 5).map((n) => n!), ...nodePods],
     veths: [...out.matchAll(/host veth (veth[0-9a-f]+)/g)].map((m) => m[1] ?? ""),
+    pinDirs: one(/two-node pin dirs: +(.*)/).split(", "),
   };
 }
 
@@ -78,9 +87,14 @@ async function assertNothingLeft(c: Created): Promise<void> {
   assert.ok(!(await linkExists(c.bridge)), `bridge ${c.bridge} left behind`);
   for (const n of c.netns) assert.ok(!exists(`/var/run/netns/${n}`), `netns ${n} left behind`);
   for (const v of c.veths) assert.ok(!(await linkExists(v)), `veth ${v} left behind`);
+  assert.equal(c.pinDirs.length, 2);
+  for (const p of c.pinDirs) {
+    assert.ok(p.startsWith("/sys/fs/bpf/ebpfcni-demo-"), `demo-private pin dir: ${p}`);
+    assert.ok(!exists(p), `pin dir ${p} left behind`);
+  }
 }
 
-Deno.test("demo: walks the original scenario, every check passes, nothing is left", async () => {
+Deno.test("demo: walks the original scenario, then two nodes (routing, policy across nodes, masquerade), every check passes, nothing is left", async () => {
   const out = await demoCommand().output();
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
@@ -112,6 +126,25 @@ Deno.test("demo: walks the original scenario, every check passes, nothing is lef
     /PASS {2}DEL backend succeeds/,
     /PASS {2}no leases left/,
     /PASS {2}no endpoint entries: endpoint_map is \(empty\)/,
+    // Two nodes: routing, pods from each node's pod CIDR, policy across nodes, masquerade.
+    /PASS {2}node-a's agent serves and has synced/,
+    /PASS {2}node-b's agent serves and has synced/,
+    /== Two nodes 1\/4: routing between the nodes ==/,
+    /node-b +10\.244\.2\.0\/24 +172\.31\.250\.2 +routed via vxlan to 172\.31\.250\.2/,
+    /PASS {2}node-a routes the other node's pod CIDR/,
+    /PASS {2}node-b routes the other node's pod CIDR/,
+    /== Two nodes 2\/4: pods on both nodes \(usePodCidr\) ==/,
+    /PASS {2}ADD client on node-a: 10\.244\.1\.\d+, in 10\.244\.1\.0\/24/,
+    /PASS {2}ADD other on node-a: 10\.244\.1\.\d+, in 10\.244\.1\.0\/24/,
+    /PASS {2}ADD web on node-b: 10\.244\.2\.\d+, in 10\.244\.2\.0\/24/,
+    /PASS {2}client's eth0 has MTU 1450/,
+    /== Two nodes 3\/4: NetworkPolicy across nodes ==/,
+    /PASS {2}client can ping web across nodes/,
+    /PASS {2}other cannot ping web across nodes: no reply/,
+    /PASS {2}node-b's classifier dropped it/,
+    /PASS {2}web sees client's own address (10\.244\.1\.\d+) \(pod to pod is not masqueraded\)/,
+    /== Two nodes 4\/4: masquerade to the world ==/,
+    /PASS {2}the world sees node-a's address 172\.31\.250\.1, not 10\.244\.1\.\d+/,
     /PASS {2}nothing left behind/,
     /RESULT: PASS \(\d+ checks\)/,
   ];
@@ -125,7 +158,8 @@ Deno.test("demo: walks the original scenario, every check passes, nothing is lef
   await assertNothingLeft(created(stdout));
 });
 
-Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
+/** Interrupts the demo with SIGINT once its output holds `when`; its output and exit code. */
+async function interrupted(when: string): Promise<{ stdout: string; code: number }> {
   const child = demoCommand().spawn();
   const stderrText = new Response(child.stderr).text();
   let stdout = "";
@@ -136,20 +170,33 @@ Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
     const { value, done } = await reader.read();
     if (done) break;
     stdout += decoder.decode(value, { stream: true });
-    // After both ADDs and the first CLI command: pods, veths, pins and leases all exist.
-    if (!sent && stdout.includes("$ ebpfcni endpoint add")) {
+    if (!sent && stdout.includes(when)) {
       child.kill("SIGINT");
       sent = true;
     }
   }
   const status = await child.status;
   const stderr = await stderrText;
-  assert.ok(sent, `the demo never reached step 2:\n${stdout}\n${stderr}`);
+  assert.ok(sent, `the demo never printed "${when}":\n${stdout}\n${stderr}`);
   assert.equal(status.code, 130, `exit ${status.code}:\n${stdout}\n${stderr}`);
   assert.match(stdout, /Interrupted by SIGINT: stopping and cleaning up/);
   assert.match(stdout, /PASS {2}nothing left behind/);
   assert.match(stdout, /RESULT: INTERRUPTED/);
+  return { stdout, code: status.code };
+}
+
+Deno.test("demo: SIGINT half-way cleans up and exits 130", async () => {
+  // After both ADDs and the first CLI command: pods, veths, pins and leases all exist.
+  const { stdout } = await interrupted("$ ebpfcni endpoint add");
   assert.doesNotMatch(stdout, /== Step 3\/5/);
+  await assertNothingLeft(created(stdout));
+});
+
+Deno.test("demo: SIGINT in the two-node part stops the agents and removes both nodes", async () => {
+  // Both agents running, routes and vxlan devices programmed, three pods attached.
+  const { stdout } = await interrupted("PASS  ADD web on node-b");
+  assert.doesNotMatch(stdout, /== Two nodes 3\/4/);
+  assert.match(stdout, /removed: .*agent of node-a, agent of node-b/);
   await assertNothingLeft(created(stdout));
 });
 

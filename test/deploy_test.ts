@@ -3,8 +3,9 @@
 // IPAM parser, and name the plugin's real default paths; the Kubernetes manifest is valid YAML
 // with the shape the brief asks for (kube-system, hostNetwork, every taint tolerated, hostPath
 // mounts of the CNI dirs, bpffs, /var/lib/cni and the agent socket dir, privilege only where
-// needed, RBAC only to read pods, namespaces and policies, the agent probed by HTTP GETs of
-// /healthz and /readyz where it listens); the
+// needed, RBAC only to read pods, namespaces, nodes and policies, the agent probed by HTTP GETs
+// of /healthz and /readyz where it listens, routing and masquerading as its own flag parser reads
+// them, forwarding turned on by the privileged init container); the
 // ConfigMap carries the same conflist; the Dockerfile and README agree with both.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -15,10 +16,12 @@ import {
   DEFAULT_STATE_DIR,
   parseNetConf,
 } from "../src/cni/net_conf.ts";
-import { formatCidr } from "../src/spec/ipv4.ts";
+import { formatCidr, parseCidr } from "../src/spec/ipv4.ts";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig } from "../src/ipam/ipam_conf.ts";
 import { VERSION } from "../src/version.ts";
 import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from "../src/agent/http_address.ts";
+import { masqueradeOf, routingOf } from "../src/cli/agent.ts";
+import { awaitsPodCidr } from "../src/ipam/ipam_conf.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const DEPLOY = `${ROOT}/deploy`;
@@ -76,10 +79,13 @@ Deno.test("deploy: 10-ebpfcni.conflist passes the plugin's parser, cniVersion 1.
     assert.equal(conf.datapath.mode, "kubernetes");
     assert.equal(conf.agentSocket, DEFAULT_AGENT_SOCKET);
     assert.deepEqual(conf.datapath.serviceCidrs.map(formatCidr), ["10.96.0.0/12"]);
-    const ipam = parseHostLocalConfig(conf.ipam.raw);
+    // As ADD parses it once the agent gave this node's pod CIDR.
+    const ipam = parseHostLocalConfig(conf.ipam.raw, undefined, parseCidr("10.244.1.0/24"));
     assert.equal(ipam.dataDir, DEFAULT_DATA_DIR);
     assert.deepEqual(ipam.routes.map((r) => r.dst), ["0.0.0.0/0"]);
-    assert.equal(conf.ipam.raw.subnet, "10.13.0.0/24");
+    // A cluster's nodes each take their own pod CIDR (Node spec.podCIDRs, through the agent).
+    assert.equal(conf.ipam.raw.subnet, "usePodCidr");
+    assert.ok(conf.ipam.builtIn && awaitsPodCidr(conf.ipam), "ADD asks the agent for the CIDR");
   });
   const text = read("10-ebpfcni.conflist");
   for (const path of ["/sys/fs/bpf", "/var/lib/cni"]) assert.ok(text.includes(path), path);
@@ -271,6 +277,9 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
     return m.has("/opt/cni/bin") && m.has("/etc/cni/net.d");
   });
   assert.ok(installer, "an init container mounts /opt/cni/bin and /etc/cni/net.d");
+  // Forwarding (the host's: hostNetwork) is turned on where /proc/sys is writable; the agent's
+  // container sees it read-only and only checks it.
+  assert.match((bpf.command ?? []).join(" "), /echo 1 > \/proc\/sys\/net\/ipv4\/ip_forward/);
   const sc = installer.securityContext ?? {};
   assert.notEqual(sc.privileged, true);
   assert.equal(sc.allowPrivilegeEscalation, false);
@@ -326,6 +335,38 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   });
 });
 
+/** The agent container's `--flag=value` and `--flag` arguments, as the CLI's parser splits them. */
+function agentFlags(agent: Container): {
+  values: Record<string, string | boolean>;
+  lists: Record<string, string[]>;
+} {
+  const values: Record<string, string | boolean> = {};
+  const lists: Record<string, string[]> = {};
+  for (const arg of (agent.command ?? []).slice(3)) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    assert.ok(m, `agent argument ${arg} is --flag or --flag=value`);
+    const [, name, value] = m;
+    values[name!] = value ?? true;
+    if (value !== undefined) (lists[name!] ??= []).push(value);
+  }
+  return { values, lists };
+}
+
+Deno.test("deploy: the DaemonSet's agent routes between nodes over vxlan and masquerades", () => {
+  const agent = containers(podSpec(manifests())).main[0]!;
+  const { values, lists } = agentFlags(agent);
+  assert.equal(values.routing, "vxlan", "--routing=vxlan spelled out (the default)");
+  const routing = routingOf(values);
+  assert.deepEqual(routing, { mode: "vxlan", vxlan: { port: 8472, vni: 1 } });
+  assert.equal(values.masquerade, true, "--masquerade spelled out (the default)");
+  assert.equal(values["no-masquerade"], undefined);
+  assert.deepEqual(masqueradeOf(values, lists), { nonMasquerade: [] });
+  // A vxlan device, routes, neighbours and an nftables table: CAP_NET_ADMIN, in the host's
+  // network namespace.
+  assert.ok(agent.securityContext?.capabilities?.add?.includes("NET_ADMIN"));
+  assert.equal(podSpec(manifests()).hostNetwork, true);
+});
+
 Deno.test("deploy: the agent's liveness and readiness probes are HTTP GETs of /healthz and /readyz where it listens", () => {
   const agent = containers(podSpec(manifests())).main[0]!;
   const flag = (agent.command ?? []).find((a) => a.startsWith("--metrics-address="));
@@ -361,6 +402,8 @@ Deno.test("deploy: Dockerfile puts dist/ebpfcni and the conflist where the manif
   assert.match(text, /COPY deploy\/10-ebpfcni\.conflist \/etc\/ebpfcni\/10-ebpfcni\.conflist/);
   assert.match(text, /libbpf1/);
   assert.match(text, /libmnl0/);
+  // The agent's masquerade loads libnftables (nftables without the nft binary).
+  assert.match(text, /apt-get install[^\n]*\n?[^\n]*libnftables1/);
   assert.ok(text.includes(`-t ${IMAGE}`), "documents the image name");
   assert.ok(text.includes(`version="${VERSION}"`), "labels the image with the product version");
   const deno = /DENO_VERSION=(\S+)/.exec(text)?.[1];
@@ -378,5 +421,9 @@ Deno.test("deploy: README covers installing by hand and with kubectl", () => {
   assert.match(text, /mount -t bpf bpf \/sys\/fs\/bpf/);
   for (const path of ["/opt/cni/bin", "/etc/cni/net.d", "/sys/fs/bpf", "/var/lib/cni"]) {
     assert.ok(text.includes(path), `README names ${path}`);
+  }
+  // What a cluster of several nodes takes: pod CIDRs, the routing choices, masquerade.
+  for (const word of ["usePodCidr", "--routing=vxlan", "--routing=native", "--masquerade"]) {
+    assert.ok(text.includes(word), `README says ${word}`);
   }
 });
