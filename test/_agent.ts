@@ -64,20 +64,29 @@ export interface AgentStatusJson {
 
 export type AgentSource = { manifests: string } | { kubeconfig: string };
 
-/** Starts the agent for `net` and waits until its socket answers. */
+/** Starts the agent for `net` and waits until its socket answers; with `netns` (a namespace
+ * path) it runs in that network namespace (`nsenter --net=`, which keeps /sys/fs/bpf). */
 export async function startAgent(
-  net: TestNetwork,
+  net: Pick<TestNetwork, "pinDir" | "stateDir" | "dir">,
   source: AgentSource,
   /** `productDefaults`: leave out the flags that keep the host's namespace untouched
    * (`--routing none --no-masquerade`), for a test of the defaults themselves. */
-  opts: { node?: string; socket?: string; extra?: string[]; productDefaults?: boolean } = {},
+  opts: {
+    node?: string;
+    socket?: string;
+    extra?: string[];
+    netns?: string;
+    productDefaults?: boolean;
+  } = {},
 ): Promise<AgentProcess> {
   const socket = opts.socket ?? `${net.dir}/agent.sock`;
   const src = "manifests" in source
     ? ["--manifests", source.manifests]
     : ["--kubeconfig", source.kubeconfig];
-  const child = new Deno.Command(BINARY, {
+  const enter = opts.netns === undefined ? [] : [`--net=${opts.netns}`, BINARY];
+  const child = new Deno.Command(opts.netns === undefined ? BINARY : "nsenter", {
     args: [
+      ...enter,
       "agent",
       "run",
       ...src,

@@ -3,7 +3,7 @@
 // kube-proxy needs on a bridge CNI: IPv4 forwarding and bridge-nf-call-iptables (so replies
 // of DNATed flows between pods of one bridge go back through conntrack). Everything is put
 // back in `finally`; the sysctls only when the last test using them on this host is done.
-import { randomHex, run, tryRun } from "./_kernel.ts";
+import { randomHex, run, run as runHere, tryRun, tryRun as tryRunHere } from "./_kernel.ts";
 
 export interface Service {
   vip: string;
@@ -74,12 +74,20 @@ export interface KubeProxy {
 }
 
 /** Runs `fn` with the Services in place; `bridge` is the pods' bridge (forwarded traffic on
- * it is accepted, whatever the host's FORWARD policy is). */
+ * it is accepted, whatever the host's FORWARD policy is). With `netns` (an `ip netns` name:
+ * iptables needs no /sys/fs/bpf) the rules and sysctls are that namespace's, a node of a test
+ * cluster: the host is left alone, and the sysctls go with the namespace. */
 export async function withKubeProxy<T>(
   bridge: string,
   services: Service[],
   fn: (kp: KubeProxy) => Promise<T>,
+  netns?: string,
 ): Promise<T> {
+  const inNs = netns === undefined ? [] : ["netns", "exec", netns];
+  const run = (cmd: string, args: string[]) =>
+    netns === undefined ? runHere(cmd, args) : runHere("ip", [...inNs, cmd, ...args]);
+  const tryRun = (cmd: string, args: string[]) =>
+    netns === undefined ? tryRunHere(cmd, args) : tryRunHere("ip", [...inNs, cmd, ...args]);
   const chain = `EBPFCNI-T-${randomHex(4).toUpperCase()}`;
   const jumps: string[][] = [
     ["-t", "nat", "PREROUTING", "-j", chain],
@@ -91,7 +99,8 @@ export async function withKubeProxy<T>(
     const [t, table, chainName, ...rest] = rule;
     return run("iptables", [t!, table!, op, chainName!, ...rest]);
   };
-  await acquireSysctls();
+  if (netns === undefined) await acquireSysctls();
+  else for (const name of SYSCTLS) await run("sysctl", ["-qw", `${name}=1`]);
   const added: string[][] = [];
   try {
     await run("iptables", ["-t", "nat", "-N", chain]);
@@ -128,6 +137,6 @@ export async function withKubeProxy<T>(
     }
     await tryRun("iptables", ["-t", "nat", "-F", chain]);
     await tryRun("iptables", ["-t", "nat", "-X", chain]);
-    await releaseSysctls();
+    if (netns === undefined) await releaseSysctls();
   }
 }

@@ -349,6 +349,62 @@ export function askPeer(
   }
 }
 
+export const BULK = 4 * 1024 * 1024;
+// A hang (a black-holed large segment) fails the script instead of the test hanging.
+const BULK_SERVER = `setTimeout(() => Deno.exit(3), 30000);
+const l = Deno.listen({ hostname: "0.0.0.0", port: 5201 });
+console.log("ready");
+const c = await l.accept();
+const buf = new Uint8Array(65536);
+let n = 0;
+while (n < ${BULK}) { const r = await c.read(buf); if (r === null) break; n += r; }
+const out = new Uint8Array(n).fill(7);
+for (let w = 0; w < n;) w += await c.write(out.subarray(w));
+c.close();
+console.log(n);
+Deno.exit(0);`;
+const bulkClient = (to: string) =>
+  `setTimeout(() => Deno.exit(3), 30000);
+const c = await Deno.connect({ hostname: "${to}", port: 5201 });
+const data = new Uint8Array(${BULK}).fill(9);
+for (let w = 0; w < data.length;) w += await c.write(data.subarray(w));
+const buf = new Uint8Array(65536);
+let n = 0;
+while (n < ${BULK}) { const r = await c.read(buf); if (r === null) break; n += r; }
+console.log(n);
+Deno.exit(0);`;
+
+/** BULK bytes from the namespace at `from` to a server in the namespace at `serverNs`
+ * (listening on `to`:5201) and BULK bytes back on one TCP connection: full-size segments
+ * both ways (a segment a tunnel cannot carry stalls it, and the scripts exit 3 after 30 s).
+ * The byte counts each side saw; throws if either side failed. */
+export async function bulkBothWays(
+  from: string,
+  serverNs: string,
+  to: string,
+): Promise<{ there: number; back: number }> {
+  const nsDeno = (ns: string, code: string) =>
+    new Deno.Command("nsenter", {
+      args: [`--net=${ns}`, Deno.execPath(), "eval", "--quiet", code],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const server = nsDeno(serverNs, BULK_SERVER);
+  const reader = server.stdout.getReader();
+  const { value } = await reader.read(); // "ready"
+  reader.releaseLock();
+  const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b).trim();
+  if (!/ready/.test(text(value))) throw new Error(`bulk server: ${text(value)}`);
+  const client = await nsDeno(from, bulkClient(to)).output();
+  const served = await server.output();
+  if (client.code !== 0) throw new Error(`bulk client (${client.code}): ${text(client.stderr)}`);
+  if (served.code !== 0) throw new Error(`bulk server (${served.code}): ${text(served.stderr)}`);
+  return {
+    there: Number(text(served.stdout).split(/\s+/).pop()),
+    back: Number(text(client.stdout)),
+  };
+}
+
 // ---- the server process ----
 
 async function serve(specs: ServerSpec[]): Promise<void> {

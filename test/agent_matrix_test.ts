@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { type TestNetwork, withNetwork } from "./_cni.ts";
 import type { Pod } from "./_pods.ts";
 import { type Probe, probeUntil, startServers } from "./_traffic.ts";
+import { type MatrixTarget, reset, runCase } from "./_matrix.ts";
 import { type Service, withKubeProxy } from "./_kubeproxy.ts";
 import {
   addK8sPod,
@@ -22,17 +23,13 @@ import {
   startAgent,
 } from "./_agent.ts";
 import { baseCluster, casePods, upstreamCases } from "../src/netpol/testdata/upstream_cases.ts";
-import { expectedMatrix } from "../src/netpol/testdata/reachability.ts";
 import { networkPolicy } from "../src/netpol/testdata/_objects.ts";
-import type { CaseEnv, UpstreamCase } from "../src/netpol/testdata/format.ts";
+import type { CaseEnv } from "../src/netpol/testdata/format.ts";
 
-export interface AgentCluster {
+export interface AgentCluster extends MatrixTarget {
   net: TestNetwork;
   agent: AgentProcess;
   manifests: ManifestDir;
-  pods: Map<string, Pod>;
-  env: CaseEnv;
-  vip(pod: string): string;
 }
 
 /** Addresses before the pods are attached: the pods' manifests must exist before their ADD
@@ -76,7 +73,18 @@ export async function withAgentCluster(fn: (c: AgentCluster) => Promise<void>): 
       try {
         await withKubeProxy(net.bridge, services, async () => {
           await agent.synced();
-          await fn({ net, agent, manifests, pods, env, vip: (p) => vips.get(p)! });
+          await fn({
+            net,
+            agent,
+            manifests,
+            pods,
+            env,
+            vip: (p) => vips.get(p)!,
+            apply: (o) => manifests.apply(o),
+            delete: (ref) => manifests.delete(ref),
+            clear: (kind) => manifests.clear(kind),
+            synced: async () => [await agent.synced()],
+          });
         });
       } finally {
         await servers.stop();
@@ -86,66 +94,6 @@ export async function withAgentCluster(fn: (c: AgentCluster) => Promise<void>): 
       assert.equal(s.code, 0, `the agent exited ${s.code}: ${agent.logs()}`);
     }
   });
-}
-
-/** Back to the base cluster: no policies, every namespace and pod as created. */
-function reset(c: AgentCluster): void {
-  c.manifests.clear("NetworkPolicy");
-  for (const o of baseCluster(c.env)) c.manifests.apply(o);
-}
-
-/** Applies every step of `uc` and probes its matrix; the cells that differ, and the probes
- * left out. */
-async function runCase(
-  c: AgentCluster,
-  uc: UpstreamCase,
-  sport?: (from: string, to: string, via: string, proto: string, port: number) => number,
-): Promise<{ wrong: string[]; skipped: string[] }> {
-  reset(c);
-  const wrong: string[] = [];
-  const skipped: string[] = [];
-  for (const [i, step] of uc.steps.entries()) {
-    for (const ref of step.delete) c.manifests.delete(ref);
-    for (const obj of step.apply) c.manifests.apply(obj);
-    const st = await c.agent.synced();
-    assert.deepEqual(st.problems.filter((p) => !p.includes("also in")), [], "source problems");
-    for (const probe of step.probes) {
-      if (probe.protocol === "SCTP") {
-        skipped.push(`step ${i + 1}: SCTP/${probe.port} (no SCTP in this kernel)`);
-        continue;
-      }
-      const proto = probe.protocol === "TCP" ? "tcp" : "udp";
-      const want = expectedMatrix(casePods(), probe.expect);
-      const cells: { cell: string; via: string; want: boolean }[] = [];
-      const probes: Probe[] = [];
-      for (const [cell, expected] of want) {
-        const [from = "", to = ""] = cell.split("->");
-        if (from === to) continue;
-        for (const via of ["pod", "service"] as const) {
-          const dst = via === "pod" ? c.pods.get(to)!.ip : c.vip(to);
-          probes.push({
-            from: c.pods.get(from)!.netns,
-            to: dst,
-            port: probe.port,
-            proto,
-            ...(sport ? { sport: sport(from, to, via, proto, probe.port) } : {}),
-          });
-          cells.push({ cell, via, want: expected });
-        }
-      }
-      const got = probeUntil(probes, cells.map((x) => x.want));
-      got.forEach((g, k) => {
-        const x = cells[k]!;
-        if (g !== x.want) {
-          wrong.push(
-            `step ${i + 1} (${step.description}) ${probe.protocol}/${probe.port} via ${x.via} ` +
-              `${x.cell}: want ${x.want ? "allowed" : "denied"}, got ${g ? "allowed" : "denied"}`,
-          );
-        }
-      });
-    }
-  }
-  return { wrong, skipped };
 }
 
 Deno.test("the agent enforces every upstream case run one after another with every client reusing its source ports: a change ends the tracked connections it denies", async () => {

@@ -17,7 +17,7 @@ import {
   TestNetwork,
   toReply,
 } from "./_cni.ts";
-import { probeUntil, type Proto, startServers } from "./_traffic.ts";
+import { BULK, bulkBothWays, probeUntil, type Proto, startServers } from "./_traffic.ts";
 import type { RoutingStatus } from "../src/agent/routing.ts";
 
 const DRIVER = fileURLToPath(new URL("./_routing_driver.ts", import.meta.url));
@@ -216,53 +216,12 @@ async function assertTraffic(from: Node, to: Node[], want: boolean): Promise<voi
   }
 }
 
-const BULK = 4 * 1024 * 1024;
-// A hang (a black-holed large segment) fails the script instead of the test hanging.
-const BULK_SERVER = `setTimeout(() => Deno.exit(3), 30000);
-const l = Deno.listen({ hostname: "0.0.0.0", port: 5201 });
-console.log("ready");
-const c = await l.accept();
-const buf = new Uint8Array(65536);
-let n = 0;
-while (n < ${BULK}) { const r = await c.read(buf); if (r === null) break; n += r; }
-const out = new Uint8Array(n).fill(7);
-for (let w = 0; w < n;) w += await c.write(out.subarray(w));
-c.close();
-console.log(n);
-Deno.exit(0);`;
-const bulkClient = (to: string) =>
-  `setTimeout(() => Deno.exit(3), 30000);
-const c = await Deno.connect({ hostname: "${to}", port: 5201 });
-const data = new Uint8Array(${BULK}).fill(9);
-for (let w = 0; w < data.length;) w += await c.write(data.subarray(w));
-const buf = new Uint8Array(65536);
-let n = 0;
-while (n < ${BULK}) { const r = await c.read(buf); if (r === null) break; n += r; }
-console.log(n);
-Deno.exit(0);`;
-
 /** 4 MiB from a pod to a pod of another node and 4 MiB back on one TCP connection: both
  * directions in full-size segments (a segment the tunnel cannot carry stalls it); and a
  * ping of exactly the pod's MTU with DF set. */
 async function assertBulk(a: Node, b: Node, mtu: number): Promise<void> {
-  const nsDeno = (ns: string, code: string) =>
-    new Deno.Command("nsenter", {
-      args: [`--net=${ns}`, Deno.execPath(), "eval", "--quiet", code],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  const server = nsDeno(b.podPath, BULK_SERVER);
-  const reader = server.stdout.getReader();
-  const { value } = await reader.read(); // "ready"
-  reader.releaseLock();
-  assert.match(new TextDecoder().decode(value), /ready/);
-  const client = await nsDeno(a.podPath, bulkClient(b.podIp)).output();
-  const served = await server.output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
-  assert.equal(client.code, 0, `client: ${text(client.stderr)}`);
-  assert.equal(text(client.stdout), String(BULK), "bytes back");
-  assert.equal(served.code, 0, `server: ${text(served.stderr)}`);
-  assert.match(text(served.stdout), new RegExp(`${BULK}$`), "bytes there");
+  const moved = await bulkBothWays(a.podPath, b.podPath, b.podIp);
+  assert.deepEqual(moved, { there: BULK, back: BULK }, "bytes each way");
   const df = await tryRun("ip", [
     "netns",
     "exec",
