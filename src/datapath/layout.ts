@@ -154,6 +154,8 @@ export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
 /** The pinned programs' file names in the pin directory (tc_prog is the original's). */
 export const PROGRAM_PIN = "tc_prog";
 export const PROGRAM_PIN_EGRESS = "tc_prog_egress";
+/** The classifier of the device carrying pod traffic to other nodes (tc egress). */
+export const PROGRAM_PIN_TO_NODE = "tc_prog_to_node";
 
 // Keys and values are host-endian structs; every platform we build for is little-endian.
 const LE = true;
