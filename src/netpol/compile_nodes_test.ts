@@ -38,7 +38,9 @@ Deno.test("compile: rules and isolation only for this node's pods' identities; i
   assert.ok([...two.rules.values()].every((r) => r.key.subject === idB));
   // Both pods are known on both nodes, each local only on its own.
   const flags = (c: Compiled) =>
-    [...c.ipcache].map(([ip, e]) => `${formatIpv4(ip)} ${e.identity === idA ? "a" : "b"} ${e.local}`)
+    [...c.ipcache].map(([ip, e]) =>
+      `${formatIpv4(ip)} ${e.identity === idA ? "a" : "b"} ${e.local}`
+    )
       .sort();
   assert.deepEqual(flags(one), ["10.244.1.2 a true", "10.244.2.2 b false"]);
   assert.deepEqual(flags(two), ["10.244.1.2 a false", "10.244.2.2 b true"]);
