@@ -11,10 +11,13 @@
  *  - identity (the original): on ingress, both addresses must resolve to identities and the
  *    pair must be allowed, in policy_map (all traffic) or rule_map (by protocol and port);
  *    with conntrack on, replies of allowed connections pass;
- *  - kubernetes: NetworkPolicy semantics. A flow to a Service address or to a pod passes the
- *    sender's hook and is judged where it is delivered, on the post-DNAT addresses: the
- *    source's egress AND the destination's ingress; flows to anything else (the node, the
- *    world, CIDRs) are judged at the sender. Replies pass; the node reaches its pods.
+ *  - kubernetes: NetworkPolicy semantics, each direction on the node of the pod it belongs
+ *    to, on the post-DNAT addresses. A flow to a Service address or to a local pod passes the
+ *    sender's hook and is judged where it is delivered (the source's egress when the source
+ *    is a local pod, and the destination's ingress); a flow to a remote pod is judged for
+ *    egress at the sender, one DNATed to a remote backend as it leaves the node
+ *    (process_tc_to_node); flows to anything else (the node, the world, CIDRs) are judged at
+ *    the sender. Replies pass; the node (only this one) reaches its pods.
  * No pinning here: user space pins the maps and the programs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -178,12 +181,17 @@ static __always_inline int k8s_from_pod(struct verdict_ctx *v)
 	}
 	de = bpf_map_lookup_elem(&ipcache_map, &p->daddr);
 	if (de && de->identity != IDENTITY_HOST) {
-		/* A remote pod's node judges it; its replies must find an entry here. A local pod's
-		 * hook records the connection itself. */
-		if (!(de->flags & IPCACHE_LOCAL))
-			ct_create(v->cfg, p, src, de->identity, CT_PENDING | CT_AT_SRC, v->ifindex,
-				  v->now);
-		return pass(STAT_PASS_TO_POD);
+		/* A local pod's hook judges both directions and records the connection. A remote
+		 * pod's node judges only its ingress: the egress is this node's, here (its address
+		 * is final: no DNAT on the way), and the entry lets the replies in. */
+		if (de->flags & IPCACHE_LOCAL)
+			return pass(STAT_PASS_TO_POD);
+		dst = de->identity;
+		if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p->proto,
+				      p->dport))
+			return decide(v, src, dst, 0, STAT_DROP_EGRESS);
+		ct_create(v->cfg, p, src, dst, CT_AT_SRC, v->ifindex, v->now);
+		return decide(v, src, dst, 1, STAT_ALLOW);
 	}
 	dst = (de || is_host(p->daddr)) ? IDENTITY_HOST : IDENTITY_WORLD;
 	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(p->daddr), p->proto, p->dport))
@@ -236,14 +244,16 @@ int process_tc(struct __sk_buff *skb)
 	return identity_from_pod(&v);
 }
 
-/* The identity of an address arriving at a pod, and the CIDR identity of it. */
+/* The identity of an address arriving at a pod; *is_pod: a pod of this node (1) or of
+ * another (2), else 0. */
 static __always_inline __u32 k8s_peer(__u32 addr, int *is_pod)
 {
 	struct ipcache_entry *e = bpf_map_lookup_elem(&ipcache_map, &addr);
 
 	*is_pod = 0;
 	if (e) {
-		*is_pod = e->identity != IDENTITY_HOST;
+		if (e->identity != IDENTITY_HOST)
+			*is_pod = e->flags & IPCACHE_LOCAL ? 1 : 2;
 		return e->identity;
 	}
 	return is_host(addr) ? IDENTITY_HOST : IDENTITY_WORLD;
@@ -304,8 +314,9 @@ int process_tc_egress(struct __sk_buff *skb)
 			ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
 		return decide(&v, src, dst, 1, STAT_ALLOW_HOST);
 	}
-	if (src_is_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr), v.p.proto,
-						 v.p.dport))
+	/* A remote pod's egress was judged on its own node, as it left (process_tc_to_node). */
+	if (src_is_pod == 1 && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(pod_addr),
+						      v.p.proto, v.p.dport))
 		return decide(&v, src, dst, 0, STAT_DROP_EGRESS);
 	if (!direction_allows(dst, DIR_INGRESS, src, cidr_identity(v.p.saddr), v.p.proto,
 			      v.p.dport))
@@ -313,5 +324,74 @@ int process_tc_egress(struct __sk_buff *skb)
 	/* New, or recorded pending by the sender: now judged. */
 	if (to_pod)
 		ct_create(v.cfg, &v.p, src, dst, CT_AT_DST, ifindex, v.now);
+	return decide(&v, src, dst, 1, STAT_ALLOW);
+}
+
+/* tc egress of the device that carries pod traffic to other nodes (the vxlan device, or the
+ * uplink in native routing): the egress of this node's pods, judged after the node's Service
+ * DNAT on the address the packet really goes to, before it leaves. The remote node judges
+ * only its pod's ingress. Anything not sent by a local pod passes untouched: the node's own
+ * traffic, forwarded traffic, and pods' traffic already masqueraded (tc egress runs after
+ * netfilter's POSTROUTING), which the pod's own hook judged. */
+SEC("tc")
+int process_tc_to_node(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct verdict_ctx v = { .hook = HOOK_TO_NODE };
+	struct ipcache_entry *se;
+	struct ct_entry *e = NULL;
+	__u32 src, dst;
+	int rc, ct, dst_is_pod;
+
+	v.cfg = datapath_config();
+	if (!v.cfg || v.cfg->mode != MODE_KUBERNETES)
+		return TC_ACT_OK;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	rc = parse_ipv4(skb, &v.p);
+	if (rc == PARSE_SHORT)
+		return TC_ACT_OK;
+	se = bpf_map_lookup_elem(&ipcache_map, &v.p.saddr);
+	if (!se || !(se->flags & IPCACHE_LOCAL) || se->identity == IDENTITY_HOST)
+		return TC_ACT_OK;
+	v.ifindex = skb->ifindex;
+	v.now = bpf_ktime_get_ns();
+	if (rc == PARSE_LATER_FRAG) {
+		if (!frag_ports(&v.p))
+			return refuse(&v, STAT_DROP_FRAGMENT);
+	} else if (v.p.first_frag) {
+		remember_frag(&v.p);
+	}
+	src = se->identity;
+	/* No pod sits behind this device: local 0 keeps the entries' veth bindings as they are. */
+	ct = ct_lookup(v.cfg, &v.p, &e, v.now, v.ifindex, 0, 0);
+	if (e && (ct == CT_REPLY || !(e->flags & CT_PENDING))) {
+		count_pair(e->src_id, e->dst_id, v.p.len);
+		return pass(STAT_ALLOW_CT);
+	}
+	dst = k8s_peer(v.p.daddr, &dst_is_pod);
+	if (!direction_allows(src, DIR_EGRESS, dst, cidr_identity(v.p.daddr), v.p.proto,
+			      v.p.dport)) {
+		ct_forget(&v.p);
+		return decide(&v, src, dst, 0, STAT_DROP_EGRESS);
+	}
+	if (e) {
+		e->flags &= ~CT_PENDING; /* judged: its next packets pass on it */
+	} else {
+		/* The sender's entry (a bare SYN, which the lookup leaves to be judged) is kept;
+		 * else a Service's backend, known only after DNAT: recorded here. */
+		struct ct_key k;
+		int pooled;
+
+		ct_key_of(&k, v.p.saddr, v.p.daddr, v.p.sport,
+			  v.p.proto == IPPROTO_ICMP ? 0 : v.p.dport, v.p.proto);
+		e = ct_find(&k, &pooled);
+		if (e)
+			e->flags &= ~CT_PENDING;
+		else
+			ct_create(v.cfg, &v.p, src, dst, 0, v.ifindex, v.now);
+	}
 	return decide(&v, src, dst, 1, STAT_ALLOW);
 }

@@ -235,6 +235,7 @@ struct pair_stats {
 enum ebpfcni_hook {
 	HOOK_FROM_POD = 0,
 	HOOK_TO_POD = 1,
+	HOOK_TO_NODE = 2, /* leaving this node for another (vxlan device or uplink) */
 };
 
 enum ebpfcni_verdict {

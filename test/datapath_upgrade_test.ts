@@ -80,37 +80,54 @@ for (const mode of ["identity", "kubernetes"] as const) {
       const warm = await flow(a, b.ip, 5);
       assert.equal(warm.received, 5, "the allowed path works before the upgrade");
       const oldIngress = pinnedId(net, "tc_prog");
+      // Kubernetes mode: a device to other nodes running the to-node classifier (a bridge
+      // here) moves too.
+      const toNodeDev = `tnd${randomHex(4)}`;
+      if (mode === "kubernetes") {
+        await run("ip", ["link", "add", toNodeDev, "type", "bridge"]);
+        using dp = ensureDatapath(net.pinDir);
+        using nl = new NetlinkSocket();
+        attach(nl, new Links(nl).get(toNodeDev)!.index, "egress", dp.toNode.fd, "to_node");
+        assert.equal(programOn(toNodeDev, "egress"), pinnedId(net, "tc_prog_to_node"));
+      }
+      try {
+        const allowed = flow(a, b.ip, 400);
+        const denied = flow(a, c.ip, 400);
+        await new Promise((r) => setTimeout(r, 500));
+        // A new build: the pinned programs are gone; the next ADD loads and moves everyone.
+        Deno.removeSync(`${net.pinDir}/tc_prog`);
+        Deno.removeSync(`${net.pinDir}/tc_prog_egress`);
+        Deno.removeSync(`${net.pinDir}/tc_prog_to_node`);
+        const d = await addPod(net, 400, { config });
+        const [ok, no] = await Promise.all([allowed, denied]);
+        assert.deepEqual(ok, { sent: 400, received: 400 }, "no allowed packet was lost");
+        assert.equal(no.received, 0, "no denied packet was admitted");
 
-      const allowed = flow(a, b.ip, 400);
-      const denied = flow(a, c.ip, 400);
-      await new Promise((r) => setTimeout(r, 500));
-      // A new build: the pinned programs are gone; the next ADD loads and moves everyone.
-      Deno.removeSync(`${net.pinDir}/tc_prog`);
-      Deno.removeSync(`${net.pinDir}/tc_prog_egress`);
-      const d = await addPod(net, 400, { config });
-      const [ok, no] = await Promise.all([allowed, denied]);
-      assert.deepEqual(ok, { sent: 400, received: 400 }, "no allowed packet was lost");
-      assert.equal(no.received, 0, "no denied packet was admitted");
-
-      const ingress = pinnedId(net, "tc_prog");
-      const egress = pinnedId(net, "tc_prog_egress");
-      assert.notEqual(ingress, oldIngress);
-      for (const pod of [a, b, c, d]) {
-        const veth = net.hostVeth(pod.id);
-        assert.equal(programOn(veth, "ingress"), ingress, `${veth} ingress`);
-        assert.equal(
-          programOn(veth, "egress"),
-          mode === "kubernetes" ? egress : 0,
-          `${veth} egress`,
-        );
-        const check = await net.run({
-          command: "CHECK",
-          containerId: pod.id,
-          netns: pod.netns,
-          ifname: "eth0",
-          config: { ...config, prevResult: pod.result },
-        });
-        assert.equal(check.code, 0, `CHECK of ${pod.id}: ${check.stdout}`);
+        const ingress = pinnedId(net, "tc_prog");
+        const egress = pinnedId(net, "tc_prog_egress");
+        assert.notEqual(ingress, oldIngress);
+        for (const pod of [a, b, c, d]) {
+          const veth = net.hostVeth(pod.id);
+          assert.equal(programOn(veth, "ingress"), ingress, `${veth} ingress`);
+          assert.equal(
+            programOn(veth, "egress"),
+            mode === "kubernetes" ? egress : 0,
+            `${veth} egress`,
+          );
+          const check = await net.run({
+            command: "CHECK",
+            containerId: pod.id,
+            netns: pod.netns,
+            ifname: "eth0",
+            config: { ...config, prevResult: pod.result },
+          });
+          assert.equal(check.code, 0, `CHECK of ${pod.id}: ${check.stdout}`);
+        }
+        if (mode === "kubernetes") {
+          assert.equal(programOn(toNodeDev, "egress"), pinnedId(net, "tc_prog_to_node"), toNodeDev);
+        }
+      } finally {
+        await tryRun("ip", ["link", "del", toNodeDev]);
       }
     });
   });

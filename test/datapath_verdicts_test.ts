@@ -123,12 +123,12 @@ type Counts = Record<StatName, bigint>;
 /** Runs `frames` through `prog` and returns the verdicts and the counters that moved. */
 function run(
   m: Maps,
-  prog: "ingress" | "egress",
+  prog: "ingress" | "egress" | "toNode",
   frames: Uint8Array<ArrayBuffer>[],
   ifindex?: number,
 ) {
   const before = readStats(m.dp.statsFd);
-  const fd = prog === "ingress" ? m.dp.ingress.fd : m.dp.egress.fd;
+  const fd = m.dp[prog].fd;
   const verdicts = frames.map((f) => progTestRun(fd, f, 1, { ifindex }).retval);
   const after = readStats(m.dp.statsFd);
   const moved: Partial<Record<StatName, number>> = {};
@@ -299,12 +299,14 @@ Deno.test("verdict: a later IP fragment follows its first one, an unknown one is
   });
 });
 
-Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, judges the rest", async () => {
+Deno.test("verdict: kubernetes mode passes Services and local pods on at the sender, judges the rest", async () => {
   await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
     m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
     m.ipcache.set(ip4(B), { identity: ID_B, flags: IPCACHE_LOCAL });
     m.ipcache.set(ip4(C), { identity: ID_C, flags: 0 }); // a pod on another node
-    m.isolation.set(ID_A, ISOLATE_EGRESS); // and nothing allowed: only the sender can judge the world
+    // And nothing allowed: only the sender's node judges its egress to the world and to a
+    // remote pod (that node judges only C's ingress).
+    m.isolation.set(ID_A, ISOLATE_EGRESS);
     const r = run(m, "ingress", [
       tcp(A, "10.96.0.10", 80),
       tcp(A, B, 80),
@@ -312,14 +314,30 @@ Deno.test("verdict: kubernetes mode passes Services and pods on at the sender, j
       tcp(A, "203.0.113.9", 443),
       tcp(A, GW, 10250),
     ]);
-    assert.deepEqual(r.verdicts, [OK, OK, OK, SHOT, SHOT]);
-    assert.deepEqual(r.moved, { pass_service: 1, pass_to_pod: 2, drop_egress: 2 });
+    assert.deepEqual(r.verdicts, [OK, OK, SHOT, SHOT, SHOT]);
+    assert.deepEqual(r.moved, { pass_service: 1, pass_to_pod: 1, drop_egress: 3 });
     const ct = m.ct.list().map((e) => ({ dst: e.key.daddr, flags: e.entry.flags }));
-    assert.deepEqual(ct.sort((x, y) => x.dst - y.dst), [
-      // its replies come from the remote pod
-      { dst: ip4(C), flags: CT_FLAGS.pending | CT_FLAGS.atSrc },
+    assert.deepEqual(ct, [
       { dst: ip4("10.96.0.10"), flags: CT_FLAGS.pending | CT_FLAGS.service | CT_FLAGS.atSrc },
     ]);
+    // Allowed to C on 80: judged here, recorded (not pending) so C's replies come back in.
+    for (
+      const k of ruleKeys({
+        subject: ID_A,
+        dir: DIR_EGRESS,
+        peer: ID_C,
+        proto: 6,
+        ports: { from: 80, to: 80 },
+      })
+    ) {
+      m.rules.set(k, true);
+    }
+    const toC = run(m, "ingress", [tcp(A, C, 80, { sport: 7000 }), tcp(A, C, 81)]);
+    assert.deepEqual(toC.verdicts, [OK, SHOT]);
+    assert.deepEqual(toC.moved, { allow: 1, drop_egress: 1 });
+    assert.ok(
+      m.ct.list().some((e) => e.key.daddr === ip4(C) && e.entry.flags === CT_FLAGS.atSrc),
+    );
     // An egress rule to the world's CIDR identity lets A out on 443 only.
     m.cidrs.set({ addr: ip4("203.0.113.0"), prefix: 24 }, 0xff000001);
     for (
@@ -371,6 +389,85 @@ Deno.test("verdict: kubernetes mode judges at delivery: source egress and destin
     r = run(m, "egress", [tcp(B, A, 80, { sport: 1234 })]);
     assert.deepEqual(r.verdicts, [SHOT]);
     assert.deepEqual(r.moved, { drop_egress: 1 });
+  });
+});
+
+Deno.test("verdict: at delivery a remote pod's egress is its own node's: only the ingress is judged here", async () => {
+  await withMaps({ mode: "kubernetes" }, (m) => {
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(C), { identity: ID_C, flags: 0 }); // on another node
+    m.isolation.set(ID_C, ISOLATE_EGRESS); // were C's rules here, they would deny it
+    m.isolation.set(ID_A, ISOLATE_INGRESS);
+    for (const k of ruleKeys({ subject: ID_A, dir: DIR_INGRESS, peer: ID_C, proto: 6 })) {
+      m.rules.set(k, true);
+    }
+    let r = run(m, "egress", [tcp(C, A, 80)]);
+    assert.deepEqual(r.verdicts, [OK]);
+    assert.deepEqual(r.moved, { allow: 1 });
+    // A's ingress still holds for it.
+    m.isolation.set(ID_A, ISOLATE_INGRESS);
+    r = run(m, "egress", [ipv4({ src: C, dst: A, proto: "udp", dport: 53 })]);
+    assert.deepEqual(r.verdicts, [SHOT]);
+    assert.deepEqual(r.moved, { drop_ingress: 1 });
+    // The same source as a pod of this node: its egress is judged here.
+    m.ipcache.set(ip4(C), { identity: ID_C, flags: IPCACHE_LOCAL });
+    m.ct.flush();
+    r = run(m, "egress", [tcp(C, A, 80, { sport: 2222 })]);
+    assert.deepEqual(r.verdicts, [SHOT]);
+    assert.deepEqual(r.moved, { drop_egress: 1 });
+  });
+});
+
+Deno.test("verdict: leaving the node, a local pod's egress is judged after DNAT; the rest and replies pass", async () => {
+  await withMaps({ mode: "kubernetes", serviceCidr: ["10.96.0.0", 12] }, (m) => {
+    const NODE2 = "192.168.50.2";
+    m.ipcache.set(ip4(A), { identity: ID_A, flags: IPCACHE_LOCAL });
+    m.ipcache.set(ip4(C), { identity: ID_C, flags: 0 }); // a pod on another node
+    m.isolation.set(ID_A, ISOLATE_EGRESS);
+    for (
+      const k of ruleKeys({
+        subject: ID_A,
+        dir: DIR_EGRESS,
+        peer: ID_C,
+        proto: 6,
+        ports: { from: 80, to: 80 },
+      })
+    ) {
+      m.rules.set(k, true);
+    }
+    // A Service's request passed A's hook (recorded pending on the Service address); DNATed
+    // by the node to the backend C, it is judged by A's egress as it leaves.
+    assert.deepEqual(run(m, "ingress", [tcp(A, "10.96.0.10", 81, { sport: 4000 })]).verdicts, [
+      OK,
+    ]);
+    let r = run(m, "toNode", [
+      tcp(A, C, 81, { sport: 4000 }),
+      tcp(A, C, 80, { sport: 4001 }),
+      tcp(A, C, 80, { sport: 4001, tcpFlags: TCP_ACK }),
+    ]);
+    assert.deepEqual(r.verdicts, [SHOT, OK, OK]);
+    assert.deepEqual(r.moved, { drop_egress: 1, allow: 1, allow_ct: 1 });
+    // Not a local pod's: the node's own, forwarded or masqueraded traffic, a remote pod's,
+    // a later fragment, ARP; all untouched and uncounted.
+    r = run(m, "toNode", [
+      tcp(GW, C, 81),
+      tcp(NODE2, C, 81),
+      tcp(C, "10.77.9.9", 81),
+      ipv4({ src: NODE2, dst: C, proto: "udp", ipId: 7, fragOffset: 1 }),
+      arp(GW, NODE2),
+    ]);
+    assert.deepEqual(r.verdicts, [OK, OK, OK, OK, OK]);
+    assert.deepEqual(r.moved, {});
+    // C's connection to A, recorded where A's node delivered it: A's replies go out though
+    // A's egress allows nothing to C's port 5000.
+    assert.deepEqual(run(m, "egress", [tcp(C, A, 22, { sport: 5000 })]).verdicts, [OK]);
+    r = run(m, "toNode", [tcp(A, C, 5000, { sport: 22, tcpFlags: TCP_SYN | TCP_ACK })]);
+    assert.deepEqual(r.verdicts, [OK]);
+    assert.deepEqual(r.moved, { allow_ct: 1 });
+    // A direct flow the sender's hook allowed passes on its entry; a denied one never gets here.
+    assert.deepEqual(run(m, "ingress", [tcp(A, C, 80, { sport: 4100 })]).verdicts, [OK]);
+    r = run(m, "toNode", [tcp(A, C, 80, { sport: 4100, tcpFlags: TCP_ACK })]);
+    assert.deepEqual(r.moved, { allow_ct: 1 });
   });
 });
 

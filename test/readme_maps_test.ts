@@ -6,6 +6,7 @@ import {
   MAP_SPECS,
   PROGRAM_PROCESS_TC,
   PROGRAM_PROCESS_TC_EGRESS,
+  PROGRAM_PROCESS_TC_TO_NODE,
 } from "../src/spec/bpf_abi.gen.ts";
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -85,6 +86,10 @@ Deno.test("the README's maps table lists every map with the type and max entries
   const programs = rows.find((r) => r.type === "programs");
   assert.ok(programs, "the table has a programs row");
   const named = [...programs.what.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
-  assert.deepEqual(named, [PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS]);
+  assert.deepEqual(named, [
+    PROGRAM_PROCESS_TC,
+    PROGRAM_PROCESS_TC_EGRESS,
+    PROGRAM_PROCESS_TC_TO_NODE,
+  ]);
   assert.deepEqual(wrong, []);
 });

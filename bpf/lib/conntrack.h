@@ -219,11 +219,13 @@ static __always_inline int ct_rejudge(const struct dp_config *cfg, const struct 
 		return 1; /* judged where it is delivered */
 	if (src == IDENTITY_HOST)
 		return 1; /* the node reaches its pods */
-	if (src_pod && !direction_allows(src, DIR_EGRESS, dst, cidr_identity(k->daddr), k->proto,
-					 k->dport))
+	/* Each direction is its own pod's node's (a remote end's rules are not in this node's
+	 * maps, and one sharing a local pod's identity must not be judged by them). */
+	if (src_pod && ct_local_pod(cfg, k->saddr) &&
+	    !direction_allows(src, DIR_EGRESS, dst, cidr_identity(k->daddr), k->proto, k->dport))
 		return 0;
-	return !dst_pod || direction_allows(dst, DIR_INGRESS, src, cidr_identity(k->saddr),
-					    k->proto, k->dport);
+	return !dst_pod || !ct_local_pod(cfg, k->daddr) ||
+	       direction_allows(dst, DIR_INGRESS, src, cidr_identity(k->saddr), k->proto, k->dport);
 }
 
 /* Whether the entry still speaks for its connection (ct_check), its identities brought up

@@ -643,9 +643,16 @@ export class Agent {
       }, this.#hosts)
       : null;
     const deciding = new Set([...decision.egress.isolatedBy, ...decision.ingress.isolatedBy]);
+    // A direction this node's maps do not judge (a remote pod's: its own node does) is the
+    // engine's.
+    const elsewhere = (d: "egress" | "ingress") =>
+      datapath === null || datapath.hook === "node" || datapath[d].applies ||
+      decision[d].allowed;
     return {
       flow: { from: from.text, to: to.text, protocol: req.protocol, port: req.port },
-      allowed: datapath?.allowed ?? decision.allowed,
+      allowed: datapath === null
+        ? decision.allowed
+        : datapath.allowed && elsewhere("egress") && elsewhere("ingress"),
       notEnforced: this.#notEnforced(deciding),
       decision,
       datapath,

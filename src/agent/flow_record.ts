@@ -2,7 +2,13 @@
 // flow log writes, from one formatter so that both carry the same fields in the same order.
 // Names (pods, deciding policies) come from the agent when one serves the pin directory; a
 // record without them carries what the event itself says. Pure.
-import { type DatapathEvent, HOOK_TO_POD, STAT_NAMES, VERDICT_ALLOW } from "../spec/bpf_layout.ts";
+import {
+  type DatapathEvent,
+  HOOK_TO_NODE,
+  HOOK_TO_POD,
+  STAT_NAMES,
+  VERDICT_ALLOW,
+} from "../spec/bpf_layout.ts";
 import { protocolName } from "../spec/rule_key.ts";
 import { identityText } from "../spec/bpf_layout.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
@@ -28,7 +34,7 @@ export interface FlowRecord {
   time: string;
   verdict: "drop" | "allow";
   reason: string;
-  hook: "from-pod" | "to-pod";
+  hook: "from-pod" | "to-pod" | "to-node";
   ifindex: number;
   interface: string;
   proto: string;
@@ -64,7 +70,7 @@ export function flowRecord(
     time: new Date(wallMs(e.ts)).toISOString(),
     verdict: verdictOf(e),
     reason: reasonOf(e),
-    hook: e.hook === HOOK_TO_POD ? "to-pod" : "from-pod",
+    hook: e.hook === HOOK_TO_POD ? "to-pod" : e.hook === HOOK_TO_NODE ? "to-node" : "from-pod",
     ifindex: e.ifindex,
     interface: ifname(e.ifindex),
     proto: protocolName(e.proto),

@@ -96,3 +96,9 @@ Deno.test("flowText() shows pods, ports of L4 protocols only, and who decided", 
       "allow (not isolated)\n",
   );
 });
+
+Deno.test("flowRecord() names the hook of a drop as a pod's traffic left for another node", () => {
+  const r = flowRecord({ ...drop, reason: 13, hook: 2 }, wallMs, ifname);
+  assert.equal(r.hook, "to-node");
+  assert.equal(r.reason, "drop_egress");
+});

@@ -8,6 +8,8 @@ import { NetlinkSocket } from "../net/socket.ts";
 import { applyRouting } from "../routing/apply.ts";
 import { enableForwarding } from "../routing/forwarding.ts";
 import type { AgentLog } from "../log.ts";
+import { attach, attachedProgramId } from "../datapath/tc.ts";
+import { PROGRAM_PROCESS_TC_TO_NODE } from "../spec/bpf_abi.gen.ts";
 
 export interface RoutingOptions {
   mode: RoutingMode;
@@ -17,6 +19,9 @@ export interface RoutingOptions {
   /** How often the entries are checked again without a change (drift repair). */
   resyncMs: number;
   log: AgentLog;
+  /** The classifier judging this node's pods' egress as it leaves for another node
+   * (process_tc_to_node), attached on tc egress of every device routing carries it on. */
+  toNode?: { fd: number };
 }
 
 export interface RoutingStatus {
@@ -40,6 +45,20 @@ export interface Routing {
 const sameState = (a: NodeRouteState | undefined, b: NodeRouteState) =>
   a !== undefined && a.routed === b.routed &&
   (a.routed ? a.via === (b as { via: string }).via : a.reason === (b as { reason: string }).reason);
+
+/** Attaches the to-node classifier where none of ours is: one already there (this build's or,
+ * during a live upgrade, the one the loader moves to the new build) is left as it is. */
+function attachToNode(nl: NetlinkSocket, fd: number, devices: number[], log: AgentLog): void {
+  for (const ifindex of devices) {
+    try {
+      if (attachedProgramId(nl, ifindex, "egress") !== 0) continue;
+      attach(nl, ifindex, "egress", fd, PROGRAM_PROCESS_TC_TO_NODE);
+      log.info("pods' egress to other nodes judged on the device", { ifindex });
+    } catch (err) {
+      log.error("cannot attach the to-node classifier", { ifindex, error: String(err) });
+    }
+  }
+}
 
 export function startRouting(source: NodeSource, o: RoutingOptions): Routing {
   const nl = new NetlinkSocket();
@@ -94,6 +113,7 @@ export function startRouting(source: NodeSource, o: RoutingOptions): Routing {
       if (!result.states.has(name)) o.log.info("node gone: its routes removed", { node: name });
     }
     for (const e of result.errors) o.log.warn("routing write refused", { error: e });
+    if (o.toNode) attachToNode(nl, o.toNode.fd, result.devices, o.log);
     states = result.states;
     lastPass = { at: Date.now(), writes: result.writes, errors: result.errors };
   };

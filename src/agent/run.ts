@@ -311,6 +311,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
       vxlan: o.routing.vxlan,
       resyncMs: o.resyncMs,
       log: o.log,
+      toNode: dp.toNode,
     });
     agent.setRouteState((name) => r.state(name));
   }

@@ -22,7 +22,12 @@ import {
   releaseFd,
 } from "../../ffi/libc.ts";
 import { embeddedObject } from "./object.ts";
-import { OBJECT_NAME, PROGRAM_PROCESS_TC, PROGRAM_PROCESS_TC_EGRESS } from "../spec/bpf_abi.gen.ts";
+import {
+  OBJECT_NAME,
+  PROGRAM_PROCESS_TC,
+  PROGRAM_PROCESS_TC_EGRESS,
+  PROGRAM_PROCESS_TC_TO_NODE,
+} from "../spec/bpf_abi.gen.ts";
 import {
   BPF_PROG_TYPE_SCHED_CLS,
   DEFAULT_PIN_DIR,
@@ -32,6 +37,7 @@ import {
   POLICY_MAP,
   PROGRAM_PIN,
   PROGRAM_PIN_EGRESS,
+  PROGRAM_PIN_TO_NODE,
   REPLACEABLE_MAPS,
   STATS_MAP,
 } from "../spec/bpf_layout.ts";
@@ -54,6 +60,9 @@ export interface Datapath extends Disposable {
   ingress: PinnedProgram;
   /** The classifier of the tc egress hook (frames to the pod; kubernetes mode). */
   egress: PinnedProgram;
+  /** The classifier of the tc egress hook of the device carrying pod traffic to other nodes
+   * (the vxlan device, or the uplink): the egress of this node's pods after DNAT. */
+  toNode: PinnedProgram;
   /** fds of every map, by name. */
   maps: ReadonlyMap<string, number>;
   /** The fd of a map of MAPS. */
@@ -83,6 +92,8 @@ export class DatapathError extends Error {
 
 interface Hook {
   hook: TcHook;
+  /** Attached to pods' veths (else to the node's device towards other nodes). */
+  veth: boolean;
   pin: string;
   program: string;
   /** The kernel tags the embedded object's program can have. */
@@ -92,15 +103,24 @@ interface Hook {
 const HOOKS: readonly Hook[] = [
   {
     hook: "ingress",
+    veth: true,
     pin: PROGRAM_PIN,
     program: PROGRAM_PROCESS_TC,
     tags: () => embeddedObject().PROGRAM_TAGS,
   },
   {
     hook: "egress",
+    veth: true,
     pin: PROGRAM_PIN_EGRESS,
     program: PROGRAM_PROCESS_TC_EGRESS,
     tags: () => embeddedObject().PROGRAM_TAGS_EGRESS,
+  },
+  {
+    hook: "egress",
+    veth: false,
+    pin: PROGRAM_PIN_TO_NODE,
+    program: PROGRAM_PROCESS_TC_TO_NODE,
+    tags: () => embeddedObject().PROGRAM_TAGS_TO_NODE,
   },
 ];
 
@@ -210,7 +230,7 @@ function openPinned(
     }
     progs.push({ fd, id: info.id });
   }
-  const [ingress, egress] = progs as [PinnedProgram, PinnedProgram];
+  const [ingress, egress, toNode] = progs as [PinnedProgram, PinnedProgram, PinnedProgram];
   const fdOf = (spec: MapSpec) => {
     const fd = maps.get(spec.name);
     if (fd === undefined) {
@@ -222,6 +242,7 @@ function openPinned(
     pinDir,
     ingress,
     egress,
+    toNode,
     maps,
     fd: fdOf,
     mapId: (spec) => mapInfo(fdOf(spec)).id,
@@ -328,15 +349,17 @@ function isOurs(id: number, known: readonly number[], mapIds: ReadonlySet<number
   }
 }
 
-/** Moves every veth running an older ebpfcni program at our tc place to `dp`'s programs. */
+/** Moves every veth (and node device) running an older ebpfcni program at our tc place to
+ * `dp`'s programs. */
 function moveAttached(dp: Datapath, oldIds: readonly number[]): number {
   using nl = new NetlinkSocket();
   let moved = 0;
   const mapIds = new Set([...dp.maps.values()].map((fd) => mapInfo(fd).id));
   for (const link of new Links(nl).list()) {
-    if (link.kind !== "veth") continue;
+    const veth = link.kind === "veth";
     for (const h of HOOKS) {
-      const prog = h.hook === "ingress" ? dp.ingress : dp.egress;
+      if (h.veth !== veth) continue;
+      const prog = !h.veth ? dp.toNode : h.hook === "ingress" ? dp.ingress : dp.egress;
       let id: number;
       try {
         id = attachedProgramId(nl, link.index, h.hook);

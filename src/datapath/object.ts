@@ -9,6 +9,7 @@ export interface EmbeddedObject {
   /** Kernel tags process_tc / process_tc_egress can have (SHA-256 and SHA-1 based). */
   readonly PROGRAM_TAGS: readonly string[];
   readonly PROGRAM_TAGS_EGRESS: readonly string[];
+  readonly PROGRAM_TAGS_TO_NODE: readonly string[];
   readonly OBJECT_SHA256: string;
   objectBytes(): Uint8Array<ArrayBuffer>;
 }

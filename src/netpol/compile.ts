@@ -136,7 +136,7 @@ function contextOf(c: Ctx): string {
   const parts: string[] = [];
   for (const g of c.groups.values()) {
     parts.push(
-      `${g.identity}|${g.namespace}|${JSON.stringify(g.labels)}|${
+      `${g.identity}|${g.local}|${g.namespace}|${JSON.stringify(g.labels)}|${
         JSON.stringify(g.pods.map((p) => p.namedPorts))
       }`,
     );
@@ -162,6 +162,9 @@ interface Group {
   namespace: string;
   labels: Labels;
   pods: Pod[];
+  /** Has a pod on this node: only such a group is a subject here (each pod's rules are
+   * enforced on its own node; elsewhere it is only a peer, by its addresses in ipcache). */
+  local: boolean;
 }
 
 /** labelSetKey per labels object and namespace: pods keep their labels object from one
@@ -177,7 +180,7 @@ function podKey(pod: Pod): string {
 }
 
 /** Every (identity -> its pods) group, from the model's subject pods. */
-function groupsOf(model: Model, pods: IdentityAllocator): {
+function groupsOf(model: Model, pods: IdentityAllocator, isLocal: (pod: Pod) => boolean): {
   groups: Map<number, Group>;
   identities: Map<string, number>;
 } {
@@ -201,6 +204,7 @@ function groupsOf(model: Model, pods: IdentityAllocator): {
       namespace: first.namespace,
       labels: first.labels,
       pods: list,
+      local: list.some(isLocal),
     });
     for (const pod of list) identities.set(objectKey(pod.namespace, pod.name), identity);
   }
@@ -290,7 +294,7 @@ function numericL4(spec: PortSpec): L4 | undefined {
 }
 
 export function compile(model: Model, opts: CompileOptions): Compiled {
-  const { groups, identities } = groupsOf(model, opts.pods);
+  const { groups, identities } = groupsOf(model, opts.pods, opts.isLocal);
   const cidrs = cidrsOf(model, opts.cidrs);
   const c: Ctx = { model, groups, cidrs };
 
@@ -373,7 +377,7 @@ function compilePolicy(c: Ctx, policyKey: string, policy: Policy, context: strin
   };
   const done = () => ({ policy, context, isolation: [...isolation], rules });
   const subjects = [...groups.values()].filter((g) =>
-    g.namespace === policy.namespace && matches(policy.podSelector, g.labels)
+    g.local && g.namespace === policy.namespace && matches(policy.podSelector, g.labels)
   );
   if (subjects.length === 0) return done();
   for (const direction of ["ingress", "egress"] as const) {

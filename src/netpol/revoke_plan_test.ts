@@ -314,3 +314,40 @@ Deno.test("connectionsToEnd() keeps a multicast or broadcast the node sent to a 
   };
   assert.deepEqual(connectionsToEnd([igmp], inputOf(c)), []);
 });
+
+Deno.test("connectionsToEnd() judges only this node's directions: a remote pod's egress is its own node's", () => {
+  const isolateA = networkPolicy("x", "a-isolated", {
+    podSelector: { matchLabels: { pod: "a" } },
+    policyTypes: ["Egress", "Ingress"],
+  });
+  // A twin of a (same labels, so the same identity) runs on b's node: a's rules are compiled
+  // there for the twin, and must not be applied to a, which is remote there.
+  const twin = podObject(ENV, "x", "a-twin");
+  (twin.metadata as { labels: Record<string, string> }).labels = { pod: "a" };
+  (twin.status as Record<string, unknown>) = {
+    phase: "Running",
+    podIP: "10.99.0.9",
+    podIPs: [{ ip: "10.99.0.9" }],
+  };
+  let m = initialModel();
+  for (const o of [...parseDocument(isolateA), ...parseDocument(twin)]) m = applyObject(m, o);
+  const compileOn = (...local: string[]) =>
+    compile(m, {
+      pods: new IdentityAllocator("pod"),
+      cidrs: new IdentityAllocator("cidr"),
+      isLocal: (p) => local.includes(`${p.namespace}/${p.name}`),
+    });
+  const a = parseIpv4(ENV.podIp("x/a"));
+  const b = parseIpv4(ENV.podIp("x/b"));
+  const conns = (c: Compiled): TrackedConnection[] => [{
+    key: { saddr: a, daddr: b, sport: 5000, dport: 80, proto: 6 },
+    entry: { srcId: c.ipcache.get(a)!.identity, dstId: c.ipcache.get(b)!.identity, flags: 0 },
+  }];
+  // On b's node, a is a remote pod: its egress (isolated, nothing allowed) is a's node's.
+  const onB = compileOn("x/b", "x/a-twin");
+  assert.ok(onB.rules.size > 0 || onB.isolation.size > 0, "the twin's isolation is here");
+  assert.deepEqual(connectionsToEnd(conns(onB), inputOf(onB)), []);
+  // On a's node the connection is denied by a's egress.
+  const onA = compileOn("x/a");
+  assert.deepEqual(connectionsToEnd(conns(onA), inputOf(onA)).map((e) => e.reason), ["denied"]);
+});

@@ -122,13 +122,22 @@ export function simulate(
 ): SimVerdict {
   const src = c.ipcache.get(f.src);
   const dst = c.ipcache.get(f.dst);
+  // Each direction is judged on the node of the pod it belongs to: a remote pod's egress on
+  // its node as it leaves, a remote pod's ingress where it is delivered.
+  const egressOf = (peer: number) =>
+    src?.local
+      ? direction(c, rules, src.identity, DIR_EGRESS, peer, cidrIdentityOf(c, f.dst), f)
+      : NONE;
+  if (dst && !dst.local) {
+    // To a remote pod: only the local source's egress, as it leaves this node.
+    const egress = egressOf(dst.identity);
+    return { allowed: egress.allowed, hook: "from-pod", egress, ingress: NONE };
+  }
   if (dst) {
     // Delivered to a pod: judged at its hook, source egress and destination ingress.
     if (hosts.has(f.src)) return { allowed: true, hook: "node", egress: NONE, ingress: NONE };
     const srcId = src?.identity ?? IDENTITY_WORLD;
-    const egress = src
-      ? direction(c, rules, src.identity, DIR_EGRESS, dst.identity, cidrIdentityOf(c, f.dst), f)
-      : NONE;
+    const egress = egressOf(dst.identity);
     const ingress = direction(
       c,
       rules,
@@ -141,8 +150,7 @@ export function simulate(
     return { allowed: egress.allowed && ingress.allowed, hook: "to-pod", egress, ingress };
   }
   // To anything else: the sender's egress, at the sender's hook.
-  if (!src) return { allowed: true, hook: "from-pod", egress: NONE, ingress: NONE };
-  const peer = hosts.has(f.dst) ? IDENTITY_HOST : IDENTITY_WORLD;
-  const egress = direction(c, rules, src.identity, DIR_EGRESS, peer, cidrIdentityOf(c, f.dst), f);
+  if (!src?.local) return { allowed: true, hook: "from-pod", egress: NONE, ingress: NONE };
+  const egress = egressOf(hosts.has(f.dst) ? IDENTITY_HOST : IDENTITY_WORLD);
   return { allowed: egress.allowed, hook: "from-pod", egress, ingress: NONE };
 }

@@ -23,6 +23,9 @@ export interface ApplyResult {
   writes: number;
   /** Writes the kernel refused, as sentences. */
   errors: string[];
+  /** The interfaces carrying pod traffic to other nodes (the vxlan device; in native mode
+   * the underlay interfaces of the routes), where the pods' egress is judged as it leaves. */
+  devices: number[];
 }
 
 function haveDevice(l: Link | undefined): HaveDevice | undefined {
@@ -208,7 +211,10 @@ export function applyRouting(
         : `the kernel refused ${cidrs}: ${why}`,
     });
   }
-  return { states, writes, errors };
+  const devices = vxlanIndex !== undefined
+    ? [vxlanIndex]
+    : [...new Set(p.routes.flatMap((r) => typeof r.oif === "number" ? [r.oif] : []))];
+  return { states, writes, errors, devices };
 }
 
 /** The node whose gateway neighbour has this MAC (its routes go via that gateway). */

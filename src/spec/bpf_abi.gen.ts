@@ -11,6 +11,7 @@ export const OBJECT_NAME = "ebpfcni";
 /** The object's programs (global functions). */
 export const PROGRAM_PROCESS_TC = "process_tc";
 export const PROGRAM_PROCESS_TC_EGRESS = "process_tc_egress";
+export const PROGRAM_PROCESS_TC_TO_NODE = "process_tc_to_node";
 
 /** The object's maps, in the order of its .maps section (key -> value in comments). */
 export const MAP_SPECS = {
@@ -380,6 +381,7 @@ export const CT_PEER_VETH_SHIFT = 16;
 // enum ebpfcni_hook
 export const HOOK_FROM_POD = 0;
 export const HOOK_TO_POD = 1;
+export const HOOK_TO_NODE = 2;
 
 // enum ebpfcni_verdict
 export const VERDICT_DROP = 0;
@@ -460,6 +462,7 @@ export const ENUMS = {
   ebpfcni_hook: {
     HOOK_FROM_POD,
     HOOK_TO_POD,
+    HOOK_TO_NODE,
   },
   ebpfcni_verdict: {
     VERDICT_DROP,

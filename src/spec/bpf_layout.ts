@@ -13,6 +13,7 @@ export {
   DIR_INGRESS,
   DIR_PAIR,
   HOOK_FROM_POD,
+  HOOK_TO_NODE,
   HOOK_TO_POD,
   IDENTITY_ANY,
   IDENTITY_HOST,
@@ -161,6 +162,8 @@ export const DEFAULT_PIN_DIR = "/sys/fs/bpf/tc/globals";
 /** The pinned programs' file names in the pin directory (tc_prog is the original's). */
 export const PROGRAM_PIN = "tc_prog";
 export const PROGRAM_PIN_EGRESS = "tc_prog_egress";
+/** The classifier of the device carrying pod traffic to other nodes (tc egress). */
+export const PROGRAM_PIN_TO_NODE = "tc_prog_to_node";
 
 // Keys and values are host-endian structs; every platform we build for is little-endian.
 const LE = true;
