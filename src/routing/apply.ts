@@ -82,6 +82,8 @@ export function applyRouting(
     links: all.map((l) => ({ index: l.index, name: l.name, mtu: l.mtu })),
     addrs: links.addrs().map((a) => ({ ip: a.ip, prefix: a.prefixlen, ifindex: a.index })),
   });
+  // No device can be planned now: nothing is written (diff() keeps everything as well).
+  if (p.hold !== undefined) return { states: p.states, writes: 0, errors: [] };
   const errors: string[] = [];
   const failed = new Map<string, string>();
   let writes = 0;
