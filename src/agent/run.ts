@@ -219,7 +219,11 @@ function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
 /** The agent's nodes (valid Node objects, and a hook fired after a reconcile that changed
  * them) as routing's and masquerade's NodeSource. */
 function agentNodeSource(agent: Agent): NodeSource {
-  return { nodes: () => agent.nodes(), onChange: (cb) => void agent.onNodes(cb) };
+  return {
+    nodes: () => agent.nodes(),
+    claimedPodCidrs: () => [...agent.store.model.nodes.values()].flatMap((n) => n.podCidrs),
+    onChange: (cb) => void agent.onNodes(cb),
+  };
 }
 
 export async function runAgent(o: RunOptions): Promise<void> {
