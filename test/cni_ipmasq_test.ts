@@ -184,3 +184,45 @@ Deno.test("ipMasq: a pod reaches the world with its node's address, its bridge's
     }
   });
 });
+
+Deno.test("ipMasq: a DEL whose rules cannot be removed (libnftables missing) still releases the address and fails; the retry removes the rules and succeeds, and so does one after", async () => {
+  await withNetwork(async (net) => {
+    const nodeName = `mq-d-${randomHex(3)}`;
+    const node = `/var/run/netns/${nodeName}`;
+    try {
+      await sh("ip", ["netns", "add", nodeName], { check: true });
+      await sh("ip", ["-n", nodeName, "link", "set", "lo", "up"], { check: true });
+      const masq = net.config({ ipMasq: true });
+      const pod = await addPod(net, node, 1001, masq);
+      assert.deepEqual(net.leases(), [pod.ip]);
+      const del = (env: Record<string, string> = {}) =>
+        cniIn(node, {
+          command: "DEL",
+          containerId: pod.id,
+          netns: pod.netns,
+          ifname: "eth0",
+          config: masq,
+          env,
+        });
+
+      const broken = await del({
+        EBPFCNI_LIBNFTABLES: `/nonexistent-${randomHex(4)}/libnftables.so.1`,
+      });
+      assert.notEqual(broken.code, 0, "the rules are still there: DEL says so");
+      assert.match(broken.stdout, /ipMasq: cannot remove/);
+      assert.deepEqual(net.leases(), [], "the address is released all the same");
+      assert.deepEqual(await ipMasqComments(nodeName), [ipMasqComment(net.name, pod.id, "eth0")]);
+
+      const retry = await del();
+      assert.equal(retry.code, 0, retry.stdout + retry.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), []);
+      assert.deepEqual(net.stateFiles(), []);
+      const again = await del({
+        EBPFCNI_LIBNFTABLES: `/nonexistent-${randomHex(4)}/libnftables.so.1`,
+      });
+      assert.equal(again.code, 0, "nothing recorded: nothing to remove " + again.stdout);
+    } finally {
+      await sh("ip", ["netns", "del", nodeName]);
+    }
+  });
+});
