@@ -19,6 +19,7 @@ import { type AttachmentState, StateStore } from "../node/attachment_store.ts";
 import { agentForget } from "./agent_client.ts";
 import { faultPoint } from "./fault.ts";
 import { ipMasqDel } from "./ipmasq.ts";
+import { dropOldGateways } from "./old_gateways.ts";
 import { log } from "../log.ts";
 import { errorMessage } from "../spec/text.ts";
 
@@ -158,6 +159,7 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
   // endpoint entry of ours to remove: a prevResult address may already be another pod's.
   using host = new NetlinkSocket();
   await teardown(ctx, t, new Links(host));
+  await dropOldGateways(ctx);
   if (ctx.conf.datapath.mode === "kubernetes") {
     // Best effort: the agent also finds out from its source, and DEL must not need it.
     const problem = await agentForget(ctx.conf.agentSocket, {

@@ -15,6 +15,7 @@ import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
 import { AttachmentLock } from "./lock.ts";
 import { ipMasqGc } from "./ipmasq.ts";
+import { dropOldGateways } from "./old_gateways.ts";
 
 interface Valid {
   containerId: string;
@@ -107,6 +108,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
       errors.push(causeChain(err));
     }
   }
+  await dropOldGateways(ctx);
   if (errors.length) {
     throw new CniError(
       ErrCode.Internal,
