@@ -336,7 +336,10 @@ export async function runAgent(o: RunOptions): Promise<void> {
     }
   }
   const cni = new CniCounts();
-  const cniServer = new CniServer(o.runCni, { podCidr: () => agent.podCidr() });
+  const cniServer = new CniServer(o.runCni, {
+    podCidr: () => agent.podCidr(),
+    routing: o.routing?.mode ?? "none",
+  });
   const metricsAddress = http?.address ?? null;
   const routed = () => (routing ? { routing: routing.status() } : {});
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
@@ -403,7 +406,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
         case "explain":
           return { explanation: agent.explain(req) };
         case "podcidr":
-          return { podCidr: formatCidr(await agent.podCidr()), node: o.node };
+          return {
+            podCidr: formatCidr(await agent.podCidr()),
+            node: o.node,
+            routing: o.routing?.mode ?? "none",
+          };
         case "monitor":
           return flows.monitor(req);
       }
