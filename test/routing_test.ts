@@ -317,6 +317,12 @@ Deno.test("vxlan: pods on different nodes talk (ping, TCP, UDP, full-size TCP bo
       /this node \\"node-1\\" is not among the nodes yet/,
     );
     assert.deepEqual(await owned(a), before);
+    // Nor one where this node's address is on none of its interfaces for a moment (the Node
+    // and the NIC change at different times, a DHCP renew): the overlay stays.
+    const moved = await route(a, "vxlan", [{ ...a, address: "10.0.0.99" }, b]);
+    assert.match(JSON.stringify(moved.nodes["node-2"]), /10\.0\.0\.99 is on no interface/);
+    assert.deepEqual(await owned(a), before);
+    await assertTraffic(a, [b], true);
 
     // Node 3 joins: its entries appear on the others, and its pod is reached.
     assert.doesNotMatch(before.routes, /10\.244\.3\.0/);
