@@ -226,3 +226,52 @@ Deno.test("ipMasq: a DEL whose rules cannot be removed (libnftables missing) sti
     }
   });
 });
+
+Deno.test("ipMasq: GC removes the stale rules even when a concurrent DEL removed one of them after GC listed it", async () => {
+  await withNetwork(async (net) => {
+    const nodeName = `mq-g-${randomHex(3)}`;
+    const node = `/var/run/netns/${nodeName}`;
+    const marker = `${net.stateDir}/gc-listed-${randomHex(4)}`;
+    try {
+      await sh("ip", ["netns", "add", nodeName], { check: true });
+      await sh("ip", ["-n", nodeName, "link", "set", "lo", "up"], { check: true });
+      const masq = net.config({ ipMasq: true });
+      const p1 = await addPod(net, node, 1001, masq);
+      const p2 = await addPod(net, node, 1002, masq);
+      // Records lost (a wiped state directory): GC judges the rules by their comments alone.
+      for (const p of [p1, p2]) Deno.removeSync(`${net.stateDir}/${net.name}/${p.id}_eth0.json`);
+      const gc = cniIn(node, {
+        command: "GC",
+        config: { ...masq, "cni.dev/valid-attachments": [] },
+        env: {
+          EBPFCNI_FAULT: "sleep:gc-ipmasq-listed",
+          EBPFCNI_FAULT_SLEEP_MS: "5000",
+          EBPFCNI_FAULT_MARKER: marker,
+        },
+      });
+      // GC has listed both rules and pauses: p1's DEL removes p1's meanwhile.
+      for (let i = 0; i < 600; i++) {
+        try {
+          Deno.statSync(marker);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+      const del = await cniIn(node, {
+        command: "DEL",
+        containerId: p1.id,
+        netns: p1.netns,
+        ifname: "eth0",
+        config: masq,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), [ipMasqComment(net.name, p2.id, "eth0")]);
+      const done = await gc;
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), []);
+    } finally {
+      await sh("ip", ["netns", "del", nodeName]);
+    }
+  });
+});

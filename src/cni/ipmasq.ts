@@ -69,6 +69,7 @@ async function removeWhere(
   network: string,
   drop: (comment: string) => boolean,
   what: string,
+  listed?: () => Promise<void>,
 ): Promise<number> {
   const head = `${networkTag(network)} `;
   const { NftError } = await import("../../ffi/libnftables.ts");
@@ -77,6 +78,7 @@ async function removeWhere(
     const handles = (await rulesOf(nft))
       .filter((r) => r.comment.startsWith(head) && drop(r.comment))
       .map((r) => r.handle);
+    await listed?.();
     let removed = 0;
     for (const handle of handles) {
       try {
@@ -98,11 +100,13 @@ export function ipMasqDel(network: string, containerId: string, ifname: string):
   return removeWhere(network, (c) => c === comment, `remove ${containerId}/${ifname}'s rules`);
 }
 
-/** GC: the network's rules of attachments not in `valid` go. */
+/** GC: the network's rules of attachments not in `valid` go (`listed`: a test's hook between
+ * the listing and the removals). */
 export function ipMasqGc(
   network: string,
   valid: readonly { containerId: string; ifname: string }[],
+  listed?: () => Promise<void>,
 ): Promise<number> {
   const keep = new Set(valid.map((v) => ipMasqComment(network, v.containerId, v.ifname)));
-  return removeWhere(network, (c) => !keep.has(c), "remove stale rules");
+  return removeWhere(network, (c) => !keep.has(c), "remove stale rules", listed);
 }
