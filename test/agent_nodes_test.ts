@@ -6,7 +6,7 @@
 // Kubernetes API source lists and watches Nodes.
 import assert from "node:assert/strict";
 import { ebpfcni } from "./_cli.ts";
-import { containerId, type TestNetwork } from "./_cni.ts";
+import { containerId, ipText, sh, type TestNetwork } from "./_cni.ts";
 import {
   addK8sPod,
   type AgentStatusJson,
@@ -280,6 +280,72 @@ Deno.test("a node's pod CIDR changed under leases of the old one: ADD takes the 
       assert.match(agent.logs(), /holds 1 lease\(s\) outside this node's pod CIDR/);
       // Not dropped, not reused: a's lease is there until a's DEL.
       assert.ok(s.net.leases().includes(a.ip), JSON.stringify(s.net.leases()));
+    } finally {
+      const st = await agent.stop();
+      assert.equal(st.code, 0, agent.logs());
+    }
+  });
+});
+
+/** The bridge's IPv4 addresses ("a.b.c.d/n"). */
+async function bridgeAddrs(net: TestNetwork): Promise<string[]> {
+  const r = await sh("ip", ["-j", "-4", "addr", "show", "dev", net.bridge], { check: true });
+  return (JSON.parse(r.stdout) as { addr_info: { local: string; prefixlen: number }[] }[])
+    .flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).sort();
+}
+
+/** host_map's addresses (the node's own: gateways among them), dotted. */
+async function hostMapIps(net: TestNetwork): Promise<string[]> {
+  const r = await sh("bpftool", ["-j", "map", "dump", "pinned", `${net.pinDir}/host_map`]);
+  if (r.code !== 0) return [];
+  const u32 = (v: unknown) =>
+    typeof v === "number"
+      ? v
+      : (v as string[]).slice(0, 4).reduce((n, b, i) => n + parseInt(b, 16) * 256 ** i, 0);
+  return (JSON.parse(r.stdout) as { key: unknown }[]).map((e) => ipText(u32(e.key))).sort();
+}
+
+const gatewayOf = (cidr: string) => cidr.replace(/\.0\/24$/, ".1");
+
+Deno.test("a node's pod CIDR changed: the DEL of the old CIDR's last pod removes its gateway from the bridge and host_map; the new CIDR's stays", async () => {
+  await withK8sSetup(["a", "b"], async (s) => {
+    const config = usePodCidr(s);
+    const old = s.net.subnet;
+    const next = otherSubnet(s.net);
+    s.manifests.apply(nodeObject("node-1", old, "192.0.2.1"));
+    const agent = await startAgent(s.net, { manifests: s.manifests.dir });
+    try {
+      await agent.synced();
+      const a = await addK8sPod(s.net, config, "x", "a");
+      s.manifests.apply(nodeObject("node-1", next, "192.0.2.1"));
+      await agent.synced();
+      const b = await addK8sPod(s.net, config, "x", "b");
+      assert.ok(inCidr(next, b.ip), b.ip);
+      const both = [`${gatewayOf(old)}/24`, `${gatewayOf(next)}/24`].sort();
+      assert.deepEqual(await bridgeAddrs(s.net), both);
+      const hosts = await hostMapIps(s.net);
+      assert.ok(hosts.includes(gatewayOf(old)) && hosts.includes(gatewayOf(next)), `${hosts}`);
+
+      const del = (p: { id: string; netns: string }, name: string) =>
+        s.net.run({
+          command: "DEL",
+          containerId: p.id,
+          netns: p.netns,
+          ifname: "eth0",
+          args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=x;K8S_POD_NAME=${name}`,
+          config,
+        });
+      const d = await del(a, "a");
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      assert.deepEqual(await bridgeAddrs(s.net), [`${gatewayOf(next)}/24`]);
+      const after = await hostMapIps(s.net);
+      assert.ok(!after.includes(gatewayOf(old)) && after.includes(gatewayOf(next)), `${after}`);
+      const routes = await sh("ip", ["-4", "route", "show", "dev", s.net.bridge], { check: true });
+      assert.doesNotMatch(routes.stdout, new RegExp(old.replaceAll(".", "\\.")));
+      // The current CIDR's gateway stays with no pod left.
+      const e = await del(b, "b");
+      assert.equal(e.code, 0, e.stdout + e.stderr);
+      assert.deepEqual(await bridgeAddrs(s.net), [`${gatewayOf(next)}/24`]);
     } finally {
       const st = await agent.stop();
       assert.equal(st.code, 0, agent.logs());

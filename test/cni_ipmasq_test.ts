@@ -184,3 +184,94 @@ Deno.test("ipMasq: a pod reaches the world with its node's address, its bridge's
     }
   });
 });
+
+Deno.test("ipMasq: a DEL whose rules cannot be removed (libnftables missing) still releases the address and fails; the retry removes the rules and succeeds, and so does one after", async () => {
+  await withNetwork(async (net) => {
+    const nodeName = `mq-d-${randomHex(3)}`;
+    const node = `/var/run/netns/${nodeName}`;
+    try {
+      await sh("ip", ["netns", "add", nodeName], { check: true });
+      await sh("ip", ["-n", nodeName, "link", "set", "lo", "up"], { check: true });
+      const masq = net.config({ ipMasq: true });
+      const pod = await addPod(net, node, 1001, masq);
+      assert.deepEqual(net.leases(), [pod.ip]);
+      const del = (env: Record<string, string> = {}) =>
+        cniIn(node, {
+          command: "DEL",
+          containerId: pod.id,
+          netns: pod.netns,
+          ifname: "eth0",
+          config: masq,
+          env,
+        });
+
+      const broken = await del({
+        EBPFCNI_LIBNFTABLES: `/nonexistent-${randomHex(4)}/libnftables.so.1`,
+      });
+      assert.notEqual(broken.code, 0, "the rules are still there: DEL says so");
+      assert.match(broken.stdout, /ipMasq: cannot remove/);
+      assert.deepEqual(net.leases(), [], "the address is released all the same");
+      assert.deepEqual(await ipMasqComments(nodeName), [ipMasqComment(net.name, pod.id, "eth0")]);
+
+      const retry = await del();
+      assert.equal(retry.code, 0, retry.stdout + retry.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), []);
+      assert.deepEqual(net.stateFiles(), []);
+      const again = await del({
+        EBPFCNI_LIBNFTABLES: `/nonexistent-${randomHex(4)}/libnftables.so.1`,
+      });
+      assert.equal(again.code, 0, "nothing recorded: nothing to remove " + again.stdout);
+    } finally {
+      await sh("ip", ["netns", "del", nodeName]);
+    }
+  });
+});
+
+Deno.test("ipMasq: GC removes the stale rules even when a concurrent DEL removed one of them after GC listed it", async () => {
+  await withNetwork(async (net) => {
+    const nodeName = `mq-g-${randomHex(3)}`;
+    const node = `/var/run/netns/${nodeName}`;
+    const marker = `${net.stateDir}/gc-listed-${randomHex(4)}`;
+    try {
+      await sh("ip", ["netns", "add", nodeName], { check: true });
+      await sh("ip", ["-n", nodeName, "link", "set", "lo", "up"], { check: true });
+      const masq = net.config({ ipMasq: true });
+      const p1 = await addPod(net, node, 1001, masq);
+      const p2 = await addPod(net, node, 1002, masq);
+      // Records lost (a wiped state directory): GC judges the rules by their comments alone.
+      for (const p of [p1, p2]) Deno.removeSync(`${net.stateDir}/${net.name}/${p.id}_eth0.json`);
+      const gc = cniIn(node, {
+        command: "GC",
+        config: { ...masq, "cni.dev/valid-attachments": [] },
+        env: {
+          EBPFCNI_FAULT: "sleep:gc-ipmasq-listed",
+          EBPFCNI_FAULT_SLEEP_MS: "5000",
+          EBPFCNI_FAULT_MARKER: marker,
+        },
+      });
+      // GC has listed both rules and pauses: p1's DEL removes p1's meanwhile.
+      for (let i = 0; i < 600; i++) {
+        try {
+          Deno.statSync(marker);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+      const del = await cniIn(node, {
+        command: "DEL",
+        containerId: p1.id,
+        netns: p1.netns,
+        ifname: "eth0",
+        config: masq,
+      });
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), [ipMasqComment(net.name, p2.id, "eth0")]);
+      const done = await gc;
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+      assert.deepEqual(await ipMasqComments(nodeName), []);
+    } finally {
+      await sh("ip", ["netns", "del", nodeName]);
+    }
+  });
+});

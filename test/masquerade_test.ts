@@ -248,10 +248,10 @@ Deno.test("agent run: bad masquerade flags exit 2 naming the value", async () =>
     const [args, msg] of [
       [
         ["--non-masquerade-cidr", "10.0.0.1/8"],
-        /invalid --non-masquerade-cidr "10\.0\.0\.1\/8": host bits set/,
+        /Invalid --non-masquerade-cidr "10\.0\.0\.1\/8": host bits set/,
       ],
-      [["--non-masquerade-cidr", "nope"], /invalid --non-masquerade-cidr "nope"/],
-      [["--no-masquerade", "--masquerade"], /give one of --masquerade and --no-masquerade/],
+      [["--non-masquerade-cidr", "nope"], /Invalid --non-masquerade-cidr "nope"/],
+      [["--no-masquerade", "--masquerade"], /Give one of --masquerade and --no-masquerade/],
       [["--no-masquerade", "--non-masquerade-cidr", "10.0.0.0/8"], /needs --masquerade/],
     ] as const
   ) {

@@ -276,6 +276,12 @@ Deno.test("vxlan: pods on different nodes talk (ping, TCP, UDP, full-size TCP bo
       /this node \\"node-1\\" is not among the nodes yet/,
     );
     assert.deepEqual(await owned(a), before);
+    // Nor one where this node's address is on none of its interfaces for a moment (the Node
+    // and the NIC change at different times, a DHCP renew): the overlay stays.
+    const moved = await route(a, "vxlan", [{ ...a, address: "10.0.0.99" }, b]);
+    assert.match(JSON.stringify(moved.nodes["node-2"]), /10\.0\.0\.99 is on no interface/);
+    assert.deepEqual(await owned(a), before);
+    await assertTraffic(a, [b], true);
 
     // Node 3 joins: its entries appear on the others, and its pod is reached.
     assert.doesNotMatch(before.routes, /10\.244\.3\.0/);
@@ -472,5 +478,49 @@ Deno.test("a running routing loop follows its nodes: a node joining is routed, o
       }
       Deno.removeSync(dir, { recursive: true });
     }
+  });
+});
+
+Deno.test("vxlan: another vxlan device on the same VNI and port (flannel's flannel.1) is named in the node's reason; another owner's blackhole route to a pod CIDR is left alone", async () => {
+  await withCluster([
+    { address: "10.0.0.1", prefix: 24 },
+    { address: "10.0.0.2", prefix: 24 },
+  ], async (c) => {
+    const [a, b] = c.nodes as [Node, Node];
+    const ip = (...args: string[]) => run("ip", ["-n", a.ns, ...args]);
+    // flannel's defaults: VNI 1, UDP port 8472 (ours too).
+    await ip(
+      "link",
+      "add",
+      "flannel.1",
+      "type",
+      "vxlan",
+      "id",
+      "1",
+      "dstport",
+      "8472",
+      "dev",
+      "eth0",
+    );
+    const clash = await route(a, "vxlan", [a, b]);
+    const s = clash.nodes[b.name];
+    assert.ok(s && !s.routed, JSON.stringify(s));
+    assert.match(s.reason, /another vxlan device uses VNI 1 and UDP port 8472 \("flannel\.1"\)/);
+    assert.match(clash.lastPass?.errors.join("\n") ?? "", /another vxlan device uses VNI 1/);
+    assert.equal((await owned(a)).link, "", "no device of ours");
+    await ip("link", "del", "flannel.1");
+
+    // A route of another owner, of any type, is never replaced.
+    await ip("route", "add", "blackhole", "10.244.2.0/24", "proto", "boot");
+    const held = await route(a, "vxlan", [a, b]);
+    assert.match(
+      JSON.stringify(held.nodes[b.name]),
+      /another route to 10\.244\.2\.0\/24 \(protocol 3\) is in the main table: left alone/,
+    );
+    assert.match(await ip("route"), /^blackhole 10\.244\.2\.0\/24 *$/m);
+    assert.equal((await owned(a)).routes, "");
+    await ip("route", "del", "blackhole", "10.244.2.0/24");
+    const fine = await route(a, "vxlan", [a, b]);
+    assert.deepEqual(fine.nodes[b.name], { routed: true, via: "vxlan to 10.0.0.2" });
   });
 });

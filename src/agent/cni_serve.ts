@@ -19,6 +19,7 @@ import { CniError, ErrCode } from "../spec/cni.ts";
 import { buildStamp } from "../build_stamp.ts";
 import { resolveNetnsPath } from "../net/netns.ts";
 import type { Cidr } from "../spec/ipv4.ts";
+import type { RoutingMode } from "../spec/routing.ts";
 
 /** The fault injection of the robustness tests (cni/fault.ts) is honoured in a handed-over
  * call only when the agent itself was started with this set to 1 (the tests do). */
@@ -61,7 +62,10 @@ export class CniServer {
   /** `runCni`: the CNI dispatcher (src/cni/dispatch.ts), handed in by the composition root;
    * `agent.podCidr`: this node's pod CIDR, which the calls run here get straight from the
    * agent. */
-  constructor(runCni: CniRunner, readonly agent: { podCidr?: () => Promise<Cidr> } = {}) {
+  constructor(
+    runCni: CniRunner,
+    readonly agent: { podCidr?: () => Promise<Cidr>; routing?: RoutingMode } = {},
+  ) {
     this.#runCni = runCni;
   }
 
@@ -113,8 +117,13 @@ export class CniServer {
   }
 
   #caller(pid: number, signal: AbortSignal): CniCaller {
-    const podCidr = this.agent.podCidr;
-    return { pid, signal, ...(podCidr === undefined ? {} : { podCidr }) };
+    const { podCidr, routing } = this.agent;
+    return {
+      pid,
+      signal,
+      ...(podCidr === undefined ? {} : { podCidr }),
+      ...(routing === undefined ? {} : { routing }),
+    };
   }
 
   /** A DEL of the attachment came: the ADDs of it still running stop and roll back. */

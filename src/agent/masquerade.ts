@@ -8,7 +8,14 @@
 import { errorMessage } from "../spec/text.ts";
 import type { NodeSource } from "../spec/node.ts";
 import type { Cidr } from "../spec/ipv4.ts";
-import { describePlan, masqueradePlan, type NftBatch, replaceAgentTable } from "../masq/ruleset.ts";
+import {
+  describePlan,
+  listAgentTable,
+  listingKey,
+  masqueradePlan,
+  type NftBatch,
+  replaceAgentTable,
+} from "../masq/ruleset.ts";
 import type { AgentLog } from "../log.ts";
 
 export interface MasqueradeOptions {
@@ -19,6 +26,9 @@ export interface MasqueradeOptions {
   log: AgentLog;
   /** Runs a batch (default: libnftables in this thread's network namespace). */
   apply?: (batch: NftBatch) => void;
+  /** The table as the kernel holds it, as text to compare (undefined: no such table).
+   * Default: libnftables' listing; with `apply` given and no `list`, always undefined. */
+  list?: () => string | undefined;
 }
 
 export type MasqueradeStatus =
@@ -29,18 +39,32 @@ export type MasqueradeStatus =
 export interface Masquerade {
   status(): MasqueradeStatus;
   /** Applies the current node set now (the change hook does it on every change); `repair`
-   * writes the table again even when the nodes did not change (drift: someone removed it). */
+   * lists the table and writes it again when it is not as last applied (drift: someone
+   * removed or changed it). */
   sync(repair?: boolean): void;
 }
 
-async function libnftablesApply(): Promise<(batch: NftBatch) => void> {
+async function libnftables(): Promise<
+  { apply: (batch: NftBatch) => void; list: () => string | undefined }
+> {
   // libnftables is loaded only by an agent that masquerades.
-  const { NftContext } = await import("../../ffi/libnftables.ts");
+  const { NftContext, NftError } = await import("../../ffi/libnftables.ts");
   // Opened once at start: a missing library stops the agent with the package to install.
   new NftContext().close();
-  return (batch) => {
-    using nft = new NftContext();
-    nft.run(batch, "replace nftables table ip ebpfcni");
+  return {
+    apply: (batch) => {
+      using nft = new NftContext();
+      nft.run(batch, "replace nftables table ip ebpfcni");
+    },
+    list: () => {
+      using nft = new NftContext();
+      try {
+        return listingKey(nft.run(listAgentTable(), "list nftables table ip ebpfcni"));
+      } catch (err) {
+        if (err instanceof NftError && err.notFound) return undefined;
+        throw err;
+      }
+    },
   };
 }
 
@@ -50,11 +74,28 @@ export async function startMasquerade(
   nodes: NodeSource,
   opts: MasqueradeOptions,
 ): Promise<Masquerade> {
-  const apply = opts.apply ?? await libnftablesApply();
+  const nft = opts.apply
+    ? { apply: opts.apply, list: opts.list ?? (() => undefined) }
+    : await libnftables();
   let applied: string | undefined;
+  // The listing right after the last write: a resync compares the kernel's with it.
+  let listed: string | undefined;
+  const list = () => {
+    try {
+      return nft.list();
+    } catch (err) {
+      opts.log.warn("cannot list the masquerade table", { error: String(err) });
+      return undefined;
+    }
+  };
   let status: MasqueradeStatus = { state: "waiting", reason: "not applied yet" };
   const sync = (repair = false) => {
-    const plan = masqueradePlan(opts.self, nodes.nodes(), opts.nonMasquerade);
+    const plan = masqueradePlan(
+      opts.self,
+      nodes.nodes(),
+      opts.nonMasquerade,
+      nodes.claimedPodCidrs?.() ?? [],
+    );
     if ("waiting" in plan) {
       if (status.state !== "waiting" || status.reason !== plan.waiting) {
         opts.log.warn("masquerade waits", { reason: plan.waiting });
@@ -64,11 +105,12 @@ export async function startMasquerade(
     }
     const batch = replaceAgentTable(plan);
     const text = JSON.stringify(batch);
-    if (!repair && text === applied && status.state === "applied") return;
-    const rules = describePlan(plan);
     const changed = text !== applied || status.state !== "applied";
+    if (!changed && (!repair || (listed !== undefined && list() === listed))) return;
+    const rules = describePlan(plan);
     try {
-      apply(batch);
+      nft.apply(batch);
+      listed = list();
       applied = text;
       status = { state: "applied", rules };
       if (changed) opts.log.info("masquerade applied", { rules });

@@ -72,3 +72,43 @@ Deno.test("startMasquerade() reports a refused transaction and retries it at the
   assert.equal(m.status().state, "applied");
   assert.equal(f.batches.length, 1);
 });
+
+Deno.test("startMasquerade() at a resync replaces the table only when the kernel's differs from what it applied", async () => {
+  const f = fixture();
+  let kernel: string | undefined;
+  const apply = (b: NftBatch) => {
+    f.apply(b);
+    kernel = JSON.stringify(b); // what a listing would show
+  };
+  f.set([a, b]);
+  const m = await startMasquerade(f.source, {
+    self: "a",
+    nonMasquerade: [],
+    log,
+    apply,
+    list: () => kernel,
+  });
+  assert.equal(f.batches.length, 1);
+  m.sync(true);
+  m.sync(true);
+  assert.equal(f.batches.length, 1, "nothing drifted: no transaction");
+  kernel = undefined; // someone deleted the table
+  m.sync(true);
+  assert.equal(f.batches.length, 2);
+  kernel = "changed by hand";
+  m.sync(true);
+  assert.equal(f.batches.length, 3);
+  m.sync(true);
+  assert.equal(f.batches.length, 3);
+});
+
+Deno.test("startMasquerade() never masquerades to a pod CIDR withheld from the nodes (two nodes claim it)", async () => {
+  const f = fixture();
+  const both = parseCidr("10.9.0.0/24");
+  f.set([a, { ...b, podCidrs: [] }]); // b's 10.9.0.0/24 withheld: c claims it too
+  const source = { ...f.source, claimedPodCidrs: () => [a.podCidrs[0]!, both, both] };
+  await startMasquerade(source, { self: "a", nonMasquerade: [], log, apply: f.apply });
+  const set = (f.batches[0]!.nftables as { add?: { set?: { name: string; elem?: unknown } } }[])
+    .find((o) => o.add?.set?.name === "no-masquerade")!.add!.set!;
+  assert.match(JSON.stringify(set.elem), /"10\.9\.0\.0","10\.9\.0\.255"/);
+});

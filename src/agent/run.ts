@@ -219,7 +219,11 @@ function observedSink(agent: Agent, metrics: AgentMetrics): SourceSink {
 /** The agent's nodes (valid Node objects, and a hook fired after a reconcile that changed
  * them) as routing's and masquerade's NodeSource. */
 function agentNodeSource(agent: Agent): NodeSource {
-  return { nodes: () => agent.nodes(), onChange: (cb) => void agent.onNodes(cb) };
+  return {
+    nodes: () => agent.nodes(),
+    claimedPodCidrs: () => [...agent.store.model.nodes.values()].flatMap((n) => n.podCidrs),
+    onChange: (cb) => void agent.onNodes(cb),
+  };
 }
 
 export async function runAgent(o: RunOptions): Promise<void> {
@@ -333,7 +337,10 @@ export async function runAgent(o: RunOptions): Promise<void> {
     }
   }
   const cni = new CniCounts();
-  const cniServer = new CniServer(o.runCni, { podCidr: () => agent.podCidr() });
+  const cniServer = new CniServer(o.runCni, {
+    podCidr: () => agent.podCidr(),
+    routing: o.routing?.mode ?? "none",
+  });
   const metricsAddress = http?.address ?? null;
   const routed = () => (routing ? { routing: routing.status() } : {});
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
@@ -400,7 +407,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
         case "explain":
           return { explanation: agent.explain(req) };
         case "podcidr":
-          return { podCidr: formatCidr(await agent.podCidr()), node: o.node };
+          return {
+            podCidr: formatCidr(await agent.podCidr()),
+            node: o.node,
+            routing: o.routing?.mode ?? "none",
+          };
         case "monitor":
           return flows.monitor(req);
       }

@@ -11,7 +11,7 @@ import { ipamAdd, ipamDel, ipamPlan } from "../ipam/mod.ts";
 import { formatIpv4 } from "../spec/ipv4.ts";
 import { NetlinkSocket } from "../net/socket.ts";
 import { Links } from "../net/link.ts";
-import { podMtu } from "./mtu.ts";
+import { podMtu, tunnelMtuMissing } from "./mtu.ts";
 import type { Link } from "../net/rtnl_parse.ts";
 import { applyDatapathConf, ensureNodeDatapath, sweepConntrack } from "./datapath.ts";
 import { attach } from "../datapath/tc.ts";
@@ -43,7 +43,7 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
     );
   }
   // Before any change: no pod CIDR is code 11 with the host as it was.
-  await resolvePodCidr(ctx);
+  const pod = await resolvePodCidr(ctx);
   const ipamCtx = ipamAddCtx(ctx);
   const plan = ipamPlan(ipamCtx);
   using ns = openNetns(env.netns, ctx.caller?.pid);
@@ -136,6 +136,8 @@ export async function cmdAdd(ctx: Ctx): Promise<Result> {
 
     const links = new Links(host);
     const mtu = podMtu(conf, links);
+    const small = tunnelMtuMissing(conf, pod?.routing, links);
+    if (small !== undefined) log.warn(small);
     const bridge = links.ensureBridge(conf.bridge, mtu);
     if (conf.isGateway) {
       for (const a of v4) if (a.gateway !== undefined) links.addAddr(bridge, a.gateway, a.prefix);

@@ -3,6 +3,7 @@
 // whatever its policies need first, so the pod is isolated from its first packet); DEL
 // tells it, best effort. One JSON request, one JSON reply, per connection.
 import { CniError, ErrCode } from "../spec/cni.ts";
+import { ROUTING_MODES, type RoutingMode } from "../spec/routing.ts";
 import { errorMessage, quote } from "../spec/text.ts";
 import { requestLine, RpcError } from "../net/unix_rpc.ts";
 
@@ -60,12 +61,21 @@ export async function agentForget(socket: string, req: AgentDel): Promise<string
 
 /** This node's pod CIDR as the agent knows it from the node's Node object ("subnet":
  * "usePodCidr"); code 11 when the agent is unreachable or has none to give. */
-export async function agentPodCidr(socket: string, timeoutMs = AGENT_TIMEOUT_MS): Promise<Cidr> {
+export async function agentPodCidr(
+  socket: string,
+  timeoutMs = AGENT_TIMEOUT_MS,
+): Promise<{ cidr: Cidr; routing?: RoutingMode }> {
   const req: PodCidrRequest = { op: "podcidr" };
-  const reply = await exchange(socket, req, timeoutMs) as { podCidr?: unknown; error?: unknown };
+  const reply = await exchange(socket, req, timeoutMs) as {
+    podCidr?: unknown;
+    routing?: unknown;
+    error?: unknown;
+  };
   if (typeof reply?.podCidr === "string") {
+    // An older agent does not say how it routes.
+    const routing = ROUTING_MODES.find((m) => m === reply.routing);
     try {
-      return parseCidr(reply.podCidr);
+      return { cidr: parseCidr(reply.podCidr), ...(routing === undefined ? {} : { routing }) };
     } catch (err) {
       throw new CniError(ErrCode.TryAgainLater, `The policy agent gave a bad pod CIDR: ${err}`);
     }

@@ -19,7 +19,9 @@ import { type AttachmentState, StateStore } from "../node/attachment_store.ts";
 import { agentForget } from "./agent_client.ts";
 import { faultPoint } from "./fault.ts";
 import { ipMasqDel } from "./ipmasq.ts";
+import { dropOldGateways } from "./old_gateways.ts";
 import { log } from "../log.ts";
+import { errorMessage } from "../spec/text.ts";
 
 export interface Teardown {
   containerId: string;
@@ -49,9 +51,19 @@ export async function teardown(ctx: Ctx, t: Teardown, links: LinkTable): Promise
     }
   }
   if (link && links.delete(veth)) log.info(`deleted ${veth}`);
+  // A failure here (libnftables missing, a transient error) must not keep the lease: the
+  // rest goes on, and the error is reported at the end.
+  let masqError: unknown;
   if (t.ipMasq || ctx.conf.ipMasq) {
-    const n = await ipMasqDel(ctx.conf.name, t.containerId, t.ifname);
-    if (n > 0) log.info(`removed ${n} ipMasq rule(s)`);
+    try {
+      const n = await ipMasqDel(ctx.conf.name, t.containerId, t.ifname);
+      if (n > 0) log.info(`removed ${n} ipMasq rule(s)`);
+    } catch (err) {
+      // Without a record saying ADD added rules there may be none: a DEL after the state is
+      // gone succeeds.
+      if (t.ipMasq) masqError = err;
+      else log.warn(`ipMasq rules not checked: ${errorMessage(err)}`);
+    }
   }
 
   const ipamCtx = ipamDelCtx(ctx, t.containerId, t.ifname);
@@ -99,6 +111,16 @@ export async function teardown(ctx: Ctx, t: Teardown, links: LinkTable): Promise
   }
   await ipamDel(ipamCtx);
   await faultPoint(ctx.rawEnv, "del-after-release");
+  if (masqError !== undefined) {
+    // The record stays with only the rules left to remove, so a retry does just that (and
+    // no address: those are released and may be another pod's by then).
+    const saved = ctx.state.read(t.containerId, t.ifname);
+    if (saved) {
+      const { hostIfindex: _, ...rest } = saved;
+      ctx.state.write({ ...rest, ips: [], ipMasq: true });
+    }
+    throw masqError;
+  }
   ctx.state.remove(t.containerId, t.ifname);
 }
 
@@ -137,6 +159,7 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
   // endpoint entry of ours to remove: a prevResult address may already be another pod's.
   using host = new NetlinkSocket();
   await teardown(ctx, t, new Links(host));
+  await dropOldGateways(ctx);
   if (ctx.conf.datapath.mode === "kubernetes") {
     // Best effort: the agent also finds out from its source, and DEL must not need it.
     const problem = await agentForget(ctx.conf.agentSocket, {

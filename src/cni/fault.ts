@@ -18,10 +18,13 @@ export const FAULT_POINTS = [
 export const LOCK_FAULT_POINTS = ["before-lock"] as const;
 /** In a teardown (DEL, GC): after the lease is released, before the record is removed. */
 export const DEL_FAULT_POINTS = ["del-after-release"] as const;
+/** In GC, between listing the ipMasq rules and removing the stale ones. */
+export const GC_FAULT_POINTS = ["gc-ipmasq-listed"] as const;
 export type FaultPoint =
   | typeof FAULT_POINTS[number]
   | typeof LOCK_FAULT_POINTS[number]
-  | typeof DEL_FAULT_POINTS[number];
+  | typeof DEL_FAULT_POINTS[number]
+  | typeof GC_FAULT_POINTS[number];
 
 export class InjectedFault extends Error {
   override name = "InjectedFault";
@@ -35,6 +38,9 @@ export async function faultPoint(env: Record<string, string>, point: FaultPoint)
   if (at !== point) return;
   if (mode === "fail") throw new InjectedFault(`Injected failure at ${point}`);
   if (mode === "sleep") {
+    // The marker tells a test the pause began (its concurrent call then surely overlaps it).
+    const marker = env.EBPFCNI_FAULT_MARKER;
+    if (marker) Deno.writeTextFileSync(marker, point);
     const ms = Number(env.EBPFCNI_FAULT_SLEEP_MS ?? "200");
     await new Promise((r) => setTimeout(r, Number.isFinite(ms) ? ms : 200));
     return;

@@ -15,6 +15,8 @@ import { causeChain } from "../spec/cni.ts";
 import { log } from "../log.ts";
 import { AttachmentLock } from "./lock.ts";
 import { ipMasqGc } from "./ipmasq.ts";
+import { faultPoint } from "./fault.ts";
+import { dropOldGateways } from "./old_gateways.ts";
 
 interface Valid {
   containerId: string;
@@ -101,12 +103,17 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     // What stays: the valid attachments, and those whose record is still here (being added
     // now: ADD records an attachment before it adds its rules).
     try {
-      const n = await ipMasqGc(ctx.conf.name, [...valid, ...ctx.state.list()]);
+      const n = await ipMasqGc(
+        ctx.conf.name,
+        [...valid, ...ctx.state.list()],
+        () => faultPoint(ctx.rawEnv, "gc-ipmasq-listed"),
+      );
       if (n > 0) log.info(`gc removed ${n} ipMasq rule(s)`);
     } catch (err) {
       errors.push(causeChain(err));
     }
   }
+  await dropOldGateways(ctx);
   if (errors.length) {
     throw new CniError(
       ErrCode.Internal,

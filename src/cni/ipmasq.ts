@@ -62,20 +62,33 @@ export async function ipMasqAdd(
   }
 }
 
-/** Removes the ipMasq rules of the network's attachments `drop` says to. */
+/** Removes the ipMasq rules of the network's attachments `drop` says to; returns how many
+ * it removed. Rule by rule, each in its own transaction: a rule that a concurrent DEL or GC
+ * removed since the listing is gone already, and must not fail the others. */
 async function removeWhere(
   network: string,
   drop: (comment: string) => boolean,
   what: string,
+  listed?: () => Promise<void>,
 ): Promise<number> {
   const head = `${networkTag(network)} `;
+  const { NftError } = await import("../../ffi/libnftables.ts");
   try {
     using nft = await context();
     const handles = (await rulesOf(nft))
       .filter((r) => r.comment.startsWith(head) && drop(r.comment))
       .map((r) => r.handle);
-    if (handles.length > 0) nft.run(deleteRules(handles), "delete ipMasq rules");
-    return handles.length;
+    await listed?.();
+    let removed = 0;
+    for (const handle of handles) {
+      try {
+        nft.run(deleteRules([handle]), "delete an ipMasq rule");
+        removed++;
+      } catch (err) {
+        if (!(err instanceof NftError && err.notFound)) throw err;
+      }
+    }
+    return removed;
   } catch (err) {
     throw failed(what, err);
   }
@@ -87,11 +100,13 @@ export function ipMasqDel(network: string, containerId: string, ifname: string):
   return removeWhere(network, (c) => c === comment, `remove ${containerId}/${ifname}'s rules`);
 }
 
-/** GC: the network's rules of attachments not in `valid` go. */
+/** GC: the network's rules of attachments not in `valid` go (`listed`: a test's hook between
+ * the listing and the removals). */
 export function ipMasqGc(
   network: string,
   valid: readonly { containerId: string; ifname: string }[],
+  listed?: () => Promise<void>,
 ): Promise<number> {
   const keep = new Set(valid.map((v) => ipMasqComment(network, v.containerId, v.ifname)));
-  return removeWhere(network, (c) => !keep.has(c), "remove stale rules");
+  return removeWhere(network, (c) => !keep.has(c), "remove stale rules", listed);
 }

@@ -6,7 +6,23 @@
 // follows an underlay MTU change at the next pod.
 import type { NetConf } from "./net_conf.ts";
 import type { Links } from "../net/link.ts";
-import { VXLAN_DEVICE } from "../spec/routing.ts";
+import { type RoutingMode, VXLAN_DEVICE } from "../spec/routing.ts";
+
+/** Why a pod gets the config's default MTU although the node routes with vxlan (its agent
+ * says so, and the config sets no mtu): the device is not there yet (a pod added before the
+ * agent made it keeps the larger MTU, and its large transfers across nodes would stall). */
+export function tunnelMtuMissing(
+  conf: Pick<NetConf, "mtu" | "mtuSet">,
+  routing: RoutingMode | undefined,
+  links: Pick<Links, "get">,
+): string | undefined {
+  if (conf.mtuSet || routing !== "vxlan" || links.get(VXLAN_DEVICE)?.kind === "vxlan") {
+    return undefined;
+  }
+  return `The agent routes with vxlan but ${JSON.stringify(VXLAN_DEVICE)} does not exist yet: ` +
+    `the pod gets MTU ${conf.mtu}, more than the tunnel carries (set "mtu" in the network ` +
+    "config, or re-create the pod once the agent made the device)";
+}
 
 export function podMtu(conf: Pick<NetConf, "mtu" | "mtuSet">, links: Pick<Links, "get">): number {
   if (conf.mtuSet) return conf.mtu;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { podMtu } from "./mtu.ts";
+import { podMtu, tunnelMtuMissing } from "./mtu.ts";
 import type { Link } from "../net/rtnl_parse.ts";
 
 const link = (name: string, kind: string, mtu: number): Link => ({
@@ -33,4 +33,17 @@ Deno.test("podMtu() uses the default without a vxlan device, or with a namesake 
     podMtu({ mtu: 1500, mtuSet: false }, links(link("ebpfcni.vxlan", "dummy", 1000))),
     1500,
   );
+});
+
+Deno.test("tunnelMtuMissing() warns when the agent routes with vxlan, the config sets no mtu and the device is not there yet", () => {
+  const conf = { mtu: 1500, mtuSet: false };
+  const warning = tunnelMtuMissing(conf, "vxlan", links());
+  assert.match(warning ?? "", /"ebpfcni\.vxlan" does not exist yet: the pod gets MTU 1500/);
+  assert.equal(
+    tunnelMtuMissing(conf, "vxlan", links(link("ebpfcni.vxlan", "vxlan", 1450))),
+    undefined,
+  );
+  assert.equal(tunnelMtuMissing(conf, "native", links()), undefined);
+  assert.equal(tunnelMtuMissing(conf, undefined, links()), undefined);
+  assert.equal(tunnelMtuMissing({ mtu: 1400, mtuSet: true }, "vxlan", links()), undefined);
 });

@@ -6,16 +6,21 @@ import { errorMessage } from "../spec/text.ts";
 import { CniError, ErrCode } from "../spec/cni.ts";
 import { awaitsPodCidr, withPodCidr } from "../ipam/ipam_conf.ts";
 import { agentPodCidr } from "./agent_client.ts";
+import type { RoutingMode } from "../spec/routing.ts";
 import type { Ctx } from "./context.ts";
 import { type Cidr, cidrContains, formatCidr } from "../spec/ipv4.ts";
 
-/** Puts this node's pod CIDR into `ctx.conf.ipam` when the config asks for it. */
-export async function resolvePodCidr(ctx: Ctx): Promise<Cidr | undefined> {
+/** Puts this node's pod CIDR into `ctx.conf.ipam` when the config asks for it; returns it,
+ * with the agent's routing mode when it says. */
+export async function resolvePodCidr(
+  ctx: Ctx,
+): Promise<{ cidr: Cidr; routing?: RoutingMode } | undefined> {
   const ipam = ctx.conf.ipam;
   if (!ipam.builtIn || !awaitsPodCidr(ipam)) return undefined;
   const ask = ctx.caller?.podCidr;
   let cidr: Cidr;
-  if (ask === undefined) cidr = await agentPodCidr(ctx.conf.agentSocket);
+  let routing: RoutingMode | undefined = ctx.caller?.routing;
+  if (ask === undefined) ({ cidr, routing } = await agentPodCidr(ctx.conf.agentSocket));
   else {
     try {
       cidr = await ask();
@@ -44,5 +49,5 @@ export async function resolvePodCidr(ctx: Ctx): Promise<Cidr | undefined> {
     );
   }
   ctx.conf = { ...ctx.conf, ipam: withPodCidr(ipam, cidr) };
-  return cidr;
+  return { cidr, ...(routing === undefined ? {} : { routing }) };
 }

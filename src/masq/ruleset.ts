@@ -25,21 +25,23 @@ export interface MasqueradePlan {
   /** This node's pod CIDRs: the sources masqueraded. */
   local: Cidr[];
   /** Disjoint, sorted [first, last] address ranges never masqueraded to: every node's pod
-   * CIDRs and address, and the non-masquerade CIDRs. */
+   * CIDRs (withheld ones too) and address, and the non-masquerade CIDRs. */
   exempt: [number, number][];
 }
 
 /** The plan for node `self`, or why there is none yet (this node unknown or without a pod
- * CIDR: nothing to masquerade, and nothing to change). */
+ * CIDR: nothing to masquerade, and nothing to change). `claimed`: pod CIDRs some node
+ * claims that `nodes` leaves out (withheld: two nodes claim them), exempt all the same. */
 export function masqueradePlan(
   self: string,
   nodes: ReadonlyMap<string, ClusterNode>,
   nonMasquerade: readonly Cidr[],
+  claimed: readonly Cidr[] = [],
 ): MasqueradePlan | { waiting: string } {
   const me = nodes.get(self);
   if (me === undefined) return { waiting: `node "${self}" is not known yet` };
   if (me.podCidrs.length === 0) return { waiting: `node "${self}" has no pod CIDR yet` };
-  const all: Cidr[] = [...nonMasquerade];
+  const all: Cidr[] = [...nonMasquerade, ...claimed];
   for (const n of nodes.values()) {
     all.push(...n.podCidrs);
     if (n.address !== undefined) all.push({ network: n.address, prefix: 32 });
@@ -130,6 +132,17 @@ export function replaceAgentTable(plan: MasqueradePlan): NftBatch {
       },
     ],
   };
+}
+
+/** A listing of the agent's table (to tell whether it drifted from what was applied). */
+export function listAgentTable(): NftBatch {
+  return { nftables: [{ list: { table: { family: FAMILY, name: AGENT_TABLE } } }] };
+}
+
+/** A listing as text to compare, without its metainfo (libnftables' version). */
+export function listingKey(listing: unknown): string {
+  const items = (listing as { nftables?: unknown[] } | undefined)?.nftables ?? [];
+  return JSON.stringify(items.filter((i) => !(i && typeof i === "object" && "metainfo" in i)));
 }
 
 /** Removes `table` if it exists (`add` first, so a missing one is no error). */

@@ -85,6 +85,8 @@ export function applyRouting(
     links: all.map((l) => ({ index: l.index, name: l.name, mtu: l.mtu })),
     addrs: links.addrs().map((a) => ({ ip: a.ip, prefix: a.prefixlen, ifindex: a.index })),
   });
+  // No device can be planned now: nothing is written (diff() keeps everything as well).
+  if (p.hold !== undefined) return { states: p.states, writes: 0, errors: [] };
   const errors: string[] = [];
   const failed = new Map<string, string>();
   let writes = 0;
@@ -107,7 +109,22 @@ export function applyRouting(
   }
   if (p.device && (dc.kind === "create" || dc.kind === "recreate")) {
     const d = p.device;
-    write(() => nl.request(M.newVxlan({ ...d, name: VXLAN_DEVICE })), "add");
+    try {
+      nl.request(M.newVxlan({ ...d, name: VXLAN_DEVICE }));
+      writes++;
+    } catch (err) {
+      // EEXIST is also the kernel's answer when another vxlan device (flannel's flannel.1,
+      // say) already takes this VNI and UDP port: then ours does not exist.
+      const made = err instanceof NetlinkError && err.exists &&
+        links.get(VXLAN_DEVICE)?.kind === "vxlan";
+      if (!made) {
+        const clash = err instanceof NetlinkError && err.exists
+          ? `: another vxlan device uses VNI ${d.vni} and UDP port ${d.port}` +
+            (vxlanClash(links.list(), d) ?? "")
+          : "";
+        errors.push(`${errorMessage(err)}${clash}`);
+      }
+    }
   }
   let device = links.get(VXLAN_DEVICE);
   if (p.device && device && dc.kind !== "keep" && dc.kind !== "delete") {
@@ -132,10 +149,11 @@ export function applyRouting(
   }
   // A route of another owner to a pod CIDR is left alone (a REPLACE would take it over): the
   // node it was for is reported instead.
+  // Whatever its type: REPLACE matches destination, TOS and priority, so a blackhole or
+  // unreachable route would be taken over too.
   const foreign = new Map(
-    links.routes().filter((r) =>
-      r.protocol !== RTPROT_EBPFCNI && r.table === K.RT_TABLE_MAIN && r.type === K.RTN_UNICAST
-    ).map((r) => [`${r.dst}/${r.dstLen}`, r]),
+    links.routes().filter((r) => r.protocol !== RTPROT_EBPFCNI && r.table === K.RT_TABLE_MAIN)
+      .map((r) => [`${r.dst}/${r.dstLen}`, r]),
   );
   p.routes = p.routes.filter((r) => {
     const other = foreign.get(`${r.dst}/${r.dstLen}`);
@@ -225,4 +243,15 @@ function nodeOfMac(
 ): string | undefined {
   const gw = neighbours.find((n) => n.mac === mac)?.ip;
   return routes.find((r) => r.gw === gw)?.node;
+}
+
+/** The name of another vxlan device with the same VNI and port, for the error's hint. */
+function vxlanClash(
+  all: readonly Link[],
+  want: { vni: number; port: number },
+): string | undefined {
+  const other = all.find((l) =>
+    l.name !== VXLAN_DEVICE && l.vxlan?.vni === want.vni && l.vxlan.port === want.port
+  );
+  return other ? ` (${JSON.stringify(other.name)})` : undefined;
 }

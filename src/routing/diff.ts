@@ -81,7 +81,7 @@ const routeKey = (r: { dst: number; dstLen: number }) => `${r.dst}/${r.dstLen}`;
  * that is (re)created starts empty: pass `have` without its entries then. */
 export function diff(p: Plan, have: Have, vxlanIndex: number | undefined): Changes {
   const c: Changes = {
-    device: deviceChange(p.device, have.device),
+    device: p.hold === undefined ? deviceChange(p.device, have.device) : { kind: "keep" },
     routesSet: [],
     routesDel: [],
     neighSet: [],
@@ -91,6 +91,7 @@ export function diff(p: Plan, have: Have, vxlanIndex: number | undefined): Chang
     addrAdd: [],
     addrDel: [],
   };
+  if (p.hold !== undefined) return c; // what the kernel holds stays until a device is wanted
   const wantRoutes = new Map<string, HaveRoute>();
   for (const r of p.routes) {
     const oif = r.oif === "vxlan" ? vxlanIndex : r.oif;

@@ -62,6 +62,10 @@ export interface RouteWant {
 
 export interface Plan {
   device: DeviceWant | undefined;
+  /** vxlan mode without a device to want (this node's address missing, or on none of its
+   * interfaces: often a moment between a DHCP renew and the Node's update): why. The kernel's
+   * device and entries are then kept as they are, not torn down with every route. */
+  hold?: string;
   routes: RouteWant[];
   /** On the vxlan device: remote gateway → remote VTEP MAC. */
   neighbours: { ip: number; mac: string }[];
@@ -147,6 +151,7 @@ export function plan(input: RoutingInput): Plan {
   if (input.mode === "vxlan") {
     device = planDevice(input, self);
     if ("name" in device) out.device = device;
+    else out.hold = device.problem;
   }
   const names = [...input.nodes.keys()].sort();
   for (const name of names) {

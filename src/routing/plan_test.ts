@@ -180,3 +180,33 @@ Deno.test("diff() deletes the vxlan device outside vxlan mode and recreates one 
   }, 5).device;
   assert.deepEqual(mtu, { kind: "update", mtu: 8950, up: false });
 });
+
+Deno.test("diff() keeps the vxlan device and every entry while this node's address is missing or on none of its interfaces", () => {
+  const dev = {
+    index: 5,
+    up: true,
+    mtu: 8950,
+    mac: "0e:eb:0a:00:00:01",
+    vxlan: { vni: 1, link: 2, local: ip("10.0.0.1"), port: 8472 },
+  };
+  const have: Have = {
+    device: dev,
+    routes: [{ dst: ip("10.244.2.0"), dstLen: 24, gw: ip("10.244.2.0"), oif: 5, onlink: true }],
+    neighbours: [{ ip: ip("10.244.2.0"), mac: vtepMac(ip("10.0.0.2")), permanent: true }],
+    fdb: [{ mac: vtepMac(ip("10.0.0.2")), dst: ip("10.0.0.2") }],
+    addrs: [{ ip: ip("10.244.1.0"), prefix: 32 }],
+  };
+  for (const self of [node("a", ["10.244.1.0/24"], "10.0.0.99"), node("a", ["10.244.1.0/24"])]) {
+    const p = plan(input("vxlan", [self, B]));
+    const c = diff(p, have, 5);
+    assert.equal(c.device.kind, "keep");
+    assert.equal(changeCount(c), 0, JSON.stringify(c));
+    assert.ok(p.hold !== undefined, "the plan says why it holds");
+    const b = p.states.get("b");
+    assert.ok(b && !b.routed, JSON.stringify(b));
+  }
+  // Outside vxlan mode the device still goes.
+  const native = plan(input("native", [A, B]));
+  assert.equal(native.hold, undefined);
+  assert.equal(diff(native, have, 5).device.kind, "delete");
+});

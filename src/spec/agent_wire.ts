@@ -3,6 +3,7 @@
 // answered by one JSON line. A request that is not one of these is refused with the field at
 // fault. Pure.
 import type { Cidr } from "./ipv4.ts";
+import type { RoutingMode } from "./routing.ts";
 import { isObject } from "./json.ts";
 import { describeValue, errorMessage, quote } from "./text.ts";
 import { ipv4Problem } from "./ipv4.ts";
@@ -79,7 +80,8 @@ export interface MonitorRequest {
 }
 
 /** This node's pod CIDR (the network config's "subnet": "usePodCidr"), from the agent's own
- * Node object: answered by `{"podCidr": "10.244.1.0/24", "node": name}`, or an error saying
+ * Node object: answered by `{"podCidr": "10.244.1.0/24", "node": name, "routing": mode}` (its
+ * --routing, "none" when it does not route), or an error saying
  * why there is none (node unknown, no CIDR assigned yet, CIDR withheld). */
 export interface PodCidrRequest {
   op: "podcidr";
@@ -99,6 +101,8 @@ export interface CniCaller {
   /** This node's pod CIDR, straight from the agent running the call ("usePodCidr"); throws
    * why there is none. */
   podCidr?: () => Promise<Cidr>;
+  /** The agent's --routing ("none" when it does not route). */
+  routing?: RoutingMode;
 }
 
 /** Runs one CNI call as the plugin process would (src/cni/dispatch.ts `runCni`): the agent

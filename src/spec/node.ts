@@ -23,5 +23,8 @@ export type NodeRouteState =
  * routing and masquerade reconcilers follow). */
 export interface NodeSource {
   nodes(): ReadonlyMap<string, ClusterNode>;
+  /** Every pod CIDR some Node claims, withheld ones included (nodes() leaves those out):
+   * pods may still use them, so masquerade must not masquerade traffic to them. */
+  claimedPodCidrs?(): readonly Cidr[];
   onChange(cb: () => void): void;
 }
