@@ -328,18 +328,18 @@ async function main(): Promise<void> {
     doubled.map((p) => `${e(p).ipcache} / ${e(p).isolation} / ${e(p).rules} / ${e(p).cidrs}`)
       .join(" | ")
   } | unchanged |
-| agent RSS / peak, cluster doubled, MiB | ${
-    doubled.map((p) => `${f(p.rssMiB.rss)} / ${f(p.rssMiB.peak)}`).join(" | ")
-  } | |
-| ${NODES} more Node objects (with their pods and policies) -> ${2 * NODES - 1} routes | ${
-    doubledRoutesMs.map((x) => `${f(x)} ms`).join(" | ")
-  } | |
 | agent RSS / peak, MiB | ${
     perNode.map((p) => `${f(p.rssMiB.rss)} / ${f(p.rssMiB.peak)}`).join(" | ")
+  } | |
+| agent RSS / peak, cluster doubled, MiB | ${
+    doubled.map((p) => `${f(p.rssMiB.rss)} / ${f(p.rssMiB.peak)}`).join(" | ")
   } | |
 | ${NODES - 2} Node objects written -> ${NODES - 1} routes (proto 235) | ${
     routesMs.map((x) => `**${f(x)} ms**`).join(" | ")
   } | <= 1,000 ms |
+| ${NODES} more Node objects (with their pods and policies) -> ${2 * NODES - 1} routes | ${
+    doubledRoutesMs.map((x) => `${f(x)} ms`).join(" | ")
+  } | |
 | nodes routed (agent status) | ${
     perNode.map((p) => `${p.nodesRouted} of ${p.nodesKnown}`).join(" | ")
   } | |
