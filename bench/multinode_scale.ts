@@ -162,6 +162,8 @@ function clusterObjects(from: number, to: number, nsBase: number): Obj[] {
 
 interface NodeFigures {
   node: string;
+  /** Pods scheduled on it (the bench target is on node-1). */
+  ownPods: number;
   entries: Record<string, number>;
   pods: number;
   policies: number;
@@ -178,6 +180,7 @@ async function figures(agents: Agent[]): Promise<NodeFigures[]> {
     const nodes = st.nodes as { name: string; routing: { routed: boolean } }[];
     perNode.push({
       node: a.node.name,
+      ownPods: PODS_PER_NODE + (a.node.index === 1 ? 1 : 0),
       entries: st.entries as Record<string, number>,
       pods: st.pods as number,
       policies: st.policies as number,
