@@ -41,9 +41,9 @@ import {
 } from "./_multinode.ts";
 import { openPinnedMaps } from "../src/datapath/loader.ts";
 import { RuleMap } from "../src/datapath/maps.ts";
-import { DIR_INGRESS, IDENTITY_ANY, RULE_MAP } from "../src/datapath/layout.ts";
-import { IPPROTO, ruleKeys } from "../src/datapath/rules.ts";
-import { IdentityAllocator, labelSetKey } from "../src/netpol/identity.ts";
+import { DIR_INGRESS, IDENTITY_ANY, RULE_MAP } from "../src/spec/bpf_layout.ts";
+import { IPPROTO, ruleKeys } from "../src/spec/rule_key.ts";
+import { IdentityAllocator, labelSetKey } from "../src/netpol/identity_alloc.ts";
 
 const NODES = numArg("nodes", 100);
 const PODS_PER_NODE = numArg("pods-per-node", 50);

@@ -86,7 +86,10 @@ export function applyRouting(
     addrs: links.addrs().map((a) => ({ ip: a.ip, prefix: a.prefixlen, ifindex: a.index })),
   });
   // No device can be planned now: nothing is written (diff() keeps everything as well).
-  if (p.hold !== undefined) return { states: p.states, writes: 0, errors: [] };
+  if (p.hold !== undefined) {
+    const kept = all.find((l) => l.name === VXLAN_DEVICE);
+    return { states: p.states, writes: 0, errors: [], devices: kept ? [kept.index] : [] };
+  }
   const errors: string[] = [];
   const failed = new Map<string, string>();
   let writes = 0;
