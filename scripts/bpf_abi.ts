@@ -3,18 +3,13 @@
 // libbpf will create it, the layouts of the structs those maps and struct ebpfcni_abi carry,
 // and the enums struct ebpfcni_abi carries. Nothing in it depends on the kernel the object
 // was built against, so the module is committed and CI regenerates it to prove it current.
+import type { MapSpec } from "../src/spec/pinned.ts";
 import type { Btf, BtfType } from "./btf.ts";
 
 /** The struct of bpf/ebpfcni.h whose members name the types user space needs. */
 export const ABI_STRUCT = "ebpfcni_abi";
 
-export interface AbiMap {
-  name: string;
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
+export interface AbiMap extends MapSpec {
   /** C spelling of the key and value types, for the reader. */
   key: string;
   value: string;

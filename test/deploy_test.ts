@@ -328,6 +328,10 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   assert.equal((conf as { agentHandoff?: boolean }).agentHandoff, false);
   const socketDir = conf.agentSocket!.replace(/\/[^/]+$/, "");
   assert.equal(mounts(agent).get(socketDir)?.readOnly, undefined, "the socket's dir, writable");
+  // Its own records (the rule ledger) go where it can write, not to the read-only records.
+  const dataDir = command.match(/--data-dir=(\S+)/)?.[1];
+  assert.ok(dataDir !== undefined && !dataDir.startsWith("/var/lib/cni"), command);
+  assert.equal(mounts(agent).get(dataDir)?.readOnly, undefined, "the agent's data dir, writable");
   const env = agent.env as unknown as { name: string; value?: string; valueFrom?: unknown }[];
   assert.deepEqual(env.find((e) => e.name === "EBPFCNI_PIN_DIR")?.value, DEFAULT_PIN_DIR);
   assert.deepEqual(env.find((e) => e.name === "NODE_NAME")?.valueFrom, {

@@ -259,12 +259,18 @@ export class Agent {
     const hosts = opts.hosts === "exact" ? now : new Set([...now, ...this.#rec.actualHosts()]);
     const ruleChanges = rulesRemoved(this.#compiled, compiled);
     const hostsBefore = new Set(this.#rec.actualHosts());
-    const r = this.#rec.apply({ compiled, hosts, attached: view.attached });
+    let r = this.#rec.apply({ compiled, hosts, attached: view.attached });
     if (opts.hosts === "exact") {
       // Anything that appeared while the pass ran goes back at once.
       const again = this.#opts.hostAddresses();
       if ([...again].some((ip) => !now.has(ip))) {
-        this.#rec.apply({ compiled, hosts: again, attached: view.attached });
+        const r2 = this.#rec.apply({ compiled, hosts: again, attached: view.attached });
+        r = {
+          writes: r.writes + r2.writes,
+          removed: r.removed + r2.removed,
+          failed: [...r.failed, ...r2.failed],
+          waiting: r2.waiting,
+        };
       }
     }
     // Within the reconcile (before --wait-synced can answer): a change, or the periodic pass
@@ -539,9 +545,6 @@ export class Agent {
     return identity;
   }
 
-  /** CNI DEL: forgets the attachment. DEL removed its addresses' entries already: the shadow
-   * forgets them too, so whatever still needs them (the source showing the address for
-   * another pod) is written back. */
   /** An ADD whose caller went away while it waited here: its attachment goes, and with it the
    * entries written for it (unlike a DEL's, which removed them itself, and which may have come
    * and gone already). */
@@ -555,6 +558,9 @@ export class Agent {
     });
   }
 
+  /** CNI DEL: forgets the attachment. DEL removed its addresses' entries already: the shadow
+   * forgets them too, so whatever still needs them (the source showing the address for
+   * another pod) is written back. */
   del(req: DelRequest): void {
     const ak = attachmentKey(req);
     const had = this.#attachments.delete(ak);

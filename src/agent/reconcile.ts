@@ -65,6 +65,7 @@ export class Reconciler {
    * restart: rule_map's keys do not say). */
   readonly #ledgerFile: string | undefined;
   readonly #onLedgerFileError: (err: Error) => void;
+  #lastLedgerError: string | undefined;
 
   /** The maps it writes: agentTables() of a datapath (maps.ts), or fakes (table_fake.ts). */
   constructor(
@@ -232,7 +233,11 @@ export class Reconciler {
       writeFileAtomic(path, JSON.stringify(enforced));
       this.#ledger.recorded();
     } catch (err) {
-      this.#onLedgerFileError(err as Error);
+      // Not again until the next change: a read-only or full directory stays so.
+      this.#ledger.recorded();
+      const message = String(err);
+      if (message !== this.#lastLedgerError) this.#onLedgerFileError(err as Error);
+      this.#lastLedgerError = message;
     }
   }
 

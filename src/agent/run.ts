@@ -4,6 +4,7 @@
 // /metrics, /healthz and /readyz, reconciles on every change and every `resyncMs`, and stops
 // cleanly on SIGINT / SIGTERM. The maps stay as they are when it stops: the datapath goes on
 // enforcing the last policies it was given.
+import { hex, sha256 } from "../hash.ts";
 import { loadNodeDatapath } from "../node/datapath_load.ts";
 import { StateStore } from "../node/attachment_store.ts";
 import { agentTables, ConfigMap, CtMap, VethMap } from "../datapath/maps.ts";
@@ -63,6 +64,8 @@ export interface RunOptions {
   node: string;
   pinDir: string;
   stateDir: string;
+  /** Where the agent keeps its own records (default: `stateDir`). */
+  dataDir?: string;
   socket: string;
   /** A group whose members may use the socket besides root (--socket-group). */
   socketGroup?: number;
@@ -226,6 +229,12 @@ function agentNodeSource(agent: Agent): NodeSource {
   };
 }
 
+/** Which policy each rule_map entry is for, one file per pin directory (agents of different
+ * pin directories may share the directory). */
+function ledgerFile(dir: string, pinDir: string): string {
+  return `${dir}/agent-rules-${hex(sha256(pinDir)).slice(0, 16)}.json`;
+}
+
 export async function runAgent(o: RunOptions): Promise<void> {
   let flowLog: FlowLog | undefined;
   try {
@@ -252,7 +261,7 @@ export async function runAgent(o: RunOptions): Promise<void> {
   const attachments = recordedAttachments(o.stateDir, o.pinDir, o.log);
   let metrics: AgentMetrics | undefined;
   const reconciler = new Reconciler(agentTables(dp), {
-    ledgerFile: `${o.stateDir}/agent_rules.json`,
+    ledgerFile: ledgerFile(o.dataDir ?? o.stateDir, o.pinDir),
     onLedgerFileError: (err) =>
       o.log.warn("cannot record which policy each rule_map entry is for", { error: err.message }),
   });
@@ -309,15 +318,23 @@ export async function runAgent(o: RunOptions): Promise<void> {
   let routing: Routing | undefined;
   const nodes = agentNodeSource(agent);
   if (o.routing) {
-    const r = routing = startRouting(nodes, {
-      mode: o.routing.mode,
-      node: o.node,
-      vxlan: o.routing.vxlan,
-      resyncMs: o.resyncMs,
-      log: o.log,
-      toNode: dp.toNode,
-    });
-    agent.setRouteState((name) => r.state(name));
+    try {
+      const r = routing = startRouting(nodes, {
+        mode: o.routing.mode,
+        node: o.node,
+        vxlan: o.routing.vxlan,
+        resyncMs: o.resyncMs,
+        log: o.log,
+        toNode: dp.toNode,
+      });
+      agent.setRouteState((name) => r.state(name));
+    } catch (err) {
+      await source.stop();
+      await flows.close();
+      await http?.close();
+      agent.stop();
+      throw new AgentStartError(`Cannot route: ${errorMessage(err)}`, { cause: err });
+    }
   }
   let masquerade: Masquerade | undefined;
   if (o.masquerade) {
@@ -342,7 +359,16 @@ export async function runAgent(o: RunOptions): Promise<void> {
     routing: o.routing?.mode ?? "none",
   });
   const metricsAddress = http?.address ?? null;
-  const routed = () => (routing ? { routing: routing.status() } : {});
+  /** The agent's status with what the process adds: CNI calls, flow log, metrics, masquerade,
+   * routing. */
+  const fullStatus = () => ({
+    ...agent.status(),
+    cni,
+    ...flows.status(),
+    metricsAddress,
+    masquerade: masquerade?.status() ?? null,
+    ...(routing ? { routing: routing.status() } : {}),
+  });
   const handler = async (req: AgentRequest, caller: Caller): Promise<unknown> => {
     const reply = await handle(req, caller);
     metrics?.request(req.op, !(typeof reply === "object" && reply !== null && "error" in reply));
@@ -381,29 +407,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
           agent.del(req);
           return { ok: true };
         case "status":
-          return {
-            status: {
-              ...agent.status(),
-              cni,
-              ...flows.status(),
-              metricsAddress,
-              masquerade: masquerade?.status() ?? null,
-              ...routed(),
-            },
-          };
+          return { status: fullStatus() };
         case "sync":
           await source.rescan?.();
           await agent.settled(5_000);
-          return {
-            status: {
-              ...agent.status(),
-              cni,
-              ...flows.status(),
-              metricsAddress,
-              masquerade: masquerade?.status() ?? null,
-              ...routed(),
-            },
-          };
+          return { status: fullStatus() };
         case "explain":
           return { explanation: agent.explain(req) };
         case "podcidr":
@@ -459,7 +467,11 @@ export async function runAgent(o: RunOptions): Promise<void> {
     } catch (err) {
       o.log.error("resync failed", { error: String(err) });
     }
-    masquerade?.sync(true);
+    try {
+      masquerade?.sync(true);
+    } catch (err) {
+      o.log.error("masquerade resync failed", { error: String(err) });
+    }
     // The datapath forgets an expired connection only when it meets it again: without this,
     // dead ones would hold their pod's share of ct_est_map until then.
     try {

@@ -61,7 +61,7 @@ function absolutePath(text: string): string {
 
 function nodeName(text: string): string {
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(text) || text.length > 253) {
-    throw new FlagValueError("not a node name");
+    throw new FlagValueError("not a node name (without --node it is the host name)");
   }
   return text;
 }
@@ -208,10 +208,11 @@ export function masqueradeOf(
 
 const run = command({
   synopsis:
-    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--masquerade | --no-masquerade] [--non-masquerade-cidr CIDR]... [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
+    "agent run (--manifests DIR | --kubeconfig FILE | --in-cluster) [--node NAME] [--state-dir DIR] [--data-dir DIR] [--socket PATH] [--socket-group GROUP] [--resync SECONDS] [--add-wait SECONDS] [--no-cni-handoff] [--keep-established] [--routing vxlan|native|none [--vxlan-port PORT] [--vxlan-vni VNI]] [--metrics-address HOST:PORT] [--masquerade | --no-masquerade] [--non-masquerade-cidr CIDR]... [--flow-log FILE|- [--flow-log-max-size SIZE] [--flow-log-keep N]] [--log-level LEVEL]",
   summary: "run the node's NetworkPolicy agent",
-  help: `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods and
-NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
+  help:
+    `Runs the policy agent of this node until SIGINT or SIGTERM. It reads Namespaces, Pods, Nodes
+and NetworkPolicies (networking.k8s.io/v1) from its source, compiles them into the datapath's
 kubernetes-mode maps under the pin directory, and answers the CNI plugin's ADD (which asks
 it for each pod's identity before the pod's interface is up) and DEL on its socket. It also
 runs the plugin's ADD and CHECK calls handed over to it (kubernetes mode, config
@@ -229,6 +230,9 @@ Sources (one):
                       the host name)
   --state-dir DIR     the CNI plugin's "stateDir", where it records attachments (default
                       ${DEFAULT_STATE_DIR})
+  --data-dir DIR      where the agent keeps its own records, one file per pin directory
+                      (which policy each rule_map entry is for, kept across restarts);
+                      default: the state directory
   --resync SECONDS    how often the maps are read again and drift repaired (default 30)
   --add-wait SECONDS  how long an ADD waits for its pod to show up in the source before
                       it fails with code 11 (default 8; the plugin gives up after 10)
@@ -277,8 +281,10 @@ policies, and ADD fails (code 11) until an agent runs again.`,
     manifests: { type: "string", parse: absolutePath },
     kubeconfig: { type: "string" },
     "in-cluster": { type: "boolean" },
-    node: { type: "string", parse: nodeName, default: () => Deno.hostname() },
+    // kubelet's default node name: the host name, lower case.
+    node: { type: "string", parse: nodeName, default: () => Deno.hostname().toLowerCase() },
     "state-dir": { type: "string", parse: absolutePath, default: DEFAULT_STATE_DIR },
+    "data-dir": { type: "string", parse: absolutePath },
     socket: { type: "string" },
     resync: { type: "string", parse: milliseconds, default: "30" },
     "add-wait": { type: "string", parse: milliseconds, default: "8" },
@@ -318,6 +324,7 @@ policies, and ADD fails (code 11) until an agent runs again.`,
         node,
         pinDir: ctx.pinDir,
         stateDir,
+        ...(values["data-dir"] === undefined ? {} : { dataDir: values["data-dir"] }),
         socket,
         ...(socketGroup === undefined ? {} : { socketGroup }),
         resyncMs: values.resync,

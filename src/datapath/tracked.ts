@@ -14,9 +14,24 @@ function ctFds(dp: Maps): number[] {
   return [CT_MAP, CT_EST_MAP].filter((m) => dp.maps.has(m.name)).map((m) => dp.fd(m));
 }
 
-/** Every tracked connection of the pin directory: its key, identities and flags. */
+/** Every tracked connection of the pin directory: its key, identities and flags, each once.
+ * The datapath moves an answered connection from ct_map to ct_est_map and a closing one back:
+ * ct_est_map is read before and after ct_map, so one moving meanwhile is still seen. */
 export function trackedConnections(dp: Maps): Tracked[] {
-  return ctFds(dp).flatMap((fd) => scanCt(fd));
+  const fds = ctFds(dp);
+  const reads = fds.length > 1 ? [fds[1]!, fds[0]!, fds[1]!] : fds;
+  const seen = new Set<string>();
+  const out: Tracked[] = [];
+  for (const fd of reads) {
+    for (const c of scanCt(fd)) {
+      const k = c.key;
+      const id = `${k.saddr}/${k.daddr}/${k.sport}/${k.dport}/${k.proto}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push(c);
+    }
+  }
+  return out;
 }
 
 /** Deletes `connections` (as trackedConnections() gave them): their next packet is judged. */

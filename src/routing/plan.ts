@@ -8,6 +8,7 @@
 // VTEP MAC) and an onlink route (its pod CIDRs via its gateway). A node's gateway is its first
 // pod CIDR's network address (the address its device holds as /32), and its VTEP MAC is
 // derived from its address, so no node needs to publish anything beyond its Node object.
+import type { VxlanSpec } from "../net/messages.ts";
 import type { ClusterNode, NodeRouteState } from "../spec/node.ts";
 import { type Cidr, cidrContains, formatCidr, formatIpv4, prefixMask } from "../spec/ipv4.ts";
 import { type RoutingMode, VXLAN_DEVICE, VXLAN_OVERHEAD } from "../spec/routing.ts";
@@ -36,15 +37,7 @@ export interface RoutingInput {
   links: readonly HostLink[];
 }
 
-export interface DeviceWant {
-  name: string;
-  vni: number;
-  port: number;
-  local: number;
-  /** The underlay interface carrying `local`. */
-  link: number;
-  mtu: number;
-  mac: string;
+export interface DeviceWant extends VxlanSpec {
   /** This node's gateway (its first pod CIDR's network address), held as /32. */
   address: number | undefined;
 }
