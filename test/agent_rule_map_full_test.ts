@@ -27,7 +27,8 @@ const fillPod = {
   apiVersion: "v1",
   kind: "Pod",
   metadata: { name: "f", namespace: "fill", labels: { pod: "f" } },
-  spec: { nodeName: "node-2", containers: [{ name: "c", image: "x" }] },
+  // Scheduled on the agent's node: a node holds rules only for its own pods.
+  spec: { nodeName: "node-1", containers: [{ name: "c", image: "x" }] },
   status: { phase: "Running", podIP: FILL_IP, podIPs: [{ ip: FILL_IP }] },
 };
 

@@ -244,7 +244,14 @@ Deno.test("deploy: the DaemonSet runs everywhere on the host network and mounts 
   const paths = hostPaths(spec);
   assert.deepEqual(
     [...paths.values()].sort(),
-    ["/etc/cni/net.d", "/opt/cni/bin", "/run/ebpfcni", "/sys/fs/bpf", "/var/lib/cni"],
+    [
+      "/etc/cni/net.d",
+      "/opt/cni/bin",
+      "/run/ebpfcni",
+      "/sys/fs/bpf",
+      "/var/lib/cni",
+      "/var/lib/ebpfcni",
+    ],
   );
   const { init, main } = containers(spec);
   for (const c of [...init, ...main]) assert.equal(c.image, IMAGE, `${c.name} image`);
