@@ -185,6 +185,7 @@ Deno.test("ensureDatapath loads the embedded program and pins maps of the docume
         "stats_map",
         "tc_prog",
         "tc_prog_egress",
+        "tc_prog_to_node",
         "veth_map",
       ],
     );
