@@ -8,13 +8,13 @@
 import {
   BINARY,
   netns,
-  onCleanup,
   pinDir,
   run,
   RUN_ID,
   sh,
   shQuiet,
   sleep,
+  spawnAgent,
   tempDir,
 } from "./lib.ts";
 
@@ -205,59 +205,36 @@ export async function startAgent(
 ): Promise<Agent> {
   const pins = pinDir(`${node.ns.slice(-8)}`);
   const socket = `${dir}/${node.name}.sock`;
-  const child = new Deno.Command("nsenter", {
-    args: [
-      `--net=${nsPath(node.ns)}`,
-      BINARY,
-      "agent",
-      "run",
-      "--manifests",
-      manifests,
-      "--node",
-      node.name,
-      "--pin-dir",
-      pins,
-      "--state-dir",
-      `${dir}/${node.name}-state`,
-      "--socket",
-      socket,
-      "--log-level",
-      "warn",
-      "--metrics-address",
-      "",
-      "--routing",
-      mode,
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await child.status;
-  };
-  onCleanup(`stop the agent of ${node.name}`, stop);
-  for (let i = 0;; i++) {
-    try {
-      (await Deno.connect({ transport: "unix", path: socket })).close();
-      break;
-    } catch {
-      if (i > 1500) throw new Error(`the agent of ${node.name} does not serve ${socket}`);
-      await sleep(20);
-    }
-  }
+  const { pid, stop } = await spawnAgent(`the agent of ${node.name}`, "nsenter", [
+    `--net=${nsPath(node.ns)}`,
+    BINARY,
+    "agent",
+    "run",
+    "--manifests",
+    manifests,
+    "--node",
+    node.name,
+    "--pin-dir",
+    pins,
+    "--state-dir",
+    `${dir}/${node.name}-state`,
+    "--socket",
+    socket,
+    "--log-level",
+    "warn",
+    "--metrics-address",
+    "",
+    "--routing",
+    mode,
+    ...extra,
+  ], socket);
   const status = async (wait?: number) => {
     const extraArgs = wait === undefined ? [] : ["--wait-synced", String(wait)];
     const r = await run(BINARY, ["agent", "status", "--json", "--socket", socket, ...extraArgs]);
     if (r.code !== 0) throw new Error(`agent status of ${node.name}: ${r.stderr}`);
     return JSON.parse(r.stdout) as Obj;
   };
-  return { node, socket, pins, pid: child.pid, status, stop };
+  return { node, socket, pins, pid, status, stop };
 }
 
 export function podManifest(

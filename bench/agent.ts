@@ -33,6 +33,7 @@ import {
   pinDir,
   ROOT,
   run,
+  spawnAgent,
   tempDir,
   textArg,
   TICK_MS,
@@ -221,45 +222,24 @@ async function main(): Promise<void> {
   log(`agent bench: ${objects.length} objects, ${NAMESPACES * POLICIES_PER_NS} policies`);
 
   const t0 = performance.now();
-  const child = new Deno.Command(BINARY, {
-    args: [
-      "agent",
-      "run",
-      "--manifests",
-      manifests,
-      "--node",
-      node,
-      "--pin-dir",
-      pins,
-      "--state-dir",
-      `${dir}/state`,
-      "--socket",
-      socket,
-      "--log-level",
-      "warn",
-      "--metrics-address",
-      "127.0.0.1:0",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  onCleanup("stop the agent", async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await child.status;
-  });
-  for (;;) {
-    try {
-      (await Deno.connect({ transport: "unix", path: socket })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const child = await spawnAgent("the agent", BINARY, [
+    "agent",
+    "run",
+    "--manifests",
+    manifests,
+    "--node",
+    node,
+    "--pin-dir",
+    pins,
+    "--state-dir",
+    `${dir}/state`,
+    "--socket",
+    socket,
+    "--log-level",
+    "warn",
+    "--metrics-address",
+    "127.0.0.1:0",
+  ], socket);
   const synced = await cliStatus(socket, 60);
   const startupMs = performance.now() - t0;
   const entries = synced.entries as Record<string, number>;
@@ -395,46 +375,24 @@ async function metricsCost(a: {
 }) {
   const pins = pinDir("agent-nometrics");
   const socket = `${a.dir}/agent-nometrics.sock`;
-  const child = new Deno.Command(BINARY, {
-    args: [
-      "agent",
-      "run",
-      "--manifests",
-      a.manifests,
-      "--node",
-      a.node,
-      "--pin-dir",
-      pins,
-      "--state-dir",
-      `${a.dir}/state`,
-      "--socket",
-      socket,
-      "--log-level",
-      "warn",
-      "--metrics-address",
-      "",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await child.status;
-  };
-  onCleanup("stop the agent without metrics", stop);
-  for (;;) {
-    try {
-      (await Deno.connect({ transport: "unix", path: socket })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const { stop } = await spawnAgent("the agent without metrics", BINARY, [
+    "agent",
+    "run",
+    "--manifests",
+    a.manifests,
+    "--node",
+    a.node,
+    "--pin-dir",
+    pins,
+    "--state-dir",
+    `${a.dir}/state`,
+    "--socket",
+    socket,
+    "--log-level",
+    "warn",
+    "--metrics-address",
+    "",
+  ], socket);
   await cliStatus(socket, 60);
   using dp = openPinnedMaps(pins)!;
   const rulesOff = new RuleMap(dp.fd(RULE_MAP));

@@ -324,3 +324,37 @@ export function numArg(name: string, dflt: number): number {
 export function textArg(name: string): string | undefined {
   return Deno.args.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
+
+/** Starts an agent (`cmd args`: the binary, or nsenter in front of it), stopped at cleanup or
+ * by the returned `stop`, and waits until it serves `socket` (at most ~30 s). */
+export async function spawnAgent(
+  what: string,
+  cmd: string,
+  args: string[],
+  socket: string,
+): Promise<{ pid: number; stop: () => Promise<void> }> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await child.status;
+  };
+  onCleanup(`stop ${what}`, stop);
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ transport: "unix", path: socket })).close();
+      return { pid: child.pid, stop };
+    } catch {
+      if (i > 1500) throw new Error(`${what} does not serve ${socket}`);
+      await sleep(20);
+    }
+  }
+}

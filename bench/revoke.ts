@@ -23,6 +23,7 @@ import {
   pinDir,
   ROOT,
   run,
+  spawnAgent,
   tempDir,
   textArg,
 } from "./lib.ts";
@@ -32,7 +33,14 @@ import { IpcacheMap } from "../src/datapath/maps.ts";
 import { endConnectionsOf } from "../src/datapath/tracked.ts";
 import { mapLookup, mapUpdateBatch } from "../ffi/bpf.ts";
 import { monotonicNs } from "../ffi/libc.ts";
-import { CT_FLAGS, CT_MAP, IPCACHE_MAP, ISOLATION_MAP, STRUCTS } from "../src/spec/bpf_layout.ts";
+import {
+  CT_EST_MAP,
+  CT_FLAGS,
+  CT_MAP,
+  IPCACHE_MAP,
+  ISOLATION_MAP,
+  STRUCTS,
+} from "../src/spec/bpf_layout.ts";
 import { formatIpv4, parseIpv4 } from "../src/spec/ipv4.ts";
 
 const ROUNDS = numArg("rounds", 15);
@@ -151,29 +159,13 @@ async function main(): Promise<void> {
   const pins = pinDir("revoke");
   const socket = `${dir}/agent.sock`;
   writeJson(`${manifests}/cluster.json`, { apiVersion: "v1", kind: "List", items: cluster() });
-  const agent = new Deno.Command(BINARY, {
-    args: ["agent", "run", "--manifests", manifests, "--node", NODE, "--pin-dir", pins]
+  await spawnAgent(
+    "the agent",
+    BINARY,
+    ["agent", "run", "--manifests", manifests, "--node", NODE, "--pin-dir", pins]
       .concat(["--state-dir", `${dir}/state`, "--socket", socket, "--log-level", "warn"]),
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  onCleanup("stop the agent", async () => {
-    try {
-      agent.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await agent.status;
-  });
-  for (;;) {
-    try {
-      (await Deno.connect({ transport: "unix", path: socket })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+    socket,
+  );
   await status(socket, 60);
 
   // Pods a and b on this node, attached as a runtime would.
@@ -215,7 +207,9 @@ async function main(): Promise<void> {
   onCleanup("stop the echo server", () => servers.stop());
 
   using dp = openPinnedMaps(pins)!;
-  const ct = dp.fd(CT_MAP);
+  // An answered connection is kept in ct_est_map, a new one in ct_map: tracked in either.
+  const cts = [dp.fd(CT_MAP), dp.fd(CT_EST_MAP)];
+  const isTracked = (key: Uint8Array<ArrayBuffer>) => cts.some((fd) => mapLookup(fd, key, scratch));
   const isolation = dp.fd(ISOLATION_MAP);
   const bId = new IpcacheMap(dp.fd(IPCACHE_MAP)).get(b.ip)!.identity;
   const idKey = new Uint8Array(4);
@@ -238,11 +232,11 @@ async function main(): Promise<void> {
       const conn = openConnection(a.netns, formatIpv4(b.ip), PORT, { sport });
       if (!conn.roundTrip()) throw new Error("the live connection does not flow");
       const key = ctKey(a.ip, b.ip, sport, PORT, 6);
-      if (!mapLookup(ct, key, scratch)) throw new Error("the live connection is not tracked");
+      if (!isTracked(key)) throw new Error("the live connection is not tracked");
       const start = performance.now();
       writeJson(`${manifests}/deny.json`, DENY_B);
       let enforced: number | undefined;
-      while (mapLookup(ct, key, scratch)) {
+      while (isTracked(key)) {
         if (enforced === undefined && mapLookup(isolation, idKey, scratch)) {
           enforced = performance.now() - start;
         }
