@@ -198,17 +198,18 @@ async function main(): Promise<void> {
   const pins = pinDir("agent");
   const socket = `${dir}/agent.sock`;
   const node = "bench-node";
-  // The cluster: remote pods (status IPs), plus the target pod and the pods ADD will attach.
+  // The cluster: pods scheduled on this node (status IPs: a node holds rules only for its own
+  // pods, so this is the node the figures are about), the target pod, and the pods ADD attaches.
   const perNs = Math.ceil(PODS / NAMESPACES);
   const objects: Obj[] = [];
   for (let i = 0; i < NAMESPACES; i++) {
     objects.push(ns(i));
     for (let j = 0; j < perNs; j++) {
-      objects.push(pod(i, j, "other-node", `10.64.${i}.${10 + j}`));
+      objects.push(pod(i, j, node, `10.64.${i}.${10 + j}`));
     }
     for (let k = 0; k < POLICIES_PER_NS; k++) objects.push(policy(i, k));
   }
-  objects.push(pod(0, 999, "other-node", "10.64.200.1", { app: "bench-target" }));
+  objects.push(pod(0, 999, node, "10.64.200.1", { app: "bench-target" }));
   for (let n = 0; n < Math.max(ADDS, PARALLEL); n++) {
     objects.push({
       ...pod(1, 500 + n, node),
